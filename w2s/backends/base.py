@@ -1,0 +1,87 @@
+"""The one interface every model role (strong, weak, judge) goes through.
+
+A prompt is either a plain string (sent as the single user message of a chat) or a list of chat
+messages `[{"role": "system"|"user"|"assistant", "content": str}]`. Backends apply the model's own
+chat template, so the same prompt works for every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence, Union, runtime_checkable
+
+Message = dict
+Prompt = Union[str, Sequence[Message]]
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Usage:
+    """Running token accounting of one model instance."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def add(self, prompt_tokens: int = 0, completion_tokens: int = 0, seconds: float = 0.0) -> None:
+        self.calls += 1
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.seconds += seconds
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What w2s asks of a model."""
+
+    spec: str
+    usage: Usage
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> list[Generation]:
+        """Complete each prompt (as the assistant's next turn)."""
+        ...
+
+    def score_choices(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
+        """For each prompt, the probability of each choice as the assistant's next token,
+        renormalised over the choices (each row sums to 1)."""
+        ...
+
+
+def as_messages(prompt: Prompt) -> list[Message]:
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [dict(m) for m in prompt]
+
+
+def normalise(weights: Sequence[float]) -> list[float]:
+    total = float(sum(weights))
+    if total <= 0.0:
+        return [1.0 / len(weights)] * len(weights)
+    return [float(w) / total for w in weights]
+
+
+@dataclass
+class BackendUnavailable(RuntimeError):
+    """A backend whose optional dependency is missing; the message says how to install it."""
+
+    backend: str
+    hint: str
+    cause: str = field(default="")
+
+    def __str__(self) -> str:
+        reason = f" ({self.cause})" if self.cause else ""
+        return f"the '{self.backend}' backend is not available{reason}. Install it with: {self.hint}"

@@ -1,0 +1,50 @@
+"""The `w2s` command line. Each command group lives in its own module under `w2s/cli/`;
+packages outside the core (`annotators`, `app`) add their commands through the `w2s.cli`
+entry point group, so the core never imports them."""
+
+from __future__ import annotations
+
+import os
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    name="w2s",
+    help="Weak-to-strong preference annotation: strong models build principle trees, the weak side decides.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,
+)
+
+CORE_MODULES = ["data", "models", "users", "trees", "evaluate", "labels", "train"]
+
+# Groups that more than one module adds commands to.
+eval_app = typer.Typer(help="Evaluate annotations and students.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@app.callback()
+def _root(
+    db: Optional[str] = typer.Option(
+        None, "--db", envvar="W2S_DB", help="Database: any SQLAlchemy URL or a SQLite file path [default: w2s.db]"
+    ),
+) -> None:
+    if db:
+        os.environ["W2S_DB"] = db
+
+
+def _register_all() -> None:
+    for name in CORE_MODULES:
+        import_module(f"w2s.cli.{name}").register(app)
+    for ep in entry_points(group="w2s.cli"):
+        ep.load()(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    app()

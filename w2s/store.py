@@ -1,0 +1,288 @@
+"""The one store: SQLModel tables and the session helpers that every part of w2s writes through.
+
+SQLite file by default, any SQLAlchemy URL (PostgreSQL for teams) through `--db` or `W2S_DB`.
+Annotations are append-only: a correction is a new row whose `supersedes_id` names the old one.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, event, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+DEFAULT_DB = "sqlite:///w2s.db"
+LABELS = ("a", "b", "tie")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+class Pair(SQLModel, table=True):
+    """One preference question: a prompt and two responses shown as A and B."""
+
+    id: str = Field(primary_key=True, description="content hash of dataset, prompt and both responses")
+    dataset: str = Field(index=True)
+    split: str = Field(default="", index=True)
+    prompt: str
+    response_a: str
+    response_b: str
+    gold: Optional[str] = Field(default=None, description="'a', 'b', 'tie' or None when unknown")
+    source: str = Field(default="", description="file (and line) the pair was imported from")
+    position_seed: Optional[int] = Field(default=None, description="seed of the A/B randomisation")
+    swapped: bool = Field(default=False, description="True when the original first response is shown as B")
+    meta: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Principle(SQLModel, table=True):
+    id: str = Field(primary_key=True, description="'<library>/<slug>'")
+    library: str = Field(index=True)
+    name: str
+    definition: str
+    cue_question: str
+
+
+class Tree(SQLModel, table=True):
+    """A principle fast-and-frugal tree built by one strong model under one config for one pair."""
+
+    __table_args__ = (UniqueConstraint("pair_id", "strong_model", "config_hash"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    pair_id: str = Field(foreign_key="pair.id", index=True)
+    strong_model: str
+    library: str = ""
+    config_hash: str
+    config: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    depth: int = 0
+    backtraces: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Node(SQLModel, table=True):
+    """One cue node of a tree, in search order; `role` is 'exit', 'continue' or 'pruned_by_search'."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tree_id: int = Field(foreign_key="tree.id", index=True)
+    position: int
+    principle_id: str
+    principle_name: str = ""
+    relevance: float
+    thought: str = ""
+    p_a: float = 0.5
+    p_b: float = 0.5
+    entropy: float = 0.0
+    info: float = 0.0
+    role: str = "continue"
+    model: str = ""
+    template_hash: str = ""
+    tokens: int = 0
+    seconds: float = 0.0
+
+
+class User(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    role: str = Field(default="annotator", description="'annotator' or 'admin'")
+    password_hash: str = ""
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Annotation(SQLModel, table=True):
+    """One label by one annotator (a user name or a model spec). Never updated, never deleted."""
+
+    __table_args__ = (Index("ix_annotation_pair_annotator", "pair_id", "annotator"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    pair_id: str = Field(foreign_key="pair.id", index=True)
+    annotator: str = Field(index=True)
+    annotator_kind: str = Field(default="model", description="'human' or 'model'")
+    label: str = Field(description="'a', 'b' or 'tie'")
+    confidence: float = 1.0
+    p_a: Optional[float] = Field(default=None, description="the annotator's probability that A is better")
+    method: str = Field(default="", index=True, description="'seam', 'naive', 'cot-v1', 'human', ...")
+    variant: str = Field(default="", description="prompt variant id ('' for the canonical prompt)")
+    tree_id: Optional[int] = Field(default=None, foreign_key="tree.id")
+    consulted_node_ids: list = Field(default_factory=list, sa_column=Column(JSON))
+    pruned: list = Field(default_factory=list, sa_column=Column(JSON), description="[{node_id, reason}]")
+    comment: str = ""
+    seconds: float = 0.0
+    supersedes_id: Optional[int] = Field(default=None, foreign_key="annotation.id", index=True)
+    retracted: bool = Field(default=False, description="an undo: this row withdraws the one it supersedes")
+    dedup_key: Optional[str] = Field(
+        default=None, unique=True, description="idempotency key of batch jobs: a rerun adds nothing"
+    )
+    meta: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LabelSet(SQLModel, table=True):
+    """The aggregate label of a pair that export and training read."""
+
+    __table_args__ = (UniqueConstraint("name", "pair_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(default="default", index=True)
+    pair_id: str = Field(foreign_key="pair.id", index=True)
+    label: str
+    soft_label: float = Field(description="P(A is better)")
+    entropy: float = 0.0
+    weight: float = 1.0
+    n_votes: int = 0
+    method: str = ""
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Job(SQLModel, table=True):
+    """A long-running job; its params identify it so that a rerun resumes instead of starting over."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(index=True)
+    key: str = Field(unique=True, description="hash of kind and params")
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    status: str = "running"
+    done: int = 0
+    total: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Draft(SQLModel, table=True):
+    """An annotator's unsaved work on a pair (label, prunes, comment), kept across server restarts."""
+
+    __table_args__ = (UniqueConstraint("user", "pair_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user: str = Field(index=True)
+    pair_id: str = Field(foreign_key="pair.id")
+    state: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Setting(SQLModel, table=True):
+    """Project-wide settings (guidelines, queue overlap, gold rate, routing) as JSON values."""
+
+    key: str = Field(primary_key=True)
+    value: Any = Field(default=None, sa_column=Column(JSON))
+
+
+# ---------------------------------------------------------------------------------------------- engine
+
+
+def db_url(url: str | None = None) -> str:
+    """The database URL: the argument, else $W2S_DB, else a SQLite file in the working directory."""
+    url = url or os.environ.get("W2S_DB") or DEFAULT_DB
+    if "://" not in url:  # a bare path means a SQLite file
+        url = f"sqlite:///{Path(url).expanduser()}"
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # WAL lets readers run beside one writer; busy_timeout makes concurrent writers wait instead of failing.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin_immediate(conn) -> None:
+    # Take the write lock at BEGIN so that two writers never deadlock upgrading a read lock.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_engines: dict[str, Engine] = {}
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """One engine per URL per process, with the schema created on first use."""
+    url = db_url(url)
+    if url in _engines:
+        return _engines[url]
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # Let SQLAlchemy stop emitting its own BEGIN so ours (IMMEDIATE) is the one used.
+        event.listen(engine, "connect", lambda c, r: setattr(c, "isolation_level", None))
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    SQLModel.metadata.create_all(engine)
+    _engines[url] = engine
+    return engine
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A transaction: commits on success, rolls back everything on error."""
+    with Session(get_engine(url), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def add_annotation(session: Session, annotation: Annotation) -> Annotation | None:
+    """Insert an annotation; with a dedup_key already stored, return None and insert nothing.
+
+    Uses a savepoint so that a duplicate does not abort the caller's transaction.
+    """
+    if annotation.dedup_key is not None:
+        exists = session.exec(select(Annotation.id).where(Annotation.dedup_key == annotation.dedup_key)).first()
+        if exists is not None:
+            return None
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with session.begin_nested():
+            session.add(annotation)
+    except IntegrityError:
+        if annotation.dedup_key is None:
+            raise
+        return None  # a concurrent writer stored the same key first
+    return annotation
+
+
+def current_annotations(session: Session, *, method: str | None = None, include_variants: bool = True):
+    """Annotations that no later row supersedes, and that are not retractions."""
+    superseded = select(Annotation.supersedes_id).where(Annotation.supersedes_id.is_not(None))
+    query = select(Annotation).where(Annotation.id.not_in(superseded), Annotation.retracted == False)  # noqa: E712
+    if method is not None:
+        query = query.where(Annotation.method == method)
+    if not include_variants:
+        query = query.where(Annotation.variant == "")
+    return session.exec(query.order_by(Annotation.id)).all()
+
+
+def get_setting(session: Session, key: str, default: Any = None) -> Any:
+    row = session.get(Setting, key)
+    return default if row is None else row.value
+
+
+def set_setting(session: Session, key: str, value: Any) -> None:
+    row = session.get(Setting, key)
+    if row is None:
+        session.add(Setting(key=key, value=value))
+    else:
+        row.value = value
+        session.add(row)
+
+
+def ping(url: str | None = None) -> bool:
+    with get_engine(url).connect() as conn:
+        return conn.execute(text("SELECT 1")).scalar() == 1
