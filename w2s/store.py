@@ -175,6 +175,36 @@ class Setting(SQLModel, table=True):
     value: Any = Field(default=None, sa_column=Column(JSON))
 
 
+class QueueItem(SQLModel, table=True):
+    """One pair assigned to one human annotator's queue (the app). A person never gets a pair twice."""
+
+    __table_args__ = (
+        UniqueConstraint("user", "pair_id"),
+        Index("ix_queueitem_user_status", "user", "status"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user: str = Field(index=True)
+    pair_id: str = Field(foreign_key="pair.id", index=True)
+    status: str = Field(default="open", description="'open', 'done' or 'skipped'")
+    is_gold: bool = Field(default=False, description="a gold/attention pair mixed into the queue")
+    attempt: int = Field(default=0, description="bumped by an undo, so a resubmission is a new submission")
+    annotation_id: Optional[int] = Field(default=None, description="the user's latest row for this pair")
+    assigned_at: datetime = Field(default_factory=utcnow)
+    served_at: Optional[datetime] = Field(default=None, description="when the pair was (re)opened: time per pair")
+    done_at: Optional[datetime] = None
+
+
+class QueuePool(SQLModel, table=True):
+    """Pairs that may go to humans and how many queues hold each; its index makes next-pair one lookup."""
+
+    __table_args__ = (Index("ix_queuepool_pick", "is_gold", "eligible", "n_assigned", "priority", "pair_id"),)
+    pair_id: str = Field(primary_key=True, foreign_key="pair.id")
+    is_gold: bool = False
+    eligible: bool = Field(default=True, description="False when routing keeps the pair away from humans")
+    n_assigned: int = Field(default=0, description="queues holding the pair (skips give the slot back)")
+    priority: float = Field(default=0.0, description="lower goes first: minus the weak labels' uncertainty")
+
+
 # ---------------------------------------------------------------------------------------------- engine
 
 
@@ -183,6 +213,9 @@ def db_url(url: str | None = None) -> str:
     url = url or os.environ.get("W2S_DB") or DEFAULT_DB
     if "://" not in url:  # a bare path means a SQLite file
         url = f"sqlite:///{Path(url).expanduser()}"
+    for scheme in ("postgresql://", "postgres://"):  # psycopg 3 (the `postgres` extra), not psycopg2
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url[len(scheme) :]
     return url
 
 
@@ -254,6 +287,9 @@ def add_annotation(session: Session, annotation: Annotation) -> Annotation | Non
     except IntegrityError:
         if annotation.dedup_key is None:
             raise
+        stored = select(Annotation.id).where(Annotation.dedup_key == annotation.dedup_key)
+        if session.exec(stored).first() is None:
+            raise  # not a duplicate key (e.g. an unknown pair_id): do not hide it
         return None  # a concurrent writer stored the same key first
     return annotation
 
