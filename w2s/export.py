@@ -1,0 +1,281 @@
+"""Export a label set as preference rows that TRL's RewardTrainer / DPOTrainer read directly, and every
+raw annotation for audit. Everything streams in chunks: memory stays flat however large the export.
+
+A row: {prompt, chosen, rejected, weight, soft_label, entropy, n_votes, pair_id, source}
+- chosen / rejected: the label set's preferred response and the other one (A/B resolved);
+- soft_label: P(chosen is better) under the label set (so always >= 0.5 for a one-row-per-pair export);
+- weight: the reliability weight (1.0 when the set was built with `--weights none`);
+- source: the pair's dataset name (lets training mix or separate datasets);
+- pairs labelled 'tie' are skipped: a tie names no chosen response.
+
+`include_variants=True` writes the re-weighted training set of Guo & Yang (2024) instead: one row per
+distinct answer a pair received (from variants or annotators), chosen = that answer's response, weight =
+that answer's softmax weight, so contradictory answers both appear, each weighted by its reliability.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from sqlalchemy import literal, select
+from sqlmodel import Session
+
+from w2s.store import Annotation, LabelSet, Node, Pair
+
+COLUMNS = ("prompt", "chosen", "rejected", "weight", "soft_label", "entropy", "n_votes", "pair_id", "source")
+FORMATS = ("jsonl", "parquet", "hf")
+CHUNK = 5000
+
+
+def _pair_rows(r, include_variants: bool) -> Iterator[dict]:
+    """Export rows of one (LabelSet, Pair) record."""
+    base = {"entropy": float(r.entropy), "n_votes": int(r.n_votes), "pair_id": r.pair_id, "source": r.dataset}
+    if include_variants:
+        params = r.params or {}
+        votes, weights = params.get("votes", {}), params.get("answer_weights", {})
+        answers = [(k, float(weights.get(k, 1.0))) for k in ("a", "b") if votes.get(k)]
+    else:
+        answers = [(r.label, float(r.weight))] if r.label in ("a", "b") else []
+    p_a = float(r.soft_label)
+    for label, weight in answers:
+        chosen, rejected = (r.response_a, r.response_b) if label == "a" else (r.response_b, r.response_a)
+        soft = p_a if label == "a" else 1.0 - p_a
+        yield {"prompt": r.prompt, "chosen": chosen, "rejected": rejected, "weight": weight,
+               "soft_label": soft, **base}  # fmt: skip
+
+
+def iter_export_rows(
+    session: Session,
+    label_set: str = "default",
+    min_weight: float = 0.0,
+    *,
+    include_variants: bool = False,
+    chunk_size: int = CHUNK,
+) -> Iterator[dict]:
+    """The export rows of `label_set` in pair-id order, read from the store `chunk_size` rows at a time.
+    Rows whose weight is below `min_weight` are left out."""
+    # params (JSON, slow to decode) holds the per-answer weights: read it only when they are needed
+    params = LabelSet.params if include_variants else literal(None).label("params")
+    query = (
+        select(LabelSet.pair_id, LabelSet.label, LabelSet.soft_label, LabelSet.entropy, LabelSet.weight,
+               LabelSet.n_votes, params, Pair.prompt, Pair.response_a, Pair.response_b, Pair.dataset)
+        .join(Pair, Pair.id == LabelSet.pair_id)
+        .where(LabelSet.name == label_set)
+        .order_by(LabelSet.pair_id)
+        .execution_options(yield_per=chunk_size)
+    )  # fmt: skip
+    if not include_variants:  # the per-answer weights live in params; only that mode needs them
+        query = query.where(LabelSet.weight >= min_weight, LabelSet.label != "tie")
+    for r in session.execute(query):
+        for row in _pair_rows(r, include_variants):
+            if row["weight"] >= min_weight:
+                yield row
+
+
+def label_set_names(session: Session) -> list[str]:
+    return list(session.execute(select(LabelSet.name).distinct().order_by(LabelSet.name)).scalars())
+
+
+# ------------------------------------------------------------------------------------- raw annotations
+
+RAW_JSON_FIELDS = ("consulted_node_ids", "pruned", "meta", "consulted_nodes", "pruned_nodes")
+
+
+def iter_raw_rows(session: Session, chunk_size: int = CHUNK) -> Iterator[dict]:
+    """Every annotation row ever written (superseded and retracted ones too, flagged), with its pair's
+    dataset and gold, and the principle of every node consulted or pruned."""
+    superseded = set(
+        session.execute(select(Annotation.supersedes_id).where(Annotation.supersedes_id.is_not(None))).scalars()
+    )
+    query = (
+        select(Annotation, Pair.dataset, Pair.gold)
+        .join(Pair, Pair.id == Annotation.pair_id)
+        .order_by(Annotation.id)
+        .execution_options(yield_per=chunk_size)
+    )
+    batch: list = []
+    for rec in session.execute(query):
+        batch.append(rec)
+        if len(batch) >= chunk_size:
+            yield from _raw_batch(session, batch, superseded)
+            batch = []
+    yield from _raw_batch(session, batch, superseded)
+
+
+def _raw_batch(session: Session, batch: list, superseded: set) -> Iterator[dict]:
+    node_ids = {int(n) for rec in batch for n in rec[0].consulted_node_ids or []}
+    node_ids |= {int(p["node_id"]) for rec in batch for p in rec[0].pruned or [] if "node_id" in p}
+    nodes = {}
+    ids = sorted(node_ids)
+    for i in range(0, len(ids), 500):
+        for n in session.execute(select(Node.id, Node.principle_id, Node.info).where(Node.id.in_(ids[i : i + 500]))):
+            nodes[n.id] = {"node_id": n.id, "principle_id": n.principle_id, "info": n.info}
+    for ann, dataset, gold in batch:
+        row = ann.model_dump()
+        row["created_at"] = ann.created_at.isoformat() if ann.created_at else None
+        row["dataset"], row["gold"] = dataset, gold
+        row["superseded"] = ann.id in superseded
+        row["consulted_nodes"] = [nodes.get(int(n), {"node_id": int(n)}) for n in ann.consulted_node_ids or []]
+        row["pruned_nodes"] = [
+            {**nodes.get(int(p["node_id"]), {"node_id": p["node_id"]}), "reason": p.get("reason", "")}
+            for p in ann.pruned or []
+            if "node_id" in p
+        ]
+        yield row
+
+
+# ------------------------------------------------------------------------------------- writers
+
+
+def _chunks(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    chunk: list[dict] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _atomic(out: Path, write: Callable[[Path], int]) -> int:
+    """Write to a temporary sibling, then rename: a failed export never leaves half a file at `out`."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        n = write(tmp)
+        if out.is_dir() and tmp.is_dir():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        return n
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(rows: Iterable[dict], out: Path) -> int:
+    def write(path: Path) -> int:
+        n = 0
+        with open(path, "w", encoding="utf-8") as f:
+            for chunk in _chunks(rows, CHUNK):
+                f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chunk))
+                n += len(chunk)
+        return n
+
+    return _atomic(out, write)
+
+
+def _export_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string()), ("weight", pa.float64()),
+         ("soft_label", pa.float64()), ("entropy", pa.float64()), ("n_votes", pa.int64()),
+         ("pair_id", pa.string()), ("source", pa.string())]
+    )  # fmt: skip
+
+
+def write_parquet(rows: Iterable[dict], out: Path, schema=None, chunk_size: int = CHUNK) -> int:
+    """Stream row chunks through a pyarrow ParquetWriter (one row group per chunk)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = schema or _export_schema()
+
+    def write(path: Path) -> int:
+        n = 0
+        with pq.ParquetWriter(path, schema) as writer:
+            for chunk in _chunks(rows, chunk_size):
+                cols = {name: [r[name] for r in chunk] for name in schema.names}
+                writer.write_table(pa.Table.from_pydict(cols, schema=schema))
+                n += len(chunk)
+        return n
+
+    return _atomic(out, write)
+
+
+def write_hf(rows: Iterable[dict], out: Path) -> int:
+    """A `datasets` folder (`datasets.load_from_disk(out)`), built by `Dataset.from_generator` into a
+    private cache next to `out` (so nothing lands in ~/.cache) and saved with `save_to_disk`."""
+    import tempfile
+
+    from datasets import Dataset, Features, Value
+
+    features = Features({"prompt": Value("string"), "chosen": Value("string"), "rejected": Value("string"),
+                         "weight": Value("float64"), "soft_label": Value("float64"), "entropy": Value("float64"),
+                         "n_votes": Value("int64"), "pair_id": Value("string"), "source": Value("string")})  # fmt: skip
+    rows_iter = iter(rows)
+
+    def gen():
+        yield from rows_iter
+
+    def write(path: Path) -> int:
+        cache = tempfile.mkdtemp(prefix=".w2s-hf-", dir=path.parent)
+        try:
+            import datasets
+
+            datasets.disable_progress_bars()
+            ds = Dataset.from_generator(gen, features=features, cache_dir=cache, fingerprint=f"w2s-{os.getpid()}")
+            ds.save_to_disk(str(path))
+            return len(ds)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+
+    return _atomic(out, write)
+
+
+def write_raw(rows: Iterable[dict], out: Path, fmt: str) -> int:
+    """Raw annotations: JSONL keeps nested fields; Parquet stores them as JSON strings."""
+    if fmt == "jsonl":
+        return write_jsonl(rows, out)
+    if fmt != "parquet":
+        raise ValueError(f"raw export supports jsonl and parquet, not {fmt!r}")
+    import pyarrow as pa
+
+    def flat(rows):
+        for r in rows:
+            yield {k: (json.dumps(v, ensure_ascii=False) if k in RAW_JSON_FIELDS else v) for k, v in r.items()}
+
+    string_cols = {"pair_id", "annotator", "annotator_kind", "label", "method", "variant", "comment", "dedup_key",
+                   "created_at", "dataset", "gold", *RAW_JSON_FIELDS}  # fmt: skip
+    float_cols = {"confidence", "p_a", "seconds"}
+    int_cols = {"id", "tree_id", "supersedes_id"}
+    names = [*Annotation.model_fields, "dataset", "gold", "superseded", "consulted_nodes", "pruned_nodes"]
+
+    def typ(c):
+        if c in string_cols:
+            return pa.string()
+        if c in float_cols:
+            return pa.float64()
+        if c in int_cols:
+            return pa.int64()
+        return pa.bool_()
+
+    return write_parquet(flat(rows), out, schema=pa.schema([(c, typ(c)) for c in names]))
+
+
+def export_label_set(
+    session: Session, fmt: str, out: Path, *, label_set: str = "default", min_weight: float = 0.0,
+    include_variants: bool = False, progress: Callable[[dict], None] | None = None,
+) -> int:  # fmt: skip
+    """Write the label set to `out` in `fmt`; returns the number of rows written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    rows = iter_export_rows(session, label_set, min_weight, include_variants=include_variants)
+    if progress is not None:
+        rows = _tap(rows, progress)
+    return {"jsonl": write_jsonl, "parquet": write_parquet, "hf": write_hf}[fmt](rows, Path(out))
+
+
+def _tap(rows: Iterable[dict], fn: Callable[[dict], None]) -> Iterator[dict]:
+    for r in rows:
+        fn(r)
+        yield r
