@@ -1,0 +1,93 @@
+"""llama.cpp (when installed), and the install hints of missing optional backends."""
+
+from __future__ import annotations
+
+import builtins
+import importlib.util
+
+import pytest
+
+from w2s.backends import BackendUnavailable, get_model
+
+HAS_LLAMACPP = importlib.util.find_spec("llama_cpp") is not None
+PROMPTS = [
+    "Which is better, A or B? Answer A or B.",
+    [{"role": "system", "content": "Answer with A or B only."}, {"role": "user", "content": "Is 2+2=4? A: yes, B: no."}],
+    "Say B.",
+]
+
+
+def block_import(monkeypatch, name: str) -> None:
+    real = builtins.__import__
+
+    def fake(mod, *args, **kwargs):
+        if mod == name or mod.startswith(name + "."):
+            raise ImportError(f"No module named '{name}'")
+        return real(mod, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+
+
+def test_missing_llamacpp_names_the_extra(monkeypatch):
+    block_import(monkeypatch, "llama_cpp")
+    with pytest.raises(BackendUnavailable) as err:
+        get_model("llamacpp:smollm2", reuse=False)
+    assert "pip install 'w2s[llamacpp]'" in str(err.value)
+
+
+def test_missing_vllm_names_the_extra(monkeypatch):
+    block_import(monkeypatch, "vllm")
+    with pytest.raises(BackendUnavailable) as err:
+        get_model("vllm:smollm2", reuse=False)
+    assert "pip install 'w2s[vllm]'" in str(err.value)
+
+
+def test_missing_openai_client_names_it(monkeypatch):
+    block_import(monkeypatch, "openai")
+    with pytest.raises(BackendUnavailable, match="pip install openai"):
+        get_model("openai:gpt-4o-mini@http://127.0.0.1:9/v1", reuse=False)
+
+
+@pytest.fixture(scope="module")
+def llama(smollm2_dir):
+    if not HAS_LLAMACPP:
+        pytest.skip("llama-cpp-python is not installed (pip install 'w2s[llamacpp]')")
+    from w2s.fetch import resolve_model_path
+
+    try:
+        resolve_model_path("smollm2", prefer="gguf")
+    except FileNotFoundError as e:
+        pytest.skip(f"the SmolLM2 GGUF is not fetched ({e})")
+    return get_model("llamacpp:smollm2", reuse=False, threads=1)
+
+
+@pytest.mark.slow
+def test_llamacpp_renders_like_transformers(llama):
+    local = get_model("transformers:smollm2")
+    for p in PROMPTS:
+        assert llama.render(p) == local.render(p)
+
+
+@pytest.mark.slow
+def test_llamacpp_scores_agree_with_transformers(llama):
+    """Same weights (the safetensors copy is the dequantised GGUF); llama.cpp multiplies in Q4/Q8,
+    so the numbers agree closely but not exactly."""
+    want = get_model("transformers:smollm2").score_choices(PROMPTS, ["A", "B"])
+    got = llama.score_choices(PROMPTS, ["A", "B"])
+    for g, w in zip(got, want):
+        assert g == pytest.approx(w, abs=0.05)
+        assert (g[0] > g[1]) == (w[0] > w[1])
+    # a prompt's scores do not depend on the prompts before it: other orders and repeats agree exactly
+    again = llama.score_choices(PROMPTS[::-1] + PROMPTS, ["A", "B"])
+    for g, a in zip(got[::-1] + got, again):
+        assert g == pytest.approx(a, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_llamacpp_generate(llama):
+    gens = llama.generate(["What is the capital of France? Answer in one word."], max_tokens=8)
+    assert "paris" in gens[0].text.lower()
+    assert 0 < gens[0].completion_tokens <= 8 and gens[0].prompt_tokens > 10
+    stopped = llama.generate(["Count from 1 to 10 separated by commas."], max_tokens=30, stop=["5"])[0]
+    assert "5" not in stopped.text and "4" in stopped.text
+    assert llama.usage.completion_tokens >= gens[0].completion_tokens + stopped.completion_tokens

@@ -1,0 +1,94 @@
+"""`anthropic:MODEL` (or `anthropic:MODEL@BASE_URL`) — the Anthropic Messages API.
+
+The API offers no log-probabilities, so `score_choices` asks the model to answer with one of the
+choices and puts all the probability on the choice it names (uniform when it names none).
+Concurrency, timeouts and retries follow the `openai:` backend.
+
+The anthropic client (2.x) no longer takes `temperature`; for a compatible server named by
+`@BASE_URL` it is sent in the request body, for the official API the model's own sampling applies.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from w2s.backends.base import BackendUnavailable, Generation, Prompt, Usage, as_messages
+from w2s.backends.openai_backend import RemoteConfig, Retrying, split_spec, status_retryable
+
+
+def choice_from_answer(answer: str, choices: Sequence[str]) -> list[float]:
+    """One-hot on the choice the answer starts with (longest match first), uniform if none."""
+    text = answer.strip().strip("*\"'`(").strip()
+    for k in sorted(range(len(choices)), key=lambda k: -len(choices[k])):
+        if text.lower().startswith(choices[k].strip().lower()):
+            return [1.0 if j == k else 0.0 for j in range(len(choices))]
+    return [1.0 / len(choices)] * len(choices)
+
+
+class AnthropicModel:
+    def __init__(self, rest: str, config: RemoteConfig | None = None, **overrides):
+        try:
+            import anthropic
+        except ImportError as e:
+            raise BackendUnavailable("anthropic", "pip install anthropic", cause=str(e)) from e
+        self.config = config or RemoteConfig()
+        for key, value in overrides.items():
+            setattr(self.config, key, value)
+        self.model, base_url = split_spec(rest)
+        self.spec = f"anthropic:{rest}"
+        self.usage = Usage()
+        self._usage_lock = threading.Lock()
+        key = self.config.api_key or os.environ.get("ANTHROPIC_API_KEY") or ("unused" if base_url else None)
+        self.send_temperature = base_url is not None
+        self.client = anthropic.Anthropic(base_url=base_url, api_key=key, timeout=self.config.timeout, max_retries=0)
+        errors = (anthropic.APIConnectionError, anthropic.APITimeoutError)
+        self.retrying = Retrying(self.config, lambda e: status_retryable(e, anthropic.APIStatusError, errors))
+
+    def _one(self, prompt: Prompt, max_tokens: int, temperature: float, stop: Sequence[str] | None) -> Generation:
+        messages = as_messages(prompt)
+        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+        kwargs = {"system": system} if system else {}
+        if stop:
+            kwargs["stop_sequences"] = list(stop)
+        if self.send_temperature:
+            kwargs["extra_body"] = {"temperature": temperature}
+        start = time.perf_counter()
+        res = self.retrying(
+            lambda: self.client.messages.create(
+                model=self.model,
+                messages=[m for m in messages if m["role"] != "system"],
+                max_tokens=max_tokens,
+                **kwargs,
+            )
+        )
+        seconds = time.perf_counter() - start
+        text = "".join(block.text for block in res.content if getattr(block, "type", "") == "text")
+        gen = Generation(text, res.usage.input_tokens, res.usage.output_tokens, seconds)
+        with self._usage_lock:
+            self.usage.add(gen.prompt_tokens, gen.completion_tokens, seconds)
+        return gen
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> list[Generation]:
+        with ThreadPoolExecutor(max_workers=max(1, self.config.max_concurrency)) as pool:
+            return list(pool.map(lambda p: self._one(p, max_tokens, temperature, stop), prompts))
+
+    def score_choices(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
+        instruction = f"\n\nAnswer with exactly one of: {', '.join(choices)}."
+
+        def ask(prompt: Prompt) -> Prompt:
+            messages = as_messages(prompt)
+            messages[-1] = {**messages[-1], "content": messages[-1]["content"] + instruction}
+            return messages
+
+        gens = self.generate([ask(p) for p in prompts], max_tokens=8, temperature=0.0)
+        return [choice_from_answer(g.text, choices) for g in gens]

@@ -1,0 +1,145 @@
+"""`llamacpp:GGUF_PATH_OR_ALIAS` — a GGUF model through llama-cpp-python (extra `llamacpp`).
+
+The chat template is the GGUF's own (rendered the same way transformers renders it). Prompts run one
+after another through one context, each evaluated whole: llama.cpp's kernels round differently for
+a few-token batch than for a long one (next-token probabilities move by ~0.01), so reusing a cached
+prefix would make a prompt's scores depend on the prompt before it.
+
+`Llama.scores` holds logits only when the model is created with `logits_all=True` (which costs a
+vocabulary-sized row per prompt token); `score_choices` reads the last position's logits straight
+from the context instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from w2s.backends.base import BackendUnavailable, Generation, Prompt, Usage, as_messages, normalise
+
+
+@dataclass
+class LlamaCppConfig:
+    n_ctx: int = 4096  # context length in tokens (prompt + answer)
+    threads: int | None = None  # CPU threads; None: llama.cpp's default (half the cores)
+    n_batch: int = 512  # prompt tokens evaluated per llama_decode call
+    seed: int = 0
+
+
+def _import_llama():
+    try:
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    except ImportError as e:
+        raise BackendUnavailable("llamacpp", "pip install 'w2s[llamacpp]'", cause=str(e)) from e
+    return llama_cpp, Jinja2ChatFormatter
+
+
+class LlamaCppModel:
+    def __init__(self, rest: str, config: LlamaCppConfig | None = None, **overrides):
+        llama_cpp, Jinja2ChatFormatter = _import_llama()
+        from w2s.fetch import SOURCES, resolve_model_path
+
+        self.config = config or LlamaCppConfig()
+        for key, value in overrides.items():
+            setattr(self.config, key, value)
+        path = resolve_model_path(rest, prefer="gguf") if rest in SOURCES else Path(rest).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"llamacpp: {path} is not a GGUF file")
+        self.spec = f"llamacpp:{rest}"
+        self.usage = Usage()
+        self.llm = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=self.config.n_ctx,
+            n_batch=self.config.n_batch,
+            n_threads=self.config.threads,
+            seed=self.config.seed,
+            logits_all=False,
+            verbose=False,
+        )
+        meta = self.llm.metadata
+        vocab = self.llm._model
+        self.eos_token = vocab.token_get_text(self.llm.token_eos())
+        bos = self.llm.token_bos()
+        self.formatter = Jinja2ChatFormatter(
+            template=meta.get("tokenizer.chat_template", "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"),
+            eos_token=self.eos_token,
+            bos_token=vocab.token_get_text(bos) if bos >= 0 else "",
+        )
+        self._lock = threading.Lock()  # one llama context: one call at a time
+
+    def render(self, prompt: Prompt) -> str:
+        return self.formatter(messages=as_messages(prompt)).prompt
+
+    def _tokens(self, prompt: Prompt) -> list[int]:
+        # The template writes the special tokens itself, as in the transformers backend.
+        return self.llm.tokenize(self.render(prompt).encode("utf-8"), add_bos=False, special=True)
+
+    # ------------------------------------------------------------ score_choices
+
+    def _first_ids(self, choice: str) -> list[int]:
+        ids: list[int] = []
+        for variant in (choice, " " + choice):
+            toks = self.llm.tokenize(variant.encode("utf-8"), add_bos=False, special=False)
+            if toks and toks[0] not in ids:
+                ids.append(toks[0])
+        return ids
+
+    def next_token_logits(self, tokens: list[int]) -> np.ndarray:
+        """Logits after `tokens` (the whole prompt evaluated afresh; `eval` drops the old cache)."""
+        llm = self.llm
+        llm.reset()
+        llm.eval(tokens)
+        return np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).copy()
+
+    def score_choices(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
+        ids = [self._first_ids(c) for c in choices]
+        out = []
+        with self._lock:
+            for prompt in prompts:
+                start = time.perf_counter()
+                tokens = self._tokens(prompt)
+                logits = self.next_token_logits(tokens).astype(np.float64)
+                p = np.exp(logits - logits.max())
+                p /= p.sum()
+                out.append(normalise([float(p[i].sum()) for i in ids]))
+                self.usage.add(prompt_tokens=len(tokens), seconds=time.perf_counter() - start)
+        return out
+
+    # ------------------------------------------------------------ generate
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> list[Generation]:
+        out = []
+        with self._lock:
+            for prompt in prompts:
+                start = time.perf_counter()
+                self.llm.reset()  # no prefix reuse, for the same reason as in score_choices
+                res = self.llm.create_completion(
+                    prompt=self._tokens(prompt),
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    stop=[self.eos_token, *(stop or [])],
+                    seed=self.config.seed,
+                )
+                seconds = time.perf_counter() - start
+                usage = res["usage"]
+                gen = Generation(
+                    text=res["choices"][0]["text"],
+                    prompt_tokens=usage["prompt_tokens"],
+                    completion_tokens=usage["completion_tokens"],
+                    seconds=seconds,
+                )
+                self.usage.add(gen.prompt_tokens, gen.completion_tokens, seconds)
+                out.append(gen)
+        return out
