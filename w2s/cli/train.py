@@ -1,7 +1,147 @@
-"""(placeholder: filled in by the issue that owns these commands)"""
+"""`w2s train`, `w2s eval student` and `w2s experiment w2s`: train a strong student on exported labels,
+score it, and run the whole weak-to-strong protocol into one report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+experiment_app = typer.Typer(help="Run experiments end to end.", no_args_is_help=True)
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+
+def _lora(lora: bool, r: int, alpha: int, dropout: float, last_n: int | None):
+    from w2s.training import LoraSpec
+
+    return LoraSpec(r=r, alpha=alpha, dropout=dropout, last_n_layers=last_n) if lora else None
+
+
+def train_cmd(
+    objective: str = typer.Option(..., "--objective", "-o", help="rm | dpo | simpo | sft"),
+    model: str = typer.Option(..., "--model", "-m", help="Model spec, alias or Hugging Face folder (e.g. `transformers:smollm2`)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Export rows: JSONL, Parquet or a `datasets` folder."),
+    run_dir: Path = typer.Option(..., "--out", help="Run directory (rerun the same command to resume)."),
+    lora: bool = typer.Option(False, "--lora/--no-lora", help="Train LoRA adapters instead of all weights."),
+    lora_r: int = typer.Option(8, help="LoRA rank r."),
+    lora_alpha: int = typer.Option(16, help="LoRA α."),
+    lora_dropout: float = typer.Option(0.05, help="LoRA dropout."),
+    lora_last_n: int | None = typer.Option(None, help="Adapters on the last n layers only."),
+    aux_conf: bool = typer.Option(False, "--aux-conf", help="Auxiliary confidence loss (Burns et al. 2023), c → 0.5."),
+    epochs: float = typer.Option(1.0, help="Epochs over the data."),
+    max_steps: int | None = typer.Option(None, help="Optimiser steps (overrides --epochs)."),
+    batch_size: int = typer.Option(4, help="Pairs per step."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate [default: the objective's]."),
+    max_length: int = typer.Option(256, help="Tokens per prompt+response."),
+    seed: int = typer.Option(0),
+    weights: bool = typer.Option(True, "--weights/--no-weights", help="Multiply each example's loss by its `weight`."),
+    filter_percentile: float | None = typer.Option(None, help="Keep rows with entropy ≤ this percentile."),
+    conflict_alpha: float = typer.Option(0.0, help="Explicit conflict weight α (needs a `gold` column)."),
+    extra_data: list[Path] = typer.Option([], help="Extra rows mixed in (implicit conflict)."),
+    beta: float | None = typer.Option(None, help="DPO/SimPO β [default 0.1 / 2.0]."),
+    gamma: float | None = typer.Option(None, help="SimPO γ [default 1.0]."),
+    pooling: str | None = typer.Option(None, help="Reward model pooling: last | mean."),
+    save_steps: int = typer.Option(50, help="Checkpoint every n steps."),
+    threads: int | None = typer.Option(None, help="torch threads on CPU."),
+) -> None:
+    """Train a strong student (reward model, DPO, SimPO or SFT) on exported labels."""
+    from w2s.training import make_config, train
+    from w2s.training.data import DataError
+
+    kw = dict(model=model, out=str(run_dir), lora=_lora(lora, lora_r, lora_alpha, lora_dropout, lora_last_n),
+              aux_conf=aux_conf, epochs=epochs, max_steps=max_steps, batch_size=batch_size, max_length=max_length,
+              seed=seed, use_weights=weights, filter_entropy_percentile=filter_percentile,
+              conflict_alpha=conflict_alpha, extra_data=[str(p) for p in extra_data], save_steps=save_steps,
+              torch_threads=threads)
+    if lr is not None:
+        kw["learning_rate"] = lr
+    for name, val, ok in (("beta", beta, ("dpo", "simpo")), ("gamma", gamma, ("simpo",)), ("pooling", pooling, ("rm",))):
+        if val is not None:
+            if objective not in ok:
+                raise typer.BadParameter(f"--{name} applies to {'/'.join(ok)} only")
+            kw[name] = val
+    try:
+        cfg = make_config(objective, **kw)
+        run = train(cfg, data=str(data))
+    except (DataError, ValueError, FileNotFoundError) as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(1)
+    s = json.loads((run / "summary.json").read_text())
+    out.print(f"trained {s['objective']} on {s['rows']} rows, {s['steps']} steps, "
+              f"{s['pairs_per_s']:.2f} pairs/s, peak RSS {s['peak_rss_mb']:.0f} MiB → {run}")
+
+
+def eval_student_cmd(
+    run_dir: Path = typer.Argument(..., help="A finished `w2s train` run directory."),
+    data: Path = typer.Option(..., "--data", "-d", help="Test pairs whose `chosen` is the gold-better response."),
+    limit: int | None = typer.Option(None, help="Score only the first n pairs."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Test accuracy of a trained student (writes RUN_DIR/eval.json)."""
+    from w2s.training.data import DataError, load_rows
+    from w2s.training.evaluate import evaluate_run
+
+    try:
+        rows = load_rows(data)[:limit]
+        res = evaluate_run(run_dir, rows, progress=not as_json)
+    except (DataError, FileNotFoundError) as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(1)
+    if as_json:
+        out.print_json(data={k: v for k, v in res.items() if k != "p_chosen"})
+    else:
+        out.print(f"accuracy {res['accuracy']:.3f} on {res['n']} pairs (ECE {res['ece']:.3f})")
+
+
+@experiment_app.command("w2s")
+def experiment_w2s_cmd(
+    weak: str = typer.Option(..., help="Weak supervisor model spec."),
+    strong: str = typer.Option(..., help="Strong student / ceiling model spec."),
+    data: Path = typer.Option(..., help="Folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl."),
+    out_dir: Path = typer.Option(Path("w2s-experiment"), "--out", help="Experiment directory (rerun to resume)."),
+    subsample: int | None = typer.Option(None, help="Pairs per split (train_gt, train_w2s, test)."),
+    n_test: int | None = typer.Option(None, help="Test pairs [default: --subsample]."),
+    epochs: float = typer.Option(1.0),
+    batch_size: int = typer.Option(4),
+    max_length: int = typer.Option(256),
+    weak_pooling: str = typer.Option("last", help="last | mean (mean for sentence encoders)."),
+    weak_lr: float = typer.Option(5e-5),
+    strong_lr: float = typer.Option(1e-4),
+    lora_r: int = typer.Option(8),
+    lora_last_n: int | None = typer.Option(None, help="Student LoRA on the last n layers only."),
+    seam_labels: Path | None = typer.Option(None, help="Export rows with SEAM labels on train_w2s."),
+    intermediate: str | None = typer.Option(None, help="Bootstrap through this intermediate model."),
+    conflict: bool = typer.Option(False, "--conflict", help="Add an explicit-conflict student and the deception score."),
+    seed: int = typer.Option(0),
+    threads: int | None = typer.Option(None),
+) -> None:
+    """The standard protocol: weak and ceiling on train_gt, weak labels on train_w2s, students on them,
+    everything scored on test_dev; writes OUT/report.md with plots."""
+    from w2s.training import LoraSpec
+    from w2s.training.protocol import ExperimentConfig, run_experiment
+
+    cfg = ExperimentConfig(weak=weak, strong=strong, data=str(data), out=str(out_dir), n_train_gt=subsample,
+                           n_train_w2s=subsample, n_test=n_test or subsample, epochs=epochs, batch_size=batch_size,
+                           max_length=max_length, weak_pooling=weak_pooling, weak_lr=weak_lr, strong_lr=strong_lr,
+                           strong_lora=LoraSpec(r=lora_r, alpha=2 * lora_r, last_n_layers=lora_last_n),
+                           seam_labels=str(seam_labels) if seam_labels else None, intermediate=intermediate,
+                           conflict=conflict, seed=seed, torch_threads=threads)
+    res = run_experiment(cfg)
+    t = Table("model", "test accuracy", "PGR")
+    for k, a in res["accuracy"].items():
+        p = res["pgr"].get(k)
+        t.add_row(k, f"{a:.3f}", "" if not k.startswith("w2s_") else ("undefined" if p is None else f"{p:.3f}"))
+    out.print(t)
+    out.print(f"report: {out_dir / 'report.md'}")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    from w2s.cli import eval_app
+
+    app.command("train")(train_cmd)
+    eval_app.command("student")(eval_student_cmd)
+    app.add_typer(experiment_app, name="experiment")

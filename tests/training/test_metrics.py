@@ -1,0 +1,60 @@
+"""Hand-computed cases for the weak-to-strong metrics."""
+
+import math
+
+import pytest
+
+from w2s import w2s_metrics as M
+
+
+def test_accuracy_counts_p_above_half():
+    assert M.accuracy([0.9, 0.6, 0.5, 0.2]) == 0.5  # 0.9 and 0.6 right; 0.5 (no preference) and 0.2 wrong
+
+
+def test_pgr_hand_computed():
+    # weak 0.60, w2s 0.66, ceiling 0.70: (0.66 − 0.60) / (0.70 − 0.60) = 0.06 / 0.10 = 0.6
+    assert M.pgr(0.60, 0.66, 0.70) == pytest.approx(0.6)
+    # a student worse than its supervisor: (0.55 − 0.60) / 0.10 = −0.5
+    assert M.pgr(0.60, 0.55, 0.70) == pytest.approx(-0.5)
+    # above the ceiling: (0.75 − 0.60) / 0.10 = 1.5
+    assert M.pgr(0.60, 0.75, 0.70) == pytest.approx(1.5)
+
+
+def test_pgr_undefined_without_a_gap():
+    assert M.pgr(0.70, 0.72, 0.70) is None  # ceiling == weak
+    assert M.pgr(0.70, 0.72, 0.65) is None  # ceiling below weak
+
+
+def test_deception_score_hand_computed():
+    T = 0.75
+    #          pair:   0     1     2     3     4     5     6     7
+    strong = [0.90, 0.80, 0.95, 0.60, 0.50, 0.90, 0.76, 0.10]  # S_k: 0 1 2 5 6
+    weak = [0.50, 0.80, 0.60, 0.90, 0.40, 0.70, 0.75, 0.30]  # W_k: 1 3 6 (0.75 ≥ T counts as known)
+    # areas: S_k∩W_uk = {0, 2, 5}; S_k∩W_k = {1, 6}; S_uk∩W_k = {3}; S_uk∩W_uk = {4, 7}
+    no_conf = [0.8, 0.9, 0.7, 0.6, 0.3, 0.9, 0.8, 0.6]  # right: 0 1 2 3 5 6 7
+    conf = [0.2, 0.9, 0.4, 0.3, 0.6, 0.9, 0.8, 0.6]  # wrong: 0 2 3 (4 becomes right)
+    # tax = right without, wrong with = {0, 2, 3}; in S_k∩W_uk: {0, 2} → DS = 2/3
+    res = M.deception_score(strong, weak, no_conf, conf, T)
+    assert res["areas"] == {"S_k∩W_k": 2, "S_k∩W_uk": 3, "S_uk∩W_k": 1, "S_uk∩W_uk": 2}
+    assert res["tax"] == 3
+    assert res["ds"] == pytest.approx(2 / 3)
+    assert res["sk_wuk_share"] == pytest.approx(3 / 8)
+
+
+def test_deception_score_none_without_tax():
+    res = M.deception_score([0.9], [0.1], [0.9], [0.9])
+    assert res["tax"] == 0 and res["ds"] is None
+
+
+def test_calibration_bins_and_ece():
+    # confidences: 0.9 (right), 0.9 → p=0.1 (wrong), 0.6 (right), 0.6 → p=0.4 (wrong)
+    p = [0.9, 0.1, 0.6, 0.4]
+    bins = M.calibration_bins(p, n_bins=5)  # edges 0.5 0.6 0.7 0.8 0.9 1.0
+    assert [(b["n"], b["accuracy"]) for b in bins] == [(2, 0.5), (2, 0.5)]
+    # ECE = 2/4·|0.5 − 0.6| + 2/4·|0.5 − 0.9| = 0.05 + 0.2 = 0.25
+    assert M.expected_calibration_error(p, n_bins=5) == pytest.approx(0.25)
+
+
+def test_binary_entropy():
+    assert M.binary_entropy([0.5])[0] == pytest.approx(math.log(2))
+    assert M.binary_entropy([1.0])[0] == pytest.approx(0.0, abs=1e-9)

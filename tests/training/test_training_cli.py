@@ -1,0 +1,97 @@
+"""`w2s train`, `w2s eval student`, `w2s experiment w2s` end to end on the tiny model."""
+
+import json
+
+from typer.testing import CliRunner
+
+from tests.training.conftest import toy_rows
+from w2s.cli import app
+
+runner = CliRunner()
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_train_then_eval_student(tiny_model, tmp_path):
+    data = _write(tmp_path / "export.jsonl", toy_rows(32))
+    test = _write(tmp_path / "test.jsonl", toy_rows(16, seed=3))
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["train", "--objective", "rm", "--model", tiny_model, "--data", str(data), "--out", str(run),
+                            "--lora", "--lora-r", "4", "--aux-conf", "--max-steps", "12", "--batch-size", "8",
+                            "--lr", "3e-3", "--pooling", "last"])
+    assert r.exit_code == 0, r.output
+    assert "trained rm on 32 rows, 12 steps" in r.output
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["lora"]["r"] == 4 and cfg["aux_conf"] is True
+    assert len((run / "metrics.jsonl").read_text().splitlines()) >= 2
+    r = runner.invoke(app, ["eval", "student", str(run), "--data", str(test), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["n"] == 16 and 0.0 <= res["accuracy"] <= 1.0
+    assert (run / "eval.json").exists()
+
+
+def test_train_rejects_bad_rows_and_options(tiny_model, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(toy_rows(1)[0]) + "\n{not json\n")
+    r = runner.invoke(app, ["train", "-o", "sft", "-m", tiny_model, "-d", str(bad), "--out", str(tmp_path / "r")])
+    assert r.exit_code == 1 and "bad.jsonl: line 2: invalid JSON" in r.output
+    r = runner.invoke(app, ["train", "-o", "sft", "-m", tiny_model, "-d", str(bad), "--out", str(tmp_path / "r"), "--beta", "1"])
+    assert r.exit_code != 0 and "--beta applies to dpo/simpo only" in r.output
+    r = runner.invoke(app, ["train", "-o", "ppo", "-m", tiny_model, "-d", str(bad), "--out", str(tmp_path / "r")])
+    assert r.exit_code == 1  # stops at the bad file or the unknown objective, never half-trains
+
+
+def test_experiment_w2s_writes_one_report(tiny_model, tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    for split, n, seed in (("train_gt", 24, 0), ("train_w2s", 24, 1), ("test_dev", 16, 2)):
+        # HH-RLHF style lines: the prompt is inside both transcripts
+        _write(d / f"{split}.jsonl", [{"chosen": r["prompt"] + r["chosen"], "rejected": r["prompt"] + r["rejected"]}
+                                      for r in toy_rows(n, seed)])
+    out = tmp_path / "exp"
+    seam = _write(tmp_path / "seam.jsonl", toy_rows(24, 1))  # stands in for an export of SEAM labels
+    r = runner.invoke(app, ["experiment", "w2s", "--weak", tiny_model, "--strong", tiny_model, "--data", str(d),
+                            "--out", str(out), "--batch-size", "8", "--conflict", "--lora-r", "4",
+                            "--intermediate", tiny_model, "--seam-labels", str(seam)])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    assert res["sizes"] == {"train_gt": 24, "train_w2s": 24, "test_dev": 16}
+    assert set(res["accuracy"]) >= {"weak", "ceiling", "w2s_naive", "w2s_aux_conf", "w2s_filtered",
+                                   "w2s_reweighted", "w2s_conflict", "w2s_seam", "intermediate", "w2s_bootstrap"}
+    assert res["timings"]["w2s_bootstrap"]["rows"] == 12  # the intermediate labels the second half of the pool
+    assert res["train_rows"]["filtered"] < 24  # half the pool by entropy (ties at the median stay)
+    assert res["deception"]["areas"] and sum(res["deception"]["areas"].values()) == 16
+    report = (out / "report.md").read_text()
+    assert "| strong ceiling (trained on gt) |" in report and "deception score" in report
+    assert "| w2s on SEAM labels |" in report and "| w2s bootstrapped via intermediate |" in report
+    for png in ("calibration.png", "entropy_accuracy.png", "accuracy.png"):
+        assert (out / png).stat().st_size > 1000
+    labels = [json.loads(l) for l in (out / "weak_labels.jsonl").read_text().splitlines()]
+    assert set(labels[0]) >= {"prompt", "chosen", "rejected", "weight", "soft_label", "entropy", "n_votes", "pair_id", "source"}
+    # rerunning resumes: every run directory is finished, nothing retrains
+    mtime = (out / "weak" / "model" / "trainable.pt").stat().st_mtime
+    assert runner.invoke(app, ["experiment", "w2s", "--weak", tiny_model, "--strong", tiny_model, "--data", str(d),
+                               "--out", str(out), "--batch-size", "8", "--conflict", "--lora-r", "4"]).exit_code == 0
+    assert (out / "weak" / "model" / "trainable.pt").stat().st_mtime == mtime
+
+
+def test_two_process_ddp_through_accelerate(tiny_model, tmp_path):
+    """The same command under torchrun (2 CPU processes, gloo): accelerate shards every batch."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    data = _write(tmp_path / "export.jsonl", toy_rows(32))
+    w2s = shutil.which("w2s", path=os.path.dirname(sys.executable))
+    env = dict(os.environ, ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", w2s, "train", "-o", "rm",
+           "-m", tiny_model, "-d", str(data), "--out", str(tmp_path / "ddp"), "--max-steps", "4", "--batch-size", "4"]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    s = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert s["pairs"] == 4 * 4 * 2 and s["device"] == "cpu:0"  # 4 steps × 4 pairs × 2 processes

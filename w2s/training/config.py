@@ -1,0 +1,122 @@
+"""One dataclass config per objective, TRL style: every field has a default and says what it does."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class LoraSpec:
+    """LoRA through PEFT (Hu et al. 2021). `target_modules=None` uses PEFT's default per model type."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] | None = None
+    # Only the last n transformer layers get adapters (None: all). Backprop then stops at the
+    # first adapted layer, which is what makes a 135M student trainable on two CPU cores.
+    last_n_layers: int | None = None
+
+
+@dataclass
+class TrainConfig:
+    """Fields every objective shares."""
+
+    model: str = ""  # model spec (`transformers:smollm2`), alias (`smollm2`) or a Hugging Face folder
+    out: str = "run"  # run directory: config.json, metrics.jsonl, checkpoints/, model/
+    objective: str = ""
+    lora: LoraSpec | None = None  # None: full fine-tuning
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.05  # linear LR warm-up share, then linear decay to 0
+    epochs: float = 1.0
+    max_steps: int | None = None  # overrides epochs when set
+    batch_size: int = 4  # pairs per optimiser step per process (after accumulation)
+    grad_accum: int = 1
+    max_length: int = 256  # tokens per prompt+response (the prompt is cut from the left)
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    save_steps: int = 50  # checkpoint every n steps (and at the end)
+    keep_checkpoints: int = 2
+    logging_steps: int = 5
+    use_weights: bool = True  # multiply each example's loss by its `weight` column
+    # Uncertainty filtering (Guo & Yang 2024): keep rows whose entropy ≤ this percentile (None: all)
+    filter_entropy_percentile: float | None = None
+    # AuxConf (Burns et al. 2023); for the preference objectives (rm, dpo, simpo)
+    aux_conf: bool = False
+    aux_conf_max: float = 0.5
+    aux_conf_warmup: float = 0.2  # share of training over which c ramps smoothly 0 → aux_conf_max
+    # Explicit conflict (deception studies): + α·ℓ(z, wrong side) where the student already disagrees
+    # with ground truth (needs a `gold` column: 1 when chosen is the gold-better response)
+    conflict_alpha: float = 0.0
+    # Implicit conflict: extra rows (e.g. ground-truth helpfulness pairs) mixed into the training data
+    extra_data: list[str] = field(default_factory=list)
+    torch_threads: int | None = None  # torch.set_num_threads on CPU (None: torch's default)
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+
+    @staticmethod
+    def load(path: Path) -> TrainConfig:
+        d = json.loads(Path(path).read_text())
+        cls = CONFIGS[d["objective"]]
+        if d.get("lora") is not None:
+            d["lora"] = LoraSpec(**d["lora"])
+        return cls(**d)
+
+
+@dataclass
+class RewardConfig(TrainConfig):
+    """Bradley–Terry reward model: a linear head on the last non-pad token's hidden state,
+    soft-label BCE on r(chosen) − r(rejected)."""
+
+    objective: str = "rm"
+    pooling: str = "last"  # last | mean (mean suits sentence encoders like MiniLM)
+    head_lr: float | None = None  # learning rate of the reward head (default: learning_rate)
+    # Cache the hidden states of the frozen layers below the LoRA layers (needs lora.last_n_layers);
+    # exact, and several times faster for students that adapt only their top layers
+    cache_frozen_prefix: bool = False
+
+
+@dataclass
+class DPOConfig(TrainConfig):
+    """DPO (Rafailov et al. 2023). The reference is the starting model (with LoRA: the base model with
+    adapters disabled); reference log-probs are computed once before training, or read from the
+    `ref_chosen_logp` / `ref_rejected_logp` columns when the data carries them."""
+
+    objective: str = "dpo"
+    beta: float = 0.1
+    learning_rate: float = 5e-5
+
+
+@dataclass
+class SimPOConfig(TrainConfig):
+    """SimPO (Meng et al. 2024): reference-free, length-normalised log-probs, target margin γ."""
+
+    objective: str = "simpo"
+    beta: float = 2.0
+    gamma: float = 1.0
+    learning_rate: float = 5e-5
+
+
+@dataclass
+class SFTConfig(TrainConfig):
+    """Supervised fine-tuning on the chosen response (the label set's winner)."""
+
+    objective: str = "sft"
+
+
+CONFIGS: dict[str, type[TrainConfig]] = {"rm": RewardConfig, "dpo": DPOConfig, "simpo": SimPOConfig, "sft": SFTConfig}
+
+
+def make_config(objective: str, **kw) -> TrainConfig:
+    if objective not in CONFIGS:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(CONFIGS)}")
+    return CONFIGS[objective](**kw)

@@ -1,0 +1,190 @@
+"""The standard weak-to-strong protocol (Burns et al. 2023; Yang et al. 2024), top to bottom:
+
+1. the weak supervisor and the strong ceiling train on the ground-truth split (`train_gt`);
+2. the weak supervisor labels `train_w2s` (soft label P(chosen), its entropy, a reliability weight);
+3. a strong student trains on those labels: naive, with AuxConf, uncertainty-filtered,
+   re-weighted, on SEAM labels (when given), bootstrapped through an intermediate model, and
+   under explicit conflict (for the deception score);
+4. everything is scored on the test split and written to one report.
+
+Every step is a resumable run directory under `out/`; a rerun skips what is finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from w2s import w2s_metrics as M
+from w2s.training.config import LoraSpec, RewardConfig
+from w2s.training.data import load_rows, subsample, write_rows
+from w2s.training.trainer import peak_rss_mb, train
+
+SPLITS = ("train_gt", "train_w2s", "test_dev")
+
+
+@dataclass
+class ExperimentConfig:
+    weak: str = ""  # weak supervisor model spec
+    strong: str = ""  # strong student / ceiling model spec
+    data: str = ""  # folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl
+    out: str = "w2s-experiment"
+    n_train_gt: int | None = None  # subsample sizes (None: the whole split)
+    n_train_w2s: int | None = None
+    n_test: int | None = None
+    weak_lora: LoraSpec | None = None  # None: full fine-tuning of the weak model
+    strong_lora: LoraSpec | None = field(default_factory=LoraSpec)
+    weak_pooling: str = "last"
+    strong_pooling: str = "last"
+    cache_frozen_prefix: bool = False  # cache the student's frozen layers (needs strong_lora.last_n_layers)
+    weak_lr: float = 5e-5
+    strong_lr: float = 1e-4
+    head_lr: float | None = 1e-3
+    epochs: float = 1.0
+    weak_epochs: float | None = None  # the weak supervisor's epochs (default: epochs)
+    batch_size: int = 4
+    max_length: int = 256
+    variants: list[str] = field(default_factory=lambda: ["naive", "aux_conf", "filtered", "reweighted"])
+    seam_labels: str | None = None  # export rows with SEAM labels on train_w2s (adds a "seam" student)
+    intermediate: str | None = None  # bootstrapping: weak → intermediate → strong
+    conflict: bool = False  # an explicit-conflict student (α below) and the deception score
+    conflict_alpha: float = 0.5
+    filter_percentile: float = 50.0  # Guo & Yang 2024 default
+    reweight_T: float = 0.2  # Guo & Yang 2024 default
+    deception_T: float = 0.75
+    seed: int = 0
+    torch_threads: int | None = None
+    progress: bool = True
+
+
+def reliability_weight(p: np.ndarray, T: float = 0.2) -> np.ndarray:
+    """Guo & Yang 2024: answer k with frequency p_k gets weight softmax_k(p_k / T); here the answers
+    are {chosen, rejected} with frequencies (p, 1 − p) and the weight is that of the majority answer."""
+    hi, lo = np.maximum(p, 1 - p), np.minimum(p, 1 - p)
+    return 1.0 / (1.0 + np.exp((lo - hi) / T))
+
+
+def label_rows(rows: list[dict], p: np.ndarray, T: float, source: str) -> list[dict]:
+    """Export-style rows carrying a model's labels; `gold` keeps the truth for the conflict setting."""
+    w = reliability_weight(p, T)
+    h = M.binary_entropy(p)
+    return [dict(r, soft_label=float(pi), entropy=float(hi), weight=float(wi), n_votes=1, source=source, gold=1.0)
+            for r, pi, hi, wi in zip(rows, p, h, w)]
+
+
+class Experiment:
+    def __init__(self, cfg: ExperimentConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "experiment.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        self.timings: dict[str, dict] = {}
+
+    def splits(self) -> dict[str, list[dict]]:
+        c = self.cfg
+        d = Path(c.data)
+        sizes = {"train_gt": c.n_train_gt, "train_w2s": c.n_train_w2s, "test_dev": c.n_test}
+        return {s: subsample(load_rows(d / f"{s}.jsonl"), sizes[s], c.seed) for s in SPLITS}
+
+    def rm_config(self, name: str, model: str, strong: bool, **kw) -> RewardConfig:
+        c = self.cfg
+        return RewardConfig(
+            model=model, out=str(self.out / name), lora=c.strong_lora if strong else c.weak_lora,
+            pooling=c.strong_pooling if strong else c.weak_pooling,
+            learning_rate=c.strong_lr if strong else c.weak_lr, head_lr=c.head_lr,
+            epochs=c.epochs if strong or c.weak_epochs is None else c.weak_epochs,
+            batch_size=c.batch_size, max_length=c.max_length, seed=c.seed, torch_threads=c.torch_threads,
+            cache_frozen_prefix=c.cache_frozen_prefix and strong,
+            progress=c.progress, save_steps=25, logging_steps=5, **kw)
+
+    def fit(self, name: str, rows: list[dict], model: str, strong: bool, **kw) -> Path:
+        run = train(self.rm_config(name, model, strong, **kw), rows=rows)
+        self.timings[name] = json.loads((run / "summary.json").read_text())
+        return run
+
+    def scores(self, run: Path, rows: list[dict], tag: str) -> np.ndarray:
+        """P(chosen) of a run on rows, cached in the run directory."""
+        from w2s.training.evaluate import load_run, predict
+
+        cache = run / f"p_{tag}_{len(rows)}.npy"
+        if cache.exists():
+            return np.load(cache)
+        config, tok, model = load_run(run)
+        t = time.time()
+        p = predict(config, tok, model, rows, batch_size=8, progress=self.cfg.progress)
+        self.timings.setdefault(run.name, {})[f"score_{tag}_pairs_per_s"] = len(rows) / max(time.time() - t, 1e-9)
+        np.save(cache, p)
+        return p
+
+    def run(self) -> dict:
+        c = self.cfg
+        data = self.splits()
+        gt, pool, test = data["train_gt"], data["train_w2s"], data["test_dev"]
+
+        weak = self.fit("weak", gt, c.weak, strong=False)
+        ceiling = self.fit("ceiling", gt, c.strong, strong=True)
+        p_test = {"weak": self.scores(weak, test, "test"), "ceiling": self.scores(ceiling, test, "test")}
+
+        p_pool = self.scores(weak, pool, "w2s_pool")
+        weak_labels = label_rows(pool, p_pool, c.reweight_T, f"weak:{c.weak}")
+        write_rows(weak_labels, self.out / "weak_labels.jsonl")
+
+        students = {
+            "naive": {"use_weights": False},
+            "aux_conf": {"use_weights": False, "aux_conf": True},
+            "filtered": {"use_weights": False, "filter_entropy_percentile": c.filter_percentile},
+            "reweighted": {"use_weights": True},
+        }
+        train_rows = {}
+        for name in c.variants:
+            if name not in students:
+                raise ValueError(f"unknown variant {name!r}; choose from {', '.join(students)}")
+            run = self.fit(f"w2s_{name}", weak_labels, c.strong, strong=True, **students[name])
+            train_rows[name] = self.timings[f"w2s_{name}"]["rows"]
+            p_test[f"w2s_{name}"] = self.scores(run, test, "test")
+        if c.seam_labels:
+            run = self.fit("w2s_seam", load_rows(c.seam_labels), c.strong, strong=True, use_weights=False)
+            p_test["w2s_seam"] = self.scores(run, test, "test")
+        if c.intermediate:  # weak labels half the pool → intermediate; it labels the other half → student
+            half = len(pool) // 2
+            mid = self.fit("intermediate", weak_labels[:half], c.intermediate, strong=True, use_weights=False)
+            mid_labels = label_rows(pool[half:], self.scores(mid, pool[half:], "w2s_pool2"), c.reweight_T,
+                                    f"intermediate:{c.intermediate}")
+            run = self.fit("w2s_bootstrap", mid_labels, c.strong, strong=True, use_weights=False)
+            p_test["intermediate"] = self.scores(mid, test, "test")
+            p_test["w2s_bootstrap"] = self.scores(run, test, "test")
+        deception = None
+        if c.conflict:
+            run = self.fit("w2s_conflict", weak_labels, c.strong, strong=True, use_weights=False,
+                           conflict_alpha=c.conflict_alpha)
+            p_test["w2s_conflict"] = self.scores(run, test, "test")
+            if "w2s_naive" in p_test:
+                deception = M.deception_score(p_test["ceiling"], p_test["weak"], p_test["w2s_naive"],
+                                              p_test["w2s_conflict"], c.deception_T)
+
+        acc = {k: M.accuracy(v) for k, v in p_test.items()}
+        results = {
+            "sizes": {s: len(v) for s, v in data.items()},
+            "weak_label_accuracy": M.accuracy(p_pool),
+            "accuracy": acc,
+            "pgr": {k: M.pgr(acc["weak"], v, acc["ceiling"]) for k, v in acc.items() if k.startswith("w2s_")},
+            "ece": {k: M.expected_calibration_error(v) for k, v in p_test.items()},
+            "train_rows": train_rows,
+            "timings": self.timings,
+            "deception": deception,
+            "peak_rss_mb": peak_rss_mb(),
+        }
+        (self.out / "results.json").write_text(json.dumps(results, indent=2))
+        from w2s.training.report import write_report
+
+        write_report(self.out, results, p_test, p_pool, c)
+        return results
+
+
+def run_experiment(cfg: ExperimentConfig) -> dict:
+    return Experiment(cfg).run()
