@@ -1,7 +1,189 @@
-"""(placeholder: filled in by the issue that owns these commands)"""
+"""`w2s trees build` and `w2s trees show`: principle fast-and-frugal trees by a strong model."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.tree import Tree as RichTree
+from sqlalchemy import or_
+from sqlmodel import select
+
+from w2s.store import Pair, Tree, session_scope
+
+trees_app = typer.Typer(help="Principle fast-and-frugal trees built by a strong model.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+
+# ---------------------------------------------------------------------------------------------- pair selection
+
+
+def select_pair_ids(
+    dataset: str | None = None,
+    split: str | None = None,
+    pairs: str | None = None,
+    limit: int | None = None,
+    url: str | None = None,
+) -> list[str]:
+    """Pair ids (in id order) by dataset, split and `pairs`: comma-separated ids or unique id prefixes,
+    or `@FILE` with one id per line."""
+    with session_scope(url) as session:
+        query = select(Pair.id)
+        if dataset:
+            query = query.where(Pair.dataset == dataset)
+        if split:
+            query = query.where(Pair.split == split)
+        if pairs:
+            wanted = _pair_query(pairs)
+            query = query.where(or_(*[Pair.id.startswith(w) for w in wanted]))
+        ids = list(session.exec(query.order_by(Pair.id)))
+    if pairs:
+        for w in _pair_query(pairs):
+            if not any(i.startswith(w) for i in ids):
+                raise typer.BadParameter(f"no stored pair matches {w!r}", param_hint="--pairs")
+    return ids[:limit] if limit else ids
+
+
+def _pair_query(pairs: str) -> list[str]:
+    if pairs.startswith("@"):
+        path = Path(pairs[1:])
+        if not path.is_file():
+            raise typer.BadParameter(f"{path}: no such file", param_hint="--pairs")
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [p.strip() for p in pairs.split(",") if p.strip()]
+
+
+def progress_bar() -> Progress:
+    """A progress bar with count, rate and ETA (on stderr)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("[cyan]{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+    )
+
+
+def rate_text(task) -> str:
+    return f"{task.speed:.2f} pairs/s" if task.speed else "- pairs/s"
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+@trees_app.command("build")
+def build(
+    strong: str = typer.Option(..., "--strong", help="Strong model spec, e.g. llamacpp:qwen2.5-coder-1.5b."),
+    principles: str | None = typer.Option(
+        None, "--principles", help="Principle library (prompts/principles/NAME.yaml) [default: by dataset name]."
+    ),
+    dataset: str | None = typer.Option(None, "--dataset", "-d"),
+    split: str | None = typer.Option(None, "--split", "-s"),
+    pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
+    limit: int | None = typer.Option(None, "--limit", "-n", help="At most this many pairs (in id order)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Pairs searched in lock-step per batched model call."),
+    tau_exit: float = typer.Option(0.75, help="Exit when max(v) >= tau_exit."),
+    max_backtraces: int = typer.Option(2, "--backtraces", "-B", help="B: stop after this many backtraces."),
+    max_depth: int = typer.Option(4, "--depth", "-D", help="D: stop at this chain depth."),
+    tau_rel: float = typer.Option(0.3, help="Post-thought relevance below this is a backtrace."),
+    tau_uniform: float = typer.Option(0.55, help="A verdict with max(v) below this is near-uniform: a backtrace."),
+    tau_min: float = typer.Option(0.1, help="Stop when the best remaining relevance is below this."),
+    thought_tokens: int = typer.Option(60, help="Token budget of a thought."),
+    post_relevance: bool = typer.Option(True, help="Re-score relevance after the thought."),
+) -> None:
+    """Build the FF-tree of every selected pair (skips pairs that already have one for this model and
+    config, so a killed build resumes and a rerun adds nothing)."""
+    from w2s.backends import get_model
+    from w2s.principles import library_for_dataset, load_library
+    from w2s.trees import TreeConfig, build_trees
+
+    library = principles or library_for_dataset(dataset)
+    try:
+        load_library(library)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--principles") from e
+    cfg = TreeConfig(
+        library=library, tau_exit=tau_exit, max_backtraces=max_backtraces, max_depth=max_depth, tau_rel=tau_rel,
+        tau_uniform=tau_uniform, tau_min=tau_min, thought_max_tokens=thought_tokens, post_relevance=post_relevance,
+    )
+    ids = select_pair_ids(dataset, split, pairs, limit)
+    if not ids:
+        err.print("[yellow]no pairs selected[/]")
+        raise typer.Exit(1)
+    model = get_model(strong)
+    with progress_bar() as bar:
+        task = bar.add_task("trees", total=len(ids), rate="- pairs/s")
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            bar.update(task, rate=rate_text(bar.tasks[task]))
+
+        built = build_trees(model, ids, cfg, batch_size=batch_size, on_batch=advance)
+    out.print(f"built {built} trees ({len(ids) - built} already stored), config {cfg.hash()}, strong {strong}")
+
+
+@trees_app.command("show")
+def show(
+    pair_id: str = typer.Argument(..., help="A pair id or a unique prefix."),
+    strong: str | None = typer.Option(None, "--strong", help="Only trees by this strong model."),
+) -> None:
+    """Print a pair's newest tree: nodes in search order with relevance, verdict, info, role and thought."""
+    from w2s.trees import latest_tree
+
+    with session_scope() as session:
+        exact = session.get(Pair, pair_id)
+        matches = [exact] if exact else list(session.exec(select(Pair).where(Pair.id.startswith(pair_id)).limit(2)))
+        if len(matches) != 1:
+            err.print(f"[red]{'no pair' if not matches else 'more than one pair'} matches {pair_id!r}[/]")
+            raise typer.Exit(1)
+        pair = matches[0]
+        tree, nodes = latest_tree(session, pair.id, strong)
+        if tree is None:
+            err.print(f"[red]pair {pair.id} has no tree{' by ' + strong if strong else ''}: run `w2s trees build`[/]")
+            raise typer.Exit(1)
+        out.print(render_tree(pair, tree, nodes))
+
+
+def render_tree(pair: Pair, tree: Tree, nodes) -> RichTree:
+    gold = f", gold {pair.gold.upper()}" if pair.gold else ""
+    root = RichTree(
+        f"[bold]{pair.id[:12]}[/] tree {tree.id} by {tree.strong_model} ({tree.library}, config {tree.config_hash}{gold})\n"
+        f"depth {tree.depth}, backtraces {tree.backtraces}, {tree.tokens} tokens, {tree.seconds:.1f} s, "
+        f"stop: {tree.config.get('stop', '?')}"
+    )
+    root.add(f"[dim]prompt:[/] {_short(pair.prompt)}")
+    root.add(f"[dim]A:[/] {_short(pair.response_a)}")
+    root.add(f"[dim]B:[/] {_short(pair.response_b)}")
+    style = {"exit": "green", "continue": "cyan", "pruned_by_search": "red"}
+    for n in nodes:
+        branch = root.add(
+            f"[{style.get(n.role, 'white')}]{n.position}. {escape(n.principle_name)}[/] \\[{n.role}]  r={n.relevance:.2f}  "
+            f"v=(A {n.p_a:.2f}, B {n.p_b:.2f})  H={n.entropy:.2f}  info={n.info:.2f}  {n.tokens} tok {n.seconds:.1f}s"
+        )
+        branch.add(n.thought or "[dim](no thought)[/]")
+    return root
+
+
+def _short(text: str, n: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(trees_app, name="trees")

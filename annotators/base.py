@@ -1,0 +1,229 @@
+"""The one interface every model annotator implements, and the batch driver they share.
+
+An annotator turns store `Pair` rows into `Annotation` rows:
+
+    annotator = get_annotator("seam", weak="transformers:smollm2", strong="llamacpp:qwen2.5-coder-1.5b")
+    rows = annotator.annotate(pairs, variant=CANONICAL, session=session)   # one batch, written to session
+    annotate_all(annotator, pairs, url=db, batch_size=16)                  # resumable: commit per batch
+
+A subclass implements only `decide(pairs, variant, session) -> list[Decision]` (batched: one call per
+batch, not per pair). This module does the rest the same way for every method:
+
+- presentation: `present(pair, swap)` gives the (first, second) responses and `p_a_from_first` maps an
+  answer about the first-shown response back to A; `Variant.swap` shows B first, `Variant.permute`
+  reorders consulted tree nodes (annotators that show nodes call it);
+- labels: label = argmax of (p_a, 1 - p_a) ('tie' at exactly 0.5), confidence = the max probability;
+- idempotency: every row carries `dedup_key = f"{method}|{annotator}|{variant.id}|{pair_id}"`, so a rerun
+  (or a resume after kill -9) adds nothing for pairs already done and never duplicates one;
+- resumability: `annotate_all` skips pairs whose key is stored and commits after every batch.
+
+Trees are read from the store (built by `w2s trees build`); annotators never build them.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, select
+
+from w2s.backends import Model, get_model
+from w2s.store import Annotation, Pair, add_annotation, session_scope
+from w2s.variants import CANONICAL, Variant
+
+
+@dataclass
+class Decision:
+    """What an annotator concluded about one pair, before it becomes an `Annotation` row."""
+
+    p_a: float
+    """Probability that response A (as stored, whatever the variant showed first) is better."""
+    tree_id: int | None = None
+    consulted_node_ids: list[int] = field(default_factory=list)
+    pruned: list[dict] = field(default_factory=list)
+    """[{"node_id": int, "reason": str}] for nodes the annotator saw and set aside."""
+    meta: dict = field(default_factory=dict)
+    label: str | None = None
+    """Force a label (e.g. 'tie' from a filter); by default the argmax of p_a."""
+
+
+def label_of(p_a: float) -> tuple[str, float]:
+    """(label, confidence): argmax over A/B, confidence = the max probability."""
+    if p_a > 0.5:
+        return "a", p_a
+    if p_a < 0.5:
+        return "b", 1.0 - p_a
+    return "tie", 0.5
+
+
+def present(pair: Pair, swap: bool = False) -> tuple[str, str]:
+    """The responses in the order shown: (first, second)."""
+    return (pair.response_b, pair.response_a) if swap else (pair.response_a, pair.response_b)
+
+
+def p_a_from_first(p_first: float, swap: bool) -> float:
+    """Map P(first-shown response is better) back to P(A is better)."""
+    return 1.0 - p_first if swap else p_first
+
+
+def dedup_key(method: str, annotator: str, variant: Variant, pair_id: str) -> str:
+    return f"{method}|{annotator}|{variant.id}|{pair_id}"
+
+
+def resolve(model: Model | str | None) -> Model | None:
+    return get_model(model) if isinstance(model, str) else model
+
+
+class Annotator(ABC):
+    """A method of labelling pairs. `name` is the method string stored in `Annotation.method`;
+    `annotator_id` (the weak model spec) is stored in `Annotation.annotator`."""
+
+    name: str = ""
+    needs_strong: bool = False
+    """True when the method reads the strong model (or its trees): `strong` must then be given."""
+
+    def __init__(
+        self, weak: Model | str, strong: Model | str | None = None, *, url: str | None = None, **options
+    ) -> None:
+        self.url = url
+        """Database that methods reading the store (trees) use when `annotate` gets no session."""
+        self.weak = resolve(weak)
+        self.strong = resolve(strong)
+        if self.needs_strong and self.strong is None:
+            raise ValueError(f"annotator '{self.name}' needs a strong model (--strong SPEC)")
+        self.options = options
+
+    @property
+    def annotator_id(self) -> str:
+        return self.weak.spec
+
+    @property
+    def both(self) -> bool:
+        """Average each decision over both presentation orders (option `both_orders`, default True).
+        False asks once, in the variant's order: what prompt-variation reliability studies need."""
+        return bool(self.options.get("both_orders", True))
+
+    def key(self, pair_id: str, variant: Variant = CANONICAL) -> str:
+        return dedup_key(self.name, self.annotator_id, variant, pair_id)
+
+    @abstractmethod
+    def decide(self, pairs: Sequence[Pair], variant: Variant, session: Session | None) -> list[Decision]:
+        """One `Decision` per pair, in order, computed in batched model calls."""
+
+    def annotate(
+        self, pairs: Sequence[Pair], *, variant: Variant = CANONICAL, session: Session | None = None
+    ) -> list[Annotation]:
+        """Label `pairs`; with a session, add the rows to it (duplicates by dedup key are skipped) and
+        return only the rows added; without one, return all rows unsaved."""
+        pairs = list(pairs)
+        if not pairs:
+            return []
+        start = time.perf_counter()
+        decisions = self.decide(pairs, variant, session)
+        per_pair = (time.perf_counter() - start) / len(pairs)
+        rows = []
+        for pair, d in zip(pairs, decisions, strict=True):
+            label, confidence = label_of(d.p_a)
+            if d.label is not None:
+                label = d.label
+            rows.append(
+                Annotation(
+                    pair_id=pair.id,
+                    annotator=self.annotator_id,
+                    annotator_kind="model",
+                    label=label,
+                    confidence=confidence,
+                    p_a=d.p_a,
+                    method=self.name,
+                    variant=variant.id,
+                    tree_id=d.tree_id,
+                    consulted_node_ids=list(d.consulted_node_ids),
+                    pruned=list(d.pruned),
+                    seconds=per_pair,
+                    dedup_key=self.key(pair.id, variant),
+                    meta={**d.meta, **({"strong": self.strong.spec} if self.strong is not None else {})},
+                )
+            )
+        if session is None:
+            return rows
+        return [row for row in rows if add_annotation(session, row) is not None]
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+ANNOTATORS: dict[str, type[Annotator]] = {}
+
+
+def register_annotator(cls: type[Annotator]) -> type[Annotator]:
+    """Class decorator: make an annotator available by its `name` (`w2s annotate --annotator NAME`)."""
+    ANNOTATORS[cls.name] = cls
+    return cls
+
+
+def get_annotator(name: str, weak: Model | str, strong: Model | str | None = None, **options) -> Annotator:
+    """An annotator by method name; `options` go to the method (e.g. top_k, tau_info, library, url)."""
+    import annotators.methods  # noqa: F401  (registers the built-in methods)
+
+    if name not in ANNOTATORS:
+        raise ValueError(f"unknown annotator {name!r}; known: {', '.join(sorted(ANNOTATORS))}")
+    return ANNOTATORS[name](weak, strong, **options)
+
+
+# ---------------------------------------------------------------------------------------------- batch driver
+
+
+def pending(session: Session, annotator: Annotator, pairs: Iterable[Pair], variant: Variant) -> list[Pair]:
+    """The pairs this annotator has not yet labelled under this variant (by dedup key)."""
+    pairs = list(pairs)
+    keys = {annotator.key(p.id, variant): p for p in pairs}
+    done: set[str] = set()
+    chunk = list(keys)
+    for i in range(0, len(chunk), 500):
+        done.update(session.exec(select(Annotation.dedup_key).where(Annotation.dedup_key.in_(chunk[i : i + 500]))))
+    return [p for k, p in keys.items() if k not in done]
+
+
+def annotate_all(
+    annotator: Annotator,
+    pair_ids: Sequence[str],
+    *,
+    url: str | None = None,
+    batch_size: int = 16,
+    variant: Variant = CANONICAL,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> int:
+    """Label every pair not yet labelled, one transaction per batch; returns the number of rows added.
+
+    Killed at any point, a rerun resumes: committed batches are skipped by dedup key, the batch in flight
+    was never written. The models run outside any transaction (a SQLite writer lock is held only for the
+    short insert), so humans annotating in the app are not blocked. `on_batch(done, added)` reports
+    progress after each commit.
+    """
+    annotator.url = url
+    with session_scope(url) as session:
+        todo = [p.id for p in pending(session, annotator, _load(session, pair_ids), variant)]
+    if on_batch is not None:
+        on_batch(len(pair_ids) - len(todo), 0)
+    added = 0
+    for i in range(0, len(todo), batch_size):
+        batch = todo[i : i + batch_size]
+        with session_scope(url) as session:
+            pairs = _load(session, batch)
+        rows = annotator.annotate(pairs, variant=variant)
+        with session_scope(url) as session:
+            n = sum(add_annotation(session, row) is not None for row in rows)
+        added += n
+        if on_batch is not None:
+            on_batch(len(batch), n)
+    return added
+
+
+def _load(session: Session, pair_ids: Sequence[str]) -> list[Pair]:
+    rows: dict[str, Pair] = {}
+    ids = list(pair_ids)
+    for i in range(0, len(ids), 500):
+        for p in session.exec(select(Pair).where(Pair.id.in_(ids[i : i + 500]))):
+            rows[p.id] = p
+    return [rows[i] for i in ids if i in rows]

@@ -1,0 +1,1 @@
+"""Data package: principle libraries (principles/*.yaml) and prompt templates (templates/*.jinja)."""

@@ -1,0 +1,101 @@
+"""A deterministic model whose probabilities the test sets: a real implementation of the backend
+interface (`generate`, `score_choices`, `usage`), registered as the `scripted:` backend.
+
+The script reads what every prompt asks from the prompt text itself (which template it is, which
+principle, which response is shown first), so the code under test runs unchanged. Test responses start
+with the markers "[A]" / "[B]", which is how the model sees the presentation order.
+
+    SCRIPTS["t"] = Script(relevance={"Privacy": 0.9}, verdict={"Privacy": (0.9, 0.3)})
+    model = get_model("scripted:t")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+from w2s.backends import register_backend
+from w2s.backends.base import Generation, Usage, normalise
+
+SCRIPTS: dict[str, Script] = {}
+
+_PRINCIPLE = re.compile(r"^Principle: (.+?)\. ", re.MULTILINE)
+
+
+@dataclass
+class Script:
+    """Probabilities by principle name. Verdicts and decisions are (P(first) with A shown first,
+    P(first) with B shown first); position bias is the gap between them."""
+
+    relevance: dict[str, float] = field(default_factory=dict)
+    post_relevance: dict[str, float] = field(default_factory=dict)
+    verdict: dict[str, tuple[float, float]] = field(default_factory=dict)
+    judge: tuple[float, float] = (0.5, 0.5)
+    decision: tuple[float, float] = (0.5, 0.5)
+    """The weak decision prompt with reviewer notes or reasoning."""
+    weak_relevance: dict[str, float] = field(default_factory=dict)
+    thought: str = "Reply A refuses; Reply B complies."
+    default_relevance: float = 0.0
+    delay: float = 0.0
+    """Seconds per call (lets a test kill a process mid-run)."""
+
+
+def _first_is_a(prompt: str) -> bool:
+    return prompt.split("Reply A:\n", 1)[1].lstrip().startswith("[A]")
+
+
+def _prob_first(pair: tuple[float, float], prompt: str) -> float:
+    return pair[0] if _first_is_a(prompt) else pair[1]
+
+
+class ScriptedModel:
+    def __init__(self, name: str) -> None:
+        if name not in SCRIPTS and os.environ.get("W2S_SCRIPT"):
+            SCRIPTS[name] = Script(**json.loads(os.environ["W2S_SCRIPT"]))
+        self.script = SCRIPTS[name]
+        self.spec = f"scripted:{name}"
+        self.usage = Usage()
+        self.calls: list[tuple[str, int]] = []  # (method, batch size): lets tests check batching
+
+    def _tick(self, kind: str, prompts) -> None:
+        self.calls.append((kind, len(prompts)))
+        self.usage.add(prompt_tokens=sum(len(str(p).split()) for p in prompts))
+        if self.script.delay:
+            time.sleep(self.script.delay)
+
+    def generate(self, prompts, max_tokens=128, temperature=0.0, stop=None):
+        self._tick("generate", prompts)
+        words = self.script.thought.split()[:max_tokens]
+        return [Generation(text=" ".join(words), prompt_tokens=len(p.split()), completion_tokens=len(words)) for p in prompts]
+
+    def score_choices(self, prompts, choices):
+        self._tick("score", prompts)
+        return [normalise(self._row(p, list(choices))) for p in prompts]
+
+    def _row(self, prompt: str, choices: list[str]) -> list[float]:
+        s = self.script
+        m = _PRINCIPLE.search(prompt)
+        name = m.group(1) if m else None
+        if choices == ["Yes", "No"]:
+            if "Is this principle relevant" in prompt:
+                p = s.weak_relevance.get(name, 1.0)
+            elif "A reviewer's note" in prompt:
+                p = s.post_relevance.get(name, s.relevance.get(name, s.default_relevance))
+            else:
+                p = s.relevance.get(name, s.default_relevance)
+            return [p, 1.0 - p]
+        if choices == ["A", "B"]:
+            if name is not None:
+                p = _prob_first(s.verdict.get(name, (0.5, 0.5)), prompt)
+            elif "Notes from a reviewer" in prompt or "reviewer's reasoning" in prompt:
+                p = _prob_first(s.decision, prompt)
+            else:
+                p = _prob_first(s.judge, prompt)
+            return [p, 1.0 - p]
+        raise AssertionError(f"unexpected choices {choices}")
+
+
+register_backend("scripted", ScriptedModel)

@@ -1,0 +1,63 @@
+"""Principle libraries and prompt templates are data files; bad ones fail with a clear message."""
+
+import jinja2
+import pytest
+from sqlmodel import select
+
+from w2s.principles import available, library_for_dataset, load_library, parse_library, sync
+from w2s.store import Principle, session_scope
+from w2s.templates import render, template_hash
+
+
+@pytest.mark.parametrize("name", ["harmlessness", "helpfulness", "honesty"])
+def test_libraries_have_6_to_12_complete_principles(name):
+    lib = load_library(name)
+    assert 6 <= len(lib.principles) <= 12
+    assert lib.question.endswith("?")
+    for p in lib.principles:
+        assert p.id.startswith(f"{name}/") and p.name and p.definition and p.cue.endswith("?")
+    assert len({p.id for p in lib.principles}) == len(lib.principles)
+
+
+def test_available_and_dataset_default():
+    assert {"harmlessness", "helpfulness", "honesty"} <= set(available())
+    assert library_for_dataset("hh-harmless-single-turn") == "harmlessness"
+    assert library_for_dataset("truthfulqa") == "honesty"
+    assert library_for_dataset(None) == "harmlessness"
+    with pytest.raises(ValueError, match="unknown principle library 'kindness'"):
+        load_library("kindness")
+
+
+def test_bad_library_names_file_entry_and_field():
+    text = "question: Which?\nprinciples:\n  - {id: a, name: A, definition: d, cue: c}\n  - {id: b, name: B, cue: c}\n"
+    with pytest.raises(ValueError, match=r"x.yaml: principle #2: missing field 'definition'"):
+        parse_library("x", text, "x.yaml")
+    dup = "question: Q?\nprinciples:\n  - {id: a, name: A, definition: d, cue: c}\n  - {id: a, name: B, definition: d, cue: c}\n"
+    with pytest.raises(ValueError, match="duplicate id 'a'"):
+        parse_library("x", dup, "x.yaml")
+    with pytest.raises(ValueError, match="x.yaml: invalid YAML"):
+        parse_library("x", "question: [unclosed\n", "x.yaml")
+    with pytest.raises(ValueError, match="missing field 'question'"):
+        parse_library("x", "principles: []\n", "x.yaml")
+
+
+def test_sync_into_store_is_idempotent(db_url):
+    lib = load_library("honesty")
+    for _ in range(2):
+        with session_scope(db_url) as s:
+            sync(s, lib)
+    with session_scope(db_url) as s:
+        rows = list(s.exec(select(Principle)))
+    assert len(rows) == len(lib.principles) and rows[0].cue_question
+
+
+def test_templates_render_and_hash():
+    lib = load_library("harmlessness")
+    text = render("verdict", prompt="P?", first="one", second="two", principle=lib.principles[0], thought="T.")
+    assert text.startswith("Conversation:\nP?") and "Reply A:\none" in text and "Reply B:\ntwo" in text
+    assert text.endswith("Answer with A or B.") and lib.principles[0].definition in text
+    assert len(template_hash("verdict")) == 12 and template_hash("verdict") != template_hash("judge")
+    with pytest.raises(jinja2.UndefinedError):
+        render("verdict", prompt="P?", first="one", second="two")  # a missing variable is an error
+    with pytest.raises(FileNotFoundError, match="no prompt template 'nope.jinja'"):
+        render("nope")

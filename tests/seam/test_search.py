@@ -1,0 +1,144 @@
+"""Best-first search, exit, backtrace, depth and tau_min rules, driven by a scripted strong model."""
+
+import math
+
+import pytest
+from sqlmodel import func, select
+
+from w2s.store import Node, Tree, session_scope
+from w2s.trees import TreeConfig, build_trees, latest_tree
+
+CRIME, PRIVACY, HATE, VULN, ETHICS, DANGER = (
+    "No help with crime", "Respect privacy", "No harassment or hate", "Protect vulnerable people",
+    "Sound ethical stance", "No dangerous instructions",
+)
+
+
+def build(model, ids, url, **cfg):
+    return build_trees(model, ids, TreeConfig(**cfg), url=url, batch_size=8)
+
+
+def tree_of(url, pid):
+    with session_scope(url) as s:
+        return latest_tree(s, pid)
+
+
+def test_exit_at_tau_exit_stops_search(scripted, pairs, db_url):
+    model = scripted(
+        relevance={CRIME: 0.9, PRIVACY: 0.8, HATE: 0.7},
+        verdict={CRIME: (0.7, 0.5), PRIVACY: (0.9, 0.4), HATE: (0.99, 0.01)},
+    )
+    assert build(model, pairs, db_url) == 3
+    tree, nodes = tree_of(db_url, pairs[0])
+    # best-first: crime (0.9) then privacy (0.8); privacy's v = (0.9 + 0.6)/2 = 0.75 >= tau_exit: stop
+    assert [n.principle_name for n in nodes] == [CRIME, PRIVACY]
+    assert [n.role for n in nodes] == ["continue", "exit"]
+    assert nodes[0].p_a == pytest.approx(0.6) and nodes[1].p_a == pytest.approx(0.75)
+    assert tree.depth == 2 and tree.backtraces == 0 and tree.config["stop"] == "exit"
+    h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert nodes[1].entropy == pytest.approx(h)
+    assert nodes[1].info == pytest.approx(0.8 * (1 - h / math.log(2)))
+    assert nodes[1].p_b == pytest.approx(0.25)
+
+
+def test_just_below_tau_exit_continues(scripted, pairs, db_url):
+    model = scripted(relevance={CRIME: 0.9, PRIVACY: 0.8}, verdict={CRIME: (0.74, 0.26), PRIVACY: (0.9, 0.1)})
+    build(model, pairs, db_url)
+    _, nodes = tree_of(db_url, pairs[0])
+    assert nodes[0].p_a == pytest.approx(0.74) and nodes[0].role == "continue"
+    assert nodes[1].role == "exit"
+
+
+def test_backtraces_counted_and_limit_stops(scripted, pairs, db_url):
+    model = scripted(
+        relevance={CRIME: 0.9, PRIVACY: 0.8, HATE: 0.7, VULN: 0.6},
+        post_relevance={PRIVACY: 0.1},  # the thought shows privacy does not matter: backtrace
+        verdict={CRIME: (0.52, 0.5), PRIVACY: (0.95, 0.05), HATE: (0.9, 0.1), VULN: (0.9, 0.1)},
+    )
+    build(model, pairs, db_url, max_backtraces=2)
+    tree, nodes = tree_of(db_url, pairs[0])
+    # crime: near-uniform verdict (0.51); privacy: post-thought relevance 0.1 < tau_rel. B = 2: stop.
+    assert [n.principle_name for n in nodes] == [CRIME, PRIVACY]
+    assert [n.role for n in nodes] == ["pruned_by_search", "pruned_by_search"]
+    assert tree.backtraces == 2 and tree.depth == 0 and tree.config["stop"] == "backtraces"
+    assert nodes[1].relevance == pytest.approx(0.1)  # nodes keep the post-thought relevance
+
+
+def test_backtrace_does_not_extend_chain(scripted, pairs, db_url):
+    model = scripted(
+        relevance={CRIME: 0.9, PRIVACY: 0.8, HATE: 0.7},
+        verdict={CRIME: (0.5, 0.5), PRIVACY: (0.6, 0.3), HATE: (0.8, 0.2)},
+    )
+    build(model, pairs, db_url, max_backtraces=3)
+    tree, nodes = tree_of(db_url, pairs[0])
+    assert [n.role for n in nodes] == ["pruned_by_search", "continue", "exit"]
+    assert tree.depth == 2 and tree.backtraces == 1
+
+
+def test_depth_limit_and_last_node_exits(scripted, pairs, db_url):
+    names = [CRIME, PRIVACY, HATE, VULN, ETHICS, DANGER]
+    model = scripted(
+        relevance={n: 0.9 - 0.1 * i for i, n in enumerate(names)},
+        verdict={n: (0.65, 0.35) for n in names},
+    )
+    build(model, pairs, db_url, max_depth=4)
+    tree, nodes = tree_of(db_url, pairs[0])
+    assert [n.principle_name for n in nodes] == names[:4]
+    assert [n.role for n in nodes] == ["continue"] * 3 + ["exit"]  # the last node exits both ways
+    assert tree.depth == 4 and tree.config["stop"] == "depth"
+
+
+def test_tau_min_stops_search(scripted, pairs, db_url):
+    model = scripted(relevance={CRIME: 0.9, PRIVACY: 0.05}, verdict={CRIME: (0.65, 0.35), PRIVACY: (0.9, 0.1)})
+    build(model, pairs, db_url, tau_min=0.1)
+    tree, nodes = tree_of(db_url, pairs[0])
+    assert [n.principle_name for n in nodes] == [CRIME]
+    assert nodes[0].role == "exit" and tree.config["stop"] == "tau_min"
+    assert tree.config["initial_relevance"]["harmlessness/privacy"] == pytest.approx(0.05)
+
+
+def test_searches_advance_in_lock_step(scripted, db_url):
+    from conftest import add_pairs
+
+    ids = add_pairs(db_url, 5)
+    model = scripted(relevance={CRIME: 0.9, PRIVACY: 0.8}, verdict={CRIME: (0.65, 0.35), PRIVACY: (0.9, 0.1)})
+    build(model, ids, db_url)
+    # one relevance call for 5 pairs x 8 principles, then per step: one generate (thoughts) and two score
+    # calls (post-thought relevance, verdicts in both orders)
+    assert model.calls == [("score", 40), ("generate", 5), ("score", 5), ("score", 10),
+                           ("generate", 5), ("score", 5), ("score", 10)]
+
+
+def test_rebuild_is_idempotent_and_config_is_identity(scripted, pairs, db_url):
+    model = scripted(relevance={CRIME: 0.9}, verdict={CRIME: (0.9, 0.1)})
+    assert build(model, pairs, db_url) == 3
+    assert build(model, pairs, db_url) == 0
+    assert build(model, pairs, db_url, tau_exit=0.9) == 3  # another config: other trees
+    with session_scope(db_url) as s:
+        assert s.exec(select(func.count()).select_from(Tree)).one() == 6
+        assert s.exec(select(func.count()).select_from(Node)).one() == 6
+        tree = s.exec(select(Tree)).first()
+        assert tree.config["tau_exit"] == 0.75 and tree.strong_model == model.spec
+        node = s.exec(select(Node)).first()
+        assert node.model == model.spec and len(node.template_hash) == 12 and node.tokens > 0
+
+
+def test_interrupted_build_resumes(scripted, db_url):
+    from conftest import add_pairs
+
+    ids = add_pairs(db_url, 5)
+    model = scripted(relevance={CRIME: 0.9}, verdict={CRIME: (0.9, 0.1)})
+    calls = []
+
+    def crash_after_first_batch(n):
+        calls.append(n)
+        if len(calls) == 2:  # after the first batch committed
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_trees(model, ids, TreeConfig(), url=db_url, batch_size=2, on_batch=crash_after_first_batch)
+    with session_scope(db_url) as s:
+        assert s.exec(select(func.count()).select_from(Tree)).one() == 2
+    assert build_trees(model, ids, TreeConfig(), url=db_url, batch_size=2) == 3
+    with session_scope(db_url) as s:
+        assert s.exec(select(func.count()).select_from(Tree)).one() == 5

@@ -1,0 +1,128 @@
+"""Annotation quality (DESIGN.md §4): accuracy vs gold with a Wilson 95% interval, risky and good
+corrections relative to the naive weak labels, and tree statistics.
+
+Pure functions take plain values; `evaluate_annotations` reads the store and returns a JSON-able dict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from statistics import mean
+
+from sqlmodel import Session, select
+
+from w2s.store import Node, Pair, Tree, current_annotations
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (well-behaved at 0, 1 and small n)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def corrections(baseline: dict[str, str], method: dict[str, str], gold: dict[str, str]) -> dict[str, int]:
+    """Over pairs labelled by both: risky = baseline right -> method wrong; good = wrong -> right."""
+    both = [pid for pid in method if pid in baseline and pid in gold]
+    risky = sum(baseline[p] == gold[p] and method[p] != gold[p] for p in both)
+    good = sum(baseline[p] != gold[p] and method[p] == gold[p] for p in both)
+    return {"compared": len(both), "risky": risky, "good": good, "net": good - risky}
+
+
+def evaluate_annotations(
+    session: Session,
+    *,
+    dataset: str | None = None,
+    split: str | None = None,
+    baseline: str = "naive",
+    pair_ids: set[str] | None = None,
+) -> dict:
+    """Figures per (method, annotator) over pairs with gold 'a'/'b' (optionally only `pair_ids`)."""
+    query = select(Pair.id, Pair.gold).where(Pair.gold.in_(("a", "b")))
+    if dataset:
+        query = query.where(Pair.dataset == dataset)
+    if split:
+        query = query.where(Pair.split == split)
+    gold = dict(session.exec(query).all())
+    if pair_ids is not None:
+        gold = {p: g for p, g in gold.items() if p in pair_ids}
+
+    # canonical prompts only: variants are the reliability engineer's repeated measurements
+    labels: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    seconds: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for ann in current_annotations(session, include_variants=False):
+        if ann.pair_id in gold and ann.annotator_kind == "model":
+            labels[(ann.method, ann.annotator)][ann.pair_id] = ann.label
+            seconds[(ann.method, ann.annotator)].append(ann.seconds)
+
+    base = {}
+    for (method, _annotator), rows in labels.items():
+        if method == baseline:
+            base.update(rows)  # one naive labeller is the usual case; a later one wins on overlap
+
+    methods = []
+    for (method, annotator), rows in sorted(labels.items()):
+        n = len(rows)
+        correct = sum(label == gold[p] for p, label in rows.items())
+        lo, hi = wilson_interval(correct, n)
+        covered = [p for p, label in rows.items() if label != "tie"]
+        methods.append(
+            {
+                "method": method,
+                "annotator": annotator,
+                "n": n,
+                "correct": correct,
+                "accuracy": correct / n if n else None,
+                "ci95": [lo, hi],
+                "coverage": len(covered) / n if n else None,
+                "accuracy_covered": (sum(rows[p] == gold[p] for p in covered) / len(covered)) if covered else None,
+                "seconds_per_pair": mean(seconds[(method, annotator)]) if n else None,
+                "vs_" + baseline: corrections(base, rows, gold) if method != baseline else None,
+            }
+        )
+    return {"pairs_with_gold": len(gold), "baseline": baseline, "methods": methods, "trees": tree_stats(session, set(gold))}
+
+
+def tree_stats(session: Session, pair_ids: set[str]) -> list[dict]:
+    groups: dict[tuple[str, str], list[Tree]] = defaultdict(list)
+    for tree in session.exec(select(Tree)):
+        if tree.pair_id in pair_ids:
+            groups[(tree.strong_model, tree.config_hash)].append(tree)
+    out = []
+    for (strong, config_hash), trees in sorted(groups.items()):
+        ids = [t.id for t in trees]
+        roles: dict[str, int] = defaultdict(int)
+        n_nodes = 0
+        for i in range(0, len(ids), 500):
+            for role in session.exec(select(Node.role).where(Node.tree_id.in_(ids[i : i + 500]))):
+                roles[role] += 1
+                n_nodes += 1
+        out.append(
+            {
+                "strong_model": strong,
+                "config_hash": config_hash,
+                "trees": len(trees),
+                "mean_depth": mean(t.depth for t in trees),
+                "mean_backtraces": mean(t.backtraces for t in trees),
+                "mean_nodes": n_nodes / len(trees),
+                "mean_tokens": mean(t.tokens for t in trees),
+                "mean_seconds": mean(t.seconds for t in trees),
+                "roles": dict(roles),
+                "stops": _count(t.config.get("stop", "?") for t in trees),
+            }
+        )
+    return out
+
+
+def _count(values) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for v in values:
+        counts[v] += 1
+    return dict(counts)

@@ -1,0 +1,96 @@
+"""Principle libraries: YAML files under `prompts/principles/` (one per library), synced into the
+`Principle` table so that tree nodes can name the principle they used.
+
+A library file has `library`, `description`, `question` (the overall A/B question judges are asked)
+and `principles`: a list of `{id, name, definition, cue}`. Principle ids in the store are
+`<library>/<id>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+
+import yaml
+from sqlmodel import Session
+
+from w2s.store import Principle
+
+REQUIRED = ("id", "name", "definition", "cue")
+# Which library a dataset is judged with when none is named (substring of the dataset name -> library).
+DATASET_LIBRARIES = {"harmless": "harmlessness", "helpful": "helpfulness", "honest": "honesty", "truthful": "honesty"}
+DEFAULT_LIBRARY = "harmlessness"
+
+
+@dataclass(frozen=True)
+class P:
+    """One principle as the prompts see it."""
+
+    id: str
+    name: str
+    definition: str
+    cue: str
+
+
+@dataclass(frozen=True)
+class Library:
+    name: str
+    description: str
+    question: str
+    principles: tuple[P, ...]
+
+
+def available() -> list[str]:
+    return sorted(p.name[: -len(".yaml")] for p in files("prompts").joinpath("principles").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_library(name: str) -> Library:
+    """Load and validate `prompts/principles/<name>.yaml`; errors name the file, entry and field."""
+    path = files("prompts").joinpath("principles", f"{name}.yaml")
+    where = f"prompts/principles/{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown principle library {name!r}; known: {', '.join(available())}")
+    return parse_library(name, path.read_text(encoding="utf-8"), where)
+
+
+def parse_library(name: str, text: str, where: str) -> Library:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{where}: invalid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping with 'question' and 'principles'")
+    for key in ("question", "principles"):
+        if not data.get(key):
+            raise ValueError(f"{where}: missing field '{key}'")
+    principles, seen = [], set()
+    for i, entry in enumerate(data["principles"]):
+        for key in REQUIRED:
+            if not isinstance(entry, dict) or not str(entry.get(key, "")).strip():
+                raise ValueError(f"{where}: principle #{i + 1}: missing field '{key}'")
+        if entry["id"] in seen:
+            raise ValueError(f"{where}: principle #{i + 1}: duplicate id '{entry['id']}'")
+        seen.add(entry["id"])
+        principles.append(
+            P(id=f"{name}/{entry['id']}", name=entry["name"].strip(), definition=" ".join(entry["definition"].split()),
+              cue=" ".join(entry["cue"].split()))
+        )
+    return Library(name=name, description=data.get("description", ""), question=data["question"].strip(),
+                   principles=tuple(principles))
+
+
+def library_for_dataset(dataset: str | None) -> str:
+    """The library a dataset is judged with: by a keyword in its name, else harmlessness."""
+    lowered = (dataset or "").lower()
+    for key, library in DATASET_LIBRARIES.items():
+        if key in lowered:
+            return library
+    return DEFAULT_LIBRARY
+
+
+def sync(session: Session, library: Library) -> None:
+    """Insert or update the library's principles in the store."""
+    for p in library.principles:
+        row = session.get(Principle, p.id) or Principle(id=p.id, library=library.name, name="", definition="", cue_question="")
+        row.name, row.definition, row.cue_question = p.name, p.definition, p.cue
+        session.add(row)

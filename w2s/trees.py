@@ -1,0 +1,369 @@
+"""Principle fast-and-frugal trees (FF-trees), built by a strong model S for each preference pair.
+
+The algorithm (DESIGN.md §4), for every pair in a batch at once:
+
+1. relevance   r(p) = P_S(Yes | pair, principle p) for every principle of the library, read from the
+               next-token probabilities (one batched `score_choices` call for all pairs x principles);
+2. search      best-first on r: pop the most relevant principle not tried yet;
+3. thought     S writes a short principle-aware comparison of A and B (bounded tokens);
+4. verdict     v = P_S(A vs B | pair, p, thought), averaged over both presentation orders (position bias
+               cancels); entropy H(v) in nats, info = r * (1 - H(v) / ln 2), with r the post-thought
+               relevance (S asked again, now with the thought in view);
+5. role        post-thought relevance < tau_rel or max(v) < tau_uniform (near-uniform) -> the node is a
+               backtrace: kept as `pruned_by_search`, the chain is not extended with it;
+               else max(v) >= tau_exit -> `exit` and the search stops (fast and frugal);
+               else `continue` and the search pops the next principle;
+6. stop        after B backtraces, depth D (chain nodes), an empty queue, or when the best remaining
+               r < tau_min. When the search stops without an exit node, the last chain node becomes the
+               exit ("the last node exits both ways").
+
+Each step advances every unfinished pair's search by one node, so each step costs one batched
+`generate` (thoughts) and one batched `score_choices` (verdicts both orders + post-thought relevance).
+Trees are stored per (pair, strong model, config hash): building again skips pairs that have one, so a
+killed build resumes where it stopped and a finished one is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from sqlmodel import Session, select
+
+from w2s.backends import Model
+from w2s.principles import Library, P, load_library, sync
+from w2s.store import Node, Pair, Tree, session_scope
+from w2s.templates import render, template_hash
+
+YES_NO = ["Yes", "No"]
+A_B = ["A", "B"]
+TEMPLATES = ("relevance", "thought", "verdict")
+PRUNED = "pruned_by_search"
+
+
+@dataclass
+class TreeConfig:
+    """Every knob of tree building; stored with each tree, and its hash is part of the tree's identity."""
+
+    library: str = "harmlessness"
+    """Principle library (`prompts/principles/<library>.yaml`)."""
+    tau_exit: float = 0.75
+    """A node whose verdict has max(v) >= tau_exit is an exit node: the search stops there."""
+    max_backtraces: int = 2
+    """B: stop after this many backtraced (pruned_by_search) nodes."""
+    max_depth: int = 4
+    """D: stop when the chain (exit/continue nodes) has this many nodes."""
+    tau_rel: float = 0.3
+    """A node whose post-thought relevance is below tau_rel is a backtrace."""
+    tau_uniform: float = 0.55
+    """A node whose verdict has max(v) < tau_uniform (near-uniform) is a backtrace."""
+    tau_min: float = 0.1
+    """Stop when the best remaining principle's relevance is below tau_min."""
+    thought_max_tokens: int = 60
+    """Token budget of a thought."""
+    post_relevance: bool = True
+    """Score relevance again after the thought (with the thought in view); False reuses the initial r."""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def hash(self) -> str:
+        """12 hex digits over the config and the templates it renders (a template edit is a new config)."""
+        blob = json.dumps({**self.as_dict(), "templates": {t: template_hash(t) for t in TEMPLATES}}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------- pure math
+
+
+def entropy(v: Sequence[float]) -> float:
+    """Shannon entropy in nats (0 ln 0 = 0)."""
+    return -sum(p * math.log(p) for p in v if p > 0.0)
+
+
+def info(r: float, v: Sequence[float]) -> float:
+    """info = r * (1 - H(v) / ln 2): relevant nodes with a decided verdict are informative."""
+    return r * (1.0 - entropy(v) / math.log(2))
+
+
+def average_orders(p_first_ab: float, p_first_ba: float) -> float:
+    """P(A better) from P(first better) with A shown first and with B shown first."""
+    return 0.5 * (p_first_ab + (1.0 - p_first_ba))
+
+
+def node_role(r_post: float, v: Sequence[float], cfg: TreeConfig) -> str:
+    if r_post < cfg.tau_rel or max(v) < cfg.tau_uniform:
+        return PRUNED
+    return "exit" if max(v) >= cfg.tau_exit else "continue"
+
+
+_LABEL = re.compile(r"\b(Reply|Response|Answer|Assistant)(\s+)([AB])\b")
+
+
+def swap_labels(text: str) -> str:
+    """Swap 'Reply A' and 'Reply B' in a text written for the other presentation order."""
+    return _LABEL.sub(lambda m: f"{m.group(1)}{m.group(2)}{'B' if m.group(3) == 'A' else 'A'}", text)
+
+
+def pair_context(pair: Pair, swap: bool) -> dict:
+    first, second = (pair.response_b, pair.response_a) if swap else (pair.response_a, pair.response_b)
+    return {"prompt": pair.prompt, "first": first, "second": second}
+
+
+# ---------------------------------------------------------------------------------------------- search state
+
+
+@dataclass
+class Draft:
+    """A node before it is stored."""
+
+    principle: P
+    relevance: float
+    thought: str
+    p_a: float
+    role: str
+    tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def v(self) -> tuple[float, float]:
+        return (self.p_a, 1.0 - self.p_a)
+
+
+@dataclass
+class Search:
+    """One pair's best-first search."""
+
+    pair: Pair
+    relevance: dict[str, float]
+    queue: list = field(default_factory=list)  # heap of (-r, order, principle)
+    nodes: list[Draft] = field(default_factory=list)
+    backtraces: int = 0
+    depth: int = 0
+    stop: str = ""  # why the search ended ('' while running)
+
+    @classmethod
+    def start(cls, pair: Pair, principles: Sequence[P], relevance: Sequence[float]) -> Search:
+        s = cls(pair=pair, relevance={p.id: r for p, r in zip(principles, relevance)})
+        s.queue = [(-r, i, p) for i, (p, r) in enumerate(zip(principles, relevance))]
+        heapq.heapify(s.queue)
+        return s
+
+    def pop(self, cfg: TreeConfig) -> P | None:
+        """The next principle to expand, or None (and `stop` set) when the search is over."""
+        if not self.queue:
+            self.stop = "queue empty"
+        elif -self.queue[0][0] < cfg.tau_min:
+            self.stop = "tau_min"
+        if self.stop:
+            return None
+        return heapq.heappop(self.queue)[2]
+
+    def add(self, node: Draft, cfg: TreeConfig) -> None:
+        """Append an expanded node and apply the exit / backtrace / depth rules."""
+        self.nodes.append(node)
+        if node.role == PRUNED:
+            self.backtraces += 1
+            if self.backtraces >= cfg.max_backtraces:
+                self.stop = "backtraces"
+        elif node.role == "exit":
+            self.depth += 1
+            self.stop = "exit"
+        else:
+            self.depth += 1
+            if self.depth >= cfg.max_depth:
+                self.stop = "depth"
+
+    def finish(self) -> None:
+        """The last chain node exits both ways when the search stopped without an exit."""
+        chain = [n for n in self.nodes if n.role != PRUNED]
+        if chain and chain[-1].role != "exit":
+            chain[-1].role = "exit"
+
+
+# ---------------------------------------------------------------------------------------------- model calls
+
+
+def score_relevance(model: Model, pairs: Sequence[Pair], library: Library) -> list[list[float]]:
+    """r(p) for every pair x principle, in one batched call."""
+    prompts = [
+        render("relevance", **pair_context(pair, False), principle=p, thought="")
+        for pair in pairs
+        for p in library.principles
+    ]
+    probs = model.score_choices(prompts, YES_NO)
+    n = len(library.principles)
+    return [[row[0] for row in probs[i * n : (i + 1) * n]] for i in range(len(pairs))]
+
+
+def expand(model: Model, searches: Sequence[Search], principles: Sequence[P], cfg: TreeConfig) -> list[Draft]:
+    """One step for several searches: a thought each (one batched generate), the verdict in both orders
+    and the post-thought relevance (batched score_choices, one call per choice set)."""
+    start, tokens0 = time.perf_counter(), model.usage.prompt_tokens + model.usage.completion_tokens
+    thoughts = model.generate(
+        [render("thought", **pair_context(s.pair, False), principle=p) for s, p in zip(searches, principles)],
+        max_tokens=cfg.thought_max_tokens,
+        temperature=0.0,
+    )
+    texts = [" ".join(g.text.split()) for g in thoughts]
+    # Post-thought relevance first: its prompts share the pair + principle prefix with the thought prompt
+    # and the canonical verdict, which backends that cache a prefix (llama.cpp) evaluate only once.
+    if cfg.post_relevance:
+        rel_prompts = [
+            render("relevance", **pair_context(s.pair, False), principle=p, thought=t)
+            for s, p, t in zip(searches, principles, texts)
+        ]
+        post = [row[0] for row in model.score_choices(rel_prompts, YES_NO)]
+    else:
+        post = [s.relevance[p.id] for s, p in zip(searches, principles)]
+    verdict_prompts = []
+    for s, p, t in zip(searches, principles, texts):
+        verdict_prompts.append(render("verdict", **pair_context(s.pair, False), principle=p, thought=t))
+        verdict_prompts.append(render("verdict", **pair_context(s.pair, True), principle=p, thought=swap_labels(t)))
+    verdicts = model.score_choices(verdict_prompts, A_B)
+    seconds = (time.perf_counter() - start) / len(searches)
+    scoring_tokens = model.usage.prompt_tokens + model.usage.completion_tokens - tokens0
+    scoring_tokens -= sum(g.prompt_tokens + g.completion_tokens for g in thoughts)
+    drafts = []
+    for i, (p, t) in enumerate(zip(principles, texts)):
+        p_a = average_orders(verdicts[2 * i][0], verdicts[2 * i + 1][0])
+        node = Draft(principle=p, relevance=post[i], thought=t, p_a=p_a, role="continue", seconds=seconds)
+        node.role = node_role(node.relevance, node.v, cfg)
+        node.tokens = thoughts[i].prompt_tokens + thoughts[i].completion_tokens + max(scoring_tokens, 0) // len(searches)
+        drafts.append(node)
+    return drafts
+
+
+def search_trees(model: Model, pairs: Sequence[Pair], library: Library, cfg: TreeConfig) -> list[Search]:
+    """Run the searches of several pairs in lock-step; returns the finished searches."""
+    relevance = score_relevance(model, pairs, library)
+    searches = [Search.start(pair, library.principles, r) for pair, r in zip(pairs, relevance)]
+    while True:
+        active, chosen = [], []
+        for s in searches:
+            if s.stop:
+                continue
+            p = s.pop(cfg)
+            if p is not None:
+                active.append(s)
+                chosen.append(p)
+        if not active:
+            break
+        for s, node in zip(active, expand(model, active, chosen, cfg)):
+            s.add(node, cfg)
+    for s in searches:
+        s.finish()
+    return searches
+
+
+# ---------------------------------------------------------------------------------------------- store
+
+
+def stored_pair_ids(session: Session, strong_model: str, config_hash: str) -> set[str]:
+    query = select(Tree.pair_id).where(Tree.strong_model == strong_model, Tree.config_hash == config_hash)
+    return set(session.exec(query))
+
+
+def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig, setup_seconds: float = 0.0) -> Tree:
+    """Write one finished search as a Tree and its Nodes (in the caller's transaction)."""
+    nodes = search.nodes
+    config = {
+        **cfg.as_dict(),
+        "hash": cfg.hash(),
+        "templates": {t: template_hash(t) for t in TEMPLATES},
+        "initial_relevance": search.relevance,
+        "stop": search.stop,
+    }
+    tree = Tree(
+        pair_id=search.pair.id,
+        strong_model=model.spec,
+        library=cfg.library,
+        config_hash=cfg.hash(),
+        config=config,
+        depth=search.depth,
+        backtraces=search.backtraces,
+        tokens=sum(n.tokens for n in nodes),
+        seconds=setup_seconds + sum(n.seconds for n in nodes),
+    )
+    session.add(tree)
+    session.flush()
+    for position, n in enumerate(nodes):
+        session.add(
+            Node(
+                tree_id=tree.id,
+                position=position,
+                principle_id=n.principle.id,
+                principle_name=n.principle.name,
+                relevance=n.relevance,
+                thought=n.thought,
+                p_a=n.p_a,
+                p_b=1.0 - n.p_a,
+                entropy=entropy(n.v),
+                info=info(n.relevance, n.v),
+                role=n.role,
+                model=model.spec,
+                template_hash=template_hash("verdict"),
+                tokens=n.tokens,
+                seconds=n.seconds,
+            )
+        )
+    return tree
+
+
+def build_trees(
+    model: Model,
+    pair_ids: Sequence[str],
+    cfg: TreeConfig | None = None,
+    *,
+    url: str | None = None,
+    batch_size: int = 8,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Build the missing trees of `pair_ids` (one transaction per batch); returns how many were built."""
+    cfg = cfg or TreeConfig()
+    library = load_library(cfg.library)
+    with session_scope(url) as session:
+        sync(session, library)
+        done = stored_pair_ids(session, model.spec, cfg.hash())
+    todo = [pid for pid in dict.fromkeys(pair_ids) if pid not in done]
+    if on_batch is not None:
+        on_batch(len(set(pair_ids)) - len(todo))
+    built = 0
+    for i in range(0, len(todo), batch_size):
+        batch = todo[i : i + batch_size]
+        # the model runs outside any transaction: a SQLite writer lock is held only for the short insert
+        with session_scope(url) as session:
+            pairs = list(session.exec(select(Pair).where(Pair.id.in_(batch))))
+        start = time.perf_counter()
+        searches = search_trees(model, pairs, library, cfg)
+        # the initial relevance pass is shared by the batch: charge each tree its share
+        spent = time.perf_counter() - start - sum(n.seconds for s in searches for n in s.nodes)
+        with session_scope(url) as session:
+            again = stored_pair_ids(session, model.spec, cfg.hash())  # a concurrent build may have won
+            for s in searches:
+                if s.pair.id not in again:
+                    save_search(session, s, model, cfg, setup_seconds=max(spent, 0.0) / len(searches))
+                    built += 1
+        if on_batch is not None:
+            on_batch(len(batch))
+    return built
+
+
+def latest_tree(session: Session, pair_id: str, strong_model: str | None = None, config_hash: str | None = None):
+    """The newest tree of a pair (optionally by strong model / config), with its nodes in order."""
+    query = select(Tree).where(Tree.pair_id == pair_id)
+    if strong_model:
+        query = query.where(Tree.strong_model == strong_model)
+    if config_hash:
+        query = query.where(Tree.config_hash == config_hash)
+    tree = session.exec(query.order_by(Tree.id.desc())).first()
+    if tree is None:
+        return None, []
+    nodes = list(session.exec(select(Node).where(Node.tree_id == tree.id).order_by(Node.position)))
+    return tree, nodes
