@@ -1,0 +1,53 @@
+"""Import speed (run: python bench/store_import.py): w2s.importers.import_file (batched INSERT .. ON CONFLICT) vs a per-row ORM baseline,
+on SQLite and on a real PostgreSQL server, for HH train_gt (4000 records)."""
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the PostgreSQL server helper of the test suite
+from pg import PostgresServer, find_bin_dir, _free_port, _admin_execute
+from w2s.importers import ImportConfig, import_file, record_to_pair, read_jsonl
+from w2s.store import Pair, session_scope
+
+HH = ROOT.parent / "shared/data/hh-harmless-single-turn/train_gt.jsonl"
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+print(f"machine: {os.cpu_count()} cores, {cpu}, python {platform.python_version()}, sqlite {__import__('sqlite3').sqlite_version}")
+
+def baseline(url):  # one ORM object per row, session.add each, one commit (the obvious way)
+    cfg = ImportConfig(dataset="hh", split="base", skip_invalid=True)
+    t = time.perf_counter()
+    with session_scope(url) as s:
+        for where, rec in read_jsonl(HH, str(HH), lambda n: None):
+            try:
+                row = record_to_pair(rec, file=str(HH), where=where, config=cfg)
+            except Exception:
+                continue
+            if s.get(Pair, row["id"]) is None:
+                s.add(Pair(**row)); s.flush()
+    return time.perf_counter() - t
+
+def run(name, url_fn):
+    u1, u2 = url_fn(), url_fn()
+    r1 = import_file(HH, ImportConfig(dataset="hh", split="train", skip_invalid=True), u1)
+    r2 = import_file(HH, ImportConfig(dataset="hh", split="train", skip_invalid=True), u1)
+    b = baseline(u2)
+    print(f"{name:10s} import {r1.new} new: {r1.seconds:.2f} s ({r1.read / r1.seconds:,.0f} records/s) | "
+          f"re-import ({r2.new} new, {r2.present} present): {r2.seconds:.2f} s | baseline per-row ORM: {b:.2f} s "
+          f"({b / r1.seconds:.1f}x slower)")
+
+tmp = Path(tempfile.mkdtemp())
+n = iter(range(100))
+run("sqlite", lambda: f"sqlite:///{tmp}/b{next(n)}.db")
+srv = PostgresServer(find_bin_dir(), Path(tempfile.mkdtemp(prefix="w2s-pg-")), _free_port(), "postgres" if os.geteuid() == 0 else None)
+srv.start()
+try:
+    def pgurl():
+        name = f"bench{next(n)}"; _admin_execute(srv.admin_url, f"CREATE DATABASE {name}")
+        return srv.admin_url.rsplit("/", 1)[0] + "/" + name
+    run("postgresql", pgurl)
+finally:
+    srv.stop()
