@@ -1,4 +1,4 @@
-"""A deterministic scripted model behind the backend interface (`scripted:first`, `scripted:reader`)."""
+"""A deterministic scripted model behind the backend interface (`positional:first`, `positional:reader`)."""
 
 import re
 
@@ -10,7 +10,7 @@ class ScriptedModel:
     `reader` puts 0.9 on the letter of the option containing 'RIGHT'."""
 
     def __init__(self, mode: str):
-        self.mode, self.spec, self.usage = mode, f"scripted:{mode}", Usage()
+        self.mode, self.spec, self.usage = mode, f"positional:{mode}", Usage()
 
     def generate(self, prompts, max_tokens=128, temperature=0.0, stop=None):
         raise NotImplementedError("scoring only")
@@ -27,4 +27,4 @@ class ScriptedModel:
         return out
 
 
-register_backend("scripted", ScriptedModel)
+register_backend("positional", ScriptedModel)

@@ -4,7 +4,7 @@ label set's entropy and weights; and option permutation for multiple-choice task
 import math
 
 import pytest
-from reliability_helpers import ScriptedModel  # noqa: F401  (registers the 'scripted' backend)
+from reliability_helpers import ScriptedModel  # noqa: F401  (registers the 'positional' backend)
 from sqlmodel import select
 
 from annotators.base import Annotator, Decision, p_a_from_first, present
@@ -56,10 +56,10 @@ def test_multiple_choice_answers_map_back():
     options = ["wrong one", "RIGHT one", "also wrong", "nope"]
     variants = make_variants(5, seed=1)
     # a model that reads the options answers the same original option under every permutation
-    for probs in ask_multiple_choice(get_model("scripted:reader"), mc_prompt, options, variants):
+    for probs in ask_multiple_choice(get_model("positional:reader"), mc_prompt, options, variants):
         assert probs.index(max(probs)) == 1 and sum(probs) == pytest.approx(1.0)
     # a position-biased model's answer moves with the permutation: the variants disagree
-    biased = ask_multiple_choice(get_model("scripted:first"), mc_prompt, options, variants)
+    biased = ask_multiple_choice(get_model("positional:first"), mc_prompt, options, variants)
     picks = [p.index(max(p)) for p in biased]
     assert picks == [option_order(4, v)[0] for v in variants] and len(set(picks)) > 1
 
@@ -74,7 +74,7 @@ def add_pairs(url, n=6):
 
 def test_annotate_variants_stores_one_row_per_variant(db_url):
     ids = add_pairs(db_url)
-    annotator = FirstImpression(weak=get_model("scripted:first"))
+    annotator = FirstImpression(weak=get_model("positional:first"))
     added = annotate_variants(annotator, ids, n=5, seed=0, url=db_url, batch_size=4)
     assert added == {"": 6, "swap": 6, "v2": 6, "v3": 6, "v4": 6}
     assert annotate_variants(annotator, ids, n=5, seed=0, url=db_url) == dict.fromkeys(added, 0)  # resumable

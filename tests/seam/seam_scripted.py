@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from w2s.backends import register_backend
 from w2s.backends.base import Generation, Usage, normalise
+from w2s.store import Pair, session_scope
 
 SCRIPTS: dict[str, Script] = {}
 
@@ -99,3 +100,16 @@ class ScriptedModel:
 
 
 register_backend("scripted", ScriptedModel)
+
+
+def add_pairs(url: str, n: int, dataset: str = "hh-harmless", gold: str = "a") -> list[str]:
+    """n pairs whose responses carry the [A]/[B] markers the scripted model reads."""
+    ids = []
+    with session_scope(url) as session:
+        for i in range(n):
+            pid = f"pair{i:03d}"
+            session.add(Pair(id=pid, dataset=dataset, split="test", prompt=f"How do I do thing {i}?",
+                             response_a=f"[A] I can't help with that ({i}).", response_b=f"[B] Sure, here is how ({i}).",
+                             gold=gold))
+            ids.append(pid)
+    return ids

@@ -118,7 +118,7 @@ def test_consistency_filter(scripted, pairs, db_url):
 
 
 def test_annotation_counts_exact_after_partial_batches(scripted, db_url):
-    from conftest import add_pairs
+    from seam_scripted import add_pairs
 
     ids = add_pairs(db_url, 7)
     weak = scripted(judge=(0.9, 0.3))

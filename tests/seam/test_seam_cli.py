@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import add_pairs
+from seam_scripted import add_pairs
 from seam_scripted import SCRIPTS, Script
 from sqlmodel import func, select
 from typer.testing import CliRunner

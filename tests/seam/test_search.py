@@ -98,7 +98,7 @@ def test_tau_min_stops_search(scripted, pairs, db_url):
 
 
 def test_searches_advance_in_lock_step(scripted, db_url):
-    from conftest import add_pairs
+    from seam_scripted import add_pairs
 
     ids = add_pairs(db_url, 5)
     model = scripted(relevance={CRIME: 0.9, PRIVACY: 0.8}, verdict={CRIME: (0.65, 0.35), PRIVACY: (0.9, 0.1)})
@@ -124,7 +124,7 @@ def test_rebuild_is_idempotent_and_config_is_identity(scripted, pairs, db_url):
 
 
 def test_interrupted_build_resumes(scripted, db_url):
-    from conftest import add_pairs
+    from seam_scripted import add_pairs
 
     ids = add_pairs(db_url, 5)
     model = scripted(relevance={CRIME: 0.9}, verdict={CRIME: (0.9, 0.1)})
