@@ -10,14 +10,11 @@ The anthropic client (2.x) no longer takes `temperature`; for a compatible serve
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
-from w2s.backends.base import BackendUnavailable, Generation, Prompt, Usage, as_messages
-from w2s.backends.openai_backend import RemoteConfig, Retrying, split_spec, status_retryable
+from w2s.backends.base import BackendUnavailable, Generation, Prompt, as_messages
+from w2s.backends.openai_backend import RemoteConfig, RemoteModel, Retrying, status_retryable
 
 
 def choice_from_answer(answer: str, choices: Sequence[str]) -> list[float]:
@@ -29,22 +26,20 @@ def choice_from_answer(answer: str, choices: Sequence[str]) -> list[float]:
     return [1.0 / len(choices)] * len(choices)
 
 
-class AnthropicModel:
+class AnthropicModel(RemoteModel):
+    backend = "anthropic"
+    key_env = "ANTHROPIC_API_KEY"
+
     def __init__(self, rest: str, config: RemoteConfig | None = None, **overrides):
         try:
             import anthropic
         except ImportError as e:
             raise BackendUnavailable("anthropic", "pip install anthropic", cause=str(e)) from e
-        self.config = config or RemoteConfig()
-        for key, value in overrides.items():
-            setattr(self.config, key, value)
-        self.model, base_url = split_spec(rest)
-        self.spec = f"anthropic:{rest}"
-        self.usage = Usage()
-        self._usage_lock = threading.Lock()
-        key = self.config.api_key or os.environ.get("ANTHROPIC_API_KEY") or ("unused" if base_url else None)
-        self.send_temperature = base_url is not None
-        self.client = anthropic.Anthropic(base_url=base_url, api_key=key, timeout=self.config.timeout, max_retries=0)
+        super().__init__(rest, config, **overrides)
+        self.send_temperature = self.base_url is not None
+        self.client = anthropic.Anthropic(
+            base_url=self.base_url, api_key=self.api_key, timeout=self.config.timeout, max_retries=0
+        )
         errors = (anthropic.APIConnectionError, anthropic.APITimeoutError)
         self.retrying = Retrying(self.config, lambda e: status_retryable(e, anthropic.APIStatusError, errors))
 
@@ -68,8 +63,7 @@ class AnthropicModel:
         seconds = time.perf_counter() - start
         text = "".join(block.text for block in res.content if getattr(block, "type", "") == "text")
         gen = Generation(text, res.usage.input_tokens, res.usage.output_tokens, seconds)
-        with self._usage_lock:
-            self.usage.add(gen.prompt_tokens, gen.completion_tokens, seconds)
+        self._record(gen.prompt_tokens, gen.completion_tokens, seconds)
         return gen
 
     def generate(
@@ -79,8 +73,7 @@ class AnthropicModel:
         temperature: float = 0.0,
         stop: Sequence[str] | None = None,
     ) -> list[Generation]:
-        with ThreadPoolExecutor(max_workers=max(1, self.config.max_concurrency)) as pool:
-            return list(pool.map(lambda p: self._one(p, max_tokens, temperature, stop), prompts))
+        return self._map(lambda p: self._one(p, max_tokens, temperature, stop), prompts)
 
     def score_choices(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
         instruction = f"\n\nAnswer with exactly one of: {', '.join(choices)}."

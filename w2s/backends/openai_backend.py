@@ -85,28 +85,47 @@ def choice_mass(top: dict[str, float], choices: Sequence[str]) -> list[float]:
     return mass
 
 
-class OpenAIModel:
+class RemoteModel:
+    """What the API backends share: config, spec, key, token accounting, bounded concurrency."""
+
+    backend = ""
+    key_env = ""
+
+    def __init__(self, rest: str, config: RemoteConfig | None = None, **overrides):
+        self.config = config or RemoteConfig()
+        for key, value in overrides.items():
+            setattr(self.config, key, value)
+        self.model, self.base_url = split_spec(rest)
+        self.spec = f"{self.backend}:{rest}"
+        self.usage = Usage()
+        self._usage_lock = threading.Lock()
+        # A local server needs no key; the clients still insist on one.
+        self.api_key = self.config.api_key or os.environ.get(self.key_env) or ("unused" if self.base_url else None)
+
+    def _record(self, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
+        with self._usage_lock:
+            self.usage.add(prompt_tokens, completion_tokens, seconds)
+
+    def _map(self, fn: Callable[[Prompt], T], prompts: Sequence[Prompt]) -> list[T]:
+        with ThreadPoolExecutor(max_workers=max(1, self.config.max_concurrency)) as pool:
+            return list(pool.map(fn, prompts))
+
+
+class OpenAIModel(RemoteModel):
+    backend = "openai"
+    key_env = "OPENAI_API_KEY"
+
     def __init__(self, rest: str, config: RemoteConfig | None = None, **overrides):
         try:
             import openai
         except ImportError as e:
             raise BackendUnavailable("openai", "pip install openai", cause=str(e)) from e
-        self.config = config or RemoteConfig()
-        for key, value in overrides.items():
-            setattr(self.config, key, value)
-        self.model, base_url = split_spec(rest)
-        self.spec = f"openai:{rest}"
-        self.usage = Usage()
-        self._usage_lock = threading.Lock()
-        # A local server needs no key; the client still insists on one.
-        key = self.config.api_key or os.environ.get("OPENAI_API_KEY") or ("unused" if base_url else None)
-        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=self.config.timeout, max_retries=0)
+        super().__init__(rest, config, **overrides)
+        self.client = openai.OpenAI(
+            base_url=self.base_url, api_key=self.api_key, timeout=self.config.timeout, max_retries=0
+        )
         errors = (openai.APIConnectionError, openai.APITimeoutError)
         self.retrying = Retrying(self.config, lambda e: status_retryable(e, openai.APIStatusError, errors))
-
-    def _map(self, fn: Callable[[Prompt], T], prompts: Sequence[Prompt]) -> list[T]:
-        with ThreadPoolExecutor(max_workers=max(1, self.config.max_concurrency)) as pool:
-            return list(pool.map(fn, prompts))
 
     def _chat(self, prompt: Prompt, **kwargs):
         start = time.perf_counter()
@@ -116,8 +135,7 @@ class OpenAIModel:
         seconds = time.perf_counter() - start
         usage = res.usage
         pt, ct = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
-        with self._usage_lock:
-            self.usage.add(pt, ct, seconds)
+        self._record(pt, ct, seconds)
         return res, pt, ct, seconds
 
     def generate(
