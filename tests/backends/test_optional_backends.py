@@ -91,3 +91,28 @@ def test_llamacpp_generate(llama):
     stopped = llama.generate(["Count from 1 to 10 separated by commas."], max_tokens=30, stop=["5"])[0]
     assert "5" not in stopped.text and "4" in stopped.text
     assert llama.usage.completion_tokens >= gens[0].completion_tokens + stopped.completion_tokens
+
+
+# Prompts that share a long prefix, as a tree's relevance, thought and verdict prompts share the pair text.
+SHARED = "Conversation:\n" + " ".join(f"Line {i}: the assistant explains step {i} of a recipe." for i in range(20))
+PREFIXED = [SHARED + f"\n\nQuestion {q}: is Reply {c} better? Answer A or B." for q, c in ((1, "A"), (2, "B"), (3, "A"))]
+
+
+@pytest.mark.slow
+def test_llamacpp_prefix_reuse_changes_no_number(llama):
+    """Reusing the cached pair prefix evaluates fewer tokens and gives bit-identical scores and text:
+    tokens are evaluated in chunks aligned at absolute positions, whether cached or not."""
+    fresh = []
+    for p in PREFIXED:
+        llama.llm.reset()
+        fresh += llama.score_choices([p], ["A", "B"])
+    cached0 = llama.usage.cached_prompt_tokens
+    shared = llama.score_choices(PREFIXED, ["A", "B"])
+    assert llama.usage.cached_prompt_tokens - cached0 >= 2 * llama.config.prefix_chunk  # the prefix was reused
+    assert shared == fresh
+    llama.llm.reset()
+    alone = llama.generate([PREFIXED[0]], max_tokens=12)[0].text
+    llama.score_choices([PREFIXED[1]], ["A", "B"])  # leaves the shared prefix in the cache
+    cached0 = llama.usage.cached_prompt_tokens
+    assert llama.generate([PREFIXED[0]], max_tokens=12)[0].text == alone
+    assert llama.usage.cached_prompt_tokens > cached0

@@ -30,12 +30,15 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    cached_prompt_tokens: int = 0
+    """Prompt tokens served from a cached prefix instead of evaluated (part of `prompt_tokens`)."""
 
-    def add(self, prompt_tokens: int = 0, completion_tokens: int = 0, seconds: float = 0.0) -> None:
+    def add(self, prompt_tokens: int = 0, completion_tokens: int = 0, seconds: float = 0.0, cached: int = 0) -> None:
         self.calls += 1
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
         self.seconds += seconds
+        self.cached_prompt_tokens += cached
 
 
 @runtime_checkable

@@ -1,9 +1,14 @@
 """`llamacpp:GGUF_PATH_OR_ALIAS` — a GGUF model through llama-cpp-python (extra `llamacpp`).
 
-The chat template is the GGUF's own (rendered the same way transformers renders it). Prompts run one
-after another through one context, each evaluated whole: llama.cpp's kernels round differently for
-a few-token batch than for a long one (next-token probabilities move by ~0.01), so reusing a cached
-prefix would make a prompt's scores depend on the prompt before it.
+The chat template is the GGUF's own (rendered the same way transformers renders it).
+
+Prompts run one after another through one context, and a prompt reuses the KV cache of the prefix it
+shares with the prompt before it (the pair text is the prefix of every relevance, thought and verdict
+prompt of a tree, so most of a tree's prompt tokens are evaluated once). Reuse must not change the
+numbers: llama.cpp's kernels round differently for a few-token batch than for a long one (next-token
+probabilities move by ~0.01), so tokens are always evaluated in chunks of `prefix_chunk` aligned at
+absolute positions 0, c, 2c, ..., and only whole cached chunks are kept. A chunk's computation is then
+the same whether the prompt is evaluated afresh or after another prompt, and so are its scores.
 
 `Llama.scores` holds logits only when the model is created with `logits_all=True` (which costs a
 vocabulary-sized row per prompt token); `score_choices` reads the last position's logits straight
@@ -27,7 +32,7 @@ from w2s.backends.base import BackendUnavailable, Generation, Prompt, Usage, as_
 class LlamaCppConfig:
     n_ctx: int = 4096  # context length in tokens (prompt + answer)
     threads: int | None = None  # CPU threads; None: llama.cpp's default (half the cores)
-    n_batch: int = 512  # prompt tokens evaluated per llama_decode call
+    prefix_chunk: int = 64  # tokens per llama_decode call, aligned at absolute positions; 0: no prefix reuse
     seed: int = 0
 
 
@@ -56,7 +61,7 @@ class LlamaCppModel:
         self.llm = llama_cpp.Llama(
             model_path=str(path),
             n_ctx=self.config.n_ctx,
-            n_batch=self.config.n_batch,
+            n_batch=self.config.prefix_chunk or 512,
             n_threads=self.config.threads,
             seed=self.config.seed,
             logits_all=False,
@@ -90,25 +95,39 @@ class LlamaCppModel:
                 ids.append(toks[0])
         return ids
 
-    def next_token_logits(self, tokens: list[int]) -> np.ndarray:
-        """Logits after `tokens` (the whole prompt evaluated afresh; `eval` drops the old cache)."""
+    def _reuse_prefix(self, tokens: list[int]) -> int:
+        """Keep the cached whole chunks that `tokens` starts with (its last token is always evaluated
+        again, since its logits are needed); the next `eval` drops the rest of the cache.
+        Returns how many tokens are reused."""
+        llm, chunk = self.llm, self.config.prefix_chunk
+        keep = 0
+        if chunk and llm.n_tokens:
+            n = min(llm.n_tokens, len(tokens) - 1)
+            differs = np.flatnonzero(llm.input_ids[:n] != np.asarray(tokens[:n]))
+            common = int(differs[0]) if differs.size else n
+            keep = common // chunk * chunk
+        llm.n_tokens = keep
+        return keep
+
+    def next_token_logits(self, tokens: list[int]) -> tuple[np.ndarray, int]:
+        """Logits after `tokens`, and how many of them came from the cache (reused in whole chunks)."""
         llm = self.llm
-        llm.reset()
-        llm.eval(tokens)
-        return np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).copy()
+        reused = self._reuse_prefix(tokens)
+        llm.eval(tokens[reused:])
+        return np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).copy(), reused
 
     def score_choices(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
         ids = [self._first_ids(c) for c in choices]
-        out = []
+        rows = [self._tokens(p) for p in prompts]
+        out: list[list[float]] = [[] for _ in rows]
         with self._lock:
-            for prompt in prompts:
+            for i in sorted(range(len(rows)), key=lambda i: rows[i]):  # shared prefixes next to each other
                 start = time.perf_counter()
-                tokens = self._tokens(prompt)
-                logits = self.next_token_logits(tokens).astype(np.float64)
-                p = np.exp(logits - logits.max())
+                logits, reused = self.next_token_logits(rows[i])
+                p = np.exp(logits.astype(np.float64) - logits.max())
                 p /= p.sum()
-                out.append(normalise([float(p[i].sum()) for i in ids]))
-                self.usage.add(prompt_tokens=len(tokens), seconds=time.perf_counter() - start)
+                out[i] = normalise([float(p[k].sum()) for k in ids])
+                self.usage.add(prompt_tokens=len(rows[i]), seconds=time.perf_counter() - start, cached=reused)
         return out
 
     # ------------------------------------------------------------ generate
@@ -124,9 +143,11 @@ class LlamaCppModel:
         with self._lock:
             for prompt in prompts:
                 start = time.perf_counter()
-                self.llm.reset()  # no prefix reuse, for the same reason as in score_choices
+                tokens = self._tokens(prompt)
+                # create_completion reuses exactly the cached tokens left in place here: whole chunks
+                reused = self._reuse_prefix(tokens)
                 res = self.llm.create_completion(
-                    prompt=self._tokens(prompt),
+                    prompt=tokens,
                     max_tokens=max_tokens,
                     temperature=temperature,
                     stop=[self.eos_token, *(stop or [])],
@@ -140,6 +161,6 @@ class LlamaCppModel:
                     completion_tokens=usage["completion_tokens"],
                     seconds=seconds,
                 )
-                self.usage.add(gen.prompt_tokens, gen.completion_tokens, seconds)
+                self.usage.add(gen.prompt_tokens, gen.completion_tokens, seconds, cached=reused)
                 out.append(gen)
         return out

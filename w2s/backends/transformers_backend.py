@@ -109,7 +109,8 @@ class TransformersModel:
         out: list[torch.Tensor | None] = [None] * len(rows)
         for idx in self._chunks(rows):
             start = time.perf_counter()
-            logits = self.model(**self._batch([rows[i] for i in idx])).logits[:, -1, :].float()
+            # logits_to_keep=1: the LM head (vocabulary x hidden) runs on the last position only
+            logits = self.model(**self._batch([rows[i] for i in idx]), logits_to_keep=1).logits[:, -1, :].float()
             for i, p in zip(idx, torch.softmax(logits, dim=-1).cpu()):
                 out[i] = p
             seconds = (time.perf_counter() - start) / len(idx)
