@@ -6,9 +6,13 @@ The algorithm (DESIGN.md §4), for every pair in a batch at once:
                next-token probabilities (one batched `score_choices` call for all pairs x principles);
 2. search      best-first on r: pop the most relevant principle not tried yet;
 3. thought     S writes a short principle-aware comparison of A and B (bounded tokens);
-4. verdict     v = P_S(A vs B | pair, p, thought), averaged over both presentation orders (position bias
-               cancels); entropy H(v) in nats, info = r * (1 - H(v) / ln 2), with r the post-thought
-               relevance (S asked again, now with the thought in view);
+4. verdict     v = P_S(A vs B | pair, p, thought): S's answer to the thought prompt is its own thought
+               continued with "... the better reply is Reply", and v is the next token's A vs B, in both
+               presentation orders (the thought's labels swapped with the responses) and averaged, so
+               position bias cancels. Asking a fresh "which is better?" question instead lets a small
+               strong model's position bias swamp its thought (v ~ 0.5 on every node, measured);
+               entropy H(v) in nats, info = r * (1 - H(v) / ln 2), with r the post-thought relevance
+               (S asked again, now with the thought in view);
 5. role        post-thought relevance < tau_rel or max(v) < tau_uniform (near-uniform) -> the node is a
                backtrace: kept as `pruned_by_search`, the chain is not extended with it;
                else max(v) >= tau_exit -> `exit` and the search stops (fast and frugal);
@@ -18,7 +22,8 @@ The algorithm (DESIGN.md §4), for every pair in a batch at once:
                exit ("the last node exits both ways").
 
 Each step advances every unfinished pair's search by one node, so each step costs one batched
-`generate` (thoughts) and one batched `score_choices` (verdicts both orders + post-thought relevance).
+`generate` (thoughts) and three batched `score_choices` (verdict A first, post-thought relevance,
+verdict B first).
 Trees are stored per (pair, strong model, config hash): building again skips pairs that have one, so a
 killed build resumes where it stopped and a finished one is idempotent.
 """
@@ -202,9 +207,21 @@ def score_relevance(model: Model, pairs: Sequence[Pair], library: Library) -> li
     return [[row[0] for row in probs[i * n : (i + 1) * n]] for i in range(len(pairs))]
 
 
+def verdict_prompt(pair: Pair, principle: P, thought: str, swap: bool) -> list[dict]:
+    """The thought prompt answered with the strong model's own thought, continued up to the verdict
+    ("... the better reply is Reply"): v is read from the next token. In the swapped order the thought's
+    'Reply A'/'Reply B' are swapped with the responses."""
+    return [
+        {"role": "user", "content": render("thought", **pair_context(pair, swap), principle=principle)},
+        {"role": "assistant", "content": render("verdict", thought=swap_labels(thought) if swap else thought)},
+    ]
+
+
 def expand(model: Model, searches: Sequence[Search], principles: Sequence[P], cfg: TreeConfig) -> list[Draft]:
-    """One step for several searches: a thought each (one batched generate), the verdict in both orders
-    and the post-thought relevance (batched score_choices, one call per choice set)."""
+    """One step for several searches: a thought each (one batched generate), then batched score_choices
+    calls for the verdict with A first, the post-thought relevance, and the verdict with B first. The
+    calls go in the order that lets a prefix-caching backend (llama.cpp) reuse the most: the A-first
+    verdict continues the thought prompt, the relevance prompt shares the A-first pair text with it."""
     start, tokens0 = time.perf_counter(), model.usage.prompt_tokens + model.usage.completion_tokens
     thoughts = model.generate(
         [render("thought", **pair_context(s.pair, False), principle=p) for s, p in zip(searches, principles)],
@@ -212,27 +229,20 @@ def expand(model: Model, searches: Sequence[Search], principles: Sequence[P], cf
         temperature=0.0,
     )
     texts = [" ".join(g.text.split()) for g in thoughts]
-    # Post-thought relevance first: its prompts share the pair + principle prefix with the thought prompt
-    # and the canonical verdict, which backends that cache a prefix (llama.cpp) evaluate only once.
+    jobs = list(zip(searches, principles, texts))
+    first_a = model.score_choices([verdict_prompt(s.pair, p, t, swap=False) for s, p, t in jobs], A_B)
     if cfg.post_relevance:
-        rel_prompts = [
-            render("relevance", **pair_context(s.pair, False), principle=p, thought=t)
-            for s, p, t in zip(searches, principles, texts)
-        ]
+        rel_prompts = [render("relevance", **pair_context(s.pair, False), principle=p, thought=t) for s, p, t in jobs]
         post = [row[0] for row in model.score_choices(rel_prompts, YES_NO)]
     else:
         post = [s.relevance[p.id] for s, p in zip(searches, principles)]
-    verdict_prompts = []
-    for s, p, t in zip(searches, principles, texts):
-        verdict_prompts.append(render("verdict", **pair_context(s.pair, False), principle=p, thought=t))
-        verdict_prompts.append(render("verdict", **pair_context(s.pair, True), principle=p, thought=swap_labels(t)))
-    verdicts = model.score_choices(verdict_prompts, A_B)
+    first_b = model.score_choices([verdict_prompt(s.pair, p, t, swap=True) for s, p, t in jobs], A_B)
     seconds = (time.perf_counter() - start) / len(searches)
     scoring_tokens = model.usage.prompt_tokens + model.usage.completion_tokens - tokens0
     scoring_tokens -= sum(g.prompt_tokens + g.completion_tokens for g in thoughts)
     drafts = []
     for i, (p, t) in enumerate(zip(principles, texts)):
-        p_a = average_orders(verdicts[2 * i][0], verdicts[2 * i + 1][0])
+        p_a = average_orders(first_a[i][0], first_b[i][0])
         node = Draft(principle=p, relevance=post[i], thought=t, p_a=p_a, role="continue", seconds=seconds)
         node.role = node_role(node.relevance, node.v, cfg)
         node.tokens = thoughts[i].prompt_tokens + thoughts[i].completion_tokens + max(scoring_tokens, 0) // len(searches)

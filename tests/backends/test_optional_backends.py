@@ -14,6 +14,7 @@ PROMPTS = [
     "Which is better, A or B? Answer A or B.",
     [{"role": "system", "content": "Answer with A or B only."}, {"role": "user", "content": "Is 2+2=4? A: yes, B: no."}],
     "Say B.",
+    [{"role": "user", "content": "Pick one: A or B."}, {"role": "assistant", "content": "I pick"}],  # a prefill
 ]
 
 

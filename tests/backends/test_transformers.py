@@ -127,3 +127,14 @@ def test_smollm2_batched_equals_unbatched(smollm2_dir):
         assert a == pytest.approx(reference_probs(m, prompt, ["A", "B"]), abs=1e-4)
     gen = m.generate(["What is the capital of France? Answer in one word."], max_tokens=8)[0]
     assert "paris" in gen.text.lower()
+
+
+def test_trailing_assistant_message_is_a_prefill(tiny):
+    """The answer starts with a trailing assistant message: the model continues it (no end of turn)."""
+    question = [{"role": "user", "content": "Which is better, A or B?"}]
+    prefilled = [*question, {"role": "assistant", "content": "Reply A is clearer. So the better reply is Reply"}]
+    text = tiny.render(prefilled)
+    assert text == tiny.render(question) + "Reply A is clearer. So the better reply is Reply"
+    assert not text.endswith("<|im_end|>\n")
+    got = tiny.score_choices([prefilled], ["A", "B"])[0]
+    assert got == pytest.approx(reference_probs(tiny, prefilled, ["A", "B"]), abs=1e-4)

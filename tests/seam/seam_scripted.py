@@ -44,6 +44,11 @@ class Script:
     """Seconds per call (lets a test kill a process mid-run)."""
 
 
+def text_of(prompt) -> str:
+    """A prompt's text: a string, or the contents of its chat messages (a prefill included)."""
+    return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+
+
 def _first_is_a(prompt: str) -> bool:
     return prompt.split("Reply A:\n", 1)[1].lstrip().startswith("[A]")
 
@@ -63,18 +68,19 @@ class ScriptedModel:
 
     def _tick(self, kind: str, prompts) -> None:
         self.calls.append((kind, len(prompts)))
-        self.usage.add(prompt_tokens=sum(len(str(p).split()) for p in prompts))
+        self.usage.add(prompt_tokens=sum(len(text_of(p).split()) for p in prompts))
         if self.script.delay:
             time.sleep(self.script.delay)
 
     def generate(self, prompts, max_tokens=128, temperature=0.0, stop=None):
         self._tick("generate", prompts)
         words = self.script.thought.split()[:max_tokens]
-        return [Generation(text=" ".join(words), prompt_tokens=len(p.split()), completion_tokens=len(words)) for p in prompts]
+        return [Generation(text=" ".join(words), prompt_tokens=len(text_of(p).split()), completion_tokens=len(words))
+                for p in prompts]
 
     def score_choices(self, prompts, choices):
         self._tick("score", prompts)
-        return [normalise(self._row(p, list(choices))) for p in prompts]
+        return [normalise(self._row(text_of(p), list(choices))) for p in prompts]
 
     def _row(self, prompt: str, choices: list[str]) -> list[float]:
         s = self.script

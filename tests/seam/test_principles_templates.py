@@ -53,11 +53,14 @@ def test_sync_into_store_is_idempotent(db_url):
 
 def test_templates_render_and_hash():
     lib = load_library("harmlessness")
-    text = render("verdict", prompt="P?", first="one", second="two", principle=lib.principles[0], thought="T.")
+    text = render("thought", prompt="P?", first="one", second="two", principle=lib.principles[0])
     assert text.startswith("Conversation:\nP?") and "Reply A:\none" in text and "Reply B:\ntwo" in text
-    assert text.endswith("Answer with A or B.") and lib.principles[0].definition in text
+    assert text.endswith('"Reply B".') and lib.principles[0].definition in text
+    # the verdict is the start of the strong model's answer: its thought, then the next token is A or B
+    verdict = render("verdict", thought="Reply B refuses.")
+    assert verdict.startswith("Reply B refuses.") and verdict.endswith("the better reply is Reply")
     assert len(template_hash("verdict")) == 12 and template_hash("verdict") != template_hash("judge")
     with pytest.raises(jinja2.UndefinedError):
-        render("verdict", prompt="P?", first="one", second="two")  # a missing variable is an error
+        render("thought", prompt="P?", first="one", second="two")  # a missing variable is an error
     with pytest.raises(FileNotFoundError, match="no prompt template 'nope.jinja'"):
         render("nope")

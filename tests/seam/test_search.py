@@ -103,10 +103,10 @@ def test_searches_advance_in_lock_step(scripted, db_url):
     ids = add_pairs(db_url, 5)
     model = scripted(relevance={CRIME: 0.9, PRIVACY: 0.8}, verdict={CRIME: (0.65, 0.35), PRIVACY: (0.9, 0.1)})
     build(model, ids, db_url)
-    # one relevance call for 5 pairs x 8 principles, then per step: one generate (thoughts) and two score
-    # calls (post-thought relevance, verdicts in both orders)
-    assert model.calls == [("score", 40), ("generate", 5), ("score", 5), ("score", 10),
-                           ("generate", 5), ("score", 5), ("score", 10)]
+    # one relevance call for 5 pairs x 8 principles, then per step: one generate (thoughts) and three
+    # score calls (verdict A first, post-thought relevance, verdict B first)
+    step = [("generate", 5), ("score", 5), ("score", 5), ("score", 5)]
+    assert model.calls == [("score", 40), *step, *step]
 
 
 def test_rebuild_is_idempotent_and_config_is_identity(scripted, pairs, db_url):

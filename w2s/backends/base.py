@@ -2,7 +2,9 @@
 
 A prompt is either a plain string (sent as the single user message of a chat) or a list of chat
 messages `[{"role": "system"|"user"|"assistant", "content": str}]`. Backends apply the model's own
-chat template, so the same prompt works for every backend.
+chat template, so the same prompt works for every backend. A trailing assistant message is a prefill:
+the answer starts with it and the model continues (local backends and Anthropic; an OpenAI-compatible
+server sees it as an earlier turn).
 """
 
 from __future__ import annotations
@@ -68,6 +70,15 @@ def as_messages(prompt: Prompt) -> list[Message]:
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
     return [dict(m) for m in prompt]
+
+
+def split_prefill(prompt: Prompt) -> tuple[list[Message], str]:
+    """(messages, prefill): a trailing assistant message is the start of the answer, which the model
+    continues (so a verdict can be read right after the model's own reasoning)."""
+    messages = as_messages(prompt)
+    if len(messages) > 1 and messages[-1]["role"] == "assistant":
+        return messages[:-1], messages[-1]["content"]
+    return messages, ""
 
 
 def normalise(weights: Sequence[float]) -> list[float]:

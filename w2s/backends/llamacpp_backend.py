@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from w2s.backends.base import BackendUnavailable, Generation, Prompt, Usage, as_messages, normalise
+from w2s.backends.base import BackendUnavailable, Generation, Prompt, Usage, normalise, split_prefill
 
 
 @dataclass
@@ -79,7 +79,8 @@ class LlamaCppModel:
         self._lock = threading.Lock()  # one llama context: one call at a time
 
     def render(self, prompt: Prompt) -> str:
-        return self.formatter(messages=as_messages(prompt)).prompt
+        messages, prefill = split_prefill(prompt)
+        return self.formatter(messages=messages).prompt + prefill
 
     def _tokens(self, prompt: Prompt) -> list[int]:
         # The template writes the special tokens itself, as in the transformers backend.

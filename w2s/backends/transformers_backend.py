@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from w2s.backends.base import Generation, Prompt, Usage, as_messages, normalise
+from w2s.backends.base import Generation, Prompt, Usage, normalise, split_prefill
 
 
 @dataclass
@@ -63,11 +63,11 @@ class TransformersModel:
 
     def render(self, prompt: Prompt) -> str:
         """The prompt as text in the model's chat format, ending where the assistant's answer starts."""
-        messages = as_messages(prompt)
+        messages, prefill = split_prefill(prompt)
         if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + prefill
         # A base model without a chat template: the messages' text, one per line.
-        return "\n".join(m["content"] for m in messages) + "\n"
+        return "\n".join(m["content"] for m in messages) + "\n" + prefill
 
     def _encode(self, prompts: Sequence[Prompt]) -> list[list[int]]:
         return [self.tokenizer.encode(self.render(p), add_special_tokens=False) for p in prompts]
