@@ -1,6 +1,6 @@
 """SEAM vs baselines on HH harmlessness (test_dev), in one run.
 
-    nice -n 10 python bench/seam_hh.py --n 40 --seed 0
+    python bench/seam_hh.py --n 200 --seed 0            (rerun to resume; --max-minutes to bound a run)
 
 Weak = SmolLM2-135M-Instruct (transformers), strong = Qwen2.5-Coder-1.5B-Instruct Q4_K_M through llama.cpp
 (falls back to transformers, then to SmolLM2 as the strong model; the one used is printed). A seeded subset
@@ -29,7 +29,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hh-harmless-single-turn" / "test_dev.jsonl"
-METHODS = ["naive", "strong", "cot-v1", "cot-v2", "cot-v3", "seam", "consistency"]
+# The consistency filter only combines the naive and strong labels (which it computes again), so it is
+# opt-in here: --methods naive,strong,consistency.
+METHODS = ["naive", "strong", "cot-v1", "cot-v2", "cot-v3", "seam"]
 
 
 def machine() -> str:
@@ -71,7 +73,8 @@ def import_subset(n: int, seed: int, url: str) -> list[str]:
     from w2s.store import Pair, session_scope
 
     lines = DATA.read_text().splitlines()
-    chosen = sorted(random.Random(seed).sample(range(len(lines)), n))
+    # a few records are invalid (an empty response) and are skipped: sample a little more, keep n
+    chosen = sorted(random.Random(seed).sample(range(len(lines)), min(len(lines), n + n // 20 + 2)))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "test_dev_subset.jsonl"
         path.write_text("\n".join(lines[i] for i in chosen) + "\n")
@@ -80,7 +83,7 @@ def import_subset(n: int, seed: int, url: str) -> list[str]:
         for error in result.skipped:
             print(f"skipped invalid record: {error}")
     with session_scope(url) as s:
-        pairs = list(s.exec(select(Pair).where(Pair.dataset == "hh-harmless-single-turn").order_by(Pair.id)))
+        pairs = list(s.exec(select(Pair).where(Pair.dataset == "hh-harmless-single-turn").order_by(Pair.id)))[:n]
     print(f"subset: {len(pairs)} pairs of {len(lines)} (seed {seed}); gold A on {sum(p.gold == 'a' for p in pairs)}")
     return [p.id for p in pairs]
 
@@ -130,7 +133,7 @@ def weak_timing(weak, ids: list[str], url: str, batch_size: int) -> dict:
     with torch.inference_mode():
         for i in range(0, len(texts), 2 * batch_size):
             enc = tok(texts[i : i + 2 * batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-            hf(**enc).logits[:, -1, :]
+            hf(**enc, logits_to_keep=1).logits[:, -1, :]
     raw_s = (time.perf_counter() - t) / len(pairs)
 
     t = time.perf_counter()
@@ -142,7 +145,7 @@ def weak_timing(weak, ids: list[str], url: str, batch_size: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=40, help="pairs in the seeded subset (the issue asks >= 200)")
+    ap.add_argument("--n", type=int, default=200, help="pairs in the seeded subset")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strong", default=None, help="strong model spec [default: qwen via llama.cpp, with fallbacks]")
     ap.add_argument("--weak", default="transformers:smollm2")
@@ -218,7 +221,13 @@ def main() -> None:
         if t["config_hash"] == cfg.hash():
             print(f"\ntrees by {t['strong_model']} (config {t['config_hash']}): {t['trees']} trees, "
                   f"{t['mean_seconds']:.2f} s/pair, depth {t['mean_depth']:.2f}, backtraces {t['mean_backtraces']:.2f}, "
-                  f"nodes {t['mean_nodes']:.2f}, tokens {t['mean_tokens']:.0f}, roles {t['roles']}, stops {t['stops']}")
+                  f"nodes {t['mean_nodes']:.2f}, tokens {t['mean_tokens']:.0f}, roles {t['roles']}, stops {t['stops']}; "
+                  f"the exit node's own verdict matches gold on {t['exit_accuracy']:.3f}")
+    usage = strong.usage
+    if usage.prompt_tokens:
+        print(f"strong model usage in this process: {usage.prompt_tokens} prompt tokens "
+              f"({usage.cached_prompt_tokens / usage.prompt_tokens:.0%} from the prefix cache), "
+              f"{usage.completion_tokens} generated, {usage.seconds:.0f} s")
 
     timing = weak_timing(weak, ids[: args.timing_pairs], url, args.batch_size)
     print(f"evaluated subset: {len(done)} pairs (seeded sample of {len(ids)})")

@@ -87,23 +87,39 @@ def evaluate_annotations(
                 "vs_" + baseline: corrections(base, rows, gold) if method != baseline else None,
             }
         )
-    return {"pairs_with_gold": len(gold), "baseline": baseline, "methods": methods, "trees": tree_stats(session, set(gold))}
+    return {"pairs_with_gold": len(gold), "baseline": baseline, "methods": methods, "trees": tree_stats(session, gold)}
 
 
-def tree_stats(session: Session, pair_ids: set[str]) -> list[dict]:
+def exit_label(nodes: list[tuple[str, float]]) -> str | None:
+    """The strong model's own answer in a tree: the verdict of its exit node ((role, p_a) in order)."""
+    p_a = next((p for role, p in nodes if role == "exit"), None)
+    if p_a is None:
+        return None
+    return "a" if p_a > 0.5 else "b" if p_a < 0.5 else "tie"
+
+
+def tree_stats(session: Session, gold: dict[str, str]) -> list[dict]:
+    """Per (strong model, config): size, cost and stop reasons of the trees, and `exit_accuracy`, how
+    often the exit node's verdict (the strong model's principle-guided answer) matches gold."""
     groups: dict[tuple[str, str], list[Tree]] = defaultdict(list)
     for tree in session.exec(select(Tree)):
-        if tree.pair_id in pair_ids:
+        if tree.pair_id in gold:
             groups[(tree.strong_model, tree.config_hash)].append(tree)
     out = []
     for (strong, config_hash), trees in sorted(groups.items()):
         ids = [t.id for t in trees]
         roles: dict[str, int] = defaultdict(int)
         n_nodes = 0
+        by_tree: dict[int, list[tuple[str, float]]] = defaultdict(list)
         for i in range(0, len(ids), 500):
-            for role in session.exec(select(Node.role).where(Node.tree_id.in_(ids[i : i + 500]))):
+            rows = session.exec(
+                select(Node.tree_id, Node.role, Node.p_a).where(Node.tree_id.in_(ids[i : i + 500])).order_by(Node.position)
+            )
+            for tree_id, role, p_a in rows:
                 roles[role] += 1
                 n_nodes += 1
+                by_tree[tree_id].append((role, p_a))
+        exits = {t.pair_id: exit_label(by_tree[t.id]) for t in trees}
         out.append(
             {
                 "strong_model": strong,
@@ -116,6 +132,7 @@ def tree_stats(session: Session, pair_ids: set[str]) -> list[dict]:
                 "mean_seconds": mean(t.seconds for t in trees),
                 "roles": dict(roles),
                 "stops": _count(t.config.get("stop", "?") for t in trees),
+                "exit_accuracy": mean(exits[p] == gold[p] for p in exits),
             }
         )
     return out

@@ -5,9 +5,9 @@ import math
 import pytest
 
 from annotators.base import dedup_key, label_of, p_a_from_first, present
-from w2s.annotation_eval import corrections, wilson_interval
+from w2s.annotation_eval import corrections, exit_label, wilson_interval
 from w2s.store import Pair
-from w2s.trees import TreeConfig, average_orders, entropy, info, node_role, swap_labels
+from w2s.trees import PRUNED, TreeConfig, average_orders, entropy, info, node_role, swap_labels
 from w2s.variants import CANONICAL, Variant
 
 
@@ -81,3 +81,10 @@ def test_corrections():
     naive = {"p1": "a", "p2": "b", "p3": "b", "p4": "a"}
     method = {"p1": "b", "p2": "a", "p3": "b", "p4": "b"}
     assert corrections(naive, method, gold) == {"compared": 4, "risky": 1, "good": 2, "net": 1}
+
+
+def test_exit_label_reads_the_exit_node():
+    assert exit_label([(PRUNED, 0.9), ("continue", 0.3), ("exit", 0.8)]) == "a"
+    assert exit_label([("continue", 0.9), ("exit", 0.2)]) == "b"
+    assert exit_label([("exit", 0.5)]) == "tie"
+    assert exit_label([(PRUNED, 0.9)]) is None  # a search that kept no chain node has no answer

@@ -56,13 +56,14 @@ def methods_table(report: dict) -> Table:
 
 def trees_table(trees: list[dict]) -> Table:
     table = Table(title="Trees")
-    for col in ("strong model", "config", "trees", "depth", "backtraces", "nodes", "tokens", "s/tree", "stops"):
+    for col in ("strong model", "config", "trees", "depth", "backtraces", "nodes", "tokens", "s/tree", "stops",
+                "exit verdict acc"):
         table.add_column(col)
     for t in trees:
         table.add_row(
             t["strong_model"], t["config_hash"], str(t["trees"]), f"{t['mean_depth']:.2f}", f"{t['mean_backtraces']:.2f}",
             f"{t['mean_nodes']:.2f}", f"{t['mean_tokens']:.0f}", f"{t['mean_seconds']:.2f}",
-            ", ".join(f"{k} {v}" for k, v in sorted(t["stops"].items())),
+            ", ".join(f"{k} {v}" for k, v in sorted(t["stops"].items())), f"{t['exit_accuracy']:.3f}",
         )
     return table
 
