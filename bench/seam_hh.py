@@ -158,6 +158,7 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--backtraces", type=int, default=2)
     ap.add_argument("--no-post-relevance", action="store_true")
+    ap.add_argument("--thought-one-order", action="store_true", help="thought written once, A first (the earlier design)")
     ap.add_argument("--cot-tokens", type=int, default=64)
     ap.add_argument("--timing-pairs", type=int, default=16)
     ap.add_argument("--chunk", type=int, default=4, help="pairs per chunk (trees, then all methods)")
@@ -186,7 +187,8 @@ def main() -> None:
     strong = pick_strong(args.strong, args.threads)
 
     cfg = TreeConfig(library="harmlessness", thought_max_tokens=args.thought_tokens, max_depth=args.depth,
-                     max_backtraces=args.backtraces, post_relevance=not args.no_post_relevance)
+                     max_backtraces=args.backtraces, post_relevance=not args.no_post_relevance,
+                     thought_both_orders=not args.thought_one_order)
     print(f"tree config {cfg.hash()}: {cfg.as_dict()}")
     # Work in chunks of pairs (trees, then every method) so that whatever finishes within the time budget
     # is a complete comparison on the same pairs.

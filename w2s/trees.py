@@ -8,8 +8,8 @@ The algorithm (DESIGN.md §4), for every pair in a batch at once:
 3. thought     S writes a short principle-aware comparison of A and B (bounded tokens);
 4. verdict     v = P_S(A vs B | pair, p, thought): S's answer to the thought prompt is its own thought
                continued with "... the better reply is Reply", and v is the next token's A vs B, in both
-               presentation orders (the thought's labels swapped with the responses) and averaged, so
-               position bias cancels. Asking a fresh "which is better?" question instead lets a small
+               presentation orders (a thought written in each order) and averaged, so position bias
+               cancels, in the thought as in the verdict. Asking a fresh "which is better?" question instead lets a small
                strong model's position bias swamp its thought (v ~ 0.5 on every node, measured);
                entropy H(v) in nats, info = r * (1 - H(v) / ln 2), with r the post-thought relevance
                (S asked again, now with the thought in view);
@@ -21,9 +21,9 @@ The algorithm (DESIGN.md §4), for every pair in a batch at once:
                r < tau_min. When the search stops without an exit node, the last chain node becomes the
                exit ("the last node exits both ways").
 
-Each step advances every unfinished pair's search by one node, so each step costs one batched
-`generate` (thoughts) and three batched `score_choices` (verdict A first, post-thought relevance,
-verdict B first).
+Each step advances every unfinished pair's search by one node, so each step costs two batched
+`generate` calls (thoughts, one per order) and three batched `score_choices` (verdict A first,
+post-thought relevance, verdict B first).
 Trees are stored per (pair, strong model, config hash): building again skips pairs that have one, so a
 killed build resumes where it stopped and a finished one is idempotent.
 """
@@ -74,6 +74,11 @@ class TreeConfig:
     """Token budget of a thought."""
     post_relevance: bool = True
     """Score relevance again after the thought (with the thought in view); False reuses the initial r."""
+    thought_both_orders: bool = True
+    """Write the thought in both presentation orders and read each order's verdict after its own thought.
+    False writes it once (A first) and swaps its labels for the B-first verdict: half the generation,
+    but a position bias of the thought itself then survives the averaging (Qwen2.5-Coder-1.5B's
+    A-first thoughts favoured the second reply on 7 of 9 HH pairs)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -208,27 +213,28 @@ def score_relevance(model: Model, pairs: Sequence[Pair], library: Library) -> li
 
 
 def verdict_prompt(pair: Pair, principle: P, thought: str, swap: bool) -> list[dict]:
-    """The thought prompt answered with the strong model's own thought, continued up to the verdict
-    ("... the better reply is Reply"): v is read from the next token. In the swapped order the thought's
-    'Reply A'/'Reply B' are swapped with the responses."""
+    """The thought prompt (in the order `swap` gives) answered with a thought written for that order,
+    continued up to the verdict ("... the better reply is Reply"): v is read from the next token."""
     return [
         {"role": "user", "content": render("thought", **pair_context(pair, swap), principle=principle)},
-        {"role": "assistant", "content": render("verdict", thought=swap_labels(thought) if swap else thought)},
+        {"role": "assistant", "content": render("verdict", thought=thought)},
     ]
 
 
+def write_thoughts(model: Model, searches: Sequence[Search], principles: Sequence[P], swap: bool, cfg: TreeConfig):
+    """One batched generate: each search's thought on its principle, with the pair in the `swap` order."""
+    prompts = [render("thought", **pair_context(s.pair, swap), principle=p) for s, p in zip(searches, principles)]
+    return [" ".join(g.text.split()) for g in model.generate(prompts, max_tokens=cfg.thought_max_tokens, temperature=0.0)]
+
+
 def expand(model: Model, searches: Sequence[Search], principles: Sequence[P], cfg: TreeConfig) -> list[Draft]:
-    """One step for several searches: a thought each (one batched generate), then batched score_choices
-    calls for the verdict with A first, the post-thought relevance, and the verdict with B first. The
-    calls go in the order that lets a prefix-caching backend (llama.cpp) reuse the most: the A-first
-    verdict continues the thought prompt, the relevance prompt shares the A-first pair text with it."""
+    """One step for several searches: the thoughts (batched generate, A first, then B first unless
+    `thought_both_orders` is off), then batched score_choices calls for the verdict with A first, the
+    post-thought relevance, and the verdict with B first. The calls go in the order that lets a
+    prefix-caching backend (llama.cpp) reuse the most: a verdict continues its thought prompt, and the
+    relevance prompt shares the A-first pair text. The stored thought is the A-first one."""
     start, tokens0 = time.perf_counter(), model.usage.prompt_tokens + model.usage.completion_tokens
-    thoughts = model.generate(
-        [render("thought", **pair_context(s.pair, False), principle=p) for s, p in zip(searches, principles)],
-        max_tokens=cfg.thought_max_tokens,
-        temperature=0.0,
-    )
-    texts = [" ".join(g.text.split()) for g in thoughts]
+    texts = write_thoughts(model, searches, principles, False, cfg)
     jobs = list(zip(searches, principles, texts))
     first_a = model.score_choices([verdict_prompt(s.pair, p, t, swap=False) for s, p, t in jobs], A_B)
     if cfg.post_relevance:
@@ -236,16 +242,21 @@ def expand(model: Model, searches: Sequence[Search], principles: Sequence[P], cf
         post = [row[0] for row in model.score_choices(rel_prompts, YES_NO)]
     else:
         post = [s.relevance[p.id] for s, p in zip(searches, principles)]
-    first_b = model.score_choices([verdict_prompt(s.pair, p, t, swap=True) for s, p, t in jobs], A_B)
+    if cfg.thought_both_orders:
+        texts_b = write_thoughts(model, searches, principles, True, cfg)
+    else:
+        texts_b = [swap_labels(t) for t in texts]
+    first_b = model.score_choices(
+        [verdict_prompt(s.pair, p, t, swap=True) for s, p, t in zip(searches, principles, texts_b)], A_B
+    )
     seconds = (time.perf_counter() - start) / len(searches)
-    scoring_tokens = model.usage.prompt_tokens + model.usage.completion_tokens - tokens0
-    scoring_tokens -= sum(g.prompt_tokens + g.completion_tokens for g in thoughts)
+    tokens = model.usage.prompt_tokens + model.usage.completion_tokens - tokens0
     drafts = []
     for i, (p, t) in enumerate(zip(principles, texts)):
         p_a = average_orders(first_a[i][0], first_b[i][0])
-        node = Draft(principle=p, relevance=post[i], thought=t, p_a=p_a, role="continue", seconds=seconds)
+        node = Draft(principle=p, relevance=post[i], thought=t, p_a=p_a, role="continue", seconds=seconds,
+                     tokens=tokens // len(searches))
         node.role = node_role(node.relevance, node.v, cfg)
-        node.tokens = thoughts[i].prompt_tokens + thoughts[i].completion_tokens + max(scoring_tokens, 0) // len(searches)
         drafts.append(node)
     return drafts
 

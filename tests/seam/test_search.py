@@ -103,10 +103,15 @@ def test_searches_advance_in_lock_step(scripted, db_url):
     ids = add_pairs(db_url, 5)
     model = scripted(relevance={CRIME: 0.9, PRIVACY: 0.8}, verdict={CRIME: (0.65, 0.35), PRIVACY: (0.9, 0.1)})
     build(model, ids, db_url)
-    # one relevance call for 5 pairs x 8 principles, then per step: one generate (thoughts) and three
-    # score calls (verdict A first, post-thought relevance, verdict B first)
-    step = [("generate", 5), ("score", 5), ("score", 5), ("score", 5)]
+    # one relevance call for 5 pairs x 8 principles, then per step: the thoughts with A first, the verdict
+    # with A first, the post-thought relevance, the thoughts with B first, the verdict with B first
+    step = [("generate", 5), ("score", 5), ("score", 5), ("generate", 5), ("score", 5)]
     assert model.calls == [("score", 40), *step, *step]
+    # written once (A first), the thought's labels are swapped for the B-first verdict: no second generate
+    once = scripted(relevance={CRIME: 0.9, PRIVACY: 0.8}, verdict={CRIME: (0.65, 0.35), PRIVACY: (0.9, 0.1)})
+    build(once, ids, db_url, thought_both_orders=False)
+    step = [("generate", 5), ("score", 5), ("score", 5), ("score", 5)]
+    assert once.calls == [("score", 40), *step, *step]
 
 
 def test_rebuild_is_idempotent_and_config_is_identity(scripted, pairs, db_url):

@@ -106,6 +106,9 @@ def build(
     tau_min: float = typer.Option(0.1, help="Stop when the best remaining relevance is below this."),
     thought_tokens: int = typer.Option(60, help="Token budget of a thought."),
     post_relevance: bool = typer.Option(True, help="Re-score relevance after the thought."),
+    thought_both_orders: bool = typer.Option(
+        True, help="Write the thought in both A/B orders (cancels its position bias; twice the generation)."
+    ),
 ) -> None:
     """Build the FF-tree of every selected pair (skips pairs that already have one for this model and
     config, so a killed build resumes and a rerun adds nothing)."""
@@ -121,6 +124,7 @@ def build(
     cfg = TreeConfig(
         library=library, tau_exit=tau_exit, max_backtraces=max_backtraces, max_depth=max_depth, tau_rel=tau_rel,
         tau_uniform=tau_uniform, tau_min=tau_min, thought_max_tokens=thought_tokens, post_relevance=post_relevance,
+        thought_both_orders=thought_both_orders,
     )
     ids = select_pair_ids(dataset, split, pairs, limit)
     if not ids:
