@@ -155,3 +155,27 @@ def test_frozen_prefix_cache_gives_the_same_rewards(tiny_model, tmp_path):
     assert torch.allclose(cached(b["input_ids"], b["attention_mask"]), want, atol=1e-5)  # from the cache
     got.sum().backward()  # gradients reach the adapters of the top layer
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in cached.named_parameters() if "lora_" in n)
+
+
+def test_warm_prefix_cache_fills_once_and_matches_the_full_forward(tiny_model, tmp_path):
+    """The one-off length-sorted pass over the frozen layers stores exactly what the training
+    forward would compute, and a second pass computes nothing."""
+    from w2s.training.models import _PREFIX_CACHE
+    from w2s.training.trainer import warm_prefix_cache
+
+    lora = LoraSpec(r=4, alpha=8, dropout=0.0, last_n_layers=1)
+    cfg = make_config("rm", model=tiny_model, out=str(tmp_path / "w"), lora=lora, cache_frozen_prefix=True, progress=False)
+    tok, model = build_model(cfg)
+    _, plain = build_model(make_config("rm", model=tiny_model, out=str(tmp_path / "p"), lora=lora, progress=False))
+    plain.load_state_dict(model.state_dict())
+    rows = toy_rows(6, seed=11)
+    rows[0] = dict(rows[0], chosen=rows[0]["chosen"] + " good kind safe help")  # lengths differ: padding in play
+    _PREFIX_CACHE.clear()
+    n, _ = warm_prefix_cache(model, tok, cfg, rows)
+    assert n == len(_PREFIX_CACHE) == len({(r["prompt"], r[s]) for r in rows for s in ("chosen", "rejected")})
+    assert warm_prefix_cache(model, tok, cfg, rows)[0] == 0
+    b = collate(rows, tok, cfg, "cpu")
+    with torch.no_grad():
+        assert torch.allclose(model(b["input_ids"], b["attention_mask"]), plain(b["input_ids"], b["attention_mask"]), atol=1e-5)
+    assert len(_PREFIX_CACHE) == n  # the training forward found everything in the cache
+    assert warm_prefix_cache(plain, tok, cfg, rows) == (0, 0.0)  # no frozen prefix: nothing to do

@@ -56,10 +56,11 @@ def test_experiment_w2s_writes_one_report(tiny_model, tmp_path):
     seam = _write(tmp_path / "seam.jsonl", toy_rows(24, 1))  # stands in for an export of SEAM labels
     r = runner.invoke(app, ["experiment", "w2s", "--weak", tiny_model, "--strong", tiny_model, "--data", str(d),
                             "--out", str(out), "--batch-size", "8", "--conflict", "--lora-r", "4",
-                            "--intermediate", tiny_model, "--seam-labels", str(seam)])
+                            "--intermediate", tiny_model, "--seam-labels", str(seam), "--weak-gt", "16"])
     assert r.exit_code == 0, r.output
     res = json.loads((out / "results.json").read_text())
-    assert res["sizes"] == {"train_gt": 24, "train_w2s": 24, "test_dev": 16}
+    assert res["sizes"] == {"train_gt": 24, "train_w2s": 24, "test_dev": 16, "weak_train_gt": 16}
+    assert res["timings"]["weak"]["rows"] == 16 and res["timings"]["ceiling"]["rows"] == 24
     assert set(res["accuracy"]) >= {"weak", "ceiling", "w2s_naive", "w2s_aux_conf", "w2s_filtered",
                                    "w2s_reweighted", "w2s_conflict", "w2s_seam", "intermediate", "w2s_bootstrap"}
     assert res["timings"]["w2s_bootstrap"]["rows"] == 12  # the intermediate labels the second half of the pool
@@ -75,7 +76,8 @@ def test_experiment_w2s_writes_one_report(tiny_model, tmp_path):
     # rerunning resumes: every run directory is finished, nothing retrains
     mtime = (out / "weak" / "model" / "trainable.pt").stat().st_mtime
     assert runner.invoke(app, ["experiment", "w2s", "--weak", tiny_model, "--strong", tiny_model, "--data", str(d),
-                               "--out", str(out), "--batch-size", "8", "--conflict", "--lora-r", "4"]).exit_code == 0
+                               "--out", str(out), "--batch-size", "8", "--conflict", "--lora-r", "4",
+                               "--weak-gt", "16"]).exit_code == 0
     assert (out / "weak" / "model" / "trainable.pt").stat().st_mtime == mtime
 
 

@@ -105,10 +105,12 @@ def experiment_w2s_cmd(
     out_dir: Path = typer.Option(Path("w2s-experiment"), "--out", help="Experiment directory (rerun to resume)."),
     subsample: int | None = typer.Option(None, help="Pairs per split (train_gt, train_w2s, test)."),
     n_test: int | None = typer.Option(None, help="Test pairs [default: --subsample]."),
+    weak_gt: int | None = typer.Option(None, help="Train the weak supervisor on only this many of the train_gt pairs."),
     epochs: float = typer.Option(1.0),
     batch_size: int = typer.Option(4),
     max_length: int = typer.Option(256),
     weak_pooling: str = typer.Option("last", help="last | mean (mean for sentence encoders)."),
+    strong_pooling: str = typer.Option("last", help="last | mean: the student's pooling."),
     weak_lr: float = typer.Option(5e-5),
     strong_lr: float = typer.Option(1e-4),
     lora_r: int = typer.Option(8),
@@ -124,9 +126,9 @@ def experiment_w2s_cmd(
     from w2s.training import LoraSpec
     from w2s.training.protocol import ExperimentConfig, run_experiment
 
-    cfg = ExperimentConfig(weak=weak, strong=strong, data=str(data), out=str(out_dir), n_train_gt=subsample,
+    cfg = ExperimentConfig(weak=weak, strong=strong, data=str(data), out=str(out_dir), n_train_gt=subsample, n_weak_gt=weak_gt,
                            n_train_w2s=subsample, n_test=n_test or subsample, epochs=epochs, batch_size=batch_size,
-                           max_length=max_length, weak_pooling=weak_pooling, weak_lr=weak_lr, strong_lr=strong_lr,
+                           max_length=max_length, weak_pooling=weak_pooling, strong_pooling=strong_pooling, weak_lr=weak_lr, strong_lr=strong_lr,
                            strong_lora=LoraSpec(r=lora_r, alpha=2 * lora_r, last_n_layers=lora_last_n),
                            seam_labels=str(seam_labels) if seam_labels else None, intermediate=intermediate,
                            conflict=conflict, seed=seed, torch_threads=threads)

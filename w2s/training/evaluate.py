@@ -11,7 +11,7 @@ import torch
 from w2s import w2s_metrics
 from w2s.training.config import TrainConfig
 from w2s.training.models import build_model
-from w2s.training.trainer import collate, forward_pair, reference_logps
+from w2s.training.trainer import collate, forward_pair, reference_logps, warm_prefix_cache
 
 
 def load_run(run_dir: str | Path):
@@ -37,6 +37,7 @@ def predict(config: TrainConfig, tok, model, rows: list[dict], batch_size: int =
         rows = reference_logps(base.to(device), tok, config, rows, device, batch_size)
         del base
     model.eval()
+    warm_prefix_cache(model, tok, config, rows, progress=progress)
     out = []
     for i in tqdm(range(0, len(rows), batch_size), desc="score", disable=not progress):
         b = collate(rows[i: i + batch_size], tok, config, device)

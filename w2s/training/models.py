@@ -87,6 +87,29 @@ class FrozenPrefix:
             out[i, : lengths[i]] = _PREFIX_CACHE[k].to(out.device)
         return out
 
+    def fill(self, seqs: list[list[int]], pad_id: int, batch_size: int = 16, progress: bool = False) -> int:
+        """Compute and cache the prefix states of the sequences not cached yet, in batches of similar
+        length (sorted, so there is little padding). Returns how many sequences were computed."""
+        from tqdm.auto import tqdm
+
+        from w2s.training.data import pad_batch
+
+        todo = {}
+        for s in seqs:
+            k = self.key + (tuple(s),)
+            if k not in _PREFIX_CACHE:
+                todo[k] = s
+        order = sorted(todo, key=lambda k: len(todo[k]))
+        device = next(self.prefix.parameters()).device
+        for i in tqdm(range(0, len(order), batch_size), desc="frozen prefix", disable=not progress):
+            keys = order[i: i + batch_size]
+            ids, mask = pad_batch([todo[k] for k in keys], pad_id)
+            with torch.no_grad():
+                h = self.prefix(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state
+            for j, k in enumerate(keys):
+                _PREFIX_CACHE[k] = h[j, : len(todo[k])].detach().cpu().clone()
+        return len(order)
+
     def __call__(self, input_ids, attention_mask):
         h = self.hidden(input_ids, attention_mask)
         return self.top(inputs_embeds=h, attention_mask=attention_mask, use_cache=False)

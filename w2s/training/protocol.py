@@ -37,6 +37,9 @@ class ExperimentConfig:
     n_train_gt: int | None = None  # subsample sizes (None: the whole split)
     n_train_w2s: int | None = None
     n_test: int | None = None
+    # The weak supervisor's share of train_gt (None: all of it). Fewer ground-truth pairs make a
+    # genuinely weaker supervisor from the same model family when the model alone is not weaker enough.
+    n_weak_gt: int | None = None
     weak_lora: LoraSpec | None = None  # None: full fine-tuning of the weak model
     strong_lora: LoraSpec | None = field(default_factory=LoraSpec)
     weak_pooling: str = "last"
@@ -126,7 +129,7 @@ class Experiment:
         data = self.splits()
         gt, pool, test = data["train_gt"], data["train_w2s"], data["test_dev"]
 
-        weak = self.fit("weak", gt, c.weak, strong=False)
+        weak = self.fit("weak", subsample(gt, c.n_weak_gt, c.seed), c.weak, strong=False)
         ceiling = self.fit("ceiling", gt, c.strong, strong=True)
         p_test = {"weak": self.scores(weak, test, "test"), "ceiling": self.scores(ceiling, test, "test")}
 
@@ -169,7 +172,7 @@ class Experiment:
 
         acc = {k: M.accuracy(v) for k, v in p_test.items()}
         results = {
-            "sizes": {s: len(v) for s, v in data.items()},
+            "sizes": {**{s: len(v) for s, v in data.items()}, "weak_train_gt": self.timings["weak"]["rows"]},
             "weak_label_accuracy": M.accuracy(p_pool),
             "accuracy": acc,
             "pgr": {k: M.pgr(acc["weak"], v, acc["ceiling"]) for k, v in acc.items() if k.startswith("w2s_")},

@@ -105,18 +105,21 @@ def write_report(out: Path, results: dict, p_test: dict[str, np.ndarray], p_pool
         "# Weak-to-strong experiment",
         "",
         f"- weak: `{cfg.weak}`; strong: `{cfg.strong}`; data: `{cfg.data}`",
-        (f"- sizes: train_gt {s['train_gt']}, train_w2s {s['train_w2s']}, test {s['test_dev']} pairs; "
+        (f"- sizes: train_gt {s['train_gt']} (the weak supervisor's share: {s.get('weak_train_gt', s['train_gt'])}), "
+         f"train_w2s {s['train_w2s']}, test {s['test_dev']} pairs; "
          f"epochs {cfg.epochs}, batch {cfg.batch_size}, max_length {cfg.max_length}, seed {cfg.seed}"),
         f"- weak-label accuracy on train_w2s: {results['weak_label_accuracy']:.3f}",
         f"- machine: {machine()}; peak RSS {results['peak_rss_mb']:.0f} MiB",
         "",
-        "| model | train rows | test accuracy | PGR | ECE | train pairs/s | train s |",
-        "|---|---|---|---|---|---|---|",
+        "| model | train rows | test accuracy | PGR | ECE | train pairs/s | frozen-prefix pairs/s | train s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for k in order:
         t = tim.get(k, {})
         lines.append(f"| {LABELS[k]} | {t.get('rows', '')} | {acc[k]:.3f} | {_fmt(pgr.get(k)) if k.startswith('w2s_') else ''} "
-                     f"| {ece[k]:.3f} | {_fmt(t.get('pairs_per_s'), 2) if t else ''} | {_fmt(t.get('seconds'), 0) if t else ''} |")
+                     f"| {ece[k]:.3f} | {_fmt(t.get('pairs_per_s'), 2) if t else ''} "
+                     f"| {_fmt(t['prefix_pairs_per_s'], 2) if t.get('prefix_pairs_per_s') else ''} "
+                     f"| {_fmt(t.get('seconds'), 0) if t else ''} |")
     lines += ["", "PGR = (w2s − weak) / (ceiling − weak); undefined unless the ceiling beats the weak model.", ""]
     d = results.get("deception")
     if d:

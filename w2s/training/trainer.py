@@ -131,6 +131,17 @@ def reference_logps(model, tok, config: TrainConfig, rows: list[dict], device, b
     return out
 
 
+def warm_prefix_cache(model, tok, config: TrainConfig, rows: list[dict], progress: bool = False) -> tuple[int, float]:
+    """With `cache_frozen_prefix`, run the frozen bottom layers once over every sequence of `rows`
+    (length-sorted batches) before training or scoring. Returns (sequences computed, seconds)."""
+    prefix = getattr(model, "frozen_prefix", None)
+    if prefix is None:
+        return 0, 0.0
+    t = time.time()
+    seqs = [encode_pair_side(tok, r["prompt"], r[side], config.max_length)[0] for r in rows for side in ("chosen", "rejected")]
+    return prefix.fill(seqs, tok.pad_token_id, progress=progress), time.time() - t
+
+
 def _micro_batches(n_rows: int, micro: int, seed: int, epoch: int) -> list[np.ndarray]:
     """This epoch's shuffled micro-batches of global size `micro` (a fixed order per seed and epoch)."""
     perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed * 1000 + epoch)).numpy()
@@ -185,6 +196,7 @@ def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None 
     set_seed(config.seed)
     tok, model = build_model(config)
     model.to(accelerator.device)
+    n_prefix, prefix_s = warm_prefix_cache(model, tok, config, rows, progress=config.progress and main)
     if config.objective == "dpo":
         rows = reference_logps(model, tok, config, rows, accelerator.device)
 
@@ -264,6 +276,9 @@ def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None 
         tok.save_pretrained(str(md))
         summary = {"objective": config.objective, "rows": len(rows), "steps": total_steps, "resumed_from": start,
                    "pairs": pairs, "seconds": seconds, "pairs_per_s": pairs / max(seconds, 1e-9),
+                   # the one-off frozen-prefix pass (cache_frozen_prefix), not counted in pairs_per_s
+                   "prefix_sequences": n_prefix, "prefix_seconds": prefix_s,
+                   "prefix_pairs_per_s": n_prefix / 2 / prefix_s if prefix_s else None,
                    "peak_rss_mb": peak_rss_mb(), "device": str(accelerator.device)}
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     accelerator.wait_for_everyone()
