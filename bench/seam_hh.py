@@ -104,6 +104,20 @@ def progress(total: int, label: str):
     return bar, task
 
 
+def complete_pairs(url: str, ids: list[str], strong: str, config_hash: str, keys) -> set[str]:
+    """The pairs of `ids` that have this config's tree and a label from every method (`keys` are the
+    annotators' dedup-key functions): what a run, resumed or cut short, has finished."""
+    from sqlmodel import select
+
+    from w2s.store import Annotation, session_scope
+    from w2s.trees import stored_pair_ids
+
+    with session_scope(url) as s:
+        have = stored_pair_ids(s, strong, config_hash) & set(ids)
+        stored = set(s.exec(select(Annotation.dedup_key).where(Annotation.pair_id.in_(list(have)))))
+    return {pid for pid in have if all(key(pid) in stored for key in keys)}
+
+
 def weak_timing(weak, ids: list[str], url: str, batch_size: int) -> dict:
     """Seconds per pair: the naive weak annotator (2 prompts per pair, both orders) vs a raw batched
     forward pass over the same prompts vs calling the backend one prompt at a time."""
@@ -162,7 +176,8 @@ def main() -> None:
     ap.add_argument("--cot-tokens", type=int, default=64)
     ap.add_argument("--timing-pairs", type=int, default=16)
     ap.add_argument("--chunk", type=int, default=4, help="pairs per chunk (trees, then all methods)")
-    ap.add_argument("--max-minutes", type=float, default=None, help="stop starting new chunks after this")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="stop starting new chunks after this (0: only report what is stored)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
@@ -195,7 +210,7 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     annotators = [get_annotator(m, weak, strong, tree_config=cfg.hash(), reasoning_max_tokens=args.cot_tokens)
                   for m in methods]
-    deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes else None
+    deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
     done: list[str] = []
     bar, task = progress(len(ids), "pairs (trees + all methods)")
     with bar:
@@ -210,8 +225,9 @@ def main() -> None:
             done += chunk
             bar.advance(task, len(chunk))
 
+    complete = complete_pairs(url, ids, strong.spec, cfg.hash(), [a.key for a in annotators])
     with session_scope(url) as s:
-        report = evaluate_annotations(s, dataset="hh-harmless-single-turn", pair_ids=set(done))
+        report = evaluate_annotations(s, dataset="hh-harmless-single-turn", pair_ids=complete)
     print(f"\naccuracy vs gold on {report['pairs_with_gold']} pairs (A/B randomised; 95% Wilson CI)")
     print(f"{'method':<12} {'annotator':<30} {'n':>4} {'acc':>6} {'95% CI':>15} {'cover':>6} {'risky':>6} {'good':>5} {'s/pair':>7}")
     for m in report["methods"]:
@@ -232,7 +248,7 @@ def main() -> None:
               f"{usage.completion_tokens} generated, {usage.seconds:.0f} s")
 
     timing = weak_timing(weak, ids[: args.timing_pairs], url, args.batch_size)
-    print(f"evaluated subset: {len(done)} pairs (seeded sample of {len(ids)})")
+    print(f"evaluated subset: {len(complete)} pairs with a tree and every method's label (seeded sample of {len(ids)})")
     print(f"\nweak annotation timing on {timing['pairs']} pairs (s/pair, 2 prompts per pair):")
     print(f"  naive annotator, batched     {timing['annotate_batched']:.3f}")
     print(f"  raw batched forward pass     {timing['raw_batched_forward']:.3f}  "
