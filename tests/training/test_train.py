@@ -179,3 +179,32 @@ def test_warm_prefix_cache_fills_once_and_matches_the_full_forward(tiny_model, t
         assert torch.allclose(model(b["input_ids"], b["attention_mask"]), plain(b["input_ids"], b["attention_mask"]), atol=1e-5)
     assert len(_PREFIX_CACHE) == n  # the training forward found everything in the cache
     assert warm_prefix_cache(plain, tok, cfg, rows) == (0, 0.0)  # no frozen prefix: nothing to do
+
+
+def test_rerun_resumes_only_the_same_run(tiny_model, tmp_path):
+    """A finished run directory is reused only by the same config on the same rows; anything else
+    raises instead of silently handing back another run's weights."""
+    kw = dict(model=tiny_model, out=str(tmp_path / "r"), max_steps=2, batch_size=4)
+    run = train(make_config("rm", **kw, progress=False), rows=toy_rows(8))
+    mtime = (run / "model" / "trainable.pt").stat().st_mtime
+    assert train(make_config("rm", **kw, progress=True, logging_steps=1), rows=toy_rows(8)) == run  # volatile fields
+    assert (run / "model" / "trainable.pt").stat().st_mtime == mtime
+    with pytest.raises(ValueError, match="different config.*learning_rate"):
+        train(make_config("rm", **kw, learning_rate=1e-2), rows=toy_rows(8))
+    with pytest.raises(ValueError, match="different rows"):
+        train(make_config("rm", **kw), rows=toy_rows(8, seed=3))
+
+
+def test_frozen_backbone_trains_the_head_only(tiny_model, tmp_path):
+    cfg = make_config("rm", model=tiny_model, out=str(tmp_path / "f"), freeze_backbone=True, head_lr=1e-2,
+                      max_steps=5, batch_size=4, progress=False)
+    _, model = build_model(cfg)
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    run = train(cfg, rows=toy_rows(16))
+    saved = torch.load(run / "model" / "trainable.pt")
+    assert set(saved) == {"head.weight", "head.bias"}
+    _, again = build_model(cfg)
+    assert all(torch.equal(before[k], v) for k, v in again.backbone.state_dict().items())
+    with pytest.raises(ValueError, match="drop the LoRA"):
+        build_model(make_config("rm", model=tiny_model, freeze_backbone=True, lora=LoraSpec()))

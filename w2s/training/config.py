@@ -80,6 +80,9 @@ class RewardConfig(TrainConfig):
     objective: str = "rm"
     pooling: str = "last"  # last | mean (mean suits sentence encoders like MiniLM)
     head_lr: float | None = None  # learning rate of the reward head (default: learning_rate)
+    # Train the reward head only: a linear probe on the frozen backbone's pooled features (a
+    # deliberately weaker supervisor than full fine-tuning of the same model)
+    freeze_backbone: bool = False
     # Cache the hidden states of the frozen layers below the LoRA layers (needs lora.last_n_layers);
     # exact, and several times faster for students that adapt only their top layers
     cache_frozen_prefix: bool = False

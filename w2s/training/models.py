@@ -81,7 +81,7 @@ class FrozenPrefix:
             with torch.no_grad():
                 h = self.prefix(input_ids=input_ids[missing], attention_mask=attention_mask[missing], use_cache=False).last_hidden_state
             for j, i in enumerate(missing):
-                _PREFIX_CACHE[keys[i]] = h[j, : lengths[i]].detach().cpu()
+                _PREFIX_CACHE[keys[i]] = h[j, : lengths[i]].detach().cpu().clone()  # not a view of the padded batch
         out = torch.zeros(input_ids.shape + (_PREFIX_CACHE[keys[0]].size(-1),), device=input_ids.device)
         for i, k in enumerate(keys):
             out[i, : lengths[i]] = _PREFIX_CACHE[k].to(out.device)
@@ -154,6 +154,10 @@ def build_model(config: TrainConfig):
         backbone = AutoModel.from_pretrained(str(path))
         if config.lora is not None:
             backbone = add_lora(backbone, config.lora)
+        if getattr(config, "freeze_backbone", False):
+            if config.lora is not None:
+                raise ValueError("freeze_backbone trains the head only; drop the LoRA spec")
+            backbone.requires_grad_(False)
         model = RewardModel(backbone, backbone.config.hidden_size, getattr(config, "pooling", "last"))
         if getattr(config, "cache_frozen_prefix", False):
             if config.lora is None or not config.lora.last_n_layers:

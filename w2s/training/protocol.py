@@ -41,6 +41,7 @@ class ExperimentConfig:
     # genuinely weaker supervisor from the same model family when the model alone is not weaker enough.
     n_weak_gt: int | None = None
     weak_lora: LoraSpec | None = None  # None: full fine-tuning of the weak model
+    weak_frozen: bool = False  # the weak supervisor trains its reward head only (frozen encoder + head)
     strong_lora: LoraSpec | None = field(default_factory=LoraSpec)
     weak_pooling: str = "last"
     strong_pooling: str = "last"
@@ -102,7 +103,7 @@ class Experiment:
             learning_rate=c.strong_lr if strong else c.weak_lr, head_lr=c.head_lr,
             epochs=c.epochs if strong or c.weak_epochs is None else c.weak_epochs,
             batch_size=c.batch_size, max_length=c.max_length, seed=c.seed, torch_threads=c.torch_threads,
-            cache_frozen_prefix=c.cache_frozen_prefix and strong,
+            cache_frozen_prefix=c.cache_frozen_prefix and strong, freeze_backbone=c.weak_frozen and not strong,
             progress=c.progress, save_steps=25, logging_steps=5, **kw)
 
     def fit(self, name: str, rows: list[dict], model: str, strong: bool, **kw) -> Path:

@@ -15,6 +15,7 @@ trainable weights, a PEFT adapter when LoRA is on, the tokenizer), summary.json.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -169,6 +170,35 @@ def _save_checkpoint(out: Path, step: int, model, optimizer, scheduler, config: 
         shutil.rmtree(old, ignore_errors=True)
 
 
+# Fields that do not change what a run computes: a rerun may differ in them and still resume
+_VOLATILE = ("out", "progress", "torch_threads", "logging_steps", "save_steps", "keep_checkpoints")
+
+
+def rows_fingerprint(rows: list[dict]) -> str:
+    """sha256 of what training reads from the rows (texts, labels, weights), in order."""
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(json.dumps([r["prompt"], r["chosen"], r["rejected"], r.get("soft_label"), r.get("weight"),
+                             r.get("gold")]).encode())
+    return h.hexdigest()
+
+
+def check_same_run(out: Path, config: TrainConfig, fingerprint: str) -> None:
+    """A run directory resumes only the run it holds: a different config or different training rows
+    raise instead of silently reusing (or continuing) another run's weights."""
+    # loaded through the config class, so fields added since the run was saved take their defaults
+    saved = TrainConfig.load(out / "config.json").to_dict() if (out / "config.json").exists() else None
+    if saved is not None:
+        new = config.to_dict()
+        diff = sorted(k for k in set(saved) | set(new) if k not in _VOLATILE and saved.get(k) != new.get(k))
+        if diff:
+            raise ValueError(f"{out} holds a run with a different config ({', '.join(diff)}); "
+                             "choose another run directory or delete it")
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
+    if summary.get("rows_sha256", fingerprint) != fingerprint:
+        raise ValueError(f"{out} holds a run trained on different rows; choose another run directory or delete it")
+
+
 def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None = None) -> Path:
     """Train (or resume training) into `config.out`; returns the run directory.
 
@@ -180,13 +210,15 @@ def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None 
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     out = Path(config.out)
-    if (out / "summary.json").exists():
-        return out
     if rows is None:
         if data is None:
             raise ValueError("give rows or a data path")
         rows = load_rows(data)
     rows = prepare_rows(config, rows)
+    fingerprint = rows_fingerprint(rows)
+    check_same_run(out, config, fingerprint)
+    if (out / "summary.json").exists():
+        return out
 
     accelerator = Accelerator()
     main = accelerator.is_main_process
@@ -204,9 +236,9 @@ def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None 
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     if getattr(config, "head_lr", None) and hasattr(model, "head"):
         head = {id(p) for p in model.head.parameters()}
+        body = [p for p in params if id(p) not in head]
         optimizer = torch.optim.AdamW(
-            [{"params": [p for p in params if id(p) not in head]},
-             {"params": list(model.head.parameters()), "lr": config.head_lr}],
+            ([{"params": body}] if body else []) + [{"params": list(model.head.parameters()), "lr": config.head_lr}],
             lr=config.learning_rate, weight_decay=config.weight_decay)
     micro = config.batch_size * accelerator.num_processes
     per_epoch = math.ceil(len(rows) / micro)
@@ -274,7 +306,7 @@ def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None 
         if hasattr(peft_model, "peft_config"):
             peft_model.save_pretrained(str(md / "adapter"))
         tok.save_pretrained(str(md))
-        summary = {"objective": config.objective, "rows": len(rows), "steps": total_steps, "resumed_from": start,
+        summary = {"objective": config.objective, "rows": len(rows), "rows_sha256": fingerprint, "steps": total_steps, "resumed_from": start,
                    "pairs": pairs, "seconds": seconds, "pairs_per_s": pairs / max(seconds, 1e-9),
                    # the one-off frozen-prefix pass (cache_frozen_prefix), not counted in pairs_per_s
                    "prefix_sequences": n_prefix, "prefix_seconds": prefix_s,
