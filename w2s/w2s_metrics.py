@@ -3,7 +3,8 @@
 Conventions: `p` is a model's probability that the gold-preferred response is better
 (P(chosen > rejected) on a test set whose `chosen` is gold), so a prediction is correct when p > 0.5.
 
-- PGR (Burns et al. 2023): performance gap recovered, (w2s − weak) / (ceiling − weak).
+- PGR (Burns et al. 2023): performance gap recovered, (w2s − weak) / (ceiling − weak), with a paired
+  bootstrap interval over the test pairs (on a few hundred pairs a small gap makes PGR very noisy).
 - Deception score (Yang et al. 2024, "Super(ficial)-alignment"): knowledge areas from the
   ground-truth-trained weak and strong models' confidence in the gold answer, threshold T.
 """
@@ -39,6 +40,43 @@ def pgr(weak: float, w2s: float, ceiling: float) -> float | None:
     if not gap > 0:
         return None
     return (w2s - weak) / gap
+
+
+def _bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def accuracy_gap_ci(p_a: Sequence[float], p_b: Sequence[float], n_boot: int = 2000, level: float = 0.95,
+                    seed: int = 0) -> dict:
+    """accuracy(b) − accuracy(a) on the same test pairs, with a paired percentile-bootstrap interval
+    (pairs resampled with replacement, both models on the same resample). A gap is "clear" when the
+    interval excludes 0."""
+    a, b = correct(p_a), correct(p_b)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"need two non-empty prediction arrays of one length, got {a.shape} and {b.shape}")
+    idx = _bootstrap_indices(a.size, n_boot, seed)
+    d = b[idx].mean(1) - a[idx].mean(1)
+    lo, hi = np.percentile(d, [50 * (1 - level), 100 - 50 * (1 - level)])
+    return {"gap": float(b.mean() - a.mean()), "lo": float(lo), "hi": float(hi), "level": level}
+
+
+def pgr_ci(p_weak: Sequence[float], p_w2s: Sequence[float], p_ceiling: Sequence[float], n_boot: int = 2000,
+           level: float = 0.95, seed: int = 0) -> dict:
+    """PGR with a paired percentile-bootstrap interval over the test pairs. Resamples in which the
+    ceiling does not beat the weak model have no PGR; `defined` is the share that do, and the interval
+    is taken over those (None when fewer than half do: then the PGR is not worth reporting)."""
+    w, s, c = correct(p_weak), correct(p_w2s), correct(p_ceiling)
+    if not (w.shape == s.shape == c.shape) or w.size == 0:
+        raise ValueError("need three non-empty prediction arrays of one length")
+    idx = _bootstrap_indices(w.size, n_boot, seed)
+    aw, as_, ac = w[idx].mean(1), s[idx].mean(1), c[idx].mean(1)
+    ok = ac > aw
+    point = pgr(float(w.mean()), float(s.mean()), float(c.mean()))
+    if ok.mean() < 0.5:
+        return {"pgr": point, "lo": None, "hi": None, "defined": float(ok.mean()), "level": level}
+    r = (as_[ok] - aw[ok]) / (ac[ok] - aw[ok])
+    lo, hi = np.percentile(r, [50 * (1 - level), 100 - 50 * (1 - level)])
+    return {"pgr": point, "lo": float(lo), "hi": float(hi), "defined": float(ok.mean()), "level": level}
 
 
 @dataclass(frozen=True)

@@ -58,3 +58,29 @@ def test_calibration_bins_and_ece():
 def test_binary_entropy():
     assert M.binary_entropy([0.5])[0] == pytest.approx(math.log(2))
     assert M.binary_entropy([1.0])[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_accuracy_gap_ci_paired_bootstrap():
+    import numpy as np
+
+    a = np.array([0.9] * 60 + [0.1] * 40)  # 0.60
+    b = np.array([0.9] * 80 + [0.1] * 20)  # 0.80, right wherever a is right
+    g = M.accuracy_gap_ci(a, b, n_boot=500)
+    assert g["gap"] == pytest.approx(0.2) and 0 < g["lo"] < 0.2 < g["hi"] < 0.4
+    same = M.accuracy_gap_ci(a, a, n_boot=200)
+    assert same["gap"] == same["lo"] == same["hi"] == 0.0  # paired: identical models never differ
+    with pytest.raises(ValueError):
+        M.accuracy_gap_ci(a, b[:10])
+
+
+def test_pgr_ci():
+    import numpy as np
+
+    weak = np.array([0.9] * 60 + [0.1] * 40)
+    ceiling = np.array([0.9] * 80 + [0.1] * 20)
+    w2s = np.array([0.9] * 70 + [0.1] * 30)  # halfway; nested sets, so every resample's PGR is in [0, 1]
+    r = M.pgr_ci(weak, w2s, ceiling, n_boot=300)
+    assert r["pgr"] == pytest.approx(0.5) and r["defined"] == 1.0
+    assert 0.0 <= r["lo"] < 0.5 < r["hi"] <= 1.0
+    flat = M.pgr_ci(weak, w2s, weak, n_boot=100)  # no gap: nothing to report
+    assert flat["pgr"] is None and flat["lo"] is None and flat["defined"] == 0.0

@@ -177,6 +177,11 @@ class Experiment:
             "weak_label_accuracy": M.accuracy(p_pool),
             "accuracy": acc,
             "pgr": {k: M.pgr(acc["weak"], v, acc["ceiling"]) for k, v in acc.items() if k.startswith("w2s_")},
+            # paired bootstrap over the test pairs: is the ceiling clearly above the weak model, and how
+            # sure is each PGR
+            "ceiling_minus_weak": M.accuracy_gap_ci(p_test["weak"], p_test["ceiling"], seed=c.seed),
+            "pgr_ci": {k: M.pgr_ci(p_test["weak"], v, p_test["ceiling"], seed=c.seed)
+                       for k, v in p_test.items() if k.startswith("w2s_")},
             "ece": {k: M.expected_calibration_error(v) for k, v in p_test.items()},
             "train_rows": train_rows,
             "timings": self.timings,

@@ -27,6 +27,15 @@ def _fmt(x, nd=3):
     return "undefined" if x is None else f"{x:.{nd}f}"
 
 
+def pgr_cell(p, ci: dict | None) -> str:
+    """A PGR table cell: the point value and its bootstrap interval, or "undefined"."""
+    if p is None:
+        return "undefined"
+    if not ci or ci.get("lo") is None:
+        return f"{p:+.3f}"
+    return f"{p:+.3f} [{ci['lo']:+.2f}, {ci['hi']:+.2f}]"
+
+
 def machine() -> str:
     import os
 
@@ -109,14 +118,16 @@ def write_report(out: Path, results: dict, p_test: dict[str, np.ndarray], p_pool
          f"train_w2s {s['train_w2s']}, test {s['test_dev']} pairs; "
          f"epochs {cfg.epochs}, batch {cfg.batch_size}, max_length {cfg.max_length}, seed {cfg.seed}"),
         f"- weak-label accuracy on train_w2s: {results['weak_label_accuracy']:.3f}",
+        *([f"- ceiling − weak on test: {g['gap']:+.3f} (paired bootstrap {g['level']:.0%} interval "
+           f"{g['lo']:+.3f} … {g['hi']:+.3f})"] if (g := results.get("ceiling_minus_weak")) else []),
         f"- machine: {machine()}; peak RSS {results['peak_rss_mb']:.0f} MiB",
         "",
-        "| model | train rows | test accuracy | PGR | ECE | train pairs/s | frozen-prefix pairs/s | train s |",
+        "| model | train rows | test accuracy | PGR [95% interval] | ECE | train pairs/s | frozen-prefix pairs/s | train s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for k in order:
         t = tim.get(k, {})
-        lines.append(f"| {LABELS[k]} | {t.get('rows', '')} | {acc[k]:.3f} | {_fmt(pgr.get(k)) if k.startswith('w2s_') else ''} "
+        lines.append(f"| {LABELS[k]} | {t.get('rows', '')} | {acc[k]:.3f} | {pgr_cell(pgr.get(k), results.get('pgr_ci', {}).get(k)) if k.startswith('w2s_') else ''} "
                      f"| {ece[k]:.3f} | {_fmt(t.get('pairs_per_s'), 2) if t else ''} "
                      f"| {_fmt(t['prefix_pairs_per_s'], 2) if t.get('prefix_pairs_per_s') else ''} "
                      f"| {_fmt(t.get('seconds'), 0) if t else ''} |")
