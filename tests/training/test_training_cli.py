@@ -79,6 +79,9 @@ def test_experiment_w2s_writes_one_report(tiny_model, tmp_path):
                                "--out", str(out), "--batch-size", "8", "--conflict", "--lora-r", "4",
                                "--weak-gt", "16"]).exit_code == 0
     assert (out / "weak" / "model" / "trainable.pt").stat().st_mtime == mtime
+    again = json.loads((out / "results.json").read_text())  # the resumed report keeps the first run's figures
+    assert all(res["accuracy"][k] == a for k, a in again["accuracy"].items()) and again["timings"]["ceiling"]["score_test_pairs_per_s"] > 0
+    assert again["peak_rss_mb"] >= res["timings"]["ceiling"]["peak_rss_mb"]
 
 
 def test_two_process_ddp_through_accelerate(tiny_model, tmp_path):

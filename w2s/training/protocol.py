@@ -116,13 +116,18 @@ class Experiment:
         from w2s.training.evaluate import load_run, predict
 
         cache = run / f"p_{tag}_{len(rows)}.npy"
+        timing = cache.with_suffix(".json")  # kept so that a resumed experiment still reports it
+        key = f"score_{tag}_pairs_per_s"
         if cache.exists():
+            if timing.exists():
+                self.timings.setdefault(run.name, {})[key] = json.loads(timing.read_text())[key]
             return np.load(cache)
         config, tok, model = load_run(run)
         t = time.time()
         p = predict(config, tok, model, rows, batch_size=8, progress=self.cfg.progress)
-        self.timings.setdefault(run.name, {})[f"score_{tag}_pairs_per_s"] = len(rows) / max(time.time() - t, 1e-9)
+        self.timings.setdefault(run.name, {})[key] = len(rows) / max(time.time() - t, 1e-9)
         np.save(cache, p)
+        timing.write_text(json.dumps({key: self.timings[run.name][key]}))
         return p
 
     def run(self) -> dict:
@@ -186,7 +191,8 @@ class Experiment:
             "train_rows": train_rows,
             "timings": self.timings,
             "deception": deception,
-            "peak_rss_mb": peak_rss_mb(),
+            # this process, or on a resumed experiment the largest peak its training runs recorded
+            "peak_rss_mb": max([peak_rss_mb()] + [t.get("peak_rss_mb", 0.0) for t in self.timings.values()]),
         }
         (self.out / "results.json").write_text(json.dumps(results, indent=2))
         from w2s.training.report import write_report
