@@ -173,6 +173,8 @@ def main() -> None:
     ap.add_argument("--backtraces", type=int, default=2)
     ap.add_argument("--no-post-relevance", action="store_true")
     ap.add_argument("--thought-one-order", action="store_true", help="thought written once, A first (the earlier design)")
+    ap.add_argument("--no-weak-prune", action="store_true",
+                    help="seam keeps every informative node (labels are keyed without this option: use another --db)")
     ap.add_argument("--cot-tokens", type=int, default=64)
     ap.add_argument("--timing-pairs", type=int, default=16)
     ap.add_argument("--chunk", type=int, default=4, help="pairs per chunk (trees, then all methods)")
@@ -208,8 +210,8 @@ def main() -> None:
     # Work in chunks of pairs (trees, then every method) so that whatever finishes within the time budget
     # is a complete comparison on the same pairs.
     methods = [m for m in args.methods.split(",") if m]
-    annotators = [get_annotator(m, weak, strong, tree_config=cfg.hash(), reasoning_max_tokens=args.cot_tokens)
-                  for m in methods]
+    annotators = [get_annotator(m, weak, strong, tree_config=cfg.hash(), reasoning_max_tokens=args.cot_tokens,
+                                weak_prune=not args.no_weak_prune) for m in methods]
     deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
     done: list[str] = []
     bar, task = progress(len(ids), "pairs (trees + all methods)")
