@@ -242,7 +242,8 @@ def main() -> None:
             print(f"\ntrees by {t['strong_model']} (config {t['config_hash']}): {t['trees']} trees, "
                   f"{t['mean_seconds']:.2f} s/pair, depth {t['mean_depth']:.2f}, backtraces {t['mean_backtraces']:.2f}, "
                   f"nodes {t['mean_nodes']:.2f}, tokens {t['mean_tokens']:.0f}, roles {t['roles']}, stops {t['stops']}; "
-                  f"the exit node's own verdict matches gold on {t['exit_accuracy']:.3f}")
+                  f"the exit node's own verdict matches gold on {t['exit_accuracy'] or 0:.3f} of the "
+                  f"{t['exit_coverage']:.0%} of trees that have one")
     usage = strong.usage
     if usage.prompt_tokens:
         print(f"strong model usage in this process: {usage.prompt_tokens} prompt tokens "

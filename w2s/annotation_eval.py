@@ -100,7 +100,8 @@ def exit_label(nodes: list[tuple[str, float]]) -> str | None:
 
 def tree_stats(session: Session, gold: dict[str, str]) -> list[dict]:
     """Per (strong model, config): size, cost and stop reasons of the trees, and `exit_accuracy`, how
-    often the exit node's verdict (the strong model's principle-guided answer) matches gold."""
+    often the exit node's verdict (the strong model's principle-guided answer) matches gold, over the
+    `exit_coverage` share of trees that have an exit node."""
     groups: dict[tuple[str, str], list[Tree]] = defaultdict(list)
     for tree in session.exec(select(Tree)):
         if tree.pair_id in gold:
@@ -132,7 +133,9 @@ def tree_stats(session: Session, gold: dict[str, str]) -> list[dict]:
                 "mean_seconds": mean(t.seconds for t in trees),
                 "roles": dict(roles),
                 "stops": _count(t.config.get("stop", "?") for t in trees),
-                "exit_accuracy": mean(exits[p] == gold[p] for p in exits),
+                # over the trees whose search kept an exit node; a search that backtracked on every node has none
+                "exit_coverage": len(answered := [p for p, label in exits.items() if label is not None]) / len(trees),
+                "exit_accuracy": mean(exits[p] == gold[p] for p in answered) if answered else None,
             }
         )
     return out

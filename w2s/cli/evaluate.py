@@ -63,7 +63,8 @@ def trees_table(trees: list[dict]) -> Table:
         table.add_row(
             t["strong_model"], t["config_hash"], str(t["trees"]), f"{t['mean_depth']:.2f}", f"{t['mean_backtraces']:.2f}",
             f"{t['mean_nodes']:.2f}", f"{t['mean_tokens']:.0f}", f"{t['mean_seconds']:.2f}",
-            ", ".join(f"{k} {v}" for k, v in sorted(t["stops"].items())), f"{t['exit_accuracy']:.3f}",
+            ", ".join(f"{k} {v}" for k, v in sorted(t["stops"].items())),
+            "-" if t["exit_accuracy"] is None else f"{t['exit_accuracy']:.3f} ({t['exit_coverage']:.0%} of trees)",
         )
     return table
 
