@@ -5,8 +5,9 @@ The chat template is the GGUF's own (rendered the same way transformers renders 
 Prompts run one after another through one context, and a prompt reuses the KV cache of the prefix it
 shares with the prompt before it (the pair text is the prefix of every relevance, thought and verdict
 prompt of a tree, so most of a tree's prompt tokens are evaluated once). Reuse must not change the
-numbers: llama.cpp's kernels round differently for a few-token batch than for a long one (next-token
-probabilities move by ~0.01), so tokens are always evaluated in chunks of `prefix_chunk` aligned at
+numbers: llama.cpp's kernels round differently for a few-token batch than for a long one (reusing an
+unaligned prefix moved Qwen2.5-Coder Q4_K_M's logits by up to 0.41; SmolLM2's Q4_1 kernels happened not
+to move), so tokens are always evaluated in chunks of `prefix_chunk` aligned at
 absolute positions 0, c, 2c, ..., and only whole cached chunks are kept. A chunk's computation is then
 the same whether the prompt is evaluated afresh or after another prompt, and so are its scores.
 
