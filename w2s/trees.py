@@ -9,8 +9,9 @@ The algorithm (DESIGN.md §4), for every pair in a batch at once:
 4. verdict     v = P_S(A vs B | pair, p, thought): S's answer to the thought prompt is its own thought
                continued with "... the better reply is Reply", and v is the next token's A vs B, in both
                presentation orders (a thought written in each order) and averaged, so position bias
-               cancels, in the thought as in the verdict. Asking a fresh "which is better?" question instead lets a small
-               strong model's position bias swamp its thought (v ~ 0.5 on every node, measured);
+               cancels, in the thought as in the verdict. Asking a fresh "which is better?" question
+               instead lets a small strong model's position bias swamp its thought (v ~ 0.5 on every
+               node, measured);
                entropy H(v) in nats, info = r * (1 - H(v) / ln 2), with r the post-thought relevance
                (S asked again, now with the thought in view);
 5. role        post-thought relevance < tau_rel or max(v) < tau_uniform (near-uniform) -> the node is a
@@ -78,7 +79,7 @@ class TreeConfig:
     """Write the thought in both presentation orders and read each order's verdict after its own thought.
     False writes it once (A first) and swaps its labels for the B-first verdict: half the generation,
     but a position bias of the thought itself then survives the averaging (Qwen2.5-Coder-1.5B's
-    A-first thoughts favoured the second reply on 7 of 9 HH pairs)."""
+    A-first thoughts favoured the second-shown reply on 44 of 52 HH pairs, gold being A on 31)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
