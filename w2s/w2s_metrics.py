@@ -46,6 +46,11 @@ def _bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
+def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    lo, hi = np.percentile(values, [50 * (1 - level), 100 - 50 * (1 - level)])
+    return float(lo), float(hi)
+
+
 def accuracy_gap_ci(p_a: Sequence[float], p_b: Sequence[float], n_boot: int = 2000, level: float = 0.95,
                     seed: int = 0) -> dict:
     """accuracy(b) − accuracy(a) on the same test pairs, with a paired percentile-bootstrap interval
@@ -55,9 +60,8 @@ def accuracy_gap_ci(p_a: Sequence[float], p_b: Sequence[float], n_boot: int = 20
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"need two non-empty prediction arrays of one length, got {a.shape} and {b.shape}")
     idx = _bootstrap_indices(a.size, n_boot, seed)
-    d = b[idx].mean(1) - a[idx].mean(1)
-    lo, hi = np.percentile(d, [50 * (1 - level), 100 - 50 * (1 - level)])
-    return {"gap": float(b.mean() - a.mean()), "lo": float(lo), "hi": float(hi), "level": level}
+    lo, hi = _percentile_interval(b[idx].mean(1) - a[idx].mean(1), level)
+    return {"gap": float(b.mean() - a.mean()), "lo": lo, "hi": hi, "level": level}
 
 
 def pgr_ci(p_weak: Sequence[float], p_w2s: Sequence[float], p_ceiling: Sequence[float], n_boot: int = 2000,
@@ -74,9 +78,8 @@ def pgr_ci(p_weak: Sequence[float], p_w2s: Sequence[float], p_ceiling: Sequence[
     point = pgr(float(w.mean()), float(s.mean()), float(c.mean()))
     if ok.mean() < 0.5:
         return {"pgr": point, "lo": None, "hi": None, "defined": float(ok.mean()), "level": level}
-    r = (as_[ok] - aw[ok]) / (ac[ok] - aw[ok])
-    lo, hi = np.percentile(r, [50 * (1 - level), 100 - 50 * (1 - level)])
-    return {"pgr": point, "lo": float(lo), "hi": float(hi), "defined": float(ok.mean()), "level": level}
+    lo, hi = _percentile_interval((as_[ok] - aw[ok]) / (ac[ok] - aw[ok]), level)
+    return {"pgr": point, "lo": lo, "hi": hi, "defined": float(ok.mean()), "level": level}
 
 
 @dataclass(frozen=True)

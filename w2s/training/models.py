@@ -78,10 +78,7 @@ class FrozenPrefix:
         keys = [self.key + (tuple(ids[:n].tolist()),) for ids, n in zip(input_ids, lengths)]
         missing = [i for i, k in enumerate(keys) if k not in _PREFIX_CACHE]
         if missing:
-            with torch.no_grad():
-                h = self.prefix(input_ids=input_ids[missing], attention_mask=attention_mask[missing], use_cache=False).last_hidden_state
-            for j, i in enumerate(missing):
-                _PREFIX_CACHE[keys[i]] = h[j, : lengths[i]].detach().cpu().clone()  # not a view of the padded batch
+            self._store([keys[i] for i in missing], input_ids[missing], attention_mask[missing], [lengths[i] for i in missing])
         out = torch.zeros(input_ids.shape + (_PREFIX_CACHE[keys[0]].size(-1),), device=input_ids.device)
         for i, k in enumerate(keys):
             out[i, : lengths[i]] = _PREFIX_CACHE[k].to(out.device)
@@ -104,11 +101,15 @@ class FrozenPrefix:
         for i in tqdm(range(0, len(order), batch_size), desc="frozen prefix", disable=not progress):
             keys = order[i: i + batch_size]
             ids, mask = pad_batch([todo[k] for k in keys], pad_id)
-            with torch.no_grad():
-                h = self.prefix(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state
-            for j, k in enumerate(keys):
-                _PREFIX_CACHE[k] = h[j, : len(todo[k])].detach().cpu().clone()
+            self._store(keys, ids.to(device), mask.to(device), [len(todo[k]) for k in keys])
         return len(order)
+
+    def _store(self, keys: list, input_ids: torch.Tensor, attention_mask: torch.Tensor, lengths: list[int]) -> None:
+        """Run the frozen layers on a right-padded batch and cache each row's states under its key."""
+        with torch.no_grad():
+            h = self.prefix(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        for j, (k, n) in enumerate(zip(keys, lengths)):
+            _PREFIX_CACHE[k] = h[j, :n].detach().cpu().clone()  # a copy, not a view of the padded batch
 
     def __call__(self, input_ids, attention_mask):
         h = self.hidden(input_ids, attention_mask)
