@@ -208,3 +208,27 @@ def test_frozen_backbone_trains_the_head_only(tiny_model, tmp_path):
     assert all(torch.equal(before[k], v) for k, v in again.backbone.state_dict().items())
     with pytest.raises(ValueError, match="drop the LoRA"):
         build_model(make_config("rm", model=tiny_model, freeze_backbone=True, lora=LoraSpec()))
+
+
+def test_frozen_backbone_features_are_computed_once_and_match_the_full_forward(tiny_model, tmp_path):
+    """A head-only reward model reads its frozen encoder's pooled features from the cache: one
+    length-sorted pass fills it, and the rewards equal those of the full forward."""
+    from w2s.training.models import _PREFIX_CACHE
+    from w2s.training.trainer import warm_prefix_cache
+
+    cfg = make_config("rm", model=tiny_model, out=str(tmp_path / "f"), freeze_backbone=True, pooling="mean", progress=False)
+    tok, model = build_model(cfg)
+    rows = toy_rows(6, seed=5)
+    rows[0] = dict(rows[0], rejected=rows[0]["rejected"] + " bad harm rude hurt")  # padding in play
+    b = collate(rows, tok, cfg, "cpu")
+    with torch.no_grad():
+        want = model.head(model.pooled(b["input_ids"], b["attention_mask"])).squeeze(-1)
+    _PREFIX_CACHE.clear()
+    n, _ = warm_prefix_cache(model, tok, cfg, rows)
+    assert n == len(_PREFIX_CACHE) == len({(r["prompt"], r[s]) for r in rows for s in ("chosen", "rejected")})
+    assert warm_prefix_cache(model, tok, cfg, rows)[0] == 0
+    got = model(b["input_ids"], b["attention_mask"])
+    assert len(_PREFIX_CACHE) == n  # every feature came from the cache
+    assert torch.allclose(got, want, atol=1e-5)
+    got.sum().backward()
+    assert model.head.weight.grad.abs().sum() > 0

@@ -100,3 +100,27 @@ def test_two_process_ddp_through_accelerate(tiny_model, tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     s = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert s["pairs"] == 4 * 4 * 2 and s["device"] == "cpu:0"  # 4 steps × 4 pairs × 2 processes
+
+
+def test_experiment_with_a_frozen_weak_probe_and_a_cached_student_prefix(tiny_model, tmp_path):
+    """The options the CPU benchmark uses reach the run configs: a head-only weak supervisor with its
+    own epochs and head learning rate, a student whose frozen layers run once per sequence."""
+    from w2s.training.models import _PREFIX_CACHE
+
+    d = tmp_path / "data"
+    d.mkdir()
+    for split, n, seed in (("train_gt", 16, 0), ("train_w2s", 16, 1), ("test_dev", 8, 2)):
+        _write(d / f"{split}.jsonl", toy_rows(n, seed))
+    out = tmp_path / "exp"
+    _PREFIX_CACHE.clear()
+    r = runner.invoke(app, ["experiment", "w2s", "--weak", tiny_model, "--strong", tiny_model, "--data", str(d),
+                            "--out", str(out), "--batch-size", "8", "--lora-r", "4", "--lora-last-n", "1",
+                            "--cache-frozen-prefix", "--weak-frozen", "--weak-epochs", "3", "--weak-head-lr", "0.01"])
+    assert r.exit_code == 0, r.output
+    weak = json.loads((out / "weak" / "config.json").read_text())
+    assert (weak["freeze_backbone"], weak["epochs"], weak["head_lr"]) == (True, 3.0, 0.01)
+    ceiling = json.loads((out / "ceiling" / "config.json").read_text())
+    assert (ceiling["cache_frozen_prefix"], ceiling["epochs"], ceiling["head_lr"]) == (True, 1.0, 1e-3)
+    timings = json.loads((out / "results.json").read_text())["timings"]
+    unique = len({(r["prompt"], r[side]) for r in toy_rows(16, 0) for side in ("chosen", "rejected")})
+    assert timings["weak"]["prefix_sequences"] == timings["ceiling"]["prefix_sequences"] == unique

@@ -48,9 +48,30 @@ def add_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
     return get_peft_model(model, cfg)
 
 
-# Hidden states after the frozen bottom layers, per (model, split, token ids): shared by every run
-# in the process (ceiling, each student variant, test scoring) because those layers never change.
+# Hidden states after the frozen bottom layers (or a frozen backbone's pooled features), per (model,
+# layers, token ids): shared by every run in the process (ceiling, each student variant, test
+# scoring) because those layers never change.
 _PREFIX_CACHE: dict[tuple, torch.Tensor] = {}
+
+
+def fill_sorted(key: tuple, seqs: list[list[int]], store, pad_id: int, batch_size: int, progress: bool, device) -> int:
+    """Run `store(keys, ids, mask, lengths)` over the sequences not cached under `key` yet, in
+    batches of similar length (sorted, so there is little padding). Returns how many were computed."""
+    from tqdm.auto import tqdm
+
+    from w2s.training.data import pad_batch
+
+    todo = {}
+    for s in seqs:
+        k = key + (tuple(s),)
+        if k not in _PREFIX_CACHE:
+            todo[k] = s
+    order = sorted(todo, key=lambda k: len(todo[k]))
+    for i in tqdm(range(0, len(order), batch_size), desc="frozen layers", disable=not progress):
+        keys = order[i: i + batch_size]
+        ids, mask = pad_batch([todo[k] for k in keys], pad_id)
+        store(keys, ids.to(device), mask.to(device), [len(todo[k]) for k in keys])
+    return len(order)
 
 
 class FrozenPrefix:
@@ -85,24 +106,9 @@ class FrozenPrefix:
         return out
 
     def fill(self, seqs: list[list[int]], pad_id: int, batch_size: int = 16, progress: bool = False) -> int:
-        """Compute and cache the prefix states of the sequences not cached yet, in batches of similar
-        length (sorted, so there is little padding). Returns how many sequences were computed."""
-        from tqdm.auto import tqdm
-
-        from w2s.training.data import pad_batch
-
-        todo = {}
-        for s in seqs:
-            k = self.key + (tuple(s),)
-            if k not in _PREFIX_CACHE:
-                todo[k] = s
-        order = sorted(todo, key=lambda k: len(todo[k]))
-        device = next(self.prefix.parameters()).device
-        for i in tqdm(range(0, len(order), batch_size), desc="frozen prefix", disable=not progress):
-            keys = order[i: i + batch_size]
-            ids, mask = pad_batch([todo[k] for k in keys], pad_id)
-            self._store(keys, ids.to(device), mask.to(device), [len(todo[k]) for k in keys])
-        return len(order)
+        """Compute and cache the prefix states of the sequences not cached yet. Returns how many
+        sequences were computed."""
+        return fill_sorted(self.key, seqs, self._store, pad_id, batch_size, progress, next(self.prefix.parameters()).device)
 
     def _store(self, keys: list, input_ids: torch.Tensor, attention_mask: torch.Tensor, lengths: list[int]) -> None:
         """Run the frozen layers on a right-padded batch and cache each row's states under its key."""
@@ -130,17 +136,45 @@ class RewardModel(nn.Module):
         nn.init.zeros_(self.head.bias)
         self.pooling = pooling
         self.frozen_prefix: FrozenPrefix | None = None
+        self.pooled_key: tuple | None = None  # set for a frozen backbone: its pooled features are cached
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pooled = self.cached_pooled(input_ids, attention_mask) if self.pooled_key else self.pooled(input_ids, attention_mask)
+        return self.head(pooled.to(self.head.weight.dtype)).squeeze(-1)
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         body = self.frozen_prefix or (lambda input_ids, attention_mask: self.backbone(input_ids=input_ids, attention_mask=attention_mask))
         h = body(input_ids, attention_mask).last_hidden_state
         if self.pooling == "last":  # right padding: the last real token is at sum(mask) − 1
             last = attention_mask.sum(-1) - 1
-            pooled = h[torch.arange(h.size(0), device=h.device), last]
-        else:
-            m = attention_mask.unsqueeze(-1).to(h.dtype)
-            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1)
-        return self.head(pooled.to(self.head.weight.dtype)).squeeze(-1)
+            return h[torch.arange(h.size(0), device=h.device), last]
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        return (h * m).sum(1) / m.sum(1).clamp(min=1)
+
+    def cached_pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """A frozen backbone's pooled features, computed once per sequence (in eval mode: a linear
+        probe reads the encoder without dropout) and then read from `_PREFIX_CACHE`."""
+        lengths = attention_mask.sum(-1).tolist()
+        keys = [self.pooled_key + (tuple(ids[:n].tolist()),) for ids, n in zip(input_ids, lengths)]
+        missing = [i for i, k in enumerate(keys) if k not in _PREFIX_CACHE]
+        if missing:
+            mode = self.backbone.training
+            self.backbone.eval()
+            with torch.no_grad():
+                feats = self.pooled(input_ids[missing], attention_mask[missing])
+            self.backbone.train(mode)
+            for i, f in zip(missing, feats):
+                _PREFIX_CACHE[keys[i]] = f.detach().cpu().clone()
+        return torch.stack([_PREFIX_CACHE[k] for k in keys]).to(input_ids.device)
+
+    def fill(self, seqs: list[list[int]], pad_id: int, batch_size: int = 16, progress: bool = False) -> int:
+        """The one-off pass over the frozen parts: the prefix layers, or the whole frozen backbone."""
+        if self.frozen_prefix is not None:
+            return self.frozen_prefix.fill(seqs, pad_id, batch_size, progress)
+        if self.pooled_key is None:
+            return 0
+        return fill_sorted(self.pooled_key, seqs, lambda keys, ids, mask, lengths: self.cached_pooled(ids, mask),
+                           pad_id, batch_size, progress, self.head.weight.device)
 
 
 def build_model(config: TrainConfig):
@@ -160,6 +194,8 @@ def build_model(config: TrainConfig):
                 raise ValueError("freeze_backbone trains the head only; drop the LoRA spec")
             backbone.requires_grad_(False)
         model = RewardModel(backbone, backbone.config.hidden_size, getattr(config, "pooling", "last"))
+        if getattr(config, "freeze_backbone", False):
+            model.pooled_key = ("pooled", str(path), model.pooling)
         if getattr(config, "cache_frozen_prefix", False):
             if config.lora is None or not config.lora.last_n_layers:
                 raise ValueError("cache_frozen_prefix needs LoRA on the last n layers (lora.last_n_layers)")

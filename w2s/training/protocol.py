@@ -49,6 +49,7 @@ class ExperimentConfig:
     weak_lr: float = 5e-5
     strong_lr: float = 1e-4
     head_lr: float | None = 1e-3
+    weak_head_lr: float | None = None  # the weak supervisor's reward-head learning rate (None: head_lr)
     epochs: float = 1.0
     weak_epochs: float | None = None  # the weak supervisor's epochs (default: epochs)
     batch_size: int = 4
@@ -100,7 +101,8 @@ class Experiment:
         return RewardConfig(
             model=model, out=str(self.out / name), lora=c.strong_lora if strong else c.weak_lora,
             pooling=c.strong_pooling if strong else c.weak_pooling,
-            learning_rate=c.strong_lr if strong else c.weak_lr, head_lr=c.head_lr,
+            learning_rate=c.strong_lr if strong else c.weak_lr,
+            head_lr=c.head_lr if strong or c.weak_head_lr is None else c.weak_head_lr,
             epochs=c.epochs if strong or c.weak_epochs is None else c.weak_epochs,
             batch_size=c.batch_size, max_length=c.max_length, seed=c.seed, torch_threads=c.torch_threads,
             cache_frozen_prefix=c.cache_frozen_prefix and strong, freeze_backbone=c.weak_frozen and not strong,

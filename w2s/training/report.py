@@ -122,7 +122,7 @@ def write_report(out: Path, results: dict, p_test: dict[str, np.ndarray], p_pool
             f"{g['lo']:+.3f} … {g['hi']:+.3f})")] if (g := results.get("ceiling_minus_weak")) else []),
         f"- machine: {machine()}; peak RSS {results['peak_rss_mb']:.0f} MiB",
         "",
-        "| model | train rows | test accuracy | PGR [95% interval] | ECE | train pairs/s | frozen-prefix pairs/s | train s |",
+        "| model | train rows | test accuracy | PGR [95% interval] | ECE | train pairs/s | frozen-layers pass pairs/s | train s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for k in order:

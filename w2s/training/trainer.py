@@ -133,14 +133,14 @@ def reference_logps(model, tok, config: TrainConfig, rows: list[dict], device, b
 
 
 def warm_prefix_cache(model, tok, config: TrainConfig, rows: list[dict], progress: bool = False) -> tuple[int, float]:
-    """With `cache_frozen_prefix`, run the frozen bottom layers once over every sequence of `rows`
-    (length-sorted batches) before training or scoring. Returns (sequences computed, seconds)."""
-    prefix = getattr(model, "frozen_prefix", None)
-    if prefix is None:
+    """With `cache_frozen_prefix` (or `freeze_backbone`), run the frozen layers once over every
+    sequence of `rows` (length-sorted batches) before training or scoring. Returns (sequences
+    computed, seconds)."""
+    if getattr(model, "frozen_prefix", None) is None and getattr(model, "pooled_key", None) is None:
         return 0, 0.0
     t = time.time()
     seqs = [encode_pair_side(tok, r["prompt"], r[side], config.max_length)[0] for r in rows for side in ("chosen", "rejected")]
-    return prefix.fill(seqs, tok.pad_token_id, progress=progress), time.time() - t
+    return model.fill(seqs, tok.pad_token_id, progress=progress), time.time() - t
 
 
 def _micro_batches(n_rows: int, micro: int, seed: int, epoch: int) -> list[np.ndarray]:
