@@ -74,6 +74,12 @@ def fill_sorted(key: tuple, seqs: list[list[int]], store, pad_id: int, batch_siz
     return len(order)
 
 
+def row_keys(key: tuple, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[list[tuple], list[int]]:
+    """Each right-padded row's cache key (its unpadded token ids under `key`) and its length."""
+    lengths = attention_mask.sum(-1).tolist()
+    return [key + (tuple(ids[:n].tolist()),) for ids, n in zip(input_ids, lengths)], lengths
+
+
 class FrozenPrefix:
     """Split a Llama-style decoder (`.layers`, `.norm`, accepts `inputs_embeds`) into its frozen
     bottom layers, whose outputs are computed once per sequence and cached, and its top `n_top`
@@ -95,8 +101,7 @@ class FrozenPrefix:
         self.key = (key, n - n_top)
 
     def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        lengths = attention_mask.sum(-1).tolist()
-        keys = [self.key + (tuple(ids[:n].tolist()),) for ids, n in zip(input_ids, lengths)]
+        keys, lengths = row_keys(self.key, input_ids, attention_mask)
         missing = [i for i, k in enumerate(keys) if k not in _PREFIX_CACHE]
         if missing:
             self._store([keys[i] for i in missing], input_ids[missing], attention_mask[missing], [lengths[i] for i in missing])
@@ -138,6 +143,11 @@ class RewardModel(nn.Module):
         self.frozen_prefix: FrozenPrefix | None = None
         self.pooled_key: tuple | None = None  # set for a frozen backbone: its pooled features are cached
 
+    @property
+    def caches_frozen(self) -> bool:
+        """Whether a one-off pass (`fill`) can precompute part of every forward."""
+        return self.frozen_prefix is not None or self.pooled_key is not None
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         pooled = self.cached_pooled(input_ids, attention_mask) if self.pooled_key else self.pooled(input_ids, attention_mask)
         return self.head(pooled.to(self.head.weight.dtype)).squeeze(-1)
@@ -154,18 +164,21 @@ class RewardModel(nn.Module):
     def cached_pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """A frozen backbone's pooled features, computed once per sequence (in eval mode: a linear
         probe reads the encoder without dropout) and then read from `_PREFIX_CACHE`."""
-        lengths = attention_mask.sum(-1).tolist()
-        keys = [self.pooled_key + (tuple(ids[:n].tolist()),) for ids, n in zip(input_ids, lengths)]
+        keys, lengths = row_keys(self.pooled_key, input_ids, attention_mask)
         missing = [i for i, k in enumerate(keys) if k not in _PREFIX_CACHE]
         if missing:
-            mode = self.backbone.training
-            self.backbone.eval()
-            with torch.no_grad():
-                feats = self.pooled(input_ids[missing], attention_mask[missing])
-            self.backbone.train(mode)
-            for i, f in zip(missing, feats):
-                _PREFIX_CACHE[keys[i]] = f.detach().cpu().clone()
+            self._store_pooled([keys[i] for i in missing], input_ids[missing], attention_mask[missing], [lengths[i] for i in missing])
         return torch.stack([_PREFIX_CACHE[k] for k in keys]).to(input_ids.device)
+
+    def _store_pooled(self, keys: list, input_ids: torch.Tensor, attention_mask: torch.Tensor, lengths: list[int]) -> None:
+        """Run the frozen backbone on a right-padded batch (eval mode) and cache each row's features."""
+        mode = self.backbone.training
+        self.backbone.eval()
+        with torch.no_grad():
+            feats = self.pooled(input_ids, attention_mask)
+        self.backbone.train(mode)
+        for k, f in zip(keys, feats):
+            _PREFIX_CACHE[k] = f.detach().cpu().clone()
 
     def fill(self, seqs: list[list[int]], pad_id: int, batch_size: int = 16, progress: bool = False) -> int:
         """The one-off pass over the frozen parts: the prefix layers, or the whole frozen backbone."""
@@ -173,8 +186,7 @@ class RewardModel(nn.Module):
             return self.frozen_prefix.fill(seqs, pad_id, batch_size, progress)
         if self.pooled_key is None:
             return 0
-        return fill_sorted(self.pooled_key, seqs, lambda keys, ids, mask, lengths: self.cached_pooled(ids, mask),
-                           pad_id, batch_size, progress, self.head.weight.device)
+        return fill_sorted(self.pooled_key, seqs, self._store_pooled, pad_id, batch_size, progress, self.head.weight.device)
 
 
 def build_model(config: TrainConfig):
@@ -189,12 +201,11 @@ def build_model(config: TrainConfig):
         backbone = AutoModel.from_pretrained(str(path))
         if config.lora is not None:
             backbone = add_lora(backbone, config.lora)
+        model = RewardModel(backbone, backbone.config.hidden_size, getattr(config, "pooling", "last"))
         if getattr(config, "freeze_backbone", False):
             if config.lora is not None:
                 raise ValueError("freeze_backbone trains the head only; drop the LoRA spec")
             backbone.requires_grad_(False)
-        model = RewardModel(backbone, backbone.config.hidden_size, getattr(config, "pooling", "last"))
-        if getattr(config, "freeze_backbone", False):
             model.pooled_key = ("pooled", str(path), model.pooling)
         if getattr(config, "cache_frozen_prefix", False):
             if config.lora is None or not config.lora.last_n_layers:

@@ -136,7 +136,7 @@ def warm_prefix_cache(model, tok, config: TrainConfig, rows: list[dict], progres
     """With `cache_frozen_prefix` (or `freeze_backbone`), run the frozen layers once over every
     sequence of `rows` (length-sorted batches) before training or scoring. Returns (sequences
     computed, seconds)."""
-    if getattr(model, "frozen_prefix", None) is None and getattr(model, "pooled_key", None) is None:
+    if not getattr(model, "caches_frozen", False):  # causal LMs and uncached reward models
         return 0, 0.0
     t = time.time()
     seqs = [encode_pair_side(tok, r["prompt"], r[side], config.max_length)[0] for r in rows for side in ("chosen", "rejected")]
@@ -308,7 +308,7 @@ def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None 
         tok.save_pretrained(str(md))
         summary = {"objective": config.objective, "rows": len(rows), "rows_sha256": fingerprint, "steps": total_steps, "resumed_from": start,
                    "pairs": pairs, "seconds": seconds, "pairs_per_s": pairs / max(seconds, 1e-9),
-                   # the one-off frozen-prefix pass (cache_frozen_prefix), not counted in pairs_per_s
+                   # the one-off pass over the frozen layers (cache_frozen_prefix, freeze_backbone), not in pairs_per_s
                    "prefix_sequences": n_prefix, "prefix_seconds": prefix_s,
                    "prefix_pairs_per_s": n_prefix / 2 / prefix_s if prefix_s else None,
                    "peak_rss_mb": peak_rss_mb(), "device": str(accelerator.device)}
