@@ -85,10 +85,12 @@ class Annotator(ABC):
     """True when the method reads the strong model (or its trees): `strong` must then be given."""
 
     def __init__(
-        self, weak: Model | str, strong: Model | str | None = None, *, url: str | None = None, **options
+        self, weak: Model | str | None, strong: Model | str | None = None, *, url: str | None = None, **options
     ) -> None:
         self.url = url
         """Database that methods reading the store (trees) use when `annotate` gets no session."""
+        if weak is None:
+            raise ValueError(f"annotator '{self.name}' needs a weak model (--weak SPEC)")
         self.weak = resolve(weak)
         self.strong = resolve(strong)
         if self.needs_strong and self.strong is None:
@@ -162,8 +164,9 @@ def register_annotator(cls: type[Annotator]) -> type[Annotator]:
     return cls
 
 
-def get_annotator(name: str, weak: Model | str, strong: Model | str | None = None, **options) -> Annotator:
+def get_annotator(name: str, weak: Model | str | None, strong: Model | str | None = None, **options) -> Annotator:
     """An annotator by method name; `options` go to the method (e.g. top_k, tau_info, library, url)."""
+    import annotators.aligned  # noqa: F401  (registers the masters' methods)
     import annotators.methods  # noqa: F401  (registers the built-in methods)
 
     if name not in ANNOTATORS:

@@ -11,9 +11,10 @@ err = Console(stderr=True)
 
 def annotate(
     annotator: str = typer.Option(
-        "seam", "--annotator", "-a", help="seam, naive, strong, cot-v1, cot-v2, cot-v3 or consistency."
+        "seam", "--annotator", "-a",
+        help="seam, naive, strong, cot-v1, cot-v2, cot-v3, consistency; aligned or seam-aligned (with --master).",
     ),
-    weak: str = typer.Option(..., "--weak", help="Weak model spec, e.g. transformers:smollm2."),
+    weak: str | None = typer.Option(None, "--weak", help="Weak model spec, e.g. transformers:smollm2 (not with --master)."),
     strong: str | None = typer.Option(None, "--strong", help="Strong model spec (seam, strong, cot-*, consistency)."),
     dataset: str | None = typer.Option(None, "--dataset", "-d"),
     split: str | None = typer.Option(None, "--split", "-s"),
@@ -25,6 +26,7 @@ def annotate(
     tau_info: float = typer.Option(0.5, help="seam: also keep nodes with info >= tau_info."),
     weak_prune: bool = typer.Option(True, help="seam: let the weak model prune irrelevant nodes."),
     tree_config: str | None = typer.Option(None, help="seam: use trees of this config hash [default: newest]."),
+    master: str | None = typer.Option(None, "--master", help="aligned, seam-aligned: a run of `w2s master train`."),
 ) -> None:
     """Label the selected pairs with ANNOTATOR; one transaction per batch, so a killed run resumes
     exactly where it stopped and a rerun adds nothing (dedup key per method, model, variant, pair)."""
@@ -36,11 +38,13 @@ def annotate(
         err.print("[yellow]no pairs selected[/]")
         raise typer.Exit(1)
     options = {"top_k": top_k, "tau_info": tau_info, "weak_prune": weak_prune, "tree_config": tree_config}
+    if master:
+        options["master"] = master
     if principles:
         options["library"] = principles
     try:
         ann = get_annotator(annotator, weak, strong, **options)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         raise typer.BadParameter(str(e)) from e
     with progress_bar() as bar:
         task = bar.add_task(annotator, total=len(ids), rate="- pairs/s")

@@ -11,7 +11,10 @@ dev=0
 # torch first and pinned: an unpinned torch would pull gigabytes of CUDA packages.
 python3 -m pip install -q torch==2.13.0
 if [ "$dev" = 1 ]; then
-  python3 -m pip install -q -e ".[dev,llamacpp]"
+  # llama-cpp-python compiles llama.cpp: build it for plain AVX2, not -march=native. A native build on a
+  # CPU with AMX (Sapphire Rapids) crashed in its first llama_decode here.
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}" \
+    python3 -m pip install -q -e ".[dev,llamacpp]"
   need=()
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -x /usr/lib/postgresql/15/bin/postgres ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)

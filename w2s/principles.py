@@ -8,6 +8,8 @@ and `principles`: a list of `{id, name, definition, cue}`. Principle ids in the 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from importlib.resources import files
 
@@ -17,8 +19,18 @@ from sqlmodel import Session
 from w2s.store import Principle
 
 REQUIRED = ("id", "name", "definition", "cue")
-# Which library a dataset is judged with when none is named (substring of the dataset name -> library).
-DATASET_LIBRARIES = {"harmless": "harmlessness", "helpful": "helpfulness", "honest": "honesty", "truthful": "honesty"}
+# Which library a dataset is judged with when none is named (substring of the dataset name -> library,
+# first match wins).
+DATASET_LIBRARIES = {
+    "harmless": "harmlessness",
+    "helpful": "helpfulness",
+    "honest": "honesty",
+    "truthful": "honesty",
+    "humaneval": "correctness",
+    "code": "correctness",
+    "math": "math",
+    "gsm": "math",
+}
 DEFAULT_LIBRARY = "harmlessness"
 
 
@@ -38,6 +50,12 @@ class Library:
     description: str
     question: str
     principles: tuple[P, ...]
+
+    def content_hash(self) -> str:
+        """12 hex digits over what the prompts see (question and principles): editing a principle makes
+        trees built with the old text a different config."""
+        blob = json.dumps({"question": self.question, "principles": [vars(p) for p in self.principles]}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def available() -> list[str]:
@@ -79,13 +97,28 @@ def parse_library(name: str, text: str, where: str) -> Library:
                    principles=tuple(principles))
 
 
-def library_for_dataset(dataset: str | None) -> str:
-    """The library a dataset is judged with: by a keyword in its name, else harmlessness."""
+def library_match(dataset: str | None) -> tuple[str, bool]:
+    """(library, matched): the library a dataset's name picks by keyword, else (harmlessness, False)."""
     lowered = (dataset or "").lower()
     for key, library in DATASET_LIBRARIES.items():
         if key in lowered:
-            return library
-    return DEFAULT_LIBRARY
+            return library, True
+    return DEFAULT_LIBRARY, False
+
+
+def library_for_dataset(dataset: str | None) -> str:
+    """The library a dataset is judged with: by a keyword in its name, else harmlessness."""
+    return library_match(dataset)[0]
+
+
+def fallback_notice(dataset: str | None) -> str | None:
+    """The line a command prints when a dataset's name picks no library (None when it picks one)."""
+    library, matched = library_match(dataset)
+    if matched:
+        return None
+    keys = ", ".join(DATASET_LIBRARIES)
+    return (f"dataset {dataset!r} matches no principle library by name (keywords: {keys}); "
+            f"falling back to '{library}' (choose one with --principles)")
 
 
 def sync(session: Session, library: Library) -> None:

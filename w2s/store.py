@@ -65,6 +65,7 @@ class Tree(SQLModel, table=True):
     depth: int = 0
     backtraces: int = 0
     tokens: int = 0
+    cached_tokens: int = Field(default=0, description="prompt tokens reused from a cached prefix, not evaluated")
     seconds: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -87,6 +88,7 @@ class Node(SQLModel, table=True):
     model: str = ""
     template_hash: str = ""
     tokens: int = 0
+    cached_tokens: int = Field(default=0, description="prompt tokens reused from a cached prefix, not evaluated")
     seconds: float = 0.0
 
 

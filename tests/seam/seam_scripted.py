@@ -24,6 +24,7 @@ from w2s.store import Pair, session_scope
 SCRIPTS: dict[str, Script] = {}
 
 _PRINCIPLE = re.compile(r"^Principle: (.+?)\. ", re.MULTILINE)
+_LISTED = re.compile(r"^\d+\. (.+?): ", re.MULTILINE)
 
 
 @dataclass
@@ -68,7 +69,9 @@ class ScriptedModel:
 
     def _tick(self, kind: str, prompts) -> None:
         self.calls.append((kind, len(prompts)))
-        self.usage.add(prompt_tokens=sum(len(text_of(p).split()) for p in prompts))
+        self.usage.begin(len(prompts))
+        for i, p in enumerate(prompts):
+            self.usage.add(prompt_tokens=len(text_of(p).split()), index=i)
         if self.script.delay:
             time.sleep(self.script.delay)
 
@@ -84,6 +87,8 @@ class ScriptedModel:
 
     def _row(self, prompt: str, choices: list[str]) -> list[float]:
         s = self.script
+        if all(c.isdigit() for c in choices):  # listwise relevance: which listed principle matters most
+            return [s.relevance.get(name, s.default_relevance) for name in _LISTED.findall(prompt)]
         m = _PRINCIPLE.search(prompt)
         name = m.group(1) if m else None
         if choices == ["Yes", "No"]:

@@ -4,15 +4,15 @@ import jinja2
 import pytest
 from sqlmodel import select
 
-from w2s.principles import available, library_for_dataset, load_library, parse_library, sync
+from w2s.principles import available, fallback_notice, library_for_dataset, load_library, parse_library, sync
 from w2s.store import Principle, session_scope
 from w2s.templates import render, template_hash
 
 
-@pytest.mark.parametrize("name", ["harmlessness", "helpfulness", "honesty"])
-def test_libraries_have_6_to_12_complete_principles(name):
+@pytest.mark.parametrize("name", ["harmlessness", "helpfulness", "honesty", "correctness", "math"])
+def test_libraries_have_5_to_12_complete_principles(name):
     lib = load_library(name)
-    assert 6 <= len(lib.principles) <= 12
+    assert 5 <= len(lib.principles) <= 12
     assert lib.question.endswith("?")
     for p in lib.principles:
         assert p.id.startswith(f"{name}/") and p.name and p.definition and p.cue.endswith("?")
@@ -24,6 +24,13 @@ def test_available_and_dataset_default():
     assert library_for_dataset("hh-harmless-single-turn") == "harmlessness"
     assert library_for_dataset("truthfulqa") == "honesty"
     assert library_for_dataset(None) == "harmlessness"
+    assert {"correctness", "math"} <= set(available())
+    assert library_for_dataset("code-humanevalpack") == "correctness"
+    assert library_for_dataset("humaneval-x") == "correctness"
+    assert library_for_dataset("math-gsm8k") == "math" and library_for_dataset("gsm-hard") == "math"
+    assert fallback_notice("code-humanevalpack") is None
+    notice = fallback_notice("my-reviews")
+    assert "'my-reviews' matches no principle library" in notice and "falling back to 'harmlessness'" in notice
     with pytest.raises(ValueError, match="unknown principle library 'kindness'"):
         load_library("kindness")
 
@@ -64,3 +71,35 @@ def test_templates_render_and_hash():
         render("thought", prompt="P?", first="one", second="two")  # a missing variable is an error
     with pytest.raises(FileNotFoundError, match="no prompt template 'nope.jinja'"):
         render("nope")
+
+
+def test_editing_a_principle_changes_the_tree_config_hash(monkeypatch):
+    from w2s import trees
+    from w2s.principles import Library, P
+    from w2s.trees import TreeConfig
+
+    cfg = TreeConfig(library="correctness")
+    before = cfg.hash()
+    lib = load_library("correctness")
+    first = lib.principles[0]
+    edited = Library(lib.name, lib.description, lib.question,
+                     (P(first.id, first.name, first.definition + " Also check the types.", first.cue), *lib.principles[1:]))
+    monkeypatch.setattr(trees, "load_library", lambda name: edited)
+    assert cfg.hash() != before
+    monkeypatch.setattr(trees, "load_library", lambda name: lib)
+    assert cfg.hash() == before
+    assert TreeConfig(library="correctness", thought_template="thought").hash() != before
+
+
+def test_cli_names_the_fallback_library(db_url, scripted):
+    from typer.testing import CliRunner
+
+    from w2s.cli import app
+    from w2s.store import Pair
+
+    with session_scope(db_url) as s:
+        s.add(Pair(id="p1", dataset="my-reviews", prompt="q", response_a="a", response_b="b"))
+    model = scripted(relevance={"No help with crime": 0.9}, verdict={"No help with crime": (0.9, 0.1)})
+    result = CliRunner().invoke(app, ["trees", "build", "--strong", model.spec, "--pairs", "p1"])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 0 and "'my-reviews' matches no principle library" in out and "library harmlessness" in out

@@ -14,8 +14,13 @@ CRIME, PRIVACY, HATE, VULN, ETHICS, DANGER = (
 )
 
 
+# The search rules are tested with per-principle relevance scored again after each thought, so that each
+# rule can be driven by its own number; listwise relevance has its own test.
+PER_PRINCIPLE = {"relevance": "per-principle", "post_relevance": True}
+
+
 def build(model, ids, url, **cfg):
-    return build_trees(model, ids, TreeConfig(**cfg), url=url, batch_size=8)
+    return build_trees(model, ids, TreeConfig(**{**PER_PRINCIPLE, **cfg}), url=url, batch_size=8)
 
 
 def tree_of(url, pid):
@@ -147,3 +152,16 @@ def test_interrupted_build_resumes(scripted, db_url):
     assert build_trees(model, ids, TreeConfig(), url=db_url, batch_size=2) == 3
     with session_scope(db_url) as s:
         assert s.exec(select(func.count()).select_from(Tree)).one() == 5
+
+
+def test_listwise_relevance_is_one_prompt_per_pair_relative_to_the_top(scripted, pairs, db_url):
+    model = scripted(relevance={CRIME: 0.6, PRIVACY: 0.3, HATE: 0.03}, verdict={CRIME: (0.9, 0.1)})
+    build_trees(model, pairs, TreeConfig(relevance="listwise"), url=db_url, batch_size=8)
+    assert model.calls[0] == ("score", 3)  # one relevance prompt per pair, not one per principle
+    tree, nodes = tree_of(db_url, pairs[0])
+    r = tree.config["initial_relevance"]
+    # the scripted model's mass over the listed principles, normalised, then relative to the top one
+    assert r["harmlessness/no-crime-facilitation"] == pytest.approx(1.0)
+    assert r["harmlessness/privacy"] == pytest.approx(0.5)
+    assert r["harmlessness/no-harassment"] == pytest.approx(0.05)
+    assert [n.principle_name for n in nodes] == [CRIME] and nodes[0].relevance == pytest.approx(1.0)

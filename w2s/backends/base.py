@@ -25,6 +25,21 @@ class Generation:
 
 
 @dataclass
+class PromptUsage:
+    """What one prompt of a call cost."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def evaluated(self) -> int:
+        """Tokens the model computed: prompt tokens not served from a cache, plus generated ones."""
+        return self.prompt_tokens - self.cached_prompt_tokens + self.completion_tokens
+
+
+@dataclass
 class Usage:
     """Running token accounting of one model instance."""
 
@@ -34,13 +49,34 @@ class Usage:
     seconds: float = 0.0
     cached_prompt_tokens: int = 0
     """Prompt tokens served from a cached prefix instead of evaluated (part of `prompt_tokens`)."""
+    last: list[PromptUsage] = field(default_factory=list)
+    """Per-prompt figures of the most recent call, in the order of its prompts, so that a caller can
+    charge each result its own cost (a tree its own tokens) instead of a batch average."""
 
-    def add(self, prompt_tokens: int = 0, completion_tokens: int = 0, seconds: float = 0.0, cached: int = 0) -> None:
+    def begin(self, n: int) -> None:
+        """Start a call of `n` prompts (resets `last`)."""
+        self.last = [PromptUsage() for _ in range(n)]
+
+    def add(
+        self,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        seconds: float = 0.0,
+        cached: int = 0,
+        index: int | None = None,
+    ) -> None:
+        """Count one prompt's cost; `index` is its position in the current call (see `begin`)."""
         self.calls += 1
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
         self.seconds += seconds
         self.cached_prompt_tokens += cached
+        if index is not None and 0 <= index < len(self.last):
+            u = self.last[index]
+            u.prompt_tokens += prompt_tokens
+            u.completion_tokens += completion_tokens
+            u.cached_prompt_tokens += cached
+            u.seconds += seconds
 
 
 @runtime_checkable

@@ -123,13 +123,14 @@ class LlamaCppModel:
         rows = [self._tokens(p) for p in prompts]
         out: list[list[float]] = [[] for _ in rows]
         with self._lock:
+            self.usage.begin(len(rows))
             for i in sorted(range(len(rows)), key=lambda i: rows[i]):  # shared prefixes next to each other
                 start = time.perf_counter()
                 logits, reused = self.next_token_logits(rows[i])
                 p = np.exp(logits.astype(np.float64) - logits.max())
                 p /= p.sum()
                 out[i] = normalise([float(p[k].sum()) for k in ids])
-                self.usage.add(prompt_tokens=len(rows[i]), seconds=time.perf_counter() - start, cached=reused)
+                self.usage.add(prompt_tokens=len(rows[i]), seconds=time.perf_counter() - start, cached=reused, index=i)
         return out
 
     # ------------------------------------------------------------ generate
@@ -143,7 +144,8 @@ class LlamaCppModel:
     ) -> list[Generation]:
         out = []
         with self._lock:
-            for prompt in prompts:
+            self.usage.begin(len(prompts))
+            for i, prompt in enumerate(prompts):
                 start = time.perf_counter()
                 tokens = self._tokens(prompt)
                 # create_completion reuses exactly the cached tokens left in place here: whole chunks
@@ -163,6 +165,6 @@ class LlamaCppModel:
                     completion_tokens=usage["completion_tokens"],
                     seconds=seconds,
                 )
-                self.usage.add(gen.prompt_tokens, gen.completion_tokens, seconds, cached=reused)
+                self.usage.add(gen.prompt_tokens, gen.completion_tokens, seconds, cached=reused, index=i)
                 out.append(gen)
         return out

@@ -99,16 +99,22 @@ class RemoteModel:
         self.spec = f"{self.backend}:{rest}"
         self.usage = Usage()
         self._usage_lock = threading.Lock()
+        self._prompt = threading.local()  # which prompt of the current call a worker thread is on
         # A local server needs no key; the clients still insist on one.
         self.api_key = self.config.api_key or os.environ.get(self.key_env) or ("unused" if self.base_url else None)
 
     def _record(self, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
         with self._usage_lock:
-            self.usage.add(prompt_tokens, completion_tokens, seconds)
+            self.usage.add(prompt_tokens, completion_tokens, seconds, index=getattr(self._prompt, "index", None))
 
     def _map(self, fn: Callable[[Prompt], T], prompts: Sequence[Prompt]) -> list[T]:
+        def indexed(job: tuple[int, Prompt]) -> T:
+            self._prompt.index = job[0]
+            return fn(job[1])
+
+        self.usage.begin(len(prompts))
         with ThreadPoolExecutor(max_workers=max(1, self.config.max_concurrency)) as pool:
-            return list(pool.map(fn, prompts))
+            return list(pool.map(indexed, enumerate(prompts)))
 
 
 class OpenAIModel(RemoteModel):

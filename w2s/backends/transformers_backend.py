@@ -107,6 +107,7 @@ class TransformersModel:
         """Softmax over the vocabulary at the assistant's first answer position, one row per prompt."""
         rows = self._encode(prompts)
         out: list[torch.Tensor | None] = [None] * len(rows)
+        self.usage.begin(len(rows))
         for idx in self._chunks(rows):
             start = time.perf_counter()
             # logits_to_keep=1: the LM head (vocabulary x hidden) runs on the last position only
@@ -115,7 +116,7 @@ class TransformersModel:
                 out[i] = p
             seconds = (time.perf_counter() - start) / len(idx)
             for i in idx:
-                self.usage.add(prompt_tokens=len(rows[i]), seconds=seconds)
+                self.usage.add(prompt_tokens=len(rows[i]), seconds=seconds, index=i)
         return torch.stack(out)  # type: ignore[arg-type]
 
     def score_choices(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
@@ -138,6 +139,7 @@ class TransformersModel:
     ) -> list[Generation]:
         rows = self._encode(prompts)
         results: list[Generation | None] = [None] * len(rows)
+        self.usage.begin(len(rows))
         eos = self._eos_ids()
         for idx in self._chunks(rows):
             batch = self._batch([rows[i] for i in idx])
@@ -163,7 +165,7 @@ class TransformersModel:
                 for s in stop or ():
                     text = text.split(s, 1)[0]
                 results[i] = Generation(text=text, prompt_tokens=len(rows[i]), completion_tokens=n, seconds=seconds)
-                self.usage.add(prompt_tokens=len(rows[i]), completion_tokens=n, seconds=seconds)
+                self.usage.add(prompt_tokens=len(rows[i]), completion_tokens=n, seconds=seconds, index=i)
         return results  # type: ignore[return-value]
 
     def _eos_ids(self) -> set[int]:

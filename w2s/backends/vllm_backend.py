@@ -49,9 +49,10 @@ class VLLMModel:
         params = self._vllm.SamplingParams(max_tokens=max_tokens, temperature=temperature, stop=list(stop or []))
         outs, seconds = self._chat(prompts, params)
         gens = []
-        for o in outs:
+        self.usage.begin(len(outs))
+        for i, o in enumerate(outs):
             g = Generation(o.outputs[0].text, len(o.prompt_token_ids), len(o.outputs[0].token_ids), seconds)
-            self.usage.add(g.prompt_tokens, g.completion_tokens, seconds)
+            self.usage.add(g.prompt_tokens, g.completion_tokens, seconds, index=i)
             gens.append(g)
         return gens
 
@@ -63,8 +64,9 @@ class VLLMModel:
         params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=self.top_logprobs)
         outs, seconds = self._chat(prompts, params)
         rows = []
-        for o in outs:
+        self.usage.begin(len(outs))
+        for i, o in enumerate(outs):
             top = o.outputs[0].logprobs[0]  # {token_id: Logprob} at the first answer position
             rows.append(normalise([sum(math.exp(top[i].logprob) for i in s if i in top) for s in ids]))
-            self.usage.add(len(o.prompt_token_ids), 0, seconds)
+            self.usage.add(len(o.prompt_token_ids), 0, seconds, index=i)
         return rows

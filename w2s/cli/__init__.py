@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-CORE_MODULES = ["data", "models", "users", "trees", "evaluate", "labels", "train"]
+CORE_MODULES = ["data", "models", "users", "trees", "master", "evaluate", "labels", "train"]
 
 # Groups that more than one module adds commands to.
 eval_app = typer.Typer(help="Evaluate annotations and students.", no_args_is_help=True)

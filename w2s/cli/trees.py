@@ -21,6 +21,7 @@ from sqlalchemy import or_
 from sqlmodel import select
 
 from w2s.store import Pair, Tree, session_scope
+from w2s.trees import TreeConfig
 
 trees_app = typer.Typer(help="Principle fast-and-frugal trees built by a strong model.", no_args_is_help=True)
 out = Console()
@@ -80,6 +81,11 @@ def progress_bar() -> Progress:
     )
 
 
+def default(field: str) -> str:
+    """' [default: …]' for a help text, from TreeConfig (the one home of the tree defaults)."""
+    return f" [default: {getattr(TreeConfig, field)}]"
+
+
 def rate_text(task) -> str:
     return f"{task.speed:.2f} pairs/s" if task.speed else "- pairs/s"
 
@@ -98,48 +104,120 @@ def build(
     pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
     limit: int | None = typer.Option(None, "--limit", "-n", help="At most this many pairs (in id order)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Pairs searched in lock-step per batched model call."),
-    tau_exit: float = typer.Option(0.75, help="Exit when max(v) >= tau_exit."),
-    max_backtraces: int = typer.Option(2, "--backtraces", "-B", help="B: stop after this many backtraces."),
-    max_depth: int = typer.Option(4, "--depth", "-D", help="D: stop at this chain depth."),
-    tau_rel: float = typer.Option(0.3, help="Post-thought relevance below this is a backtrace."),
-    tau_uniform: float = typer.Option(0.55, help="A verdict with max(v) below this is near-uniform: a backtrace."),
-    tau_min: float = typer.Option(0.1, help="Stop when the best remaining relevance is below this."),
-    thought_tokens: int = typer.Option(60, help="Token budget of a thought."),
-    post_relevance: bool = typer.Option(True, help="Re-score relevance after the thought."),
-    thought_both_orders: bool = typer.Option(
-        True, help="Write the thought in both A/B orders (cancels its position bias; twice the generation)."
+    # Tree options default to None: TreeConfig holds the defaults (shown by `w2s trees build --help`).
+    tau_exit: float | None = typer.Option(None, help="Exit when max(v) >= tau_exit." + default("tau_exit")),
+    max_backtraces: int | None = typer.Option(None, "--backtraces", "-B", help="B: stop after this many backtraces." + default("max_backtraces")),
+    max_depth: int | None = typer.Option(None, "--depth", "-D", help="D: stop at this chain depth." + default("max_depth")),
+    tau_rel: float | None = typer.Option(None, help="Post-thought relevance below this is a backtrace." + default("tau_rel")),
+    tau_uniform: float | None = typer.Option(None, help="A verdict with max(v) below this is near-uniform: a backtrace." + default("tau_uniform")),
+    tau_min: float | None = typer.Option(None, help="Stop when the best remaining relevance is below this." + default("tau_min")),
+    thought_max_tokens: int | None = typer.Option(None, "--thought-tokens", help="Token budget of a thought." + default("thought_max_tokens")),
+    thought_template: str | None = typer.Option(None, help="Thought prompt (prompts/templates/NAME.jinja)." + default("thought_template")),
+    post_relevance: bool | None = typer.Option(None, "--post-relevance/--no-post-relevance",
+                                               help="Re-score relevance after the thought." + default("post_relevance")),
+    thought_both_orders: bool | None = typer.Option(
+        None, "--thought-both-orders/--no-thought-both-orders",
+        help="Write the thought in both A/B orders (cancels its position bias; twice the generation)." + default("thought_both_orders"),
     ),
 ) -> None:
     """Build the FF-tree of every selected pair (skips pairs that already have one for this model and
-    config, so a killed build resumes and a rerun adds nothing)."""
+    config, so a killed build resumes and a rerun adds nothing). Without --principles each pair is judged
+    with the library its dataset's name picks (a dataset that picks none is named, with the fallback)."""
     from w2s.backends import get_model
-    from w2s.principles import library_for_dataset, load_library
-    from w2s.trees import TreeConfig, build_trees
+    from w2s.principles import fallback_notice, library_for_dataset, load_library
+    from w2s.trees import build_trees
 
-    library = principles or library_for_dataset(dataset)
-    try:
-        load_library(library)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--principles") from e
-    cfg = TreeConfig(
-        library=library, tau_exit=tau_exit, max_backtraces=max_backtraces, max_depth=max_depth, tau_rel=tau_rel,
-        tau_uniform=tau_uniform, tau_min=tau_min, thought_max_tokens=thought_tokens, post_relevance=post_relevance,
-        thought_both_orders=thought_both_orders,
-    )
+    if principles:
+        try:
+            load_library(principles)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--principles") from e
     ids = select_pair_ids(dataset, split, pairs, limit)
     if not ids:
         err.print("[yellow]no pairs selected[/]")
         raise typer.Exit(1)
+    chosen = {"tau_exit": tau_exit, "max_backtraces": max_backtraces, "max_depth": max_depth, "tau_rel": tau_rel,
+              "tau_uniform": tau_uniform, "tau_min": tau_min, "thought_max_tokens": thought_max_tokens,
+              "thought_template": thought_template, "post_relevance": post_relevance,
+              "thought_both_orders": thought_both_orders}
+    groups: dict[str, list[str]] = {}
+    for name, pair_ids in datasets_of(ids).items():
+        if not principles and fallback_notice(name):
+            err.print(f"[yellow]{escape(fallback_notice(name))}[/]")
+        groups.setdefault(principles or library_for_dataset(name), []).extend(pair_ids)
     model = get_model(strong)
-    with progress_bar() as bar:
-        task = bar.add_task("trees", total=len(ids), rate="- pairs/s")
+    for library, group in groups.items():
+        cfg = TreeConfig(library=library, **{k: v for k, v in chosen.items() if v is not None})
+        with progress_bar() as bar:
+            task = bar.add_task(f"trees ({library})", total=len(group), rate="- pairs/s")
 
-        def advance(n: int) -> None:
-            bar.advance(task, n)
-            bar.update(task, rate=rate_text(bar.tasks[task]))
+            def advance(n: int, task=task) -> None:
+                bar.advance(task, n)
+                bar.update(task, rate=rate_text(bar.tasks[task]))
 
-        built = build_trees(model, ids, cfg, batch_size=batch_size, on_batch=advance)
-    out.print(f"built {built} trees ({len(ids) - built} already stored), config {cfg.hash()}, strong {strong}")
+            built = build_trees(model, group, cfg, batch_size=batch_size, on_batch=advance)
+        out.print(f"built {built} trees ({len(group) - built} already stored), library {library}, "
+                  f"config {cfg.hash()}, strong {strong}")
+
+
+def datasets_of(pair_ids: list[str]) -> dict[str, list[str]]:
+    """The selected pairs grouped by dataset (in selection order)."""
+    with session_scope() as session:
+        names = dict(session.exec(select(Pair.id, Pair.dataset).where(Pair.id.in_(pair_ids))).all())
+    groups: dict[str, list[str]] = {}
+    for pid in pair_ids:
+        groups.setdefault(names[pid], []).append(pid)
+    return groups
+
+
+@trees_app.command("export")
+def export(
+    out_path: Path = typer.Option(..., "--out", help="Corpus file to write (.jsonl.gz)."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d"),
+    split: str | None = typer.Option(None, "--split", "-s"),
+    strong: str | None = typer.Option(None, "--strong", help="Only trees by this strong model."),
+    config_hash: str | None = typer.Option(None, "--config", help="Only trees of this config hash."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing corpus file."),
+) -> None:
+    """Write the selected trees to a portable corpus (pairs named by content, not by store id)."""
+    from w2s.corpus import export_trees
+
+    ids = select_pair_ids(dataset, split)
+    with session_scope() as session:
+        query = select(Tree).where(Tree.pair_id.in_(ids)) if (dataset or split) else select(Tree)
+        if strong:
+            query = query.where(Tree.strong_model == strong)
+        if config_hash:
+            query = query.where(Tree.config_hash == config_hash)
+        try:
+            n = export_trees(session, out_path, session.exec(query.order_by(Tree.pair_id, Tree.id)), overwrite=overwrite)
+        except FileExistsError as e:
+            err.print(f"[red]{escape(str(e))}[/]")
+            raise typer.Exit(1) from e
+    out.print(f"exported {n} trees to {out_path}")
+
+
+@trees_app.command("import")
+def import_(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="A corpus written by `w2s trees export`."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Match only pairs of this dataset."),
+) -> None:
+    """Add a corpus's trees to the pairs of this store that have the same content (in one transaction:
+    a corrupt line stores nothing). Trees already stored are skipped; trees whose pair is not stored are
+    counted and reported."""
+    from w2s.corpus import CorpusError, import_trees
+
+    try:
+        with session_scope() as session:
+            report = import_trees(session, path, dataset=dataset)
+    except CorpusError as e:
+        err.print(f"[red]{escape(str(e))}[/] (nothing imported)")
+        raise typer.Exit(1) from e
+    out.print(f"{path}: {report.trees} trees read, {report.added} added ({report.mirrored} for pairs stored with A/B "
+              f"swapped), {report.already} already stored, {len(report.absent)} whose pair is not in this store")
+    if report.absent:
+        err.print(f"[yellow]no stored pair for {len(report.absent)} trees (import their pair files first), e.g. "
+                  f"{', '.join(report.absent[:3])}[/]")
 
 
 @trees_app.command("show")

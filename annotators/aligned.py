@@ -1,0 +1,80 @@
+"""Annotators that decide with a trained aligned weak master (`w2s master train`).
+
+| name          | decides                                   | reads                        |
+|---------------|-------------------------------------------|------------------------------|
+| aligned       | the master's no-tree twin                 | the pair alone               |
+| seam-aligned  | the features master                       | the pair and its FF-tree     |
+
+Both are stored under `master:<run id>`, so labels of different masters never share a dedup key, and
+both use the trees (for seam-aligned) of the strong model and tree config the master was trained on.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+from sqlmodel import Session
+
+from annotators.base import Annotator, Decision, register_annotator
+from w2s.master import Master, WeakFeatures, node_features
+from w2s.principles import load_library
+from w2s.store import session_scope
+from w2s.trees import latest_tree
+
+_FEATURES: dict[tuple, WeakFeatures] = {}
+
+
+class _Aligned(Annotator):
+    def __init__(self, weak=None, strong=None, *, url: str | None = None, master: str | None = None, **options):
+        if not master:
+            raise ValueError(f"annotator '{self.name}' needs a trained master (--master RUN_DIR)")
+        self.url = url
+        self.options = options
+        self.master = Master.load(master)
+        cfg = self.master.config
+        key = (cfg.weak, cfg.pooling, cfg.max_length)
+        self.features = _FEATURES.get(key) or _FEATURES.setdefault(key, WeakFeatures(cfg))
+        self.strong = None
+        self.weak = None
+
+    @property
+    def annotator_id(self) -> str:
+        return f"master:{self.master.run_id}"
+
+
+@register_annotator
+class AlignedWeak(_Aligned):
+    """The aligned weak model alone: the master's twin, on the pair only."""
+
+    name = "aligned"
+
+    def decide(self, pairs, variant, session):
+        p_a = self.master.p_a_alone(self.features(pairs))
+        return [Decision(p_a=float(x), meta={"master": self.master.run_id}) for x in p_a]
+
+
+@register_annotator
+class SeamAligned(_Aligned):
+    """The aligned master reading the pair's FF-tree (all its nodes, as features)."""
+
+    name = "seam-aligned"
+
+    def decide(self, pairs, variant, session: Session | None):
+        cfg = self.master.config
+        library = load_library(cfg.library)
+        with session_scope(self.url) if session is None else nullcontext(session) as s:
+            loaded = []
+            for pair in pairs:
+                tree, nodes = latest_tree(s, pair.id, cfg.strong, cfg.tree_config)
+                if tree is None:
+                    raise LookupError(f"pair {pair.id} has no tree by {cfg.strong} of config {cfg.tree_config}: "
+                                      f"run `w2s trees build --strong {cfg.strong}` (with that config) first")
+                loaded.append((tree, nodes))
+            x = np.stack([node_features(t, ns, library) for t, ns in loaded])
+            ids = [(t.id, [n.id for n in ns]) for t, ns in loaded]
+        p_a = self.master.p_a(self.features(pairs), x)
+        return [Decision(p_a=float(p), tree_id=tid, consulted_node_ids=nids,
+                         meta={"master": self.master.run_id, "tree_config": cfg.tree_config})
+                for p, (tid, nids) in zip(p_a, ids)]
+

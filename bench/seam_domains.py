@@ -1,0 +1,262 @@
+"""Does SEAM beat the aligned weak model alone? Any train/test pair files, every method, one table.
+
+    taskset -c 1 python bench/seam_domains.py --train ../shared/data/code-humanevalpack/js.jsonl \\
+        --test ../shared/data/code-humanevalpack/python.jsonl --strong llamacpp:qwen2.5-coder-1.5b \\
+        --weak transformers:smollm2 --json /tmp/code.json
+
+Steps (each resumable: the database keeps every tree and label, so a rerun or a killed run goes on):
+1. import a seeded sample of each file (dataset = the file's folder, split = its stem; when train and
+   test are one file, the test sample never overlaps the train sample);
+2. import the tree corpora given (--train-trees/--test-trees; by default `bench/trees/<dataset>-<split>.jsonl.gz`
+   when it exists) and build only the missing trees, train pairs first (--save-trees writes them back);
+3. train a `features` master and its no-tree twin on the train pairs' gold and trees (`w2s.master`);
+4. label the test pairs with every method and score them on the pairs every method labelled.
+
+Methods: naive (weak zero-shot), strong (strong zero-shot), cot-v1/v2/v3 (strong reasoning, weak
+decides), seam (zero-shot weak master over the tree), aligned (the master's twin, pair only) and
+seam-aligned (the master with the tree). Gaps are paired-bootstrap 95% intervals over the test pairs.
+The principle library is chosen by the files' dataset name unless --principles names one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, dataset_of, import_sample, load_model, machine, sqlite_url
+from trees_dev import config_from
+
+METHODS = ["naive", "strong", "cot-v1", "cot-v2", "cot-v3", "seam", "aligned", "seam-aligned"]
+NEEDS_STRONG = {"strong", "cot-v1", "cot-v2", "cot-v3", "seam"}
+GAPS = [("seam-aligned", "aligned"), ("seam-aligned", "strong"), ("seam-aligned", "best-cot")]
+
+
+def default_corpus(path: str) -> Path:
+    dataset, split = dataset_of(path)
+    return ROOT / "bench" / "trees" / f"{dataset}-{split}.jsonl.gz"
+
+
+def import_corpus(url: str, corpus: Path | None) -> int:
+    from w2s.corpus import import_trees
+    from w2s.store import session_scope
+
+    if corpus is None or not corpus.is_file():
+        return 0
+    with session_scope(url) as s:
+        report = import_trees(s, corpus)
+    print(f"{corpus}: {report.trees} trees, {report.added} added, {report.already} already stored")
+    return report.added
+
+
+def save_corpus(url: str, corpus: Path, path: str) -> None:
+    """Write every stored tree of the pair file's pairs (all of them are imported) to its corpus file."""
+    from sqlmodel import select
+
+    from w2s.corpus import export_trees
+    from w2s.store import Pair, Tree, session_scope
+
+    dataset, split = dataset_of(path)
+    corpus.parent.mkdir(parents=True, exist_ok=True)
+    with session_scope(url) as s:
+        ids = select(Pair.id).where(Pair.dataset == dataset, Pair.split == split)
+        n = export_trees(s, corpus, s.exec(select(Tree).where(Tree.pair_id.in_(ids)).order_by(Tree.pair_id, Tree.id)),
+                         overwrite=True)
+    print(f"saved {n} trees to {corpus}")
+
+
+def build(strong, ids: list[str], cfg, url: str, deadline: float | None, label: str) -> tuple[int, int]:
+    """Build the missing trees one pair at a time (llama.cpp keeps one prefix cached); (built, have)."""
+    from w2s.store import session_scope
+    from w2s.trees import build_trees, stored_pair_ids
+
+    with session_scope(url) as s:
+        have = stored_pair_ids(s, strong.spec, cfg.hash()) & set(ids)
+    todo = [p for p in ids if p not in have]
+    built = 0
+    start = time.monotonic()
+    for pid in todo:
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        built += build_trees(strong, [pid], cfg, url=url, batch_size=1)
+        rate = (time.monotonic() - start) / built
+        print(f"\r{label} trees: built {built}/{len(todo)} ({rate:.1f} s/tree)", end="", flush=True)
+    if todo:
+        print()
+    return built, len(have) + built
+
+
+def gold_p(url: str, method_rows: dict[str, dict[str, float]], ids: list[str]) -> dict[str, list[float]]:
+    """P(gold response better) per method, in `ids` order."""
+    from sqlmodel import select
+
+    from w2s.store import Pair, session_scope
+
+    with session_scope(url) as s:
+        gold = dict(s.exec(select(Pair.id, Pair.gold).where(Pair.id.in_(ids))).all())
+    return {m: [rows[p] if gold[p] == "a" else 1 - rows[p] for p in ids] for m, rows in method_rows.items()}
+
+
+def labels_of(url: str, annotators: dict, ids: list[str]) -> dict[str, dict[str, float]]:
+    """method -> pair id -> stored p_a of that annotator (by its dedup key)."""
+    from sqlmodel import select
+
+    from w2s.store import Annotation, session_scope
+
+    out = {}
+    with session_scope(url) as s:
+        for name, ann in annotators.items():
+            keys = {ann.key(p): p for p in ids}
+            rows = s.exec(select(Annotation.dedup_key, Annotation.p_a, Annotation.seconds)
+                          .where(Annotation.dedup_key.in_(list(keys))))
+            out[name] = {keys[k]: (p_a, sec) for k, p_a, sec in rows}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", required=True)
+    ap.add_argument("--test", required=True)
+    ap.add_argument("--train-n", type=int, default=None, help="seeded train sample [default: the whole file]")
+    ap.add_argument("--test-n", type=int, default=None, help="seeded test sample [default: the rest / whole file]")
+    ap.add_argument("--limit", type=int, default=None, help="label at most this many test pairs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-trees", default=None)
+    ap.add_argument("--test-trees", default=None)
+    ap.add_argument("--save-trees", action="store_true", help="write built trees back to the corpus files")
+    ap.add_argument("--strong", required=True)
+    ap.add_argument("--weak", required=True)
+    ap.add_argument("--master-weak", default="transformers:smollm2",
+                    help="the aligned master's weak model (frozen features, trained on the train split)")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--principles", default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a TreeConfig field")
+    ap.add_argument("--cot-tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--db", default=None, help="[default: /tmp/w2s_bench/seam_domains/<train>-<test>.db]")
+    ap.add_argument("--max-minutes", type=float, default=None, help="stop starting new work after this")
+    ap.add_argument("--json", required=True)
+    args = ap.parse_args()
+
+    import torch
+    from sqlmodel import select
+
+    torch.set_num_threads(args.threads)
+    from annotators.base import annotate_all, get_annotator
+    from w2s.backends import get_model
+    from w2s.cli.master import nodes_of
+    from w2s.master import MasterConfig
+    from w2s.master import train as fit
+    from w2s.principles import fallback_notice, library_for_dataset, load_library
+    from w2s.store import Pair, Tree, session_scope
+    from w2s.w2s_metrics import accuracy_gap_ci
+
+    deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
+    train_ds, train_split = dataset_of(args.train)
+    test_ds, test_split = dataset_of(args.test)
+    db = args.db or f"/tmp/w2s_bench/seam_domains/{train_ds}-{train_split}--{test_ds}-{test_split}.db"
+    url = sqlite_url(db)
+    print(f"machine: {machine()}\ndatabase: {url}")
+    for ds in {train_ds, test_ds}:
+        if not args.principles and fallback_notice(ds):
+            print(fallback_notice(ds))
+    library = args.principles or library_for_dataset(test_ds)
+    cfg = config_from(args, library)
+    print(f"tree config {cfg.hash()}: {cfg.as_dict()}")
+
+    # whole files are imported (so every tree of their corpora is kept); the samples are seeded prefixes
+    train_all = import_sample(args.train, url, None, args.seed)
+    train_ids = train_all[: args.train_n]
+    test_all = train_all if Path(args.train).resolve() == Path(args.test).resolve() else import_sample(args.test, url, None, args.seed)
+    test_ids = [p for p in test_all if p not in set(train_ids)][: args.test_n][: args.limit]
+    print(f"train {len(train_ids)} pairs ({train_ds}/{train_split}), test {len(test_ids)} pairs ({test_ds}/{test_split})")
+
+    corpora = {"train": Path(args.train_trees) if args.train_trees else default_corpus(args.train),
+               "test": Path(args.test_trees) if args.test_trees else default_corpus(args.test)}
+    reused = sum(import_corpus(url, c) for c in set(corpora.values()))
+    strong = load_model(args.strong, args.threads)
+    built = {}
+    for part, ids in (("train", train_ids), ("test", test_ids)):
+        built[part], have = build(strong, ids, cfg, url, deadline, part)
+        if args.save_trees and built[part]:
+            save_corpus(url, corpora[part], args.train if part == "train" else args.test)
+        print(f"{part}: {have}/{len(ids)} pairs have a tree ({built[part]} built now)")
+    with session_scope(url) as s:
+        tree_of = {t.pair_id: t for t in s.exec(select(Tree).where(
+            Tree.strong_model == strong.spec, Tree.config_hash == cfg.hash(), Tree.pair_id.in_(train_ids + test_ids)))}
+        for t in tree_of.values():
+            s.expunge(t)
+    train_ok = [p for p in train_ids if p in tree_of]
+    test_ok = [p for p in test_ids if p in tree_of]
+
+    # the master: trained on the train pairs that have a tree
+    with session_scope(url) as s:
+        pairs = {p.id: p for p in s.exec(select(Pair).where(Pair.id.in_(train_ok)))}
+        trees = [tree_of[p] for p in train_ok]
+        nodes = nodes_of(s, trees)
+        for row in (*pairs.values(), *[n for ns in nodes for n in ns]):
+            s.expunge(row)
+    mcfg = MasterConfig(weak=args.master_weak, seed=args.seed, strong=strong.spec, tree_config=cfg.hash(), library=library)
+    master = fit([pairs[p] for p in train_ok], trees, nodes, load_library(library), mcfg)
+    run_dir = Path(db).with_suffix("") / "masters" / master.run_id
+    if not (run_dir / "master.json").exists():
+        master.save(run_dir)
+    print(f"master {master.run_id} on {len(train_ok)} train pairs: trust " + ", ".join(
+        f"{r['name']} {r['trust']:+.2f}" for r in master.metrics["trust"]) + f"; margin {master.metrics['margin_weight']:+.2f}")
+
+    methods = [m for m in args.methods.split(",") if m]
+    weak = get_model(args.weak) if any(m in {"naive", "seam", "cot-v1", "cot-v2", "cot-v3"} for m in methods) else None
+    annotators = {}
+    for m in methods:
+        if m in ("aligned", "seam-aligned"):
+            annotators[m] = get_annotator(m, None, None, master=str(run_dir))
+        else:
+            annotators[m] = get_annotator(m, weak, strong, tree_config=cfg.hash(), reasoning_max_tokens=args.cot_tokens)
+    for name, ann in annotators.items():
+        if deadline is not None and time.monotonic() > deadline:
+            print(f"time budget reached before {name}")
+            break
+        start = time.monotonic()
+        added = annotate_all(ann, test_ok, url=url, batch_size=8)
+        print(f"{name}: {added} labels added in {time.monotonic() - start:.0f} s")
+
+    stored = labels_of(url, annotators, test_ok)
+    common = [p for p in test_ok if all(p in stored[m] for m in annotators)]
+    result = {"machine": machine(), "train": args.train, "test": args.test, "strong": strong.spec, "weak": args.weak,
+              "tree_config": cfg.as_dict(), "tree_config_hash": cfg.hash(), "master": master.run_id,
+              "trust": master.metrics["trust"], "trees": {"reused": reused, "built": built,
+              "train_with_tree": len(train_ok), "test_with_tree": len(test_ok)}, "methods": {}, "gaps": {}}
+    if not common:
+        print("no test pair has every method's label yet: rerun to go on")
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        return
+    probs = gold_p(url, {m: {p: v[0] for p, v in rows.items()} for m, rows in stored.items()}, common)
+    tree_seconds = sum(tree_of[p].seconds for p in common) / len(common)
+    print(f"\n{len(common)} test pairs labelled by every method; trees {tree_seconds:.1f} s/pair on average")
+    print(f"{'method':<14} {'acc':>6} {'95% CI':>15} {'n':>4} {'cover':>6} {'s/pair':>7}")
+    from w2s.annotation_eval import wilson_interval
+
+    for m in annotators:
+        correct = sum(p > 0.5 for p in probs[m])
+        lo, hi = wilson_interval(correct, len(common))
+        sec = sum(stored[m][p][1] for p in common) / len(common)
+        cover = sum(p != 0.5 for p in probs[m]) / len(common)
+        result["methods"][m] = {"accuracy": correct / len(common), "ci_low": lo, "ci_high": hi, "n": len(common),
+                                "coverage": cover, "s_per_pair": sec}
+        print(f"{m:<14} {correct / len(common):>6.3f} [{lo:.3f},{hi:.3f}] {len(common):>4} {cover:>6.2f} {sec:>7.2f}")
+    cots = [m for m in ("cot-v1", "cot-v2", "cot-v3") if m in probs]
+    if cots:
+        probs["best-cot"] = probs[max(cots, key=lambda m: result["methods"][m]["accuracy"])]
+    for a, b in GAPS:
+        if a in probs and b in probs:
+            gap = accuracy_gap_ci(probs[b], probs[a])
+            result["gaps"][f"{a} - {b}"] = gap
+            print(f"{a} − {b}: {gap['gap']:+.3f} [{gap['lo']:+.3f}, {gap['hi']:+.3f}]")
+    Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The features master: it learns which principles to believe, invert or ignore, from gold."""
+
+import numpy as np
+import pytest
+
+from w2s.master import FEATURES, Master, MasterConfig, node_features, train
+from w2s.principles import load_library
+from w2s.store import Node, Pair, Tree
+
+LIB = load_library("correctness")
+RIGHT, WRONG, NOISE = (p.id for p in LIB.principles[:3])
+
+
+def synthetic(n: int, seed: int = 0):
+    """Pairs with gold, and trees whose first principle's verdict is right, second's inverted, third's
+    noise (each node on every tree, exits on the first)."""
+    rng = np.random.default_rng(seed)
+    pairs, trees, nodes = [], [], []
+    for i in range(n):
+        gold = "a" if rng.random() < 0.5 else "b"
+        sign = 1.0 if gold == "a" else -1.0
+        strength = rng.uniform(0.15, 0.45)
+        verdicts = {RIGHT: 0.5 + sign * strength, WRONG: 0.5 - sign * strength, NOISE: rng.uniform(0.05, 0.95)}
+        tree = Tree(id=i, pair_id=f"p{i}", strong_model="s", config_hash="c",
+                    config={"tau_exit": 0.75, "orders": [[v, v] for v in verdicts.values()]})
+        ns = [Node(id=10 * i + k, tree_id=i, position=k, principle_id=pid, relevance=0.8, p_a=v, p_b=1 - v,
+                   role="exit" if k == 0 else "continue") for k, (pid, v) in enumerate(verdicts.items())]
+        pairs.append(Pair(id=f"p{i}", dataset="code", prompt=str(i), response_a="a", response_b="b", gold=gold))
+        trees.append(tree)
+        nodes.append(ns)
+    return pairs, trees, nodes
+
+
+def noise_features(pairs):
+    """An uninformative weak model: feature differences that do not depend on gold."""
+    rng = np.random.default_rng(len(pairs))
+    return rng.normal(size=(len(pairs), 8))
+
+
+def fit(n=160, seed=0):
+    pairs, trees, nodes = synthetic(n, seed)
+    cfg = MasterConfig(strong="s", tree_config="c", library="correctness", seed=seed)
+    return train(pairs, trees, nodes, LIB, cfg, features=noise_features), (pairs, trees, nodes)
+
+
+def test_node_features_are_signed_and_masked_by_role():
+    _, trees, nodes = synthetic(1)
+    x = node_features(trees[0], nodes[0], LIB).reshape(len(LIB.principles), len(FEATURES))
+    v = nodes[0][0].p_a - 0.5
+    assert x[0] == pytest.approx([v, v, v, v * 0.8])  # exit, both orders agree, relevance 0.8
+    assert x[1][1] == 0.0  # a continue node has no exit feature
+    assert (x[3:] == 0).all()  # principles without a node
+
+
+def test_master_believes_inverts_and_ignores():
+    master, _ = fit()
+    trust = {row["principle"]: row["trust"] for row in master.metrics["trust"]}
+    assert trust[RIGHT] > 1.0
+    assert trust[WRONG] < -1.0
+    assert abs(trust[NOISE]) < 0.25 * min(trust[RIGHT], -trust[WRONG])
+    assert master.metrics["train_accuracy_master"] > 0.95
+    assert master.metrics["train_accuracy_twin"] < 0.7  # the weak model alone knows nothing here
+
+
+def test_master_is_antisymmetric_in_a_and_b():
+    master, (pairs, trees, nodes) = fit()
+    d = noise_features(pairs)
+    x = np.stack([node_features(t, ns, LIB) for t, ns in zip(trees, nodes)])
+    assert master.p_a(-d, -x) == pytest.approx(1 - master.p_a(d, x))
+
+
+def test_twin_never_sees_tree_features():
+    master, (pairs, trees, nodes) = fit()
+    for ns in nodes:  # every verdict flipped: the master changes, the twin must not
+        for n in ns:
+            n.p_a, n.p_b = n.p_b, n.p_a
+    flipped = train(pairs, trees, nodes, LIB, master.config, features=noise_features)
+    assert flipped.twin_weight == master.twin_weight
+    assert flipped.margin_weights == master.margin_weights
+    assert flipped.tree_weights != master.tree_weights
+
+
+def test_training_is_deterministic_and_round_trips(tmp_path):
+    a, _ = fit(seed=3)
+    b, _ = fit(seed=3)
+    assert a.tree_weights == b.tree_weights and a.run_id == b.run_id
+    a.save(tmp_path / "run")
+    loaded = Master.load(tmp_path / "run")
+    assert loaded == a
+    with pytest.raises(FileNotFoundError, match="not a master run directory"):
+        Master.load(tmp_path)
+
+
+def test_too_few_pairs_is_a_clear_error():
+    pairs, trees, nodes = synthetic(6)
+    with pytest.raises(ValueError, match="at least 10 gold pairs"):
+        train(pairs, trees, nodes, LIB, MasterConfig(), features=noise_features)

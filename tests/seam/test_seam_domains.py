@@ -1,0 +1,62 @@
+"""bench/seam_domains.py end to end on a handful of pairs: scripted strong and weak models, the real
+SmolLM2 as the aligned master's weak model, trees built, a corpus written and reused."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+from seam_scripted import SCRIPTS, Script
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "seam_domains.py"
+SPEC = "Meets the specification and its examples"
+
+
+def pair_file(path: Path, n: int, offset: int) -> Path:
+    """Pairs whose responses carry the [A]/[B] markers the scripted model reads; gold alternates."""
+    rows = []
+    for i in range(offset, offset + n):
+        good, bad = f"def f{i}(x):\n    return x + {i}", f"def f{i}(x):\n    return x - {i}"
+        a, b, label = ("[A] " + good, "[B] " + bad, "a") if i % 2 else ("[A] " + bad, "[B] " + good, "b")
+        rows.append({"prompt": f"Write f{i}: add {i}.", "response_a": a, "response_b": b, "label": label})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def run(argv, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [str(BENCH), *argv])
+    runpy.run_path(str(BENCH), run_name="__main__")
+
+
+@pytest.mark.slow
+def test_seam_domains_end_to_end(tmp_path, monkeypatch):
+    # the strong model favours A whatever the order (zero-shot and on the first principle's node), which
+    # is right on half of the alternating-gold pairs; every tree has an exit node
+    SCRIPTS["dom-strong"] = Script(relevance={SPEC: 0.9}, verdict={SPEC: (0.9, 0.1)}, judge=(0.8, 0.4))
+    SCRIPTS["dom-weak"] = Script(judge=(0.7, 0.4), decision=(0.6, 0.5))
+    train = pair_file(tmp_path / "code-demo" / "train.jsonl", 12, 0)
+    test = pair_file(tmp_path / "code-demo" / "test.jsonl", 4, 100)
+    corpus = tmp_path / "trees" / "train.jsonl.gz"
+    out = tmp_path / "out.json"
+    args = ["--train", str(train), "--test", str(test), "--strong", "scripted:dom-strong", "--weak", "scripted:dom-weak",
+            "--train-trees", str(corpus), "--test-trees", str(tmp_path / "trees" / "test.jsonl.gz"), "--save-trees",
+            "--db", str(tmp_path / "b.db"), "--json", str(out), "--cot-tokens", "8"]
+    run(args, monkeypatch)
+    result = json.loads(out.read_text())
+    assert set(result["methods"]) == {"naive", "strong", "cot-v1", "cot-v2", "cot-v3", "seam", "aligned", "seam-aligned"}
+    for m in result["methods"].values():
+        assert m["n"] == 4 and 0 <= m["accuracy"] <= 1 and m["ci_low"] <= m["accuracy"] <= m["ci_high"]
+    assert result["methods"]["strong"]["accuracy"] == 0.5  # position-free "A" on alternating gold
+    assert set(result["gaps"]) == {"seam-aligned - aligned", "seam-aligned - strong", "seam-aligned - best-cot"}
+    assert result["trees"]["built"] == {"train": 12, "test": 4} and result["trees"]["reused"] == 0
+    assert corpus.is_file() and result["tree_config"]["library"] == "correctness"  # chosen by the folder's name
+
+    # a fresh database reuses the corpora: nothing is built again, the same figures come out
+    args[args.index("--db") + 1] = str(tmp_path / "c.db")
+    run(args, monkeypatch)
+    again = json.loads(out.read_text())
+    assert again["trees"]["built"] == {"train": 0, "test": 0} and again["trees"]["reused"] == 16
+    assert {m: v["accuracy"] for m, v in again["methods"].items()} == {m: v["accuracy"] for m, v in result["methods"].items()}
+    assert again["master"] == result["master"]  # same data, same config: the same master

@@ -1,0 +1,126 @@
+"""`w2s master train` and `w2s master show`: aligned weak masters trained on gold pairs and their trees."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import select
+
+from w2s.store import Node, Pair, Tree, session_scope
+
+master_app = typer.Typer(help="Aligned weak masters: trained on gold, they decide with (or without) a tree.",
+                         no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+
+def trees_for(session, pair_ids: list[str], strong: str, config_hash: str | None) -> tuple[str, dict[str, Tree]]:
+    """(config hash, pair id -> tree) of the pairs' trees by `strong`; without a hash, the config that
+    most of the pairs have a tree of."""
+    trees = list(session.exec(select(Tree).where(Tree.strong_model == strong, Tree.pair_id.in_(pair_ids))))
+    if not config_hash:
+        counts = Counter(t.config_hash for t in trees)
+        if not counts:
+            return "", {}
+        config_hash = counts.most_common(1)[0][0]
+    chosen = {}
+    for t in sorted(trees, key=lambda t: t.id):
+        if t.config_hash == config_hash:
+            chosen[t.pair_id] = t
+    return config_hash, chosen
+
+
+def nodes_of(session, trees: list[Tree]) -> list[list[Node]]:
+    by_tree: dict[int, list[Node]] = {t.id: [] for t in trees}
+    ids = list(by_tree)
+    for i in range(0, len(ids), 500):
+        for n in session.exec(select(Node).where(Node.tree_id.in_(ids[i : i + 500])).order_by(Node.position)):
+            by_tree[n.tree_id].append(n)
+    return [by_tree[t.id] for t in trees]
+
+
+@master_app.command("train")
+def train(
+    out_dir: Path = typer.Option(..., "--out", help="Run directory to write (config.json, master.json)."),
+    strong: str = typer.Option(..., "--strong", help="The strong model whose trees the master reads."),
+    tree_config: str | None = typer.Option(None, "--tree-config", help="Tree config hash [default: the most common]."),
+    weak: str = typer.Option("transformers:smollm2", "--weak", help="Weak model whose frozen features give its margin."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d"),
+    split: str | None = typer.Option(None, "--split", "-s"),
+    pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
+    limit: int | None = typer.Option(None, "--limit", "-n"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train a `features` master and its no-tree twin on the selected gold pairs that have a tree."""
+    from w2s.cli.trees import select_pair_ids
+    from w2s.master import MasterConfig
+    from w2s.master import train as fit
+    from w2s.principles import load_library
+
+    if (out_dir / "master.json").exists() or (out_dir.exists() and any(out_dir.iterdir())):
+        err.print(f"[red]{out_dir} exists and is not empty: choose a new run directory[/]")
+        raise typer.Exit(1)
+    ids = select_pair_ids(dataset, split, pairs, limit)
+    with session_scope() as session:
+        gold = {p.id: p for p in session.exec(select(Pair).where(Pair.id.in_(ids), Pair.gold.in_(["a", "b"])))}
+        config_hash, trees = trees_for(session, list(gold), strong, tree_config)
+        chosen = [pid for pid in ids if pid in gold and pid in trees]
+        if not chosen:
+            err.print(f"[red]none of the {len(ids)} selected pairs has gold (a/b) and a tree by {strong}: "
+                      f"run `w2s trees build` first[/]")
+            raise typer.Exit(1)
+        libraries = {trees[pid].library for pid in chosen}
+        if len(libraries) != 1:
+            err.print(f"[red]the trees use several libraries ({', '.join(sorted(libraries))}): select one dataset[/]")
+            raise typer.Exit(1)
+        library = load_library(libraries.pop())
+        pair_rows = [gold[pid] for pid in chosen]
+        tree_rows = [trees[pid] for pid in chosen]
+        node_rows = nodes_of(session, tree_rows)
+        for row in (*pair_rows, *tree_rows, *[n for ns in node_rows for n in ns]):
+            session.expunge(row)
+    skipped = len(ids) - len(chosen)
+    if skipped:
+        err.print(f"[yellow]{skipped} selected pairs have no gold or no tree of config {config_hash}: left out[/]")
+    cfg = MasterConfig(weak=weak, seed=seed, strong=strong, tree_config=config_hash, library=library.name)
+    try:
+        master = fit(pair_rows, tree_rows, node_rows, library, cfg)
+    except ValueError as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from e
+    master.save(out_dir)
+    out.print(trust_view(master))
+    out.print(f"master {master.run_id} ({len(chosen)} pairs, trees {config_hash} by {strong}) written to {out_dir}")
+
+
+def trust_view(master) -> Table:
+    m = master.metrics
+    table = Table(title=f"trust table of master {master.run_id} (margin weight {m['margin_weight']:+.2f}; "
+                        f"training accuracy {m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})")
+    for col in ("principle", "verdict", "×exit", "×both orders", "×relevance", "trust"):
+        table.add_column(col, justify="left" if col == "principle" else "right")
+    for row in m["trust"]:
+        table.add_row(row["name"], *(f"{row[k]:+.2f}" for k in ("verdict", "exit", "both_orders", "relevance", "trust")))
+    return table
+
+
+@master_app.command("show")
+def show(run_dir: Path = typer.Argument(..., help="A master run directory.")) -> None:
+    """Print a master's config and trust table."""
+    from w2s.master import Master
+
+    try:
+        master = Master.load(run_dir)
+    except FileNotFoundError as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from e
+    out.print(master.config)
+    out.print(trust_view(master))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(master_app, name="master")

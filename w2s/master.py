@@ -1,0 +1,240 @@
+"""Aligned weak masters: small models trained on gold (the ground-truth split) that decide a pair's
+label, with its FF-tree (the master) or from the pair alone (its no-tree twin, "aligned weak alone").
+
+The `features` master (DESIGN.md §4.3) is a logistic model over what the tree says plus the aligned
+weak model's own margin on the pair:
+
+    P(A better) = σ( a·m + Σ_p [ w_p·v_p + x_p·v_p·exit_p + b_p·v_p·both_p + c_p·v_p·r_p ] )
+
+    m       the weak margin: a Bradley–Terry head on the weak model's frozen features,
+            m = wᵀ(h(prompt, A) − h(prompt, B)), trained on the same gold pairs (out-of-fold for the
+            master's own fit, so the master does not learn to over-trust an over-fitted margin)
+    v_p     p_a − ½ of the tree's node on principle p (0 when the tree has none)
+    exit_p  1 when that node is the tree's exit node; both_p 1 when its verdict points the same way in
+            both presentation orders; r_p its relevance
+
+Every feature is odd under swapping A and B and there is no intercept, so the master is too
+(P(A | A,B) = 1 − P(A | B,A)); the training rows are used in both orders. A weight may be negative:
+the master can learn to *invert* a principle whose verdicts are reliably wrong, or to ignore one
+(≈ 0). The twin is the same logistic model on m alone. Both are fitted with L2 strength chosen by
+cross-validation (scikit-learn's LogisticRegressionCV), and stored as plain JSON weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from w2s.principles import Library
+from w2s.store import Node, Pair, Tree
+
+FEATURES = ("verdict", "exit", "both_orders", "relevance")
+"""Per principle: v, v·exit, v·both_orders, v·relevance (see the module docstring)."""
+
+
+@dataclass
+class MasterConfig:
+    """How a master is trained; stored in its run directory and hashed into its run id."""
+
+    kind: str = "features"
+    """'features': the logistic model over tree features and the weak margin (the only kind so far)."""
+    weak: str = "transformers:smollm2"
+    """The weak model whose frozen features give the margin m (a Hugging Face folder or alias)."""
+    pooling: str = "mean"
+    """How the weak model's hidden states are pooled into h(prompt, response)."""
+    max_length: int = 384
+    """Tokens of prompt+response the weak model reads (the prompt is cut from the left)."""
+    folds: int = 5
+    """Cross-fitting folds for the out-of-fold margin the master learns from."""
+    seed: int = 0
+    strong: str = ""
+    """Trees by this strong model."""
+    tree_config: str = ""
+    """... of this config hash."""
+    library: str = ""
+    """The principle library of those trees (fixes the feature order)."""
+
+
+# ---------------------------------------------------------------------------------------------- pure math
+
+
+def node_features(tree: Tree, nodes: Sequence[Node], library: Library) -> np.ndarray:
+    """The tree's 4·K features (K principles of the library, FEATURES order per principle)."""
+    index = {p.id: k for k, p in enumerate(library.principles)}
+    x = np.zeros((len(library.principles), len(FEATURES)))
+    orders = tree.config.get("orders") or []
+    for node in nodes:
+        k = index.get(node.principle_id)
+        if k is None:
+            continue
+        v = node.p_a - 0.5
+        first, second = orders[node.position] if node.position < len(orders) else (node.p_a, node.p_a)
+        both = (first - 0.5) * (second - 0.5) > 0
+        x[k] = (v, v * (node.role == "exit"), v * both, v * node.relevance)
+    return x.reshape(-1)
+
+
+def mirrored(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows in both A/B orders: features are odd under the swap, so (x, y) -> (−x, 1 − y)."""
+    return np.vstack([x, -x]), np.concatenate([y, 1 - y])
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+    """Weights of an L2 logistic model without intercept, strength by 5-fold CV on log-loss."""
+    from sklearn.linear_model import LogisticRegressionCV
+
+    xs, ys = mirrored(x, y)
+    model = LogisticRegressionCV(Cs=10, cv=5, fit_intercept=False, scoring="neg_log_loss", max_iter=2000,
+                                 random_state=seed, l1_ratios=(0.0,), use_legacy_attributes=False)
+    model.fit(xs, ys)
+    return model.coef_[0]
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+
+def trust_table(weights: np.ndarray, library: Library) -> list[dict]:
+    """Per principle: its four weights and `trust`, their sum — the weight of a relevant exit verdict
+    that survived both orders (positive: believed, negative: inverted, ≈ 0: ignored)."""
+    w = weights.reshape(len(library.principles), len(FEATURES))
+    return [{"principle": p.id, "name": p.name, **dict(zip(FEATURES, map(float, row))), "trust": float(row.sum())}
+            for p, row in zip(library.principles, w)]
+
+
+# ---------------------------------------------------------------------------------------------- weak margin
+
+
+class WeakFeatures:
+    """h(prompt, response): the weak model's pooled hidden state, from `w2s.training`'s frozen reward
+    model (its cache computes each text once per process)."""
+
+    def __init__(self, cfg: MasterConfig):
+        import torch
+
+        from w2s.training.config import RewardConfig
+        from w2s.training.models import build_model
+
+        self.cfg = cfg
+        rm = RewardConfig(model=cfg.weak, freeze_backbone=True, pooling=cfg.pooling, max_length=cfg.max_length,
+                          seed=cfg.seed)
+        self.tok, self.model = build_model(rm)
+        self.model.eval()
+        self.torch = torch
+
+    def __call__(self, pairs: Sequence[Pair]) -> np.ndarray:
+        """h(prompt, A) − h(prompt, B), one row per pair."""
+        from w2s.training.data import encode_pair_side, pad_batch
+
+        seqs = [encode_pair_side(self.tok, p.prompt, r, self.cfg.max_length)[0]
+                for p in pairs for r in (p.response_a, p.response_b)]
+        pad = self.tok.pad_token_id
+        self.model.fill(seqs, pad, batch_size=8)
+        feats = []
+        with self.torch.no_grad():
+            for i in range(0, len(seqs), 64):
+                ids, mask = pad_batch(seqs[i : i + 64], pad)
+                feats.append(self.model.cached_pooled(ids, mask).float().numpy())
+        h = np.concatenate(feats)
+        return h[0::2] - h[1::2]
+
+
+def standardise(d: np.ndarray) -> np.ndarray:
+    """Scale feature differences to unit RMS per dimension (no centring: the differences stay odd)."""
+    return np.sqrt((d**2).mean(0)) + 1e-8
+
+
+# ---------------------------------------------------------------------------------------------- the master
+
+
+@dataclass
+class Master:
+    """A trained master and its twin, as stored in a run directory."""
+
+    config: MasterConfig
+    run_id: str
+    margin_weights: list[float]
+    """The BT head on (standardised) feature differences: m = w·(d / scale)."""
+    margin_scale: list[float]
+    twin_weight: float
+    """The twin: P(A) = σ(twin_weight · m)."""
+    tree_weights: list[float]
+    """The master: [a, then the library's principles × FEATURES]."""
+    metrics: dict = field(default_factory=dict)
+
+    def margin(self, diffs: np.ndarray) -> np.ndarray:
+        return (diffs / np.asarray(self.margin_scale)) @ np.asarray(self.margin_weights)
+
+    def p_a_alone(self, diffs: np.ndarray) -> np.ndarray:
+        return sigmoid(self.twin_weight * self.margin(diffs))
+
+    def p_a(self, diffs: np.ndarray, tree_x: np.ndarray) -> np.ndarray:
+        x = np.column_stack([self.margin(diffs), tree_x])
+        return sigmoid(x @ np.asarray(self.tree_weights))
+
+    def save(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
+        (out / "master.json").write_text(json.dumps({k: v for k, v in asdict(self).items() if k != "config"}, indent=2))
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Master:
+        run_dir = Path(run_dir)
+        if not (run_dir / "master.json").is_file():
+            raise FileNotFoundError(f"{run_dir} is not a master run directory (no master.json): "
+                                    f"train one with `w2s master train`")
+        config = MasterConfig(**json.loads((run_dir / "config.json").read_text()))
+        return cls(config=config, **json.loads((run_dir / "master.json").read_text()))
+
+
+def data_hash(pairs: Sequence[Pair], trees: Sequence[Tree]) -> str:
+    """12 hex digits over the training pairs (ids, gold) and their trees' ids by content."""
+    blob = json.dumps([[p.id, p.gold, t.strong_model, t.config_hash] for p, t in zip(pairs, trees)])
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def run_id(cfg: MasterConfig, data: str) -> str:
+    return hashlib.sha256(json.dumps({"config": asdict(cfg), "data": data}, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence[Node]], library: Library,
+          cfg: MasterConfig, features: WeakFeatures | None = None) -> Master:
+    """Fit the margin head, the twin and the master on gold pairs with their trees."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.array([1.0 if p.gold == "a" else 0.0 for p in pairs])
+    if len(set(y)) < 2 or len(pairs) < 2 * cfg.folds:
+        raise ValueError(f"a master needs at least {2 * cfg.folds} gold pairs with both A and B better; got {len(pairs)}")
+    diffs = (features or WeakFeatures(cfg))(pairs)
+    scale = standardise(diffs)
+    z = diffs / scale
+    tree_x = np.stack([node_features(t, ns, library) for t, ns in zip(trees, nodes)])
+
+    # out-of-fold margins: what the master sees at test time is a margin on pairs the head never saw
+    oof = np.zeros(len(pairs))
+    for fit_idx, held in StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(z, y):
+        w = fit_logistic(z[fit_idx], y[fit_idx], cfg.seed)
+        oof[held] = z[held] @ w
+    margin_w = fit_logistic(z, y, cfg.seed)
+    twin = fit_logistic(oof[:, None], y, cfg.seed)
+    master = fit_logistic(np.column_stack([oof, tree_x]), y, cfg.seed)
+    m = Master(config=cfg, run_id=run_id(cfg, data_hash(pairs, trees)), margin_weights=margin_w.tolist(),
+               margin_scale=scale.tolist(), twin_weight=float(twin[0]), tree_weights=master.tolist())
+    oof_twin = sigmoid(twin[0] * oof)
+    oof_master = sigmoid(np.column_stack([oof, tree_x]) @ master)
+    m.metrics = {
+        "train_pairs": len(pairs),
+        "data_hash": data_hash(pairs, trees),
+        "pair_ids_hash": hashlib.sha256("\n".join(p.id for p in pairs).encode()).hexdigest()[:12],
+        # in-sample on the training pairs (the margin out-of-fold); test accuracy comes from `w2s annotate`
+        "train_accuracy_twin": float(((oof_twin > 0.5) == (y == 1)).mean()),
+        "train_accuracy_master": float(((oof_master > 0.5) == (y == 1)).mean()),
+        "margin_weight": float(master[0]),
+        "trust": trust_table(master[1:], library),
+    }
+    return m
