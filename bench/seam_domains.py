@@ -68,25 +68,27 @@ def save_corpus(url: str, corpus: Path, path: str) -> None:
     print(f"saved {n} trees to {corpus}")
 
 
-def build(strong, ids: list[str], cfg, url: str, deadline: float | None, label: str) -> tuple[int, int]:
-    """Build the missing trees one pair at a time (llama.cpp keeps one prefix cached); (built, have)."""
+def build(strong, ids: list[str], cfg, url: str, deadline: float | None, label: str) -> int:
+    """Build the missing trees of `ids` one pair at a time (llama.cpp keeps one prefix cached); returns
+    how many were built."""
     from w2s.store import session_scope
     from w2s.trees import build_trees, stored_pair_ids
 
     with session_scope(url) as s:
         have = stored_pair_ids(s, strong.spec, cfg.hash()) & set(ids)
     todo = [p for p in ids if p not in have]
-    built = 0
+    built, tty = 0, sys.stdout.isatty()
     start = time.monotonic()
     for pid in todo:
         if deadline is not None and time.monotonic() > deadline:
             break
         built += build_trees(strong, [pid], cfg, url=url, batch_size=1)
-        rate = (time.monotonic() - start) / built
-        print(f"\r{label} trees: built {built}/{len(todo)} ({rate:.1f} s/tree)", end="", flush=True)
-    if todo:
+        rate = (time.monotonic() - start) / max(1, built)
+        # one line per tree in a log file, one updated line on a terminal
+        print(f"\r{label} trees: built {built}/{len(todo)} ({rate:.1f} s/tree)", end="" if tty else "\n", flush=True)
+    if todo and tty:
         print()
-    return built, len(have) + built
+    return built
 
 
 def gold_p(url: str, method_rows: dict[str, dict[str, float]], ids: list[str]) -> dict[str, list[float]]:
@@ -127,6 +129,7 @@ def main() -> None:
     ap.add_argument("--train-trees", default=None)
     ap.add_argument("--test-trees", default=None)
     ap.add_argument("--save-trees", action="store_true", help="write built trees back to the corpus files")
+    ap.add_argument("--no-build", action="store_true", help="build no tree: use the pairs that have one")
     ap.add_argument("--strong", required=True)
     ap.add_argument("--weak", required=True)
     ap.add_argument("--master-weak", default="transformers:smollm2",
@@ -180,10 +183,9 @@ def main() -> None:
     strong = load_model(args.strong, args.threads)
     built = {}
     for part, ids in (("train", train_ids), ("test", test_ids)):
-        built[part], have = build(strong, ids, cfg, url, deadline, part)
+        built[part] = build(strong, [] if args.no_build else ids, cfg, url, deadline, part)
         if args.save_trees and built[part]:
             save_corpus(url, corpora[part], args.train if part == "train" else args.test)
-        print(f"{part}: {have}/{len(ids)} pairs have a tree ({built[part]} built now)")
     with session_scope(url) as s:
         tree_of = {t.pair_id: t for t in s.exec(select(Tree).where(
             Tree.strong_model == strong.spec, Tree.config_hash == cfg.hash(), Tree.pair_id.in_(train_ids + test_ids)))}
@@ -191,6 +193,8 @@ def main() -> None:
             s.expunge(t)
     train_ok = [p for p in train_ids if p in tree_of]
     test_ok = [p for p in test_ids if p in tree_of]
+    print(f"trees: train {len(train_ok)}/{len(train_ids)}, test {len(test_ok)}/{len(test_ids)} pairs "
+          f"({built['train'] + built['test']} built now, {reused} imported from corpora)")
 
     # the master: trained on the train pairs that have a tree
     with session_scope(url) as s:
