@@ -3,7 +3,8 @@
 | name          | decides                                   | reads                        |
 |---------------|-------------------------------------------|------------------------------|
 | aligned       | the master's no-tree twin                 | the pair alone               |
-| seam-aligned  | the features master                       | the pair and its FF-tree     |
+| seam-aligned  | a `features` master                       | the pair and its tree's features |
+| seam-aligned-rm | an `rm` master                          | the pair with the tree's notes as text |
 
 Both are stored under `master:<run id>`, so labels of different masters never share a dedup key, and
 both use the trees (for seam-aligned) of the strong model and tree config the master was trained on.
@@ -13,11 +14,10 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-import numpy as np
 from sqlmodel import Session
 
 from annotators.base import Annotator, Decision, register_annotator
-from w2s.master import Master, WeakFeatures, node_features
+from w2s.master import Master, WeakFeatures, tree_input
 from w2s.principles import load_library
 from w2s.store import session_scope
 from w2s.trees import latest_tree
@@ -26,6 +26,9 @@ _FEATURES: dict[tuple, WeakFeatures] = {}
 
 
 class _Aligned(Annotator):
+    kinds: tuple[str, ...] = ("features", "rm")
+    """The master kinds this method decides with."""
+
     def __init__(self, weak=None, strong=None, *, url: str | None = None, master: str | None = None, **options):
         if not master:
             raise ValueError(f"annotator '{self.name}' needs a trained master (--master RUN_DIR)")
@@ -33,6 +36,9 @@ class _Aligned(Annotator):
         self.options = options
         self.master = Master.load(master)
         cfg = self.master.config
+        if cfg.kind not in self.kinds:
+            raise ValueError(f"annotator '{self.name}' needs a master of kind {' or '.join(self.kinds)}; "
+                             f"{master} is of kind {cfg.kind}")
         key = (cfg.weak, cfg.pooling, cfg.max_length)
         self.features = _FEATURES.get(key) or _FEATURES.setdefault(key, WeakFeatures(cfg))
         self.strong = None
@@ -59,6 +65,7 @@ class SeamAligned(_Aligned):
     """The aligned master reading the pair's FF-tree (all its nodes, as features)."""
 
     name = "seam-aligned"
+    kinds = ("features",)
 
     def decide(self, pairs, variant, session: Session | None):
         cfg = self.master.config
@@ -71,10 +78,19 @@ class SeamAligned(_Aligned):
                     raise LookupError(f"pair {pair.id} has no tree by {cfg.strong} of config {cfg.tree_config}: "
                                       f"run `w2s trees build --strong {cfg.strong}` (with that config) first")
                 loaded.append((tree, nodes))
-            x = np.stack([node_features(t, ns, library) for t, ns in loaded])
+            trees, nodes = [t for t, _ in loaded], [ns for _, ns in loaded]
+            x = tree_input(cfg.kind, self.features, pairs, trees, nodes, library)
             ids = [(t.id, [n.id for n in ns]) for t, ns in loaded]
         p_a = self.master.p_a(self.features(pairs), x)
         return [Decision(p_a=float(p), tree_id=tid, consulted_node_ids=nids,
                          meta={"master": self.master.run_id, "tree_config": cfg.tree_config})
                 for p, (tid, nids) in zip(p_a, ids)]
 
+
+
+@register_annotator
+class SeamAlignedRM(SeamAligned):
+    """The aligned weak reward model reading the pair with its FF-tree's notes as text."""
+
+    name = "seam-aligned-rm"
+    kinds = ("rm",)

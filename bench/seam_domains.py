@@ -9,12 +9,13 @@ Steps (each resumable: the database keeps every tree and label, so a rerun or a 
    test are one file, the test sample never overlaps the train sample);
 2. import the tree corpora given (--train-trees/--test-trees; by default `bench/trees/<dataset>-<split>.jsonl.gz`
    when it exists) and build only the missing trees, train pairs first (--save-trees writes them back);
-3. train a `features` master and its no-tree twin on the train pairs' gold and trees (`w2s.master`);
+3. train the aligned masters (`features`, and `rm` when seam-aligned-rm is asked for) and the no-tree
+   twin on the train pairs' gold and trees (`w2s.master`);
 4. label the test pairs with every method and score them on the pairs every method labelled.
 
 Methods: naive (weak zero-shot), strong (strong zero-shot), cot-v1/v2/v3 (strong reasoning, weak
-decides), seam (zero-shot weak master over the tree), aligned (the master's twin, pair only) and
-seam-aligned (the master with the tree). Gaps are paired-bootstrap 95% intervals over the test pairs.
+decides), seam (zero-shot weak master over the tree), aligned (the masters' twin, pair only),
+seam-aligned (the features master with the tree) and seam-aligned-rm (the rm master reading the tree). Gaps are paired-bootstrap 95% intervals over the test pairs.
 The principle library is chosen by the files' dataset name unless --principles names one.
 """
 
@@ -30,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, dataset_of, import_sample, load_model, machine, sqlite_url
 from trees_dev import config_from
 
-METHODS = ["naive", "strong", "cot-v1", "cot-v2", "cot-v3", "seam", "aligned", "seam-aligned"]
+METHODS = ["naive", "strong", "cot-v1", "cot-v2", "cot-v3", "seam", "aligned", "seam-aligned", "seam-aligned-rm"]
 NEEDS_STRONG = {"strong", "cot-v1", "cot-v2", "cot-v3", "seam"}
-GAPS = [("seam-aligned", "aligned"), ("seam-aligned", "strong"), ("seam-aligned", "best-cot")]
+GAPS = [("seam-aligned", "aligned"), ("seam-aligned", "strong"), ("seam-aligned", "best-cot"),
+        ("seam-aligned-rm", "aligned")]
 
 
 def default_corpus(path: str) -> Path:
@@ -203,20 +205,27 @@ def main() -> None:
         nodes = nodes_of(s, trees)
         for row in (*pairs.values(), *[n for ns in nodes for n in ns]):
             s.expunge(row)
-    mcfg = MasterConfig(weak=args.master_weak, seed=args.seed, strong=strong.spec, tree_config=cfg.hash(), library=library)
-    master = fit([pairs[p] for p in train_ok], trees, nodes, load_library(library), mcfg)
-    run_dir = Path(db).with_suffix("") / "masters" / master.run_id
-    if not (run_dir / "master.json").exists():
-        master.save(run_dir)
-    print(f"master {master.run_id} on {len(train_ok)} train pairs: trust " + ", ".join(
-        f"{r['name']} {r['trust']:+.2f}" for r in master.metrics["trust"]) + f"; margin {master.metrics['margin_weight']:+.2f}")
-
     methods = [m for m in args.methods.split(",") if m]
+    runs = {}
+    for kind in ("features", "rm") if "seam-aligned-rm" in methods else ("features",):
+        mcfg = MasterConfig(kind=kind, weak=args.master_weak, seed=args.seed, strong=strong.spec,
+                            tree_config=cfg.hash(), library=library)
+        master = fit([pairs[p] for p in train_ok], trees, nodes, load_library(library), mcfg)
+        runs[kind] = Path(db).with_suffix("") / "masters" / master.run_id
+        if not (runs[kind] / "master.json").exists():
+            master.save(runs[kind])
+        m = master.metrics
+        print(f"{kind} master {master.run_id} on {len(train_ok)} train pairs (training accuracy "
+              f"{m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})"
+              + "".join(f"; {r['name']} {r['trust']:+.2f}" for r in m["trust"]))
+        if kind == "features":
+            features_master = master
+
     weak = get_model(args.weak) if any(m in {"naive", "seam", "cot-v1", "cot-v2", "cot-v3"} for m in methods) else None
     annotators = {}
     for m in methods:
-        if m in ("aligned", "seam-aligned"):
-            annotators[m] = get_annotator(m, None, None, master=str(run_dir))
+        if m in ("aligned", "seam-aligned", "seam-aligned-rm"):
+            annotators[m] = get_annotator(m, None, None, master=str(runs["rm" if m == "seam-aligned-rm" else "features"]))
         else:
             annotators[m] = get_annotator(m, weak, strong, tree_config=cfg.hash(), reasoning_max_tokens=args.cot_tokens)
     for name, ann in annotators.items():
@@ -230,8 +239,8 @@ def main() -> None:
     stored = labels_of(url, annotators, test_ok)
     common = [p for p in test_ok if all(p in stored[m] for m in annotators)]
     result = {"machine": machine(), "train": args.train, "test": args.test, "strong": strong.spec, "weak": args.weak,
-              "tree_config": cfg.as_dict(), "tree_config_hash": cfg.hash(), "master": master.run_id,
-              "trust": master.metrics["trust"], "trees": {"reused": reused, "built": built,
+              "tree_config": cfg.as_dict(), "tree_config_hash": cfg.hash(),
+              "masters": {kind: path.name for kind, path in runs.items()}, "trust": features_master.metrics["trust"], "trees": {"reused": reused, "built": built,
               "train_with_tree": len(train_ok), "test_with_tree": len(test_ok)}, "methods": {}, "gaps": {}}
     if not common:
         print("no test pair has every method's label yet: rerun to go on")

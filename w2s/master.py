@@ -18,6 +18,12 @@ Every feature is odd under swapping A and B and there is no intercept, so the ma
 the master can learn to *invert* a principle whose verdicts are reliably wrong, or to ignore one
 (≈ 0). The twin is the same logistic model on m alone. Both are fitted with L2 strength chosen by
 cross-validation (scikit-learn's LogisticRegressionCV), and stored as plain JSON weights.
+
+The `rm` master is a weak reward model that reads the tree as text: the same frozen-feature
+Bradley–Terry head, on h(prompt + the tree's notes, response) — each chain node's principle, thought
+and verdict written under the conversation. Its twin is the head on the pair alone (the features
+master's margin). A head-only reward model on frozen features is a logistic regression on the feature
+differences (the head's bias cancels in r(A) − r(B)), so scikit-learn fits it here too.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ class MasterConfig:
     """How a master is trained; stored in its run directory and hashed into its run id."""
 
     kind: str = "features"
-    """'features': the logistic model over tree features and the weak margin (the only kind so far)."""
+    """'features': the logistic model over tree features and the weak margin; 'rm': the weak reward
+    model reading the pair with the tree's notes as text."""
     weak: str = "transformers:smollm2"
     """The weak model whose frozen features give the margin m (a Hugging Face folder or alias)."""
     pooling: str = "mean"
@@ -127,12 +134,13 @@ class WeakFeatures:
         self.model.eval()
         self.torch = torch
 
-    def __call__(self, pairs: Sequence[Pair]) -> np.ndarray:
-        """h(prompt, A) − h(prompt, B), one row per pair."""
+    def __call__(self, pairs: Sequence[Pair], prompts: Sequence[str] | None = None) -> np.ndarray:
+        """h(prompt, A) − h(prompt, B), one row per pair (`prompts` replace the pairs' own)."""
         from w2s.training.data import encode_pair_side, pad_batch
 
-        seqs = [encode_pair_side(self.tok, p.prompt, r, self.cfg.max_length)[0]
-                for p in pairs for r in (p.response_a, p.response_b)]
+        prompts = prompts if prompts is not None else [p.prompt for p in pairs]
+        seqs = [encode_pair_side(self.tok, q, r, self.cfg.max_length)[0]
+                for p, q in zip(pairs, prompts) for r in (p.response_a, p.response_b)]
         pad = self.tok.pad_token_id
         self.model.fill(seqs, pad, batch_size=8)
         feats = []
@@ -164,7 +172,10 @@ class Master:
     twin_weight: float
     """The twin: P(A) = σ(twin_weight · m)."""
     tree_weights: list[float]
-    """The master: [a, then the library's principles × FEATURES]."""
+    """The master: `features`: [a, then the library's principles × FEATURES]; `rm`: the BT head on the
+    (standardised) feature differences of the pair read with the tree's notes."""
+    tree_scale: list[float] = field(default_factory=list)
+    """`rm`: the scale of those differences."""
     metrics: dict = field(default_factory=dict)
 
     def margin(self, diffs: np.ndarray) -> np.ndarray:
@@ -174,6 +185,9 @@ class Master:
         return sigmoid(self.twin_weight * self.margin(diffs))
 
     def p_a(self, diffs: np.ndarray, tree_x: np.ndarray) -> np.ndarray:
+        """P(A better) from the pair's feature differences and `tree_input`'s rows."""
+        if self.config.kind == "rm":
+            return sigmoid((tree_x / np.asarray(self.tree_scale)) @ np.asarray(self.tree_weights))
         x = np.column_stack([self.margin(diffs), tree_x])
         return sigmoid(x @ np.asarray(self.tree_weights))
 
@@ -190,6 +204,24 @@ class Master:
                                     f"train one with `w2s master train`")
         config = MasterConfig(**json.loads((run_dir / "config.json").read_text()))
         return cls(config=config, **json.loads((run_dir / "master.json").read_text()))
+
+
+def notes_prompt(pair: Pair, nodes: Sequence[Node]) -> str:
+    """The conversation followed by the tree's chain nodes as a reviewer's notes (what `rm` reads)."""
+    chain = [n for n in nodes if n.role != "pruned_by_search"] or list(nodes)
+    notes = "\n".join(f"- {n.principle_name}: {n.thought} (verdict: Reply {'A' if n.p_a >= 0.5 else 'B'}, "
+                      f"{max(n.p_a, n.p_b):.2f})" for n in chain)
+    return f"{pair.prompt}\n\nA reviewer's notes on Reply A and Reply B:\n{notes}"
+
+
+def tree_input(kind: str, features, pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence[Node]],
+               library: Library) -> np.ndarray:
+    """What a master of this kind reads of the trees: node features, or the pair with the notes."""
+    if kind == "rm":
+        return features(pairs, prompts=[notes_prompt(p, ns) for p, ns in zip(pairs, nodes)])
+    if kind != "features":
+        raise ValueError(f"unknown master kind {kind!r}: features or rm")
+    return np.stack([node_features(t, ns, library) for t, ns in zip(trees, nodes)])
 
 
 def data_hash(pairs: Sequence[Pair], trees: Sequence[Tree]) -> str:
@@ -210,10 +242,11 @@ def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence
     y = np.array([1.0 if p.gold == "a" else 0.0 for p in pairs])
     if len(set(y)) < 2 or len(pairs) < 2 * cfg.folds:
         raise ValueError(f"a master needs at least {2 * cfg.folds} gold pairs with both A and B better; got {len(pairs)}")
-    diffs = (features or WeakFeatures(cfg))(pairs)
+    features = features or WeakFeatures(cfg)
+    diffs = features(pairs)
     scale = standardise(diffs)
     z = diffs / scale
-    tree_x = np.stack([node_features(t, ns, library) for t, ns in zip(trees, nodes)])
+    tree_x = tree_input(cfg.kind, features, pairs, trees, nodes, library)
 
     # out-of-fold margins: what the master sees at test time is a margin on pairs the head never saw
     oof = np.zeros(len(pairs))
@@ -222,11 +255,17 @@ def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence
         oof[held] = z[held] @ w
     margin_w = fit_logistic(z, y, cfg.seed)
     twin = fit_logistic(oof[:, None], y, cfg.seed)
-    master = fit_logistic(np.column_stack([oof, tree_x]), y, cfg.seed)
+    if cfg.kind == "rm":
+        tree_scale = standardise(tree_x)
+        master = fit_logistic(tree_x / tree_scale, y, cfg.seed)
+    else:
+        tree_scale = np.array([])
+        master = fit_logistic(np.column_stack([oof, tree_x]), y, cfg.seed)
     m = Master(config=cfg, run_id=run_id(cfg, data_hash(pairs, trees)), margin_weights=margin_w.tolist(),
-               margin_scale=scale.tolist(), twin_weight=float(twin[0]), tree_weights=master.tolist())
+               margin_scale=scale.tolist(), twin_weight=float(twin[0]), tree_weights=master.tolist(),
+               tree_scale=tree_scale.tolist())
     oof_twin = sigmoid(twin[0] * oof)
-    oof_master = sigmoid(np.column_stack([oof, tree_x]) @ master)
+    oof_master = m.p_a(oof, tree_x) if cfg.kind == "rm" else sigmoid(np.column_stack([oof, tree_x]) @ master)
     m.metrics = {
         "train_pairs": len(pairs),
         "data_hash": data_hash(pairs, trees),
@@ -234,7 +273,7 @@ def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence
         # in-sample on the training pairs (the margin out-of-fold); test accuracy comes from `w2s annotate`
         "train_accuracy_twin": float(((oof_twin > 0.5) == (y == 1)).mean()),
         "train_accuracy_master": float(((oof_master > 0.5) == (y == 1)).mean()),
-        "margin_weight": float(master[0]),
-        "trust": trust_table(master[1:], library),
+        "margin_weight": float(master[0]) if cfg.kind == "features" else None,
+        "trust": trust_table(master[1:], library) if cfg.kind == "features" else [],
     }
     return m

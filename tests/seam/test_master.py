@@ -95,3 +95,22 @@ def test_too_few_pairs_is_a_clear_error():
     pairs, trees, nodes = synthetic(6)
     with pytest.raises(ValueError, match="at least 10 gold pairs"):
         train(pairs, trees, nodes, LIB, MasterConfig(), features=noise_features)
+
+
+def test_rm_master_reads_the_notes_and_keeps_the_twin():
+    """The rm kind reads the pair with the tree's notes as text: here the weak model's 'features' are
+    the verdict word the notes carry, so it learns to follow them; its twin is the pair-only head."""
+    pairs, trees, nodes = synthetic(60)
+
+    def features(ps, prompts=None):
+        if prompts is None:
+            return noise_features(ps)
+        first = [1.0 if "Reply A" in q.split("(verdict: ")[1][:7] else -1.0 for q in prompts]
+        return np.column_stack([first, noise_features(ps)[:, :3]])
+
+    cfg = MasterConfig(kind="rm", strong="s", tree_config="c", library="correctness")
+    master = train(pairs, trees, nodes, LIB, cfg, features=features)
+    assert master.metrics["trust"] == [] and master.metrics["margin_weight"] is None
+    assert master.metrics["train_accuracy_master"] > 0.95  # the first note's verdict is right
+    features_master, _ = fit(n=60)
+    assert master.twin_weight == features_master.twin_weight  # the same pair-only twin

@@ -45,11 +45,13 @@ def test_seam_domains_end_to_end(tmp_path, monkeypatch):
             "--db", str(tmp_path / "b.db"), "--json", str(out), "--cot-tokens", "8"]
     run(args, monkeypatch)
     result = json.loads(out.read_text())
-    assert set(result["methods"]) == {"naive", "strong", "cot-v1", "cot-v2", "cot-v3", "seam", "aligned", "seam-aligned"}
+    assert set(result["methods"]) == {"naive", "strong", "cot-v1", "cot-v2", "cot-v3", "seam", "aligned", "seam-aligned",
+                                      "seam-aligned-rm"}
     for m in result["methods"].values():
         assert m["n"] == 4 and 0 <= m["accuracy"] <= 1 and m["ci_low"] <= m["accuracy"] <= m["ci_high"]
     assert result["methods"]["strong"]["accuracy"] == 0.5  # position-free "A" on alternating gold
-    assert set(result["gaps"]) == {"seam-aligned - aligned", "seam-aligned - strong", "seam-aligned - best-cot"}
+    assert set(result["gaps"]) == {"seam-aligned - aligned", "seam-aligned - strong", "seam-aligned - best-cot",
+                                   "seam-aligned-rm - aligned"}
     assert result["trees"]["built"] == {"train": 12, "test": 4} and result["trees"]["reused"] == 0
     assert corpus.is_file() and result["tree_config"]["library"] == "correctness"  # chosen by the folder's name
 
@@ -59,4 +61,4 @@ def test_seam_domains_end_to_end(tmp_path, monkeypatch):
     again = json.loads(out.read_text())
     assert again["trees"]["built"] == {"train": 0, "test": 0} and again["trees"]["reused"] == 16
     assert {m: v["accuracy"] for m, v in again["methods"].items()} == {m: v["accuracy"] for m, v in result["methods"].items()}
-    assert again["master"] == result["master"]  # same data, same config: the same master
+    assert again["masters"] == result["masters"]  # same data, same config: the same masters

@@ -48,6 +48,7 @@ def train(
     out_dir: Path = typer.Option(..., "--out", help="Run directory to write (config.json, master.json)."),
     strong: str = typer.Option(..., "--strong", help="The strong model whose trees the master reads."),
     tree_config: str | None = typer.Option(None, "--tree-config", help="Tree config hash [default: the most common]."),
+    kind: str = typer.Option("features", "--kind", help="features (tree features + weak margin) or rm (reads the tree as text)."),
     weak: str = typer.Option("transformers:smollm2", "--weak", help="Weak model whose frozen features give its margin."),
     dataset: str | None = typer.Option(None, "--dataset", "-d"),
     split: str | None = typer.Option(None, "--split", "-s"),
@@ -55,7 +56,7 @@ def train(
     limit: int | None = typer.Option(None, "--limit", "-n"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Train a `features` master and its no-tree twin on the selected gold pairs that have a tree."""
+    """Train a master (KIND features or rm) and its no-tree twin on the selected gold pairs that have a tree."""
     from w2s.cli.trees import select_pair_ids
     from w2s.master import MasterConfig
     from w2s.master import train as fit
@@ -86,7 +87,7 @@ def train(
     skipped = len(ids) - len(chosen)
     if skipped:
         err.print(f"[yellow]{skipped} selected pairs have no gold or no tree of config {config_hash}: left out[/]")
-    cfg = MasterConfig(weak=weak, seed=seed, strong=strong, tree_config=config_hash, library=library.name)
+    cfg = MasterConfig(kind=kind, weak=weak, seed=seed, strong=strong, tree_config=config_hash, library=library.name)
     try:
         master = fit(pair_rows, tree_rows, node_rows, library, cfg)
     except ValueError as e:
@@ -99,7 +100,8 @@ def train(
 
 def trust_view(master) -> Table:
     m = master.metrics
-    table = Table(title=f"trust table of master {master.run_id} (margin weight {m['margin_weight']:+.2f}; "
+    margin = f"margin weight {m['margin_weight']:+.2f}; " if m["margin_weight"] is not None else "reads the tree as text; "
+    table = Table(title=f"trust table of {master.config.kind} master {master.run_id} ({margin}"
                         f"training accuracy {m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})")
     for col in ("principle", "verdict", "×exit", "×both orders", "×relevance", "trust"):
         table.add_column(col, justify="left" if col == "principle" else "right")

@@ -1,0 +1,53 @@
+"""The README's two commands: `w2s master train`, then `w2s annotate -a seam-aligned|aligned --master`."""
+
+import pytest
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from w2s.cli import app
+from w2s.store import Annotation, Pair, session_scope
+from w2s.trees import TreeConfig, build_trees
+
+SPEC = "Meets the specification and its examples"
+runner = CliRunner()
+
+
+def add_code_pairs(url, split, n, offset=0):
+    ids = []
+    with session_scope(url) as s:
+        for i in range(offset, offset + n):
+            good, bad = f"return x + {i}", f"return x - {i}"
+            a, b, gold = ("[A] " + good, "[B] " + bad, "a") if i % 2 else ("[A] " + bad, "[B] " + good, "b")
+            s.add(Pair(id=f"{split}{i}", dataset="code-demo", split=split, prompt=f"Add {i}.", response_a=a,
+                       response_b=b, gold=gold))
+            ids.append(f"{split}{i}")
+    return ids
+
+
+@pytest.mark.slow
+def test_train_a_master_then_label_with_it(scripted, db_url, tmp_path):
+    ids = add_code_pairs(db_url, "train", 12) + add_code_pairs(db_url, "test", 4, offset=50)
+    strong = scripted(relevance={SPEC: 0.9}, verdict={SPEC: (0.9, 0.1)})
+    build_trees(strong, ids, TreeConfig(library="correctness"), url=db_url)
+    run = tmp_path / "master"
+    result = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--split", "train",
+                                 "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "trust table" in out and "No missing logic" in out and (run / "master.json").is_file()
+    again = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--out", str(run)])
+    assert again.exit_code == 1 and "not empty" in again.output  # a run directory is never overwritten
+
+    for method in ("seam-aligned", "aligned"):
+        result = runner.invoke(app, ["annotate", "-a", method, "--master", str(run), "--dataset", "code-demo",
+                                     "--split", "test"])
+        assert result.exit_code == 0, result.output
+        assert "added 4 annotations" in " ".join(result.output.split())
+    with session_scope(db_url) as s:
+        rows = list(s.exec(select(Annotation)))
+    assert {r.method for r in rows} == {"seam-aligned", "aligned"} and len(rows) == 8
+    master_id = (run / "master.json").read_text().split('"run_id": "')[1][:12]
+    assert {r.annotator for r in rows} == {f"master:{master_id}"}
+    assert all(r.tree_id is not None for r in rows if r.method == "seam-aligned")
+    wrong = runner.invoke(app, ["annotate", "-a", "seam-aligned-rm", "--master", str(run), "--dataset", "code-demo"])
+    assert wrong.exit_code != 0 and "kind rm" in " ".join(wrong.output.split())
