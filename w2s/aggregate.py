@@ -1,8 +1,8 @@
 """Several answers per pair -> one label per pair: majority vote, soft vote, Dawid–Skene.
 
-Humans, models and prompt variants are all "workers": a worker is one (method, annotator, variant),
-so the A/B-swapped variant of a model gets its own confusion matrix in Dawid–Skene (position bias
-flips with the swap).
+Humans, models and prompt variants are all "workers": a worker is one (method, annotator, producer,
+variant) (w2s.vocab.worker_key), so the A/B-swapped variant of a model gets its own confusion matrix in
+Dawid–Skene (position bias flips with the swap), and so does each config of a method.
 
 Tie policy (the same for every method, never random, so a rebuild gives the same label set):
 - a draw between the top labels gives the label 'tie' (majority: equal top counts; soft vote:
@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from w2s.reliability import answer_distribution, entropy, reliability_weights
+from w2s.vocab import worker_key
 
 METHODS = ("majority", "soft", "dawid-skene")
 LABEL_P_A = {"a": 1.0, "b": 0.0, "tie": 0.5}
@@ -196,11 +197,6 @@ def parse_weights(spec: str) -> float | None:
 # ------------------------------------------------------------------------------------- the store
 
 
-def worker_key(method: str, annotator: str, variant: str = "") -> str:
-    """'seam:transformers:smollm2@swap', 'human:alice'."""
-    return f"{method}:{annotator}" + (f"@{variant}" if variant else "")
-
-
 def votes_from_store(
     session, *, annotators: Sequence[str] | None = None, methods: Sequence[str] | None = None,
     include_variants: bool = True,
@@ -214,7 +210,8 @@ def votes_from_store(
             continue
         if methods and ann.method not in methods:
             continue
-        votes.append(Vote(ann.pair_id, worker_key(ann.method, ann.annotator, ann.variant), ann.label, ann.p_a))
+        worker = worker_key(ann.method, ann.annotator, ann.variant, ann.producer)
+        votes.append(Vote(ann.pair_id, worker, ann.label, ann.p_a))
     return votes
 
 

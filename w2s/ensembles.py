@@ -22,6 +22,8 @@ from typing import Protocol
 
 import numpy as np
 
+from w2s.vocab import label_of, producer_hash
+
 VOTING = ("hard", "soft")
 
 
@@ -174,13 +176,14 @@ def annotate_pairs(session, scorer: PairScorer, pairs: Sequence, *, method: str,
 
     rows = [{"prompt": p.prompt, "chosen": p.response_a, "rejected": p.response_b} for p in pairs]
     p_a = scorer.p_chosen(rows) if rows else []
+    # the scorer's own training is not described here: name members apart (annotator) per ensemble
+    producer = producer_hash({"method": method, "annotator": annotator, "scorer": type(scorer).__name__})
     added = 0
     for pair, pa in zip(pairs, p_a):
-        pa = float(pa)
-        label = "a" if pa > 0.5 else "b" if pa < 0.5 else "tie"
+        label, confidence = label_of(float(pa))
         row = Annotation(pair_id=pair.id, annotator=annotator, annotator_kind="model", label=label,
-                         confidence=max(pa, 1 - pa), p_a=pa, method=method,
-                         dedup_key=f"{method}|{annotator}||{pair.id}")  # fmt: skip
+                         confidence=confidence, p_a=float(pa), method=method, producer=producer,
+                         dedup_key=f"{method}|{annotator}|{producer}||{pair.id}")  # fmt: skip
         added += add_annotation(session, row) is not None
     return added
 

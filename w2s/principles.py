@@ -8,7 +8,9 @@ and `principles`: a list of `{id, name, definition, cue}`. Principle ids in the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from importlib.resources import files
 
 import yaml
@@ -38,6 +40,11 @@ class Library:
     description: str
     question: str
     principles: tuple[P, ...]
+
+    def hash(self) -> str:
+        """12 hex digits over the parsed content: an edit of any principle or the question is a new library."""
+        blob = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def available() -> list[str]:

@@ -65,6 +65,7 @@ class Tree(SQLModel, table=True):
     depth: int = 0
     backtraces: int = 0
     tokens: int = 0
+    cached_tokens: int = Field(default=0, description="prompt tokens reused from a cached prefix, not evaluated")
     seconds: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -87,6 +88,7 @@ class Node(SQLModel, table=True):
     model: str = ""
     template_hash: str = ""
     tokens: int = 0
+    cached_tokens: int = Field(default=0, description="prompt tokens reused from a cached prefix, not evaluated")
     seconds: float = 0.0
 
 
@@ -112,6 +114,10 @@ class Annotation(SQLModel, table=True):
     p_a: Optional[float] = Field(default=None, description="the annotator's probability that A is better")
     method: str = Field(default="", index=True, description="'seam', 'naive', 'cot-v1', 'human', ...")
     variant: str = Field(default="", description="prompt variant id ('' for the canonical prompt)")
+    producer: str = Field(
+        default="", index=True,
+        description="hash of what produced a model's label (annotators.base.Annotator.producer); '' for humans",
+    )
     tree_id: Optional[int] = Field(default=None, foreign_key="tree.id")
     consulted_node_ids: list = Field(default_factory=list, sa_column=Column(JSON))
     pruned: list = Field(default_factory=list, sa_column=Column(JSON), description="[{node_id, reason}]")
@@ -238,10 +244,21 @@ _engines: dict[str, Engine] = {}
 
 
 def get_engine(url: str | None = None) -> Engine:
-    """One engine per URL per process, with the schema created on first use."""
+    """One engine per URL per process. A new store is created at the newest schema revision; a store
+    at another revision raises `w2s.schema.StoreOutOfDate` (run `w2s db upgrade`)."""
+    from w2s.schema import ensure
+
     url = db_url(url)
     if url in _engines:
         return _engines[url]
+    engine = make_engine(url)
+    ensure(engine)
+    _engines[url] = engine
+    return engine
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the store's connection settings and no schema check (migrations use it)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -250,8 +267,6 @@ def get_engine(url: str | None = None) -> Engine:
         event.listen(engine, "begin", _sqlite_begin_immediate)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
-    _engines[url] = engine
     return engine
 
 

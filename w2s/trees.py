@@ -46,6 +46,7 @@ from w2s.backends import Model
 from w2s.principles import Library, P, load_library, sync
 from w2s.store import Node, Pair, Tree, session_scope
 from w2s.templates import render, template_hash
+from w2s.vocab import average_orders, entropy, present
 
 YES_NO = ["Yes", "No"]
 A_B = ["A", "B"]
@@ -93,19 +94,9 @@ class TreeConfig:
 # ---------------------------------------------------------------------------------------------- pure math
 
 
-def entropy(v: Sequence[float]) -> float:
-    """Shannon entropy in nats (0 ln 0 = 0)."""
-    return -sum(p * math.log(p) for p in v if p > 0.0)
-
-
 def info(r: float, v: Sequence[float]) -> float:
     """info = r * (1 - H(v) / ln 2): relevant nodes with a decided verdict are informative."""
     return r * (1.0 - entropy(v) / math.log(2))
-
-
-def average_orders(p_first_ab: float, p_first_ba: float) -> float:
-    """P(A better) from P(first better) with A shown first and with B shown first."""
-    return 0.5 * (p_first_ab + (1.0 - p_first_ba))
 
 
 def node_role(r_post: float, v: Sequence[float], cfg: TreeConfig) -> str:
@@ -123,7 +114,7 @@ def swap_labels(text: str) -> str:
 
 
 def pair_context(pair: Pair, swap: bool) -> dict:
-    first, second = (pair.response_b, pair.response_a) if swap else (pair.response_a, pair.response_b)
+    first, second = present(pair, swap)
     return {"prompt": pair.prompt, "first": first, "second": second}
 
 

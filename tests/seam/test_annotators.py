@@ -27,7 +27,7 @@ def test_naive_averages_both_orders(scripted, pairs, db_url):
     ann = rows(db_url)[0]
     assert ann.p_a == pytest.approx(0.6) and ann.label == "a" and ann.confidence == pytest.approx(0.6)
     assert ann.method == "naive" and ann.annotator == weak.spec and ann.variant == ""
-    assert ann.dedup_key == f"naive|{weak.spec}||{ann.pair_id}"
+    assert ann.dedup_key == f"naive|{weak.spec}|{ann.producer}||{ann.pair_id}" and len(ann.producer) == 16
     assert weak.calls == [("score", 6)]  # one batched call: 3 pairs x 2 orders
 
 

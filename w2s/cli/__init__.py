@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-CORE_MODULES = ["data", "models", "users", "trees", "evaluate", "labels", "train"]
+CORE_MODULES = ["db", "data", "models", "users", "trees", "evaluate", "labels", "train"]
 
 # Groups that more than one module adds commands to.
 eval_app = typer.Typer(help="Evaluate annotations and students.", no_args_is_help=True)
@@ -47,4 +47,10 @@ _register_all()
 
 
 def main() -> None:
-    app()
+    from w2s.schema import StoreOutOfDate
+
+    try:
+        app()
+    except StoreOutOfDate as e:  # not a bug: say what to run, without a traceback
+        typer.echo(f"error: {e}", err=True)
+        raise SystemExit(2) from e

@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from w2s.cli.console import console
+
 experiment_app = typer.Typer(help="Run experiments end to end.", no_args_is_help=True)
-err = Console(stderr=True, soft_wrap=True)
-out = Console()
+err = console(True, soft_wrap=True)
+out = console()
 
 
 def _lora(lora: bool, r: int, alpha: int, dropout: float, last_n: int | None):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -20,11 +19,12 @@ from rich.tree import Tree as RichTree
 from sqlalchemy import or_
 from sqlmodel import select
 
+from w2s.cli.console import CliProgress, console
 from w2s.store import Pair, Tree, session_scope
 
 trees_app = typer.Typer(help="Principle fast-and-frugal trees built by a strong model.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(True)
 
 
 # ---------------------------------------------------------------------------------------------- pair selection
@@ -67,7 +67,7 @@ def _pair_query(pairs: str) -> list[str]:
 
 def progress_bar() -> Progress:
     """A progress bar with count, rate and ETA (on stderr)."""
-    return Progress(
+    return CliProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
