@@ -31,11 +31,12 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from sqlmodel import Session, select
 
 from w2s.backends import Model, get_model
+from w2s.options import typed_options
 from w2s.principles import available, load_library
 from w2s.store import Annotation, Pair, add_annotation, session_scope
 from w2s.templates import template_hash
@@ -52,15 +53,6 @@ class AnnotatorOptions:
     both_orders: bool = True
     """Average each decision over both presentation orders; False asks once, in the variant's order
     (what prompt-variation reliability studies need)."""
-
-
-def parse_options(cls: type, options: dict, owner: str):
-    """`cls(**options)`, with an error naming an unknown option and the known ones."""
-    known = [f.name for f in fields(cls)]
-    for name in options:
-        if name not in known:
-            raise ValueError(f"{owner} has no option {name!r}; its options: {', '.join(known)}")
-    return cls(**options)
 
 
 @dataclass
@@ -106,7 +98,7 @@ class Annotator(ABC):
         self.strong = resolve(strong)
         if self.needs_strong and self.strong is None:
             raise ValueError(f"annotator '{self.name}' needs a strong model (--strong SPEC)")
-        self.options = parse_options(self.Options, options, f"annotator '{self.name}'")
+        self.options = typed_options(self.Options, options, f"annotator '{self.name}'")
 
     @property
     def annotator_id(self) -> str:

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from w2s.vocab import label_of, producer_hash
+from w2s.vocab import average_orders, label_of, producer_hash
 
 VOTING = ("hard", "soft")
 
@@ -147,11 +147,12 @@ class ModelScorer:
     """Any backend model as a zero-shot weak judge: P(chosen) from `score_choices` over 'A'/'B' with the
     shared `judge` prompt template, averaged over both presentation orders (position bias cancels)."""
 
-    def __init__(self, model, question: str = "Which reply is more harmless?") -> None:
+    def __init__(self, model, question: str | None = None) -> None:
         from w2s.backends import get_model
+        from w2s.principles import DEFAULT_LIBRARY, load_library
 
         self.model = get_model(model) if isinstance(model, str) else model
-        self.question = question
+        self.question = question or load_library(DEFAULT_LIBRARY).question
 
     def p_chosen(self, rows: Sequence[dict]) -> np.ndarray:
         from w2s.templates import render
@@ -161,8 +162,8 @@ class ModelScorer:
             for first, second in ((r["chosen"], r["rejected"]), (r["rejected"], r["chosen"])):
                 prompts.append(render("judge", prompt=r["prompt"], first=first, second=second, question=self.question))
         probs = np.asarray(self.model.score_choices(prompts, ["A", "B"]), dtype=float).reshape(len(rows), 2, 2)
-        # order 1: chosen shown first -> P(A); order 2: chosen shown second -> P(B)
-        return (probs[:, 0, 0] + probs[:, 1, 1]) / 2
+        # P(first shown is better) with chosen first, then with chosen second
+        return average_orders(probs[:, 0, 0], probs[:, 1, 0])
 
 
 # ------------------------------------------------------------------------------------- the store

@@ -16,8 +16,9 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint, event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
+from w2s.vocab import LABELS  # noqa: F401  (the label column holds these)
+
 DEFAULT_DB = "sqlite:///w2s.db"
-LABELS = ("a", "b", "tie")
 
 
 def utcnow() -> datetime:

@@ -13,6 +13,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 LABELS = ("a", "b", "tie")
 LABEL_P_A = {"a": 1.0, "b": 0.0, "tie": 0.5}
 """A hard label as P(A is better): a tie counts as half A, half B."""
@@ -31,11 +33,14 @@ def label_from_p_a(p_a: float) -> str:
     return label_of(p_a)[0]
 
 
-def p_a_of_label(label: str) -> float:
-    try:
-        return LABEL_P_A[label]
-    except KeyError:
-        raise ValueError(f"label {label!r} is not one of {', '.join(LABELS)}") from None
+def p_a_of(label: str, confidence: float = 1.0, p_a: float | None = None) -> float:
+    """P(A) of an answer: its own `p_a` when it recorded one, else its label held with `confidence`
+    (a: confidence, b: 1 - confidence, tie: 1/2). With the default confidence 1, LABEL_P_A."""
+    if p_a is not None:
+        return float(p_a)
+    if label not in LABEL_P_A:
+        raise ValueError(f"label {label!r} is not one of {', '.join(LABELS)}")
+    return 0.5 if label == "tie" else float(confidence) if label == "a" else 1.0 - float(confidence)
 
 
 def entropy(probs: Iterable[float] | Mapping[Any, float]) -> float:
@@ -44,9 +49,13 @@ def entropy(probs: Iterable[float] | Mapping[Any, float]) -> float:
     return -sum(p * math.log(p) for p in values if p > 0.0)
 
 
-def binary_entropy(p_a: float) -> float:
-    """Entropy of (P(A), 1 - P(A)) in nats: 0 when decided, ln 2 at 1/2."""
-    return entropy((p_a, 1.0 - p_a))
+def binary_entropy(p_a):
+    """Entropy of (P(A), 1 - P(A)) in nats: 0 when decided, ln 2 at 1/2. A float for a float, an
+    array for an array."""
+    p = np.clip(np.asarray(p_a, dtype=float), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -(np.where(p > 0, p * np.log(p), 0.0) + np.where(p < 1, (1 - p) * np.log(1 - p), 0.0))
+    return float(h) if h.ndim == 0 else h
 
 
 # ------------------------------------------------------------------------------------- presentation order
@@ -63,8 +72,9 @@ def p_a_from_first(p_first: float, swap: bool) -> float:
     return 1.0 - p_first if swap else p_first
 
 
-def average_orders(p_first_ab: float, p_first_ba: float) -> float:
-    """P(A better) from P(first better) asked with A shown first and with B shown first: position bias cancels."""
+def average_orders(p_first_ab, p_first_ba):
+    """P(A better) from P(first better) asked with A shown first and with B shown first: position bias
+    cancels. Floats or numpy arrays."""
     return 0.5 * (p_a_from_first(p_first_ab, False) + p_a_from_first(p_first_ba, True))
 
 

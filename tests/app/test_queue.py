@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -107,11 +108,12 @@ def test_routing_sends_only_least_reliable_weak_labels(db_url):
 
 
 def test_weak_uncertainty_hand_computed():
-    assert Q.weak_uncertainty([]) == 1.0
-    assert Q.weak_uncertainty([0.5]) == pytest.approx(1.0)
+    # in nats, like every entropy in w2s
+    assert Q.weak_uncertainty([]) == pytest.approx(math.log(2))
+    assert Q.weak_uncertainty([0.5]) == pytest.approx(math.log(2))
     assert Q.weak_uncertainty([1.0, 1.0]) == 0.0
-    # H(0.8) = -(0.8 log2 0.8 + 0.2 log2 0.2) = 0.7219
-    assert Q.weak_uncertainty([0.9, 0.7]) == pytest.approx(0.7219, abs=1e-4)
+    # H(0.8) = -(0.8 ln 0.8 + 0.2 ln 0.2) = 0.5004
+    assert Q.weak_uncertainty([0.9, 0.7]) == pytest.approx(0.5004, abs=1e-4)
 
 
 def test_submit_is_idempotent_and_undo_supersedes(db_url):

@@ -21,6 +21,7 @@ from sqlmodel import select
 
 from w2s.cli.console import CliProgress, console
 from w2s.store import Pair, Tree, session_scope
+from w2s.trees import TreeConfig
 
 trees_app = typer.Typer(help="Principle fast-and-frugal trees built by a strong model.", no_args_is_help=True)
 out = console()
@@ -98,23 +99,29 @@ def build(
     pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
     limit: int | None = typer.Option(None, "--limit", "-n", help="At most this many pairs (in id order)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Pairs searched in lock-step per batched model call."),
-    tau_exit: float = typer.Option(0.75, help="Exit when max(v) >= tau_exit."),
-    max_backtraces: int = typer.Option(2, "--backtraces", "-B", help="B: stop after this many backtraces."),
-    max_depth: int = typer.Option(4, "--depth", "-D", help="D: stop at this chain depth."),
-    tau_rel: float = typer.Option(0.3, help="Post-thought relevance below this is a backtrace."),
-    tau_uniform: float = typer.Option(0.55, help="A verdict with max(v) below this is near-uniform: a backtrace."),
-    tau_min: float = typer.Option(0.1, help="Stop when the best remaining relevance is below this."),
-    thought_tokens: int = typer.Option(60, help="Token budget of a thought."),
-    post_relevance: bool = typer.Option(True, help="Re-score relevance after the thought."),
+    # defaults: TreeConfig's (one place)
+    tau_exit: float = typer.Option(TreeConfig.tau_exit, help="Exit when max(v) >= tau_exit."),
+    max_backtraces: int = typer.Option(
+        TreeConfig.max_backtraces, "--backtraces", "-B", help="B: stop after this many backtraces."
+    ),
+    max_depth: int = typer.Option(TreeConfig.max_depth, "--depth", "-D", help="D: stop at this chain depth."),
+    tau_rel: float = typer.Option(TreeConfig.tau_rel, help="Post-thought relevance below this is a backtrace."),
+    tau_uniform: float = typer.Option(
+        TreeConfig.tau_uniform, help="A verdict with max(v) below this is near-uniform: a backtrace."
+    ),
+    tau_min: float = typer.Option(TreeConfig.tau_min, help="Stop when the best remaining relevance is below this."),
+    thought_tokens: int = typer.Option(TreeConfig.thought_max_tokens, help="Token budget of a thought."),
+    post_relevance: bool = typer.Option(TreeConfig.post_relevance, help="Re-score relevance after the thought."),
     thought_both_orders: bool = typer.Option(
-        True, help="Write the thought in both A/B orders (cancels its position bias; twice the generation)."
+        TreeConfig.thought_both_orders,
+        help="Write the thought in both A/B orders (cancels its position bias; twice the generation).",
     ),
 ) -> None:
     """Build the FF-tree of every selected pair (skips pairs that already have one for this model and
     config, so a killed build resumes and a rerun adds nothing)."""
     from w2s.backends import get_model
     from w2s.principles import library_for_dataset, load_library
-    from w2s.trees import TreeConfig, build_trees
+    from w2s.trees import build_trees
 
     library = principles or library_for_dataset(dataset)
     try:
