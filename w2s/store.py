@@ -7,10 +7,11 @@ Annotations are append-only: a correction is a new row whose `supersedes_id` nam
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, event, text
 from sqlalchemy.engine import Engine
@@ -242,6 +243,8 @@ def _sqlite_begin_immediate(conn) -> None:
 
 
 _engines: dict[str, Engine] = {}
+on_open: Callable[[str], None] | None = None
+"""Called with the URL when a process first opens a store (the CLI says which store it uses)."""
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -253,6 +256,8 @@ def get_engine(url: str | None = None) -> Engine:
     if url in _engines:
         return _engines[url]
     engine = make_engine(url)
+    if on_open is not None:
+        on_open(url)
     ensure(engine)
     _engines[url] = engine
     return engine

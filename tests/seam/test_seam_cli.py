@@ -113,6 +113,18 @@ def test_another_producer_config_is_stored_evaluated_and_aggregated_apart(db_url
         assert len({v.worker for v in votes_from_store(s)}) == 4
 
 
+def test_progress_shows_in_a_log_file(db_url, tmp_path):
+    """Off a terminal rich drew nothing until the end; a long job must show its progress in a log."""
+    add_pairs(db_url, 6)
+    env = {**os.environ, "W2S_DB": db_url, "W2S_SCRIPT": json.dumps({"judge": [0.9, 0.3]})}
+    log = tmp_path / "annotate.log"
+    with open(log, "w") as f:
+        subprocess.run([sys.executable, str(HERE / "scripted_cli.py"), "annotate", "-a", "naive",
+                        "--weak", "scripted:log", "--batch-size", "2"], env=env, stdout=f, stderr=f, check=True)
+    text = log.read_text()
+    assert "naive: 0/6 after" in text and "naive: 6/6 after" in text, text
+
+
 def test_annotator_options_are_typed_and_the_cli_matches_them(db_url, script):
     from annotators.base import ANNOTATORS, get_annotator
 

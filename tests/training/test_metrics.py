@@ -4,9 +4,8 @@ import math
 
 import pytest
 
-from w2s.vocab import binary_entropy
-
 from w2s import w2s_metrics as M
+from w2s.vocab import binary_entropy
 
 
 def test_accuracy_counts_p_above_half():

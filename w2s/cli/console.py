@@ -35,6 +35,7 @@ class CliProgress(Progress):
     """A rich Progress that, off a terminal, prints a plain line per task every LOG_EVERY_S and at the end."""
 
     def __init__(self, *columns, console: Console, **kwargs) -> None:
+        kwargs.setdefault("disable", not console.is_terminal)  # no live display to draw: lines instead
         super().__init__(*columns, console=console, **kwargs)
         self._log = not console.is_terminal
         self._last: dict = {}

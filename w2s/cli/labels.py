@@ -121,6 +121,10 @@ def export_cmd(
 
     soft_label is P(chosen is better). Pairs labelled 'tie' are skipped (a tie names no chosen response).
     The file appears only when complete (written to a temporary name, then renamed).
+
+    TRL's trainers read prompt/chosen/rejected and ignore weight and soft_label (every pair then counts
+    fully, as a hard label); w2s.training.trl_reward.WeightedRewardTrainer is a RewardTrainer that uses
+    both, and `w2s train` uses both for every objective.
     """
     from w2s.export import export_label_set, iter_raw_rows, label_set_names, write_raw
 
