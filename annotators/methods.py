@@ -92,6 +92,9 @@ class Strong(Annotator):
     def annotator_id(self) -> str:
         return self.strong.spec
 
+    def producer(self) -> dict:
+        return {k: v for k, v in super().producer().items() if k != "weak"}  # the weak model plays no part
+
     def decide(self, pairs, variant, session):
         ctx = [{"question": library_of(p, self.options).question} for p in pairs]
         p_a = decide_both_orders(self.strong, "judge", pairs, ctx, variant, both=self.both)
