@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 
 from app import queue as Q
 from app import render, stats
-from w2s.store import Annotation, Pair, QueueItem, User, db_url, get_setting, session_scope, set_setting
+from w2s.store import Annotation, Pair, QueueItem, Tree, User, db_url, get_setting, session_scope, set_setting
 
 CONF_MIN, CONF_MAX = 1, 5
 HELP_HTML = """<div id="w2s-help" role="dialog" aria-label="Keyboard shortcuts"><b>Keyboard</b><br>
@@ -432,15 +432,23 @@ def build_app(url: str) -> gr.Blocks:
         confidence: float = 3,
         comment: str = "",
         pruned_json: str = "[]",
+        tree_id: int | None = None,
         request: gr.Request = None,
     ) -> dict:
-        """Store a label (confidence 1-5). Resending the same token stores nothing new."""
+        """Store a label (confidence 1-5). Resending the same token stores nothing new. `tree_id` is the
+        tree /next_pair served (a tree built since then must not be recorded as the one the label read);
+        without it, the pair's newest tree."""
         user, _ = whoami(request)
         try:
             pruned = json.loads(pruned_json or "[]")
             with tx() as s:
                 item = Q.item_for(s, user, token)
-                tree, _ = Q.latest_tree(s, item.pair_id)
+                if tree_id is None:
+                    tree, _ = Q.latest_tree(s, item.pair_id)
+                else:
+                    tree = s.get(Tree, int(tree_id))
+                    if tree is None or tree.pair_id != item.pair_id:
+                        raise Q.QueueError(f"tree {tree_id} is not a tree of pair {item.pair_id}")
                 ann, created = Q.submit(
                     s,
                     user,
