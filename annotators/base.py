@@ -9,10 +9,11 @@ An annotator turns store `Pair` rows into `Annotation` rows:
 A subclass implements only `decide(pairs, variant, session) -> list[Decision]` (batched: one call per
 batch, not per pair). This module does the rest the same way for every method:
 
-- presentation: `present(pair, swap)` gives the (first, second) responses and `p_a_from_first` maps an
-  answer about the first-shown response back to A; `Variant.swap` shows B first, `Variant.permute`
-  reorders consulted tree nodes (annotators that show nodes call it);
-- labels: label = argmax of (p_a, 1 - p_a) ('tie' at exactly 0.5), confidence = the max probability;
+- presentation (w2s.vocab): `present(pair, swap)` gives the (first, second) responses and
+  `p_a_from_first` maps an answer about the first-shown response back to A; `Variant.swap` shows B
+  first, `Variant.permute` reorders consulted tree nodes (annotators that show nodes call it);
+- labels (w2s.vocab.label_of): label = argmax of (p_a, 1 - p_a) ('tie' at 1/2), confidence = the max
+  probability;
 - options: each method declares a frozen dataclass `Options` (a subclass of `AnnotatorOptions`); an
   unknown option is an error naming it, and the CLI reads its defaults from there;
 - identity: `producer()` describes what makes the label (method, models, options, template hashes,
