@@ -58,10 +58,11 @@ class CliProgress(Progress):
         if not self._log:
             return
         now = time.monotonic()
-        if not force and now - self._last.get(task_id, now - LOG_EVERY_S - 1) < LOG_EVERY_S:
-            return
-        self._last[task_id] = now
         task = self._tasks[task_id]
+        last_time, last_done = self._last.get(task_id, (now - LOG_EVERY_S - 1, None))
+        if (now - last_time < LOG_EVERY_S and not force) or (force and last_done == task.completed):
+            return
+        self._last[task_id] = (now, task.completed)
         total = f"/{task.total:.0f}" if task.total is not None else ""
         rate = f", {task.speed:.2f}/s" if task.speed else ""
         self.console.print(f"{task.description}: {task.completed:.0f}{total} after {task.elapsed or 0:.0f} s{rate}",
