@@ -460,7 +460,19 @@ def load_draft(session: Session, user: str, pair_id: str) -> dict[str, Any] | No
 def latest_tree(session: Session, pair_id: str) -> tuple[Tree | None, list[Node]]:
     """The pair's newest tree (w2s.trees.latest_tree) and its nodes ordered by info (most informative first)."""
     tree, nodes = trees.latest_tree(session, pair_id)
-    return tree, sorted(nodes, key=lambda n: (-n.info, n.position))
+    return tree, _by_info(nodes)
+
+
+def served_tree(session: Session, tree_id: int | None) -> tuple[Tree | None, list[Node]]:
+    """The tree a page was served (by id, whatever has been built since) and its nodes ordered by info."""
+    tree = session.get(Tree, tree_id) if tree_id is not None else None
+    if tree is None:
+        return None, []
+    return tree, _by_info(session.exec(select(Node).where(Node.tree_id == tree.id)).all())
+
+
+def _by_info(nodes) -> list[Node]:
+    return sorted(nodes, key=lambda n: (-n.info, n.position))
 
 
 def others_labels(session: Session, user: str, pair_id: str) -> list[tuple[str, str]]:

@@ -74,6 +74,13 @@ class _Roles:
         return self.roles.get(name)
 
 
+def retree(s: Session, view: dict) -> str:
+    """The page's tree after a prune or restore: the tree it was served (not one built since, whose node
+    ids the page's prunes do not name), with the pruned nodes marked."""
+    _, nodes = Q.served_tree(s, view.get("tree_id"))
+    return render.tree_html(nodes, {int(k): v for k, v in (view.get("pruned") or {}).items()})
+
+
 def build_app(url: str) -> gr.Blocks:
     """The whole application bound to one store URL."""
     # SQLite has one writer at a time and the store opens every transaction with BEGIN IMMEDIATE; taking
@@ -288,8 +295,7 @@ def build_app(url: str) -> gr.Blocks:
 
     def _retree(view):
         with tx() as s:
-            _, nodes = Q.latest_tree(s, view["pair_id"])
-        return view, render.tree_html(nodes, {int(k): v for k, v in view["pruned"].items()})
+            return view, retree(s, view)
 
     # ------------------------------------------------------------------------------ admin
 
