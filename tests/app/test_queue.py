@@ -283,7 +283,7 @@ def test_pairs_imported_later_join_the_pool(db_url):
 
 
 def test_a_prune_redraws_the_served_tree_not_a_newer_one(db_url):
-    from app.ui import retree
+    from app.handlers import retree
     from w2s.store import Node, Tree
 
     pid = make_pairs(db_url, 1)[0]
