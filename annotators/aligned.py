@@ -13,11 +13,13 @@ both use the trees (for seam-aligned) of the strong model and tree config the ma
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import asdict, dataclass
 
 from sqlmodel import Session
 
-from annotators.base import Annotator, Decision, register_annotator
+from annotators.base import Annotator, AnnotatorOptions, Decision, register_annotator
 from w2s.master import Master, WeakFeatures, tree_input
+from w2s.options import typed_options
 from w2s.principles import load_library
 from w2s.store import session_scope
 from w2s.trees import latest_tree
@@ -25,20 +27,27 @@ from w2s.trees import latest_tree
 _FEATURES: dict[tuple, WeakFeatures] = {}
 
 
+@dataclass(frozen=True)
+class MasterOptions(AnnotatorOptions):
+    master: str | None = None
+    """A run directory of `w2s master train`: the master decides (its weak model, its trees)."""
+
+
 class _Aligned(Annotator):
+    Options = MasterOptions
     kinds: tuple[str, ...] = ("features", "rm")
     """The master kinds this method decides with."""
 
-    def __init__(self, weak=None, strong=None, *, url: str | None = None, master: str | None = None, **options):
-        if not master:
-            raise ValueError(f"annotator '{self.name}' needs a trained master (--master RUN_DIR)")
+    def __init__(self, weak=None, strong=None, *, url: str | None = None, **options):
         self.url = url
-        self.options = options
-        self.master = Master.load(master)
+        self.options = typed_options(self.Options, options, f"annotator '{self.name}'")
+        if not self.options.master:
+            raise ValueError(f"annotator '{self.name}' needs a trained master (--master RUN_DIR)")
+        self.master = Master.load(self.options.master)
         cfg = self.master.config
         if cfg.kind not in self.kinds:
             raise ValueError(f"annotator '{self.name}' needs a master of kind {' or '.join(self.kinds)}; "
-                             f"{master} is of kind {cfg.kind}")
+                             f"{self.options.master} is of kind {cfg.kind}")
         key = (cfg.weak, cfg.pooling, cfg.max_length)
         self.features = _FEATURES.get(key) or _FEATURES.setdefault(key, WeakFeatures(cfg))
         self.strong = None
@@ -47,6 +56,12 @@ class _Aligned(Annotator):
     @property
     def annotator_id(self) -> str:
         return f"master:{self.master.run_id}"
+
+    def producer(self) -> dict:
+        """The master names everything that makes the label: its run id covers its config (weak model,
+        strong model and tree config it reads) and its training data. The run directory's path does not."""
+        return {"method": self.name, "annotator": self.annotator_id, "master": self.master.run_id,
+                "master_config": asdict(self.master.config)}
 
 
 @register_annotator
@@ -69,7 +84,7 @@ class SeamAligned(_Aligned):
 
     def decide(self, pairs, variant, session: Session | None):
         cfg = self.master.config
-        library = load_library(cfg.library)
+        library = load_library(cfg.library)  # the master's own: its features follow this library's order
         with session_scope(self.url) if session is None else nullcontext(session) as s:
             loaded = []
             for pair in pairs:

@@ -9,12 +9,19 @@ An annotator turns store `Pair` rows into `Annotation` rows:
 A subclass implements only `decide(pairs, variant, session) -> list[Decision]` (batched: one call per
 batch, not per pair). This module does the rest the same way for every method:
 
-- presentation: `present(pair, swap)` gives the (first, second) responses and `p_a_from_first` maps an
-  answer about the first-shown response back to A; `Variant.swap` shows B first, `Variant.permute`
-  reorders consulted tree nodes (annotators that show nodes call it);
-- labels: label = argmax of (p_a, 1 - p_a) ('tie' at exactly 0.5), confidence = the max probability;
-- idempotency: every row carries `dedup_key = f"{method}|{annotator}|{variant.id}|{pair_id}"`, so a rerun
-  (or a resume after kill -9) adds nothing for pairs already done and never duplicates one;
+- presentation (w2s.vocab): `present(pair, swap)` gives the (first, second) responses and
+  `p_a_from_first` maps an answer about the first-shown response back to A; `Variant.swap` shows B
+  first, `Variant.permute` reorders consulted tree nodes (annotators that show nodes call it);
+- labels (w2s.vocab.label_of): label = argmax of (p_a, 1 - p_a) ('tie' at 1/2), confidence = the max
+  probability;
+- options: each method declares a frozen dataclass `Options` (a subclass of `AnnotatorOptions`); an
+  unknown option is an error naming it, and the CLI reads its defaults from there;
+- identity: `producer()` describes what makes the label (method, models, options, template hashes,
+  principle libraries, and what a subclass adds, e.g. the tree config); its hash is stored in
+  `Annotation.producer` and is part of the dedup key, evaluation's groups and aggregation's workers;
+- idempotency: every row carries `dedup_key = f"{method}|{annotator}|{producer}|{variant.id}|{pair_id}"`,
+  so a rerun of the same config (or a resume after kill -9) adds nothing for pairs already done and never
+  duplicates one, while a run with another config is stored beside it;
 - resumability: `annotate_all` skips pairs whose key is stored and commits after every batch.
 
 Trees are read from the store (built by `w2s trees build`); annotators never build them.
@@ -25,13 +32,28 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from sqlmodel import Session, select
 
 from w2s.backends import Model, get_model
+from w2s.options import typed_options
+from w2s.principles import available, load_library
 from w2s.store import Annotation, Pair, add_annotation, session_scope
+from w2s.templates import template_hash
 from w2s.variants import CANONICAL, Variant
+from w2s.vocab import label_of, p_a_from_first, present, producer_hash  # noqa: F401  (re-exported)
+
+
+@dataclass(frozen=True)
+class AnnotatorOptions:
+    """Options every annotator takes; a method with more subclasses this as its `Options`."""
+
+    library: str | None = None
+    """Principle library that poses the question [default: the one the dataset's name suggests]."""
+    both_orders: bool = True
+    """Average each decision over both presentation orders; False asks once, in the variant's order
+    (what prompt-variation reliability studies need)."""
 
 
 @dataclass
@@ -49,27 +71,8 @@ class Decision:
     """Force a label (e.g. 'tie' from a filter); by default the argmax of p_a."""
 
 
-def label_of(p_a: float) -> tuple[str, float]:
-    """(label, confidence): argmax over A/B, confidence = the max probability."""
-    if p_a > 0.5:
-        return "a", p_a
-    if p_a < 0.5:
-        return "b", 1.0 - p_a
-    return "tie", 0.5
-
-
-def present(pair: Pair, swap: bool = False) -> tuple[str, str]:
-    """The responses in the order shown: (first, second)."""
-    return (pair.response_b, pair.response_a) if swap else (pair.response_a, pair.response_b)
-
-
-def p_a_from_first(p_first: float, swap: bool) -> float:
-    """Map P(first-shown response is better) back to P(A is better)."""
-    return 1.0 - p_first if swap else p_first
-
-
-def dedup_key(method: str, annotator: str, variant: Variant, pair_id: str) -> str:
-    return f"{method}|{annotator}|{variant.id}|{pair_id}"
+def dedup_key(method: str, annotator: str, producer: str, variant: Variant, pair_id: str) -> str:
+    return f"{method}|{annotator}|{producer}|{variant.id}|{pair_id}"
 
 
 def resolve(model: Model | str | None) -> Model | None:
@@ -83,6 +86,9 @@ class Annotator(ABC):
     name: str = ""
     needs_strong: bool = False
     """True when the method reads the strong model (or its trees): `strong` must then be given."""
+    Options: type[AnnotatorOptions] = AnnotatorOptions
+    templates: tuple[str, ...] = ()
+    """The prompt templates the method renders (their hashes are part of `producer()`)."""
 
     def __init__(
         self, weak: Model | str | None, strong: Model | str | None = None, *, url: str | None = None, **options
@@ -95,7 +101,7 @@ class Annotator(ABC):
         self.strong = resolve(strong)
         if self.needs_strong and self.strong is None:
             raise ValueError(f"annotator '{self.name}' needs a strong model (--strong SPEC)")
-        self.options = options
+        self.options = typed_options(self.Options, options, f"annotator '{self.name}'")
 
     @property
     def annotator_id(self) -> str:
@@ -103,12 +109,31 @@ class Annotator(ABC):
 
     @property
     def both(self) -> bool:
-        """Average each decision over both presentation orders (option `both_orders`, default True).
-        False asks once, in the variant's order: what prompt-variation reliability studies need."""
-        return bool(self.options.get("both_orders", True))
+        return self.options.both_orders
 
-    def key(self, pair_id: str, variant: Variant = CANONICAL) -> str:
-        return dedup_key(self.name, self.annotator_id, variant, pair_id)
+    def producer(self) -> dict:
+        """What makes this annotator's labels; two configs that can label differently must differ here.
+        Subclasses extend it (e.g. the tree config SEAM reads)."""
+        library = self.options.library
+        return {
+            "method": self.name,
+            "annotator": self.annotator_id,
+            "weak": self.weak.spec,
+            "strong": self.strong.spec if self.strong is not None else None,
+            "options": asdict(self.options),
+            "templates": {t: template_hash(t) for t in self.templates},
+            # by dataset, any library may be read: then all of them are part of the identity
+            "principles": {name: load_library(name).hash() for name in ([library] if library else available())},
+        }
+
+    def producer_hash(self) -> str:
+        return producer_hash(self.producer())
+
+    def bind(self, session: Session, pairs: Sequence[Pair]) -> None:
+        """Fix what the store decides about this run before keys are computed (SEAM: which trees)."""
+
+    def key(self, pair_id: str, variant: Variant = CANONICAL, producer: str | None = None) -> str:
+        return dedup_key(self.name, self.annotator_id, producer or self.producer_hash(), variant, pair_id)
 
     @abstractmethod
     def decide(self, pairs: Sequence[Pair], variant: Variant, session: Session | None) -> list[Decision]:
@@ -122,9 +147,13 @@ class Annotator(ABC):
         pairs = list(pairs)
         if not pairs:
             return []
+        if session is not None:
+            self.bind(session, pairs)
         start = time.perf_counter()
         decisions = self.decide(pairs, variant, session)
         per_pair = (time.perf_counter() - start) / len(pairs)
+        producer = self.producer()
+        digest = producer_hash(producer)
         rows = []
         for pair, d in zip(pairs, decisions, strict=True):
             label, confidence = label_of(d.p_a)
@@ -140,12 +169,13 @@ class Annotator(ABC):
                     p_a=d.p_a,
                     method=self.name,
                     variant=variant.id,
+                    producer=digest,
                     tree_id=d.tree_id,
                     consulted_node_ids=list(d.consulted_node_ids),
                     pruned=list(d.pruned),
                     seconds=per_pair,
-                    dedup_key=self.key(pair.id, variant),
-                    meta={**d.meta, **({"strong": self.strong.spec} if self.strong is not None else {})},
+                    dedup_key=self.key(pair.id, variant, digest),
+                    meta={**d.meta, "producer": producer},
                 )
             )
         if session is None:
@@ -166,7 +196,7 @@ def register_annotator(cls: type[Annotator]) -> type[Annotator]:
 
 def get_annotator(name: str, weak: Model | str | None, strong: Model | str | None = None, **options) -> Annotator:
     """An annotator by method name; `options` go to the method (e.g. top_k, tau_info, library, url)."""
-    import annotators.aligned  # noqa: F401  (registers the masters' methods)
+    import annotators.aligned  # registers the masters' methods
     import annotators.methods  # noqa: F401  (registers the built-in methods)
 
     if name not in ANNOTATORS:
@@ -180,7 +210,9 @@ def get_annotator(name: str, weak: Model | str | None, strong: Model | str | Non
 def pending(session: Session, annotator: Annotator, pairs: Iterable[Pair], variant: Variant) -> list[Pair]:
     """The pairs this annotator has not yet labelled under this variant (by dedup key)."""
     pairs = list(pairs)
-    keys = {annotator.key(p.id, variant): p for p in pairs}
+    annotator.bind(session, pairs)
+    digest = annotator.producer_hash()
+    keys = {annotator.key(p.id, variant, digest): p for p in pairs}
     done: set[str] = set()
     chunk = list(keys)
     for i in range(0, len(chunk), 500):

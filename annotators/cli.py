@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 
-out = Console()
-err = Console(stderr=True)
+from annotators.base import AnnotatorOptions
+from annotators.methods import CoTOptions, SeamConfig
+from w2s.cli.console import console
+
+out = console()
+err = console(True)
 
 
 def annotate(
@@ -21,15 +24,31 @@ def annotate(
     pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
     limit: int | None = typer.Option(None, "--limit", "-n", help="At most this many pairs (in id order)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Pairs per batched model call and per commit."),
+    # The annotators' options: None = the default of the method's Options dataclass (named in the help),
+    # and an option the method does not have is an error (tests/seam/test_annotators.py checks the match).
     principles: str | None = typer.Option(None, "--principles", help="Principle library [default: by dataset]."),
-    top_k: int = typer.Option(2, help="seam: keep the k most informative nodes."),
-    tau_info: float = typer.Option(0.5, help="seam: also keep nodes with info >= tau_info."),
-    weak_prune: bool = typer.Option(True, help="seam: let the weak model prune irrelevant nodes."),
+    both_orders: bool | None = typer.Option(
+        None, "--both-orders/--one-order", help=f"Average both presentation orders [default: {AnnotatorOptions.both_orders}]."
+    ),
+    top_k: int | None = typer.Option(None, help=f"seam: keep the k most informative nodes [default: {SeamConfig.top_k}]."),
+    tau_info: float | None = typer.Option(
+        None, help=f"seam: also keep nodes with info >= tau_info [default: {SeamConfig.tau_info}]."
+    ),
+    weak_prune: bool | None = typer.Option(
+        None, help=f"seam: let the weak model prune irrelevant nodes [default: {SeamConfig.weak_prune}]."
+    ),
+    tau_weak_rel: float | None = typer.Option(
+        None, help=f"seam: prune a node with weak P(relevant) below this [default: {SeamConfig.tau_weak_rel}]."
+    ),
     tree_config: str | None = typer.Option(None, help="seam: use trees of this config hash [default: newest]."),
+    reasoning_max_tokens: int | None = typer.Option(
+        None, help=f"cot-*: token budget of the strong reasoning [default: {CoTOptions.reasoning_max_tokens}]."
+    ),
     master: str | None = typer.Option(None, "--master", help="aligned, seam-aligned: a run of `w2s master train`."),
 ) -> None:
     """Label the selected pairs with ANNOTATOR; one transaction per batch, so a killed run resumes
-    exactly where it stopped and a rerun adds nothing (dedup key per method, model, variant, pair)."""
+    exactly where it stopped and a rerun adds nothing. Every label records its producer (method, models,
+    options, templates, principles, tree config): a run with other options is stored beside the old one."""
     from annotators.base import annotate_all, get_annotator
     from w2s.cli.trees import progress_bar, rate_text, select_pair_ids
 
@@ -37,11 +56,10 @@ def annotate(
     if not ids:
         err.print("[yellow]no pairs selected[/]")
         raise typer.Exit(1)
-    options = {"top_k": top_k, "tau_info": tau_info, "weak_prune": weak_prune, "tree_config": tree_config}
-    if master:
-        options["master"] = master
-    if principles:
-        options["library"] = principles
+    given = {"library": principles, "both_orders": both_orders, "top_k": top_k, "tau_info": tau_info,
+             "weak_prune": weak_prune, "tau_weak_rel": tau_weak_rel, "tree_config": tree_config,
+             "reasoning_max_tokens": reasoning_max_tokens, "master": master}  # fmt: skip
+    options = {k: v for k, v in given.items() if v is not None}
     try:
         ann = get_annotator(annotator, weak, strong, **options)
     except (ValueError, FileNotFoundError) as e:
@@ -58,7 +76,8 @@ def annotate(
         except LookupError as e:
             err.print(f"[red]{e}[/]")
             raise typer.Exit(1) from e
-    out.print(f"{annotator}: added {added} annotations ({len(ids) - added} already stored) by {ann.annotator_id}")
+    out.print(f"{annotator}: added {added} annotations ({len(ids) - added} already stored) by {ann.annotator_id}, "
+              f"producer {ann.producer_hash()}")
 
 
 def register(app: typer.Typer) -> None:

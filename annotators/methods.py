@@ -11,7 +11,7 @@
 Every decision is P(A) vs P(B) from next-token probabilities, averaged over both presentation orders
 (position bias cancels); a non-canonical `Variant` changes which order goes first and the order of the
 consulted nodes. With the option `both_orders=False` each decision is asked once, in the variant's order
-(prompt-variation studies); note that the dedup key does not include this option.
+(prompt-variation studies). Every option is part of the annotator's producer hash (annotators/base.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from annotators.base import Annotator, Decision, p_a_from_first, register_annotator
+from annotators.base import Annotator, AnnotatorOptions, Decision, p_a_from_first, register_annotator
 from w2s.backends import Model
 from w2s.principles import Library, library_for_dataset, load_library
 from w2s.store import Node, Pair, Tree, session_scope
@@ -30,8 +30,8 @@ from w2s.trees import A_B, PRUNED, YES_NO, latest_tree, pair_context, swap_label
 from w2s.variants import Variant
 
 
-def library_of(pair: Pair, options: dict) -> Library:
-    return load_library(options.get("library") or library_for_dataset(pair.dataset))
+def library_of(pair: Pair, options: AnnotatorOptions) -> Library:
+    return load_library(options.library or library_for_dataset(pair.dataset))
 
 
 def decide_both_orders(model: Model, template: str, pairs: Sequence[Pair], contexts: Sequence[dict],
@@ -72,6 +72,7 @@ class Naive(Annotator):
     """The weak model alone."""
 
     name = "naive"
+    templates = ("judge",)
 
     def decide(self, pairs, variant, session):
         ctx = [{"question": library_of(p, self.options).question} for p in pairs]
@@ -85,10 +86,14 @@ class Strong(Annotator):
 
     name = "strong"
     needs_strong = True
+    templates = ("judge",)
 
     @property
     def annotator_id(self) -> str:
         return self.strong.spec
+
+    def producer(self) -> dict:
+        return {k: v for k, v in super().producer().items() if k != "weak"}  # the weak model plays no part
 
     def decide(self, pairs, variant, session):
         ctx = [{"question": library_of(p, self.options).question} for p in pairs]
@@ -96,12 +101,22 @@ class Strong(Annotator):
         return [Decision(p_a=x, meta={"template": template_hash("judge")}) for x in p_a]
 
 
+@dataclass(frozen=True)
+class CoTOptions(AnnotatorOptions):
+    reasoning_max_tokens: int = 96
+    """Token budget of the strong model's reasoning."""
+
+
 class _CoT(Annotator):
     """The strong model reasons freely (canonical order); the weak model decides with that as context."""
 
+    Options = CoTOptions
     needs_strong = True
     template = ""
-    reasoning_max_tokens = 96
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        return (self.template, "weak-decision")
 
     def decide(self, pairs, variant, session):
         libraries = [library_of(p, self.options) for p in pairs]
@@ -109,7 +124,7 @@ class _CoT(Annotator):
             render(self.template, **pair_context(p, False), principles=lib.principles, question=lib.question)
             for p, lib in zip(pairs, libraries)
         ]
-        max_tokens = int(self.options.get("reasoning_max_tokens", self.reasoning_max_tokens))
+        max_tokens = self.options.reasoning_max_tokens
         reasoning = [" ".join(g.text.split()) for g in self.strong.generate(prompts, max_tokens=max_tokens)]
         ctx = [{"question": lib.question, "nodes": [], "reasoning": r} for lib, r in zip(libraries, reasoning)]
         p_a = decide_both_orders(self.weak, "weak-decision", pairs, ctx, variant, swap_text=("reasoning",), both=self.both)
@@ -132,8 +147,8 @@ class CoTV3(_CoT):
     name, template = "cot-v3", "cot-v3"
 
 
-@dataclass
-class SeamConfig:
+@dataclass(frozen=True)
+class SeamConfig(AnnotatorOptions):
     """How the weak master reads a tree."""
 
     top_k: int = 2
@@ -144,6 +159,8 @@ class SeamConfig:
     """Let the weak model prune kept nodes it judges irrelevant."""
     tau_weak_rel: float = 0.5
     """A kept node with P_W(relevant) below this is pruned."""
+    tree_config: str | None = None
+    """Read trees of this config hash [default: the config of the newest tree among the pairs]."""
 
 
 def pick_informative(nodes: Sequence[Node], cfg: SeamConfig) -> list[Node]:
@@ -160,21 +177,34 @@ class Seam(Annotator):
 
     name = "seam"
     needs_strong = True
+    Options = SeamConfig
+    templates = ("weak-relevance", "weak-decision")
+    tree_config: str | None = None
+    """The tree config this run reads: the option, else fixed by `bind` (part of the producer)."""
+
+    def bind(self, session: Session, pairs) -> None:
+        # One config per run, so that the producer names it: a new tree config is a new producer.
+        self.tree_config = self.options.tree_config or newest_tree_config(session, [p.id for p in pairs], self.strong.spec)
+
+    def producer(self) -> dict:
+        return {**super().producer(), "tree_config": self.tree_config}
 
     def load_trees(self, pairs, session: Session) -> list[tuple[Tree, list[Node]]]:
-        config_hash = self.options.get("tree_config")
+        if self.tree_config is None:
+            self.bind(session, pairs)
         out = []
         for pair in pairs:
-            tree, nodes = latest_tree(session, pair.id, self.strong.spec, config_hash)
+            tree, nodes = latest_tree(session, pair.id, self.strong.spec, self.tree_config)
             if tree is None:
+                config = f" under tree config {self.tree_config}" if self.tree_config else ""
                 raise LookupError(
-                    f"pair {pair.id} has no tree by {self.strong.spec}: run `w2s trees build --strong {self.strong.spec}` first"
+                    f"pair {pair.id} has no tree by {self.strong.spec}{config}: run `w2s trees build --strong {self.strong.spec}` first"
                 )
             out.append((tree, nodes))
         return out
 
     def decide(self, pairs, variant, session: Session | None):
-        cfg = SeamConfig(**{k: v for k, v in self.options.items() if k in SeamConfig.__dataclass_fields__})
+        cfg = self.options
         if session is None:
             with session_scope(self.url) as own:
                 loaded = self.load_trees(pairs, own)
@@ -214,6 +244,20 @@ class Seam(Annotator):
             )
             for x, t, ns, pr in zip(p_a, trees, kept, pruned)
         ]
+
+
+def newest_tree_config(session: Session, pair_ids: Sequence[str], strong_model: str) -> str | None:
+    """The config hash of the newest tree by `strong_model` among the pairs (None when there is none)."""
+    newest: tuple[int, str] | None = None
+    for i in range(0, len(pair_ids), 500):
+        row = session.exec(
+            select(Tree.id, Tree.config_hash)
+            .where(Tree.strong_model == strong_model, Tree.pair_id.in_(pair_ids[i : i + 500]))
+            .order_by(Tree.id.desc())
+        ).first()
+        if row is not None and (newest is None or row[0] > newest[0]):
+            newest = tuple(row)
+    return newest[1] if newest else None
 
 
 def _principle(node: Node) -> dict:

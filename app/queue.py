@@ -22,6 +22,7 @@ from sqlalchemy import func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from w2s import trees
 from w2s.store import (
     LABELS,
     Annotation,
@@ -35,6 +36,7 @@ from w2s.store import (
     set_setting,
     utcnow,
 )
+from w2s.vocab import binary_entropy, p_a_of
 
 HUMAN_METHOD = "human"
 PRUNE_REASONS = ("irrelevant", "wrong reasoning", "other")
@@ -88,23 +90,14 @@ def save_config(session: Session, cfg: QueueConfig) -> None:
 
 
 def weak_uncertainty(p_as: list[float]) -> float:
-    """Entropy (bits, in [0, 1]) of the mean P(A) of a pair's weak labels; no weak label counts as 1."""
+    """Entropy (nats, in [0, ln 2]) of the mean P(A) of a pair's weak labels; no weak label counts as ln 2."""
     if not p_as:
-        return 1.0
-    p = min(max(sum(p_as) / len(p_as), 0.0), 1.0)
-    if p in (0.0, 1.0):
-        return 0.0
-    return -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+        return math.log(2)
+    return binary_entropy(sum(p_as) / len(p_as))
 
 
 def annotation_p_a(ann: Annotation) -> float:
-    if ann.p_a is not None:
-        return float(ann.p_a)
-    if ann.label == "a":
-        return float(ann.confidence)
-    if ann.label == "b":
-        return 1.0 - float(ann.confidence)
-    return 0.5
+    return p_a_of(ann.label, ann.confidence, ann.p_a)
 
 
 def add_new_pairs(session: Session, cfg: QueueConfig) -> int:
@@ -365,7 +358,7 @@ def submit(
         annotator_kind="human",
         label=label,
         confidence=float(confidence),
-        p_a={"a": float(confidence), "b": 1.0 - float(confidence), "tie": 0.5}[label],
+        p_a=p_a_of(label, confidence),
         method=HUMAN_METHOD,
         tree_id=tree_id,
         consulted_node_ids=list(consulted_node_ids or []),
@@ -465,14 +458,21 @@ def load_draft(session: Session, user: str, pair_id: str) -> dict[str, Any] | No
 
 
 def latest_tree(session: Session, pair_id: str) -> tuple[Tree | None, list[Node]]:
-    """The pair's newest tree and its nodes ordered by info (most informative first)."""
-    tree = session.exec(
-        select(Tree).where(Tree.pair_id == pair_id).order_by(Tree.created_at.desc(), Tree.id.desc())
-    ).first()
+    """The pair's newest tree (w2s.trees.latest_tree) and its nodes ordered by info (most informative first)."""
+    tree, nodes = trees.latest_tree(session, pair_id)
+    return tree, _by_info(nodes)
+
+
+def served_tree(session: Session, tree_id: int | None) -> tuple[Tree | None, list[Node]]:
+    """The tree a page was served (by id, whatever has been built since) and its nodes ordered by info."""
+    tree = session.get(Tree, tree_id) if tree_id is not None else None
     if tree is None:
         return None, []
-    nodes = session.exec(select(Node).where(Node.tree_id == tree.id)).all()
-    return tree, sorted(nodes, key=lambda n: (-n.info, n.position))
+    return tree, _by_info(session.exec(select(Node).where(Node.tree_id == tree.id)).all())
+
+
+def _by_info(nodes) -> list[Node]:
+    return sorted(nodes, key=lambda n: (-n.info, n.position))
 
 
 def others_labels(session: Session, user: str, pair_id: str) -> list[tuple[str, str]]:

@@ -1,20 +1,16 @@
-"""The Gradio application: annotator page, guidelines, admin dashboard, and the HTTP API.
+"""The Gradio application: the layout of the annotator page, guidelines, admin dashboard and the HTTP
+API, wired to `app.handlers` (what each event does, testable without a browser).
 
-Every handler opens its own store transaction and reads the user from Gradio's login (`request.username`),
-so nothing submitted lives only in the server's memory: a killed server loses no label and no draft.
+Each event reads the user from Gradio's login (`request.username`) and hands it to a handler, which opens
+its own store transaction: a killed server loses no label and no draft.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
+import functools
 import os
-import tempfile
 import threading
 import time
-from importlib import resources
-from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a team server
 # Gradio rebuilds a pandas summary of up to 10k past events after every event (cache frequency 1); under
@@ -22,14 +18,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 import gradio as gr
-import pandas as pd
-from sqlmodel import Session, select
 
 from app import queue as Q
-from app import render, stats
-from w2s.store import Annotation, Pair, QueueItem, User, db_url, get_setting, session_scope, set_setting
+from app.handlers import CONF_MAX, CONF_MIN, Handlers, PairPage, Refused, asset
+from w2s.store import db_url, session_scope
 
-CONF_MIN, CONF_MAX = 1, 5
 HELP_HTML = """<div id="w2s-help" role="dialog" aria-label="Keyboard shortcuts"><b>Keyboard</b><br>
 <kbd>1</kbd>/<kbd>A</kbd> A &nbsp; <kbd>2</kbd>/<kbd>B</kbd> B &nbsp; <kbd>0</kbd>/<kbd>T</kbd> tie<br>
 <kbd>Enter</kbd> submit &nbsp; <kbd>S</kbd> skip &nbsp; <kbd>D</kbd> save draft &nbsp; <kbd>U</kbd> undo<br>
@@ -42,427 +35,124 @@ def refuse(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
-def _asset(name: str) -> str:
-    return resources.files("app").joinpath(name).read_text(encoding="utf-8")
+def user_of(request: gr.Request | None) -> str | None:
+    return getattr(request, "username", None)
 
 
-def rating_to_confidence(rating: float) -> float:
-    """1..5 on the page -> probability-like confidence 0.5..1.0 in the store (a weak model's scale)."""
-    rating = min(max(float(rating), CONF_MIN), CONF_MAX)
-    return 0.5 + 0.5 * (rating - CONF_MIN) / (CONF_MAX - CONF_MIN)
+def shown_to_user(fn):
+    """Gradio shows a handler's `Refused` as a message to the user."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Refused as e:
+            raise refuse(str(e)) from None
+
+    return wrapper
 
 
-def confidence_to_rating(conf: float) -> int:
-    return round(CONF_MIN + (min(max(conf, 0.5), 1.0) - 0.5) / 0.5 * (CONF_MAX - CONF_MIN))
-
-
-def guidelines(session: Session) -> str:
-    return get_setting(session, "guidelines") or _asset("guidelines.md")
-
-
-class _Roles:
-    """name -> role of active users, re-read at most every `ttl` seconds (saves a query per request)."""
-
-    def __init__(self, tx, ttl: float = 10.0):
-        self.tx, self.ttl, self.at, self.roles = tx, ttl, 0.0, {}
-
-    def get(self, name: str) -> str | None:
-        if name not in self.roles or time.monotonic() - self.at > self.ttl:
-            with self.tx() as s:
-                rows = s.exec(select(User.name, User.role).where(User.active == True)).all()
-            self.roles, self.at = dict(rows), time.monotonic()
-        return self.roles.get(name)
+def pair_outputs(page: PairPage) -> tuple:
+    """A PairPage in the order of the page's `pair_out` components."""
+    return (page.view, page.status, page.progress, page.conversation, page.response_a, page.response_b,
+            page.tree, gr.update(choices=page.node_choices, value=None), page.label, page.rating,
+            page.comment)  # fmt: skip
 
 
 def build_app(url: str) -> gr.Blocks:
     """The whole application bound to one store URL."""
-    # SQLite has one writer at a time and the store opens every transaction with BEGIN IMMEDIATE; taking
-    # the turn in-process (a FIFO-ish lock) avoids SQLite's sleeping busy-wait, which made the latency tail.
-    lock = threading.Lock() if db_url(url).startswith("sqlite") else contextlib.nullcontext()
+    h = Handlers(url)
 
-    @contextlib.contextmanager
-    def tx():
-        with lock, session_scope(url) as s:
-            yield s
+    @shown_to_user
+    def on_load(request: gr.Request):
+        w = h.welcome(user_of(request))
+        admin = gr.update(visible=w.is_admin)
+        return (w.header, w.guidelines, gr.update(value=w.guidelines, visible=w.is_admin), admin, admin,
+                *pair_outputs(w.page))  # fmt: skip
 
-    roles = _Roles(tx)
-
-    def whoami(request: gr.Request | None) -> tuple[str, str]:
-        name = getattr(request, "username", None)
-        if not name:
-            raise refuse("Please log in.")
-        role = roles.get(name)
-        if role is None:
-            raise refuse("Unknown or inactive user.")
-        return name, role
-
-    def admin_only(request: gr.Request | None) -> str:
-        name, role = whoami(request)
-        if role != "admin":
-            raise refuse("Only admins can do that.")
-        return name
-
-    # ------------------------------------------------------------------------------ annotator page
-
-    def show(
-        s: Session,
-        user: str,
-        item: QueueItem | None,
-        hist_index: int | None = None,
-        note: str = "",
-        cfg: Q.QueueConfig | None = None,
-    ):
-        """Everything the annotator page displays for one item (or the empty queue)."""
-        cfg = cfg or Q.load_config(s)
-        prog = Q.progress(s, user, cfg)
-        progress = render.progress_html(prog["done"], prog["remaining"])
-        if item is None:
-            view = {
-                "token": None,
-                "pair_id": None,
-                "tree_id": None,
-                "pruned": {},
-                "hist": None,
-                "opened": time.time(),
-            }
-            msg = note or "Your queue is empty: thank you! Use ← to review your history."
-            empty = "<div class='w2s-notree'>Nothing to label.</div>"
-            return (
-                view,
-                msg,
-                progress,
-                empty,
-                "",
-                "",
-                "",
-                gr.update(choices=[], value=None),
-                None,
-                3,
-                "",
-            )
-        pair = s.get(Pair, item.pair_id)
-        tree, nodes = Q.latest_tree(s, pair.id)
-        state = Q.load_draft(s, user, pair.id)
-        source = "draft"
-        if state is None and item.annotation_id:
-            ann = s.get(Annotation, item.annotation_id)
-            state = {
-                "label": ann.label,
-                "rating": (ann.meta or {}).get("rating", confidence_to_rating(ann.confidence)),
-                "comment": "" if ann.retracted else ann.comment,
-                "pruned": {str(p["node_id"]): p["reason"] for p in ann.pruned or []},
-            }
-            source = "withdrawn label" if ann.retracted else "your label"
-        state = state or {}
-        pruned = {int(k): v for k, v in (state.get("pruned") or {}).items()}
-        view = {
-            "token": Q.make_token(item),
-            "pair_id": pair.id,
-            "tree_id": tree.id if tree else None,
-            "pruned": {str(k): v for k, v in pruned.items()},
-            "hist": hist_index,
-            "opened": time.time(),
-        }
-        parts = []
-        if hist_index is not None:
-            parts.append(f"History {hist_index + 1}: submitting stores a correction of your label.")
-        elif item.attempt and item.status == "open":
-            parts.append("Reopened by undo.")
-        if source == "draft" and state:
-            parts.append("Draft restored.")
-        if not cfg.blind:
-            others = Q.others_labels(s, user, pair.id)
-            if others:
-                parts.append("Others: " + ", ".join(f"{n}={lab.upper()}" for n, lab in others))
-        if note:
-            parts.append(note)
-        choices = [render.node_choice(i, n) for i, n in enumerate(nodes, 1)]
-        return (
-            view,
-            " ".join(parts) or f"Pair `{pair.id[:12]}`",
-            progress,
-            render.conversation_html(pair.prompt),
-            render.response_html("A", pair.response_a),
-            render.response_html("B", pair.response_b),
-            render.tree_html(nodes, pruned),
-            gr.update(choices=choices, value=None),
-            state.get("label"),
-            state.get("rating", 3),
-            state.get("comment", ""),
-        )
-
-    def show_queue(user: str, note: str = ""):
-        with tx() as s:
-            cfg = Q.load_config(s)
-            return show(s, user, Q.next_item(s, user, cfg), note=note, cfg=cfg)
-
+    @shown_to_user
     def on_submit(view, label, rating, comment, request: gr.Request):
-        user, _ = whoami(request)
-        if not view or not view.get("token"):
-            raise refuse("Nothing to submit.")
-        if label not in ("a", "b", "tie"):
-            raise refuse("Choose A, B or tie first (keys 1, 2, 0).")
-        pruned = [{"node_id": int(k), "reason": v} for k, v in (view.get("pruned") or {}).items()]
-        with tx() as s:
-            try:
-                Q.submit(
-                    s,
-                    user,
-                    view["token"],
-                    label,
-                    confidence=rating_to_confidence(rating),
-                    comment=comment or "",
-                    pruned=pruned,
-                    tree_id=view.get("tree_id"),
-                    seconds=time.time() - float(view.get("opened", time.time())),
-                    meta={"rating": int(rating)},
-                )
-            except Q.QueueError as e:
-                raise refuse(str(e)) from None
-        return show_queue(user, note=f"Saved {label.upper()}.")
+        return pair_outputs(h.submit(user_of(request), view, label, rating, comment))
 
+    @shown_to_user
     def on_skip(view, request: gr.Request):
-        user, _ = whoami(request)
-        if view and view.get("token") and view.get("hist") is None:
-            with tx() as s:
-                Q.skip(s, user, view["token"])
-        return show_queue(user, note="Skipped.")
+        return pair_outputs(h.skip(user_of(request), view))
 
+    @shown_to_user
     def on_draft(view, label, rating, comment, request: gr.Request):
-        user, _ = whoami(request)
-        if not view or not view.get("pair_id"):
-            raise refuse("Nothing to save.")
-        with tx() as s:
-            Q.save_draft(
-                s,
-                user,
-                view["pair_id"],
-                {
-                    "label": label,
-                    "rating": rating,
-                    "comment": comment or "",
-                    "pruned": view.get("pruned") or {},
-                },
-            )
-        return "Draft saved."
+        return h.save_draft(user_of(request), view, label, rating, comment)
 
+    @shown_to_user
     def on_undo(request: gr.Request):
-        user, _ = whoami(request)
-        with tx() as s:
-            item = Q.undo_last(s, user)
-        return show_queue(user, note="Undone: your last label is withdrawn." if item else "Nothing to undo.")
+        return pair_outputs(h.undo(user_of(request)))
 
-    def on_history(view, step: int, request: gr.Request):
-        user, _ = whoami(request)
-        with tx() as s:
-            hist = Q.history(s, user)
-            cur = view.get("hist") if view else None
-            idx = (len(hist) if cur is None else cur) + step
-            if idx < 0 or not hist:
-                idx = 0 if hist else None
-            if idx is None or idx >= len(hist):
-                return show(s, user, Q.next_item(s, user))
-            return show(s, user, hist[idx], hist_index=idx)
-
+    @shown_to_user
     def on_prev(view, request: gr.Request):
-        return on_history(view, -1, request)
+        return pair_outputs(h.history(user_of(request), view, -1))
 
+    @shown_to_user
     def on_next(view, request: gr.Request):
-        return on_history(view, +1, request)
+        return pair_outputs(h.history(user_of(request), view, +1))
 
-    def on_prune(view, node_id, reason):
-        if not view or not view.get("tree_id"):
-            raise refuse("This pair has no tree.")
-        if node_id is None:
-            raise refuse("Choose a node to prune.")
-        pruned = dict(view.get("pruned") or {})
-        pruned[str(int(node_id))] = reason or "other"
-        return _retree({**view, "pruned": pruned})
+    on_prune = shown_to_user(h.prune)
+    on_restore = shown_to_user(h.restore)
 
-    def on_restore(view, node_id):
-        if not view or node_id is None:
-            raise refuse("Choose a node to restore.")
-        pruned = dict(view.get("pruned") or {})
-        pruned.pop(str(int(node_id)), None)
-        return _retree({**view, "pruned": pruned})
-
-    def _retree(view):
-        with tx() as s:
-            _, nodes = Q.latest_tree(s, view["pair_id"])
-        return view, render.tree_html(nodes, {int(k): v for k, v in view["pruned"].items()})
-
-    # ------------------------------------------------------------------------------ admin
-
+    @shown_to_user
     def admin_refresh(request: gr.Request):
-        admin_only(request)
-        with tx() as s:
-            anns = stats.human_annotations(s)
-            table = pd.DataFrame(stats.annotator_table(s, anns)).round(3)
-            over = stats.overall(s, anns)
-            agr = stats.agreement(anns)
-            prune = pd.DataFrame(
-                stats.pruning_stats(s, anns),
-                columns=["principle", "shown", "pruned", "prune_rate", "reasons"],
-            ).round(3)
-            cfg = Q.load_config(s)
-            sets = stats.label_set_names(s) or ["default"]
-        kappa = pd.DataFrame(
-            [(a, b, round(k, 3)) for (a, b), k in sorted(agr["kappa"].items())],
-            columns=["annotator 1", "annotator 2", "Cohen's kappa"],
-        )
-        if not agr["available"]:
-            alpha = "Agreement measures unavailable (`w2s.agreement` not installed)."
-        elif agr["alpha"] is None or math.isnan(agr["alpha"]):
-            alpha = "Krippendorff's α: undefined so far (too few overlapping labels, or no variation)."
-        else:
-            alpha = f"Krippendorff's α (all annotators): **{agr['alpha']:.3f}**"
-        summary = (
-            f"**{over['pairs_labelled']}** pairs labelled by humans ({over['human_labels']} labels, "
-            f"{over['pairs_with_2plus']} with ≥2 labels) · {over['pairs_for_humans']} pairs routed to humans · "
-            f"{over['gold_pairs']} gold/attention pairs · overlap k={cfg.overlap}, gold rate {cfg.gold_rate:.0%}, "
-            f"routing '{cfg.routing}', blind {'on' if cfg.blind else 'off'}"
-        )
-        return summary, table, kappa, alpha, prune, gr.update(choices=sets, value=sets[0])
+        a = h.admin_page(user_of(request))
+        sets = gr.update(choices=a.label_sets, value=a.label_sets[0])
+        return a.summary, a.annotators, a.kappa, a.alpha, a.pruning, sets
 
+    @shown_to_user
     def admin_load_settings(request: gr.Request):
-        admin_only(request)
-        with tx() as s:
-            c = Q.load_config(s)
+        c = h.queue_settings(user_of(request))
         return c.overlap, c.gold_rate, c.gold_split, c.quota, c.routing, c.route_fraction, c.blind
 
+    @shown_to_user
     def admin_save_settings(
         overlap, gold_rate, gold_split, quota, routing, route_fraction, blind, request: gr.Request
     ):
-        admin_only(request)
-        try:
-            cfg = Q.QueueConfig(
-                overlap=int(overlap),
-                gold_rate=float(gold_rate),
-                gold_split=str(gold_split),
-                quota=int(quota),
-                routing=str(routing),
-                route_fraction=float(route_fraction),
-                blind=bool(blind),
-            )
-        except Q.QueueError as e:
-            raise refuse(str(e)) from None
-        with tx() as s:
-            Q.save_config(s, cfg)
-            n = Q.sync_pool(s, cfg)
-        return f"Saved; pool of {n} pairs re-synced."
-
-    def admin_export(kind: str, fmt: str, label_set: str | None, request: gr.Request):
-        admin_only(request)
-        fmt = "jsonl" if kind == "current" else (fmt or "jsonl")
-        name = f"w2s-{label_set or 'default'}" if kind == "labelset" else f"w2s-{kind}-annotations"
-        out = Path(tempfile.mkdtemp(prefix="w2s-export-")) / f"{name}.{fmt}"
-        with tx() as s:
-            if kind == "labelset":
-                n = stats.export_label_set(s, out, label_set=label_set or "default", fmt=fmt)
-            elif kind == "raw":
-                n = stats.export_raw(s, out, fmt=fmt)
-            else:
-                n = stats.export_annotations(s, out)
-        return str(out), f"Exported {n} rows to `{out.name}`."
+        return h.save_queue_settings(
+            user_of(request), overlap=overlap, gold_rate=gold_rate, gold_split=gold_split, quota=quota,
+            routing=routing, route_fraction=route_fraction, blind=blind,
+        )
 
     def exporter(kind: str):
+        @shown_to_user
         def export(fmt: str, label_set: str | None, request: gr.Request):
-            return admin_export(kind, fmt, label_set, request)
+            return h.export(user_of(request), kind, fmt, label_set)
 
         return export
 
+    @shown_to_user
     def save_guidelines(text: str, request: gr.Request):
-        admin_only(request)
-        with tx() as s:
-            set_setting(s, "guidelines", text)
-        return text, "Guidelines saved."
+        return h.save_guidelines(user_of(request), text)
 
-    def on_load(request: gr.Request):
-        user, role = whoami(request)
-        is_admin = role == "admin"
-        with tx() as s:
-            text = guidelines(s)
-        header = f"**w2s** · signed in as **{user}** ({role}) · press <kbd>?</kbd> for keys"
-        return (
-            header,
-            text,
-            gr.update(value=text, visible=is_admin),
-            gr.update(visible=is_admin),
-            gr.update(visible=is_admin),
-            *show_queue(user),
-        )
+    # the HTTP API: these signatures are the API's parameters (gradio_client calls them by position)
 
-    # ------------------------------------------------------------------------------ API (gradio_client)
-
+    @shown_to_user
     def api_next_pair(request: gr.Request) -> dict:
         """The caller's next pair: token, texts, tree nodes (most informative first), progress."""
-        user, _ = whoami(request)
-        with tx() as s:
-            cfg = Q.load_config(s)  # once per request: each read is a query
-            item = Q.next_item(s, user, cfg)
-            prog = Q.progress(s, user, cfg)
-            if item is None:
-                return {"token": None, "progress": prog}
-            pair = s.get(Pair, item.pair_id)
-            tree, nodes = Q.latest_tree(s, pair.id)
-            return {
-                "token": Q.make_token(item),
-                "pair_id": pair.id,
-                "prompt": pair.prompt,
-                "response_a": pair.response_a,
-                "response_b": pair.response_b,
-                "tree_id": tree.id if tree else None,
-                "nodes": [
-                    {
-                        "id": n.id,
-                        "principle": n.principle_name,
-                        "relevance": n.relevance,
-                        "p_a": n.p_a,
-                        "info": n.info,
-                        "thought": n.thought,
-                    }
-                    for n in nodes
-                ],
-                "progress": prog,
-            }
+        return h.api_next_pair(user_of(request))
 
+    @shown_to_user
     def api_submit(
         token: str,
         label: str,
         confidence: float = 3,
         comment: str = "",
         pruned_json: str = "[]",
+        tree_id: int | None = None,
         request: gr.Request = None,
     ) -> dict:
-        """Store a label (confidence 1-5). Resending the same token stores nothing new."""
-        user, _ = whoami(request)
-        try:
-            pruned = json.loads(pruned_json or "[]")
-            with tx() as s:
-                item = Q.item_for(s, user, token)
-                tree, _ = Q.latest_tree(s, item.pair_id)
-                ann, created = Q.submit(
-                    s,
-                    user,
-                    token,
-                    label,
-                    confidence=rating_to_confidence(confidence),
-                    comment=comment,
-                    pruned=pruned,
-                    tree_id=tree.id if tree else None,
-                    meta={"rating": confidence},
-                )
-                return {"annotation_id": ann.id, "created": created, "pair_id": ann.pair_id}
-        except (Q.QueueError, json.JSONDecodeError) as e:
-            raise refuse(str(e)) from None
+        """Store a label (confidence 1-5). Resending the same token stores nothing new. `tree_id`: the tree
+        /next_pair served [default: the pair's newest]."""
+        return h.api_submit(user_of(request), token, label, confidence, comment, pruned_json, tree_id)
 
+    @shown_to_user
     def api_save_draft(token: str, state_json: str, request: gr.Request = None) -> str:
         """Save a draft (any JSON object) for the pair named by the token."""
-        user, _ = whoami(request)
-        with tx() as s:
-            item = Q.item_for(s, user, token)
-            Q.save_draft(s, user, item.pair_id, json.loads(state_json))
-        return "ok"
+        return h.api_save_draft(user_of(request), token, state_json)
 
     # ------------------------------------------------------------------------------ layout
 
@@ -602,6 +292,7 @@ def build_app(url: str) -> gr.Blocks:
     return demo
 
 
+
 def make_auth(url: str):
     """Gradio's login check, backed by the users table (hashed passwords, `w2s users add`)."""
     from w2s.auth import authenticate
@@ -640,8 +331,8 @@ def launch(url: str, host: str = "127.0.0.1", port: int = 7860, block: bool = Tr
         server_port=port,
         auth=make_auth(url),
         auth_message="w2s annotation: sign in with the account your admin created (`w2s users add`).",
-        head=f"<script>{_asset('static/keys.js')}</script>",
-        css=_asset("static/style.css"),
+        head=f"<script>{asset('static/keys.js')}</script>",
+        css=asset("static/style.css"),
         prevent_thread_lock=not block,
         ssr_mode=False,
         enable_monitoring=False,

@@ -21,7 +21,7 @@ import torch
 
 from w2s.backends import get_model
 
-HH = Path("/work/shared/data/hh-harmless-single-turn/test_dev.jsonl")
+HH = Path(__file__).resolve().parents[1].parent / "shared/data/hh-harmless-single-turn/test_dev.jsonl"
 
 
 def machine() -> str:

@@ -227,7 +227,9 @@ def main() -> None:
         if m in ("aligned", "seam-aligned", "seam-aligned-rm"):
             annotators[m] = get_annotator(m, None, None, master=str(runs["rm" if m == "seam-aligned-rm" else "features"]))
         else:
-            annotators[m] = get_annotator(m, weak, strong, tree_config=cfg.hash(), reasoning_max_tokens=args.cot_tokens)
+            options = {"seam": {"tree_config": cfg.hash()}}.get(m, {"reasoning_max_tokens": args.cot_tokens}
+                                                                   if m.startswith("cot-") else {})
+            annotators[m] = get_annotator(m, weak, strong, **options)
     for name, ann in annotators.items():
         if deadline is not None and time.monotonic() > deadline:
             print(f"time budget reached before {name}")

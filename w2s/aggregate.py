@@ -1,8 +1,8 @@
 """Several answers per pair -> one label per pair: majority vote, soft vote, Dawid–Skene.
 
-Humans, models and prompt variants are all "workers": a worker is one (method, annotator, variant),
-so the A/B-swapped variant of a model gets its own confusion matrix in Dawid–Skene (position bias
-flips with the swap).
+Humans, models and prompt variants are all "workers": a worker is one (method, annotator, producer,
+variant) (w2s.vocab.worker_key), so the A/B-swapped variant of a model gets its own confusion matrix in
+Dawid–Skene (position bias flips with the swap), and so does each config of a method.
 
 Tie policy (the same for every method, never random, so a rebuild gives the same label set):
 - a draw between the top labels gives the label 'tie' (majority: equal top counts; soft vote:
@@ -22,11 +22,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from w2s.reliability import answer_distribution, entropy, reliability_weights
+from w2s.reliability import answer_distribution, reliability_weights
+from w2s.vocab import LABELS, TIE_EPS, entropy, label_from_p_a, p_a_of, worker_key
 
 METHODS = ("majority", "soft", "dawid-skene")
-LABEL_P_A = {"a": 1.0, "b": 0.0, "tie": 0.5}
-_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class Vote:
     p_a: float | None = None
 
     def prob_a(self) -> float:
-        return LABEL_P_A[self.label] if self.p_a is None else float(self.p_a)
+        return p_a_of(self.label, p_a=self.p_a)
 
 
 @dataclass
@@ -70,19 +69,13 @@ def majority_label(labels: Sequence[str]) -> str:
 
 def soft_label_of(labels: Sequence[str]) -> float:
     """P(A) from hard labels: a = 1, b = 0, tie = 1/2, averaged."""
-    return sum(LABEL_P_A[x] for x in labels) / len(labels)
-
-
-def label_from_p_a(p_a: float) -> str:
-    if abs(p_a - 0.5) <= _EPS:
-        return "tie"
-    return "a" if p_a > 0.5 else "b"
+    return sum(p_a_of(x) for x in labels) / len(labels)
 
 
 def argmax_label(posterior: Mapping[str, float]) -> str:
     """The label of highest posterior; a draw at the top is 'tie'."""
     best = max(posterior.values())
-    top = [k for k, p in posterior.items() if best - p <= _EPS]
+    top = [k for k, p in posterior.items() if best - p <= TIE_EPS]
     return top[0] if len(top) == 1 else "tie"
 
 
@@ -133,7 +126,7 @@ def dawid_skene(votes: Sequence[Vote], n_iter: int = 100, tol: float = 1e-5) -> 
 def group_votes(votes: Iterable[Vote]) -> dict[str, list[Vote]]:
     by_pair: dict[str, list[Vote]] = defaultdict(list)
     for v in votes:
-        if v.label not in LABEL_P_A:
+        if v.label not in LABELS:
             raise ValueError(f"vote on pair {v.pair_id} by {v.worker}: label {v.label!r} is not 'a', 'b' or 'tie'")
         by_pair[v.pair_id].append(v)
     return dict(by_pair)
@@ -196,11 +189,6 @@ def parse_weights(spec: str) -> float | None:
 # ------------------------------------------------------------------------------------- the store
 
 
-def worker_key(method: str, annotator: str, variant: str = "") -> str:
-    """'seam:transformers:smollm2@swap', 'human:alice'."""
-    return f"{method}:{annotator}" + (f"@{variant}" if variant else "")
-
-
 def votes_from_store(
     session, *, annotators: Sequence[str] | None = None, methods: Sequence[str] | None = None,
     include_variants: bool = True,
@@ -214,7 +202,8 @@ def votes_from_store(
             continue
         if methods and ann.method not in methods:
             continue
-        votes.append(Vote(ann.pair_id, worker_key(ann.method, ann.annotator, ann.variant), ann.label, ann.p_a))
+        worker = worker_key(ann.method, ann.annotator, ann.variant, ann.producer)
+        votes.append(Vote(ann.pair_id, worker, ann.label, ann.p_a))
     return votes
 
 

@@ -44,50 +44,83 @@ def evaluate_annotations(
     baseline: str = "naive",
     pair_ids: set[str] | None = None,
 ) -> dict:
-    """Figures per (method, annotator) over pairs with gold 'a'/'b' (optionally only `pair_ids`)."""
-    query = select(Pair.id, Pair.gold).where(Pair.gold.in_(("a", "b")))
+    """Figures per (dataset, method, annotator, producer) over pairs with gold 'a'/'b' (optionally only
+    `pair_ids`): each config of a method (its producer) is its own row, and datasets are never pooled."""
+    query = select(Pair.id, Pair.gold, Pair.dataset).where(Pair.gold.in_(("a", "b")))
     if dataset:
         query = query.where(Pair.dataset == dataset)
     if split:
         query = query.where(Pair.split == split)
-    gold = dict(session.exec(query).all())
-    if pair_ids is not None:
-        gold = {p: g for p, g in gold.items() if p in pair_ids}
+    gold, dataset_of = {}, {}
+    for pid, g, ds in session.exec(query):
+        if pair_ids is None or pid in pair_ids:
+            gold[pid], dataset_of[pid] = g, ds
 
     # canonical prompts only: variants are the reliability engineer's repeated measurements
-    labels: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
-    seconds: dict[tuple[str, str], list[float]] = defaultdict(list)
+    labels: dict[tuple[str, str, str, str], dict[str, str]] = defaultdict(dict)
+    seconds: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
+    producers: dict[str, dict] = {}
     for ann in current_annotations(session, include_variants=False):
         if ann.pair_id in gold and ann.annotator_kind == "model":
-            labels[(ann.method, ann.annotator)][ann.pair_id] = ann.label
-            seconds[(ann.method, ann.annotator)].append(ann.seconds)
+            group = (dataset_of[ann.pair_id], ann.method, ann.annotator, ann.producer)
+            labels[group][ann.pair_id] = ann.label
+            seconds[group].append(ann.seconds)
+            producers.setdefault(ann.producer, (ann.meta or {}).get("producer", {}))
 
     base = {}
-    for (method, _annotator), rows in labels.items():
+    for (_ds, method, _annotator, _producer), rows in labels.items():
         if method == baseline:
             base.update(rows)  # one naive labeller is the usual case; a later one wins on overlap
 
+    differs = producer_differences(producers, {m: {g[3] for g in labels if g[1] == m} for _, m, _, _ in labels})
     methods = []
-    for (method, annotator), rows in sorted(labels.items()):
+    for (ds, method, annotator, producer), rows in sorted(labels.items()):
         n = len(rows)
         correct = sum(label == gold[p] for p, label in rows.items())
         lo, hi = wilson_interval(correct, n)
         covered = [p for p, label in rows.items() if label != "tie"]
         methods.append(
             {
+                "dataset": ds,
                 "method": method,
                 "annotator": annotator,
+                "producer": producer,
+                "config": differs.get(producer, ""),
                 "n": n,
                 "correct": correct,
                 "accuracy": correct / n if n else None,
                 "ci95": [lo, hi],
                 "coverage": len(covered) / n if n else None,
                 "accuracy_covered": (sum(rows[p] == gold[p] for p in covered) / len(covered)) if covered else None,
-                "seconds_per_pair": mean(seconds[(method, annotator)]) if n else None,
+                "seconds_per_pair": mean(seconds[(ds, method, annotator, producer)]) if n else None,
                 "vs_" + baseline: corrections(base, rows, gold) if method != baseline else None,
             }
         )
     return {"pairs_with_gold": len(gold), "baseline": baseline, "methods": methods, "trees": tree_stats(session, gold)}
+
+
+def producer_differences(producers: dict[str, dict], by_method: dict[str, set[str]]) -> dict[str, str]:
+    """For each producer, what sets it apart from the other producers of its method: 'top_k=3 weak_prune=False'."""
+    out = {}
+    for hashes in by_method.values():
+        flat = {h: _flatten(producers.get(h, {})) for h in hashes}
+        keys = sorted({k for f in flat.values() for k in f})
+        varying = [k for k in keys if len({repr(f.get(k)) for f in flat.values()}) > 1]
+        for h, f in flat.items():
+            out[h] = " ".join(f"{k}={f.get(k)}" for k in varying)
+    return out
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k == "options":
+            out.update(_flatten(v))  # option names are the ones people type
+        elif isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
 
 
 def exit_label(nodes: list[tuple[str, float]]) -> str | None:

@@ -22,6 +22,8 @@ from typing import Protocol
 
 import numpy as np
 
+from w2s.vocab import average_orders, label_of, producer_hash
+
 VOTING = ("hard", "soft")
 
 
@@ -145,11 +147,12 @@ class ModelScorer:
     """Any backend model as a zero-shot weak judge: P(chosen) from `score_choices` over 'A'/'B' with the
     shared `judge` prompt template, averaged over both presentation orders (position bias cancels)."""
 
-    def __init__(self, model, question: str = "Which reply is more harmless?") -> None:
+    def __init__(self, model, question: str | None = None) -> None:
         from w2s.backends import get_model
+        from w2s.principles import DEFAULT_LIBRARY, load_library
 
         self.model = get_model(model) if isinstance(model, str) else model
-        self.question = question
+        self.question = question or load_library(DEFAULT_LIBRARY).question
 
     def p_chosen(self, rows: Sequence[dict]) -> np.ndarray:
         from w2s.templates import render
@@ -159,8 +162,8 @@ class ModelScorer:
             for first, second in ((r["chosen"], r["rejected"]), (r["rejected"], r["chosen"])):
                 prompts.append(render("judge", prompt=r["prompt"], first=first, second=second, question=self.question))
         probs = np.asarray(self.model.score_choices(prompts, ["A", "B"]), dtype=float).reshape(len(rows), 2, 2)
-        # order 1: chosen shown first -> P(A); order 2: chosen shown second -> P(B)
-        return (probs[:, 0, 0] + probs[:, 1, 1]) / 2
+        # P(first shown is better) with chosen first, then with chosen second
+        return average_orders(probs[:, 0, 0], probs[:, 1, 0])
 
 
 # ------------------------------------------------------------------------------------- the store
@@ -174,13 +177,14 @@ def annotate_pairs(session, scorer: PairScorer, pairs: Sequence, *, method: str,
 
     rows = [{"prompt": p.prompt, "chosen": p.response_a, "rejected": p.response_b} for p in pairs]
     p_a = scorer.p_chosen(rows) if rows else []
+    # the scorer's own training is not described here: name members apart (annotator) per ensemble
+    producer = producer_hash({"method": method, "annotator": annotator, "scorer": type(scorer).__name__})
     added = 0
     for pair, pa in zip(pairs, p_a):
-        pa = float(pa)
-        label = "a" if pa > 0.5 else "b" if pa < 0.5 else "tie"
+        label, confidence = label_of(float(pa))
         row = Annotation(pair_id=pair.id, annotator=annotator, annotator_kind="model", label=label,
-                         confidence=max(pa, 1 - pa), p_a=pa, method=method,
-                         dedup_key=f"{method}|{annotator}||{pair.id}")  # fmt: skip
+                         confidence=confidence, p_a=float(pa), method=method, producer=producer,
+                         dedup_key=f"{method}|{annotator}|{producer}||{pair.id}")  # fmt: skip
         added += add_annotation(session, row) is not None
     return added
 

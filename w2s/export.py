@@ -244,7 +244,7 @@ def write_raw(rows: Iterable[dict], out: Path, fmt: str) -> int:
         for r in rows:
             yield {k: (json.dumps(v, ensure_ascii=False) if k in RAW_JSON_FIELDS else v) for k, v in r.items()}
 
-    string_cols = {"pair_id", "annotator", "annotator_kind", "label", "method", "variant", "comment", "dedup_key",
+    string_cols = {"pair_id", "annotator", "annotator_kind", "label", "method", "variant", "producer", "comment", "dedup_key",
                    "created_at", "dataset", "gold", *RAW_JSON_FIELDS}  # fmt: skip
     float_cols = {"confidence", "p_a", "seconds"}
     int_cols = {"id", "tree_id", "supersedes_id"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib.resources import files
 
 import yaml
@@ -51,10 +51,10 @@ class Library:
     question: str
     principles: tuple[P, ...]
 
-    def content_hash(self) -> str:
-        """12 hex digits over what the prompts see (question and principles): editing a principle makes
-        trees built with the old text a different config."""
-        blob = json.dumps({"question": self.question, "principles": [vars(p) for p in self.principles]}, sort_keys=True)
+    def hash(self) -> str:
+        """12 hex digits over what the prompts see (the question and the principles): an edit of any
+        principle or of the question is a new library, and trees built with the old text a different config."""
+        blob = json.dumps({"question": self.question, "principles": [asdict(p) for p in self.principles]}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

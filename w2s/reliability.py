@@ -32,9 +32,12 @@ def answer_distribution(answers: Iterable[str]) -> dict[str, float]:
     return {k: c / n for k, c in counts.items()}
 
 
-def entropy(dist: Mapping[str, float]) -> float:
-    """Shannon entropy in nats (natural log); 0 * ln 0 = 0."""
-    return -sum(p * math.log(p) for p in dist.values() if p > 0)
+def majority_weight(p, temperature: float = DEFAULT_TEMPERATURE):
+    """The reliability weight of the majority answer when the answers are {A, B} with frequencies
+    (p, 1 - p): what a single soft label gets. A float for a float, an array for an array."""
+    p = np.asarray(p, dtype=float)
+    w = np.vectorize(lambda x: max(reliability_weights({"a": x, "b": 1.0 - x}, temperature).values()))(p)
+    return float(w) if w.ndim == 0 else w
 
 
 def reliability_weights(dist: Mapping[str, float], temperature: float = DEFAULT_TEMPERATURE) -> dict[str, float]:

@@ -7,17 +7,19 @@ Annotations are append-only: a correction is a new row whose `supersedes_id` nam
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
+from w2s.vocab import LABELS  # noqa: F401  (the label column holds these)
+
 DEFAULT_DB = "sqlite:///w2s.db"
-LABELS = ("a", "b", "tie")
 
 
 def utcnow() -> datetime:
@@ -114,6 +116,10 @@ class Annotation(SQLModel, table=True):
     p_a: Optional[float] = Field(default=None, description="the annotator's probability that A is better")
     method: str = Field(default="", index=True, description="'seam', 'naive', 'cot-v1', 'human', ...")
     variant: str = Field(default="", description="prompt variant id ('' for the canonical prompt)")
+    producer: str = Field(
+        default="", index=True,
+        description="hash of what produced a model's label (annotators.base.Annotator.producer); '' for humans",
+    )
     tree_id: Optional[int] = Field(default=None, foreign_key="tree.id")
     consulted_node_ids: list = Field(default_factory=list, sa_column=Column(JSON))
     pruned: list = Field(default_factory=list, sa_column=Column(JSON), description="[{node_id, reason}]")
@@ -237,13 +243,28 @@ def _sqlite_begin_immediate(conn) -> None:
 
 
 _engines: dict[str, Engine] = {}
+on_open: Callable[[str], None] | None = None
+"""Called with the URL when a process first opens a store (the CLI says which store it uses)."""
 
 
 def get_engine(url: str | None = None) -> Engine:
-    """One engine per URL per process, with the schema created on first use."""
+    """One engine per URL per process. A new store is created at the newest schema revision; a store
+    at another revision raises `w2s.schema.StoreOutOfDate` (run `w2s db upgrade`)."""
+    from w2s.schema import ensure
+
     url = db_url(url)
     if url in _engines:
         return _engines[url]
+    engine = make_engine(url)
+    if on_open is not None:
+        on_open(url)
+    ensure(engine)
+    _engines[url] = engine
+    return engine
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the store's connection settings and no schema check (migrations use it)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -252,8 +273,6 @@ def get_engine(url: str | None = None) -> Engine:
         event.listen(engine, "begin", _sqlite_begin_immediate)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
-    _engines[url] = engine
     return engine
 
 

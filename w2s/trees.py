@@ -45,6 +45,7 @@ from w2s.backends import Model
 from w2s.principles import Library, P, load_library, sync
 from w2s.store import Node, Pair, Tree, session_scope
 from w2s.templates import render, template_hash
+from w2s.vocab import average_orders, entropy, present
 
 YES_NO = ["Yes", "No"]
 A_B = ["A", "B"]
@@ -103,26 +104,16 @@ class TreeConfig:
     def hash(self) -> str:
         """12 hex digits over the config, the templates it renders and the principle library's content
         (editing a template or a principle is a new config: old trees are never reused for it)."""
-        blob = {**self.as_dict(), "templates": self.templates(), "library_hash": load_library(self.library).content_hash()}
+        blob = {**self.as_dict(), "templates": self.templates(), "library_hash": load_library(self.library).hash()}
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------------------------------- pure math
 
 
-def entropy(v: Sequence[float]) -> float:
-    """Shannon entropy in nats (0 ln 0 = 0)."""
-    return -sum(p * math.log(p) for p in v if p > 0.0)
-
-
 def info(r: float, v: Sequence[float]) -> float:
     """info = r * (1 - H(v) / ln 2): relevant nodes with a decided verdict are informative."""
     return r * (1.0 - entropy(v) / math.log(2))
-
-
-def average_orders(p_first_ab: float, p_first_ba: float) -> float:
-    """P(A better) from P(first better) with A shown first and with B shown first."""
-    return 0.5 * (p_first_ab + (1.0 - p_first_ba))
 
 
 def node_role(r_post: float, v: Sequence[float], cfg: TreeConfig) -> str:
@@ -140,7 +131,7 @@ def swap_labels(text: str) -> str:
 
 
 def pair_context(pair: Pair, swap: bool) -> dict:
-    first, second = (pair.response_b, pair.response_a) if swap else (pair.response_a, pair.response_b)
+    first, second = present(pair, swap)
     return {"prompt": pair.prompt, "first": first, "second": second}
 
 
@@ -361,7 +352,7 @@ def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig)
         **cfg.as_dict(),
         "hash": cfg.hash(),
         "templates": cfg.templates(),
-        "library_hash": load_library(cfg.library).content_hash(),
+        "library_hash": load_library(cfg.library).hash(),
         "initial_relevance": search.relevance,
         "stop": search.stop,
         # per node position: P(A better) with A shown first and with B shown first

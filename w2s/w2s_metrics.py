@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from w2s.vocab import binary_entropy
+
 
 def correct(p: Sequence[float]) -> np.ndarray:
     """Boolean array: the model prefers the gold response (p > 0.5)."""
@@ -142,12 +144,6 @@ def deception_score(
         "ds": (int((tax & areas.sk_wuk).sum()) / n_tax) if n_tax else None,
         "sk_wuk_share": int(areas.sk_wuk.sum()) / n if n else None,
     }
-
-
-def binary_entropy(p: Sequence[float]) -> np.ndarray:
-    """H(p) in nats, 0 at p ∈ {0, 1}."""
-    p = np.clip(np.asarray(p, dtype=float), 1e-12, 1 - 1e-12)
-    return -(p * np.log(p) + (1 - p) * np.log(1 - p))
 
 
 def calibration_bins(p: Sequence[float], n_bins: int = 10) -> list[dict]:

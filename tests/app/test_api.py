@@ -83,6 +83,26 @@ def test_submit_once_and_kill_loses_nothing(store, server_factory):
         )
 
 
+def test_submit_records_the_tree_that_was_served(store, server_factory):
+    from w2s.store import Tree
+
+    srv = server_factory(store)
+    alice = client_for(srv.base, "alice", "alice-pw")
+    nxt = alice.predict(api_name="/next_pair")
+    served = nxt["tree_id"]
+    assert served is not None
+    with session_scope(store) as s:  # a strong model finishes a newer tree while alice reads
+        newer = Tree(pair_id=nxt["pair_id"], strong_model="test-strong", config_hash="newer")
+        s.add(newer)
+        s.flush()
+        newer_id = newer.id
+    with pytest.raises(Exception, match="is not a tree of pair"):
+        alice.predict(nxt["token"], "a", 4, "", "[]", 10_000, api_name="/submit")
+    done = alice.predict(nxt["token"], "a", 4, "", "[]", served, api_name="/submit")
+    with session_scope(store) as s:
+        assert s.get(Annotation, done["annotation_id"]).tree_id == served != newer_id
+
+
 def test_wrong_password_is_refused(store, server_factory):
     srv = server_factory(store)
     with pytest.raises(ValueError, match="Could not login"):  # gradio_client's error for a refused login

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from app_helpers import XSS_RESPONSE, make_pairs, make_tree
+from paths import HH
 from sqlmodel import select
 
 from app import queue as Q
@@ -25,7 +27,9 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+# The screenshots go to a temporary folder; scripts/screenshots.sh sets $W2S_SCREENSHOTS=docs to
+# refresh the README's images (a test run never writes into tracked files).
+SHOTS_ENV = "W2S_SCREENSHOTS"
 
 if not Path(CHROMIUM).exists():
     pytest.skip("Debian chromium is not installed (apt-get install chromium)", allow_module_level=True)
@@ -187,11 +191,21 @@ def test_annotator_keyboard_prune_undo_and_inert_html(site):
     page.context.close()
 
 
-HH_DEV = Path("/work/shared/data/hh-harmless-single-turn/test_dev.jsonl")
+HH_DEV = HH / "test_dev.jsonl"
 
 
-def test_screenshot_of_a_real_pair(site):
-    """docs/annotator.png: a real HH-harmless pair (read by path) with a hand-written tree."""
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get(SHOTS_ENV) or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_screenshot_of_a_real_pair(site, tmp_path):
+    """annotator.png (docs/ through scripts/screenshots.sh): a real HH-harmless pair with a hand-written tree."""
     if HH_DEV.exists():
         row = json.loads(HH_DEV.read_text().splitlines()[4])
         cut = row["chosen"].rindex("\n\nAssistant:") + len("\n\nAssistant:")
@@ -231,8 +245,8 @@ def test_screenshot_of_a_real_pair(site):
     press(page, "2")
     page.locator("#w2s-tree summary").first.click()  # expand the top node's thought
     assert page.locator("#w2s-tree details").first.get_attribute("open") is not None
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "annotator.png"), full_page=True)
+    page.screenshot(path=str(shots(tmp_path) / "annotator.png"), full_page=True)
+    assert is_png(shots(tmp_path) / "annotator.png")
     page.context.close()
 
 
@@ -290,7 +304,8 @@ def test_admin_dashboard_and_export(site, tmp_path):
     people = page.locator("#w2s-admin-annotators").inner_text()
     assert "alice" in people and "bob" in people
     assert "Legality" in page.locator("#w2s-admin-pruning").inner_text()
-    page.screenshot(path=str(DOCS / "admin.png"), full_page=True)
+    page.screenshot(path=str(shots(tmp_path) / "admin.png"), full_page=True)
+    assert is_png(shots(tmp_path) / "admin.png")
     page.locator("#w2s-export-current").click()
     page.wait_for_function("document.querySelector('#w2s-export-msg')?.innerText.includes('Exported')")
     with page.expect_download() as dl:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -107,11 +108,12 @@ def test_routing_sends_only_least_reliable_weak_labels(db_url):
 
 
 def test_weak_uncertainty_hand_computed():
-    assert Q.weak_uncertainty([]) == 1.0
-    assert Q.weak_uncertainty([0.5]) == pytest.approx(1.0)
+    # in nats, like every entropy in w2s
+    assert Q.weak_uncertainty([]) == pytest.approx(math.log(2))
+    assert Q.weak_uncertainty([0.5]) == pytest.approx(math.log(2))
     assert Q.weak_uncertainty([1.0, 1.0]) == 0.0
-    # H(0.8) = -(0.8 log2 0.8 + 0.2 log2 0.2) = 0.7219
-    assert Q.weak_uncertainty([0.9, 0.7]) == pytest.approx(0.7219, abs=1e-4)
+    # H(0.8) = -(0.8 ln 0.8 + 0.2 ln 0.2) = 0.5004
+    assert Q.weak_uncertainty([0.9, 0.7]) == pytest.approx(0.5004, abs=1e-4)
 
 
 def test_submit_is_idempotent_and_undo_supersedes(db_url):
@@ -278,3 +280,21 @@ def test_pairs_imported_later_join_the_pool(db_url):
         assert Q.add_new_pairs(s, Q.load_config(s)) == 0
         assert s.get(QueuePool, "g00000").is_gold and not s.get(QueuePool, "new00000").is_gold
     assert sorted(label_all(db_url, "u")) == ["new00000", "new00001", "new00002"]
+
+
+def test_a_prune_redraws_the_served_tree_not_a_newer_one(db_url):
+    from app.handlers import retree
+    from w2s.store import Node, Tree
+
+    pid = make_pairs(db_url, 1)[0]
+    served, node_ids = make_tree(db_url, pid, [("served-a", 0.9, 0.8, 0.5), ("served-b", 0.8, 0.7, 0.3)])
+    with session_scope(db_url) as s:  # a strong model finishes a tree of another config meanwhile
+        newer = Tree(pair_id=pid, strong_model="test-strong", config_hash="newer")
+        s.add(newer)
+        s.flush()
+        s.add(Node(tree_id=newer.id, position=0, principle_id="harmlessness/x", principle_name="newer-node",
+                   relevance=0.9, info=0.9))
+    with session_scope(db_url) as s:
+        assert Q.latest_tree(s, pid)[0].id != served
+        html = retree(s, {"pair_id": pid, "tree_id": served, "pruned": {str(node_ids[0]): "irrelevant"}})
+    assert "served-a" in html and "served-b" in html and "newer-node" not in html and "w2s-node-pruned" in html

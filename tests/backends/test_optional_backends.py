@@ -117,3 +117,10 @@ def test_llamacpp_prefix_reuse_changes_no_number(llama):
     cached0 = llama.usage.cached_prompt_tokens
     assert llama.generate([PREFIXED[0]], max_tokens=12)[0].text == alone
     assert llama.usage.cached_prompt_tokens > cached0
+
+
+@pytest.mark.parametrize("spec", ["transformers:smollm2", "openai:gpt-x@http://127.0.0.1:9/v1"])
+def test_a_misspelt_backend_option_is_an_error_naming_it(spec):
+    # every backend's options are a dataclass: a typo used to be set as a stray attribute and ignored
+    with pytest.raises(ValueError, match=r"backend '(transformers|openai)' has no option 'thread'; its options: "):
+        get_model(spec, reuse=False, thread=2)

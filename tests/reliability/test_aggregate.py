@@ -6,10 +6,10 @@ from w2s.aggregate import (
     aggregate,
     argmax_label,
     dawid_skene,
-    label_from_p_a,
     majority_label,
     parse_weights,
 )
+from w2s.vocab import label_from_p_a
 
 
 def synthetic_crowd(accuracies: dict[str, float], n_tasks: int = 400, seed: int = 0):

@@ -1,9 +1,9 @@
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import HH
 from reliability_helpers import ScriptedModel
 from sqlmodel import select
 
@@ -21,8 +21,6 @@ from w2s.ensembles import (
     train_linear,
 )
 from w2s.store import LabelSet, Pair, session_scope
-
-HH = Path("/work/shared/data/hh-harmless-single-turn")
 
 
 def hh_rows(name: str, n: int) -> list[dict]:

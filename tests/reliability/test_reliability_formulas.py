@@ -4,11 +4,11 @@ import pytest
 
 from w2s.reliability import (
     answer_distribution,
-    entropy,
     entropy_threshold,
     filter_by_entropy,
     reliability_weights,
 )
+from w2s.vocab import entropy
 
 
 def test_five_answers_a_a_b_a_b():

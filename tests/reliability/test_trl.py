@@ -56,3 +56,41 @@ def test_reward_trainer_runs_one_step_on_the_export(crowd, tmp_path, fmt):
     assert result.global_step == 1 and math.isfinite(result.training_loss)
     changed = [n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])]
     assert changed, "one optimiser step must move the weights"
+
+
+def test_weighted_reward_trainer_honours_weight_and_soft_label(crowd, tmp_path):
+    """Plain TRL drops `weight` and `soft_label`; WeightedRewardTrainer trains on both (w2s's BT loss)."""
+    from datasets import load_dataset
+    from trl import RewardConfig, RewardTrainer
+
+    from w2s.training.losses import bradley_terry_loss
+    from w2s.training.trl_reward import WeightedRewardTrainer
+
+    torch.set_num_threads(1)
+    with session_scope(crowd.url) as s:
+        build_label_set(s, method="soft", temperature=0.2)
+        export_label_set(s, "jsonl", tmp_path / "out.jsonl")
+    ds = load_dataset("json", data_files=str(tmp_path / "out.jsonl"), split="train")
+    assert len(set(ds["weight"])) > 1 and min(ds["soft_label"]) < 1.0  # the columns carry information
+    tokenizer = tiny_tokenizer([r[c] for r in ds for c in ("prompt", "chosen", "rejected")])
+    model = tiny_reward_model(len(tokenizer), tokenizer.pad_token_id)
+    args = RewardConfig(output_dir=str(tmp_path / "run"), max_steps=1, per_device_train_batch_size=8,
+                        learning_rate=1e-2, report_to=[], save_strategy="no", logging_steps=1, use_cpu=True,
+                        dataloader_num_workers=0, disable_tqdm=True)  # fmt: skip
+    plain = RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer)
+    assert "weight" not in next(iter(plain.get_train_dataloader()))  # what TRL drops
+
+    trainer = WeightedRewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert {"weight", "soft_label"} <= set(batch)
+    model.eval()
+    with torch.no_grad():
+        r_c, r_r = torch.chunk(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.squeeze(-1), 2)
+        expected = bradley_terry_loss(r_c, r_r, batch["soft_label"], batch["weight"])
+        got = trainer.compute_loss(model, dict(batch))
+        hard = plain.compute_loss(model, {k: v for k, v in batch.items() if k not in ("weight", "soft_label")})
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert abs(got.item() - hard.item()) > 1e-3
+    model.train()
+    result = trainer.train()
+    assert result.global_step == 1 and math.isfinite(result.training_loss)

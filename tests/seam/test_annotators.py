@@ -27,7 +27,7 @@ def test_naive_averages_both_orders(scripted, pairs, db_url):
     ann = rows(db_url)[0]
     assert ann.p_a == pytest.approx(0.6) and ann.label == "a" and ann.confidence == pytest.approx(0.6)
     assert ann.method == "naive" and ann.annotator == weak.spec and ann.variant == ""
-    assert ann.dedup_key == f"naive|{weak.spec}||{ann.pair_id}"
+    assert ann.dedup_key == f"naive|{weak.spec}|{ann.producer}||{ann.pair_id}" and len(ann.producer) == 16
     assert weak.calls == [("score", 6)]  # one batched call: 3 pairs x 2 orders
 
 
@@ -138,3 +138,13 @@ def test_single_order_option_makes_swap_variant_ask_the_other_way(scripted, pair
     assert by_variant[""] == pytest.approx(0.9)  # A first: P(first) = 0.9
     assert by_variant["swap"] == pytest.approx(0.3)  # B first: P(first) = 0.7 -> P(A) = 0.3
     assert weak.calls == [("score", 3), ("score", 3)]
+
+
+def test_the_producer_names_only_what_makes_the_label(scripted):
+    weak, other, strong = scripted(judge=(0.9, 0.7)), scripted(judge=(0.8, 0.7)), scripted(judge=(0.6, 0.5))
+    assert get_annotator("strong", weak, strong).producer_hash() == get_annotator("strong", other, strong).producer_hash()
+    assert get_annotator("naive", weak).producer_hash() != get_annotator("naive", other).producer_hash()
+    assert get_annotator("naive", weak).producer_hash() != get_annotator("naive", weak, both_orders=False).producer_hash()
+    seam = get_annotator("seam", weak, strong).producer()
+    assert set(seam) >= {"method", "weak", "strong", "options", "templates", "principles", "tree_config"}
+    assert set(seam["templates"]) == {"weak-relevance", "weak-decision"}

@@ -62,8 +62,8 @@ def test_labels_and_presentation():
     assert present(pair) == ("ra", "rb")
     assert present(pair, swap=True) == ("rb", "ra")
     assert p_a_from_first(0.8, swap=True) == pytest.approx(0.2)
-    assert dedup_key("seam", "transformers:smollm2", CANONICAL, "x") == "seam|transformers:smollm2||x"
-    assert dedup_key("naive", "m", Variant(id="swap", swap=True), "x") == "naive|m|swap|x"
+    assert dedup_key("seam", "transformers:smollm2", "f00", CANONICAL, "x") == "seam|transformers:smollm2|f00||x"
+    assert dedup_key("naive", "m", "f00", Variant(id="swap", swap=True), "x") == "naive|m|f00|swap|x"
 
 
 def test_wilson_interval_hand_computed():

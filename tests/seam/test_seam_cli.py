@@ -19,6 +19,15 @@ from w2s.cli import app
 from w2s.store import Annotation, session_scope
 
 runner = CliRunner()
+
+
+def add_pairs_of(url, dataset, n):
+    from w2s.store import Pair
+
+    with session_scope(url) as s:
+        for i in range(n):
+            s.add(Pair(id=f"{dataset}{i}", dataset=dataset, split="test", prompt=f"Thing {i}?", gold="a",
+                       response_a=f"[A] I can't help with that ({i}).", response_b=f"[B] Sure ({i})."))
 HERE = Path(__file__).parent
 CRIME, PRIVACY = "No help with crime", "Respect privacy"
 
@@ -67,6 +76,75 @@ def test_build_show_annotate_eval(db_url, script, tmp_path):
         subset = evaluate_annotations(s, pair_ids=set(ids[:2]))
     assert subset["pairs_with_gold"] == 2 and {m["n"] for m in subset["methods"]} == {2}
     assert subset["trees"][0]["trees"] == 2
+
+
+def test_another_producer_config_is_stored_evaluated_and_aggregated_apart(db_url, script, tmp_path):
+    """The issue's reproduction: a seam rerun with --no-weak-prune (or another --top-k, or trees of another
+    config) used to store nothing ("added 0 (4 already stored)") and the evaluation reported the old run."""
+    add_pairs(db_url, 4)
+    add_pairs_of(db_url, "shp", 2)
+    invoke("trees", "build", "--strong", script, "--principles", "harmlessness")
+    seam = ("annotate", "-a", "seam", "--weak", script, "--strong", script, "--principles", "harmlessness")
+    assert "added 6 annotations (0 already stored)" in invoke(*seam)
+    assert "added 0 annotations (6 already stored)" in invoke(*seam)  # same config: idempotent
+    assert "added 6 annotations (0 already stored)" in invoke(*seam, "--no-weak-prune")
+    assert "added 6 annotations (0 already stored)" in invoke(*seam, "--top-k", 1)
+    invoke("trees", "build", "--strong", script, "--principles", "harmlessness", "--depth", 1)  # a new tree config
+    assert "added 6 annotations (0 already stored)" in invoke(*seam)
+    with session_scope(db_url) as s:
+        rows = s.exec(select(Annotation)).all()
+        assert len({r.producer for r in rows}) == 4 and all(len(r.producer) == 16 for r in rows)
+        configs = {r.producer: r.meta["producer"] for r in rows}
+        assert {c["options"]["weak_prune"] for c in configs.values()} == {True, False}
+        assert len({c["tree_config"] for c in configs.values()}) == 2
+
+    report_file = tmp_path / "eval.json"
+    invoke("eval", "annotations", "--out", report_file)
+    methods = json.loads(report_file.read_text())["methods"]
+    assert sorted((m["dataset"], m["n"]) for m in methods) == [("hh-harmless", 4)] * 4 + [("shp", 2)] * 4
+    configs = [m["config"] for m in methods if m["dataset"] == "shp"]
+    assert sum("weak_prune=False" in c for c in configs) == 1 and sum("top_k=1" in c for c in configs) == 1
+    one = json.loads(invoke("eval", "annotations", "--dataset", "shp", "--out", report_file) and report_file.read_text())
+    assert {m["dataset"] for m in one["methods"]} == {"shp"} and len(one["methods"]) == 4
+
+    from w2s.aggregate import votes_from_store
+
+    with session_scope(db_url) as s:
+        assert len({v.worker for v in votes_from_store(s)}) == 4
+
+
+def test_progress_shows_in_a_log_file(db_url, tmp_path):
+    """Off a terminal rich drew nothing until the end; a long job must show its progress in a log."""
+    add_pairs(db_url, 6)
+    env = {**os.environ, "W2S_DB": db_url, "W2S_SCRIPT": json.dumps({"judge": [0.9, 0.3]})}
+    log = tmp_path / "annotate.log"
+    with open(log, "w") as f:
+        subprocess.run([sys.executable, str(HERE / "scripted_cli.py"), "annotate", "-a", "naive",
+                        "--weak", "scripted:log", "--batch-size", "2"], env=env, stdout=f, stderr=f, check=True)
+    text = log.read_text()
+    assert text.count("naive: 0/6 after") == 1 and text.count("naive: 6/6 after") == 1, text
+
+
+def test_annotator_options_are_typed_and_the_cli_matches_them(db_url, script):
+    from annotators.base import ANNOTATORS, get_annotator
+
+    add_pairs(db_url, 1)
+    from annotators.cli import annotate
+
+    with pytest.raises(ValueError, match="annotator 'naive' has no option 'top_k'; its options: library, both_orders"):
+        get_annotator("naive", script, top_k=3)
+    with pytest.raises(ValueError, match="has no option 'tau_infp'"):
+        get_annotator("seam", script, script, tau_infp=0.3)
+    result = runner.invoke(app, ["annotate", "-a", "naive", "--weak", script, "--top-k", "3"])
+    assert result.exit_code != 0 and "no option 'top_k'" in result.output
+    # every option of every annotator is a CLI option without a default of its own, and vice versa
+    import inspect
+    from dataclasses import fields
+
+    cli = {name for name, p in inspect.signature(annotate).parameters.items() if p.default.default is None}
+    cli = (cli - {"weak", "strong", "dataset", "split", "pairs", "limit", "principles"}) | {"library"}
+    declared = {f.name for cls in ANNOTATORS.values() for f in fields(cls.Options)}
+    assert cli == declared
 
 
 def test_cli_errors_are_clear(db_url, script):

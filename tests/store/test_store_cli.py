@@ -148,3 +148,26 @@ def test_help_documents_the_commands(cli):
     for args in (["import", "--help"], ["pairs", "--help"], ["users", "--help"], ["users", "add", "--help"]):
         r = cli(*args)
         assert r.exit_code == 0 and "Usage" in r.stdout
+
+
+def test_db_is_taken_after_the_subcommand_and_named_when_not_the_default(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("W2S_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    other = tmp_path / "team.db"
+    r = cli("import", DEMO, "--dataset", "demo", "--db", other)
+    assert r.exit_code == 0, r.output
+    assert f"w2s: store sqlite:///{other}" in r.stderr and "w2s: store" not in r.stdout
+    r = cli("pairs", "stats", f"--db={other}")
+    assert r.exit_code == 0 and "demo" in r.stdout
+    assert not (tmp_path / "w2s.db").exists()
+    monkeypatch.delenv("W2S_DB")  # the root callback exported --db for the commands of its process
+    r = cli("pairs", "stats")  # the default store is not announced
+    assert r.exit_code == 0 and "w2s: store" not in r.output and (tmp_path / "w2s.db").exists()
+
+
+def test_tables_written_to_a_log_are_not_cut_to_80_columns():
+    from w2s.cli.console import LOG_WIDTH, console
+
+    with open("/dev/null", "w") as log:
+        c = console(file=log)
+        assert not c.is_terminal and c.width == LOG_WIDTH

@@ -8,13 +8,14 @@ import random
 from pathlib import Path
 
 import pytest
+from paths import HH
 from sqlalchemy import func
 from sqlmodel import select
 
 from w2s.importers import ImportConfig, ImportFailed, import_file, is_swapped, pair_id, write_report
 from w2s.store import Pair, session_scope
 
-HH_FILE = Path(__file__).resolve().parents[3] / "shared/data/hh-harmless-single-turn/train_gt.jsonl"
+HH_FILE = HH / "train_gt.jsonl"
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from w2s.backends.base import BackendUnavailable, Generation, Prompt, Usage, normalise, split_prefill
+from w2s.options import typed_options
 
 
 @dataclass
@@ -51,9 +52,7 @@ class LlamaCppModel:
         llama_cpp, Jinja2ChatFormatter = _import_llama()
         from w2s.fetch import SOURCES, resolve_model_path
 
-        self.config = config or LlamaCppConfig()
-        for key, value in overrides.items():
-            setattr(self.config, key, value)
+        self.config = typed_options(LlamaCppConfig, overrides, "backend 'llamacpp'", base=config or LlamaCppConfig())
         path = resolve_model_path(rest, prefer="gguf") if rest in SOURCES else Path(rest).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"llamacpp: {path} is not a GGUF file")

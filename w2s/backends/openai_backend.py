@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from w2s.backends.base import BackendUnavailable, Generation, Prompt, Usage, as_messages, normalise
+from w2s.options import typed_options
 
 T = TypeVar("T")
 
@@ -92,9 +93,7 @@ class RemoteModel:
     key_env = ""
 
     def __init__(self, rest: str, config: RemoteConfig | None = None, **overrides):
-        self.config = config or RemoteConfig()
-        for key, value in overrides.items():
-            setattr(self.config, key, value)
+        self.config = typed_options(RemoteConfig, overrides, f"backend '{self.backend}'", base=config or RemoteConfig())
         self.model, self.base_url = split_spec(rest)
         self.spec = f"{self.backend}:{rest}"
         self.usage = Usage()

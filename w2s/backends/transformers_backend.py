@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from w2s.backends.base import Generation, Prompt, Usage, normalise, split_prefill
+from w2s.options import typed_options
 
 
 @dataclass
@@ -43,9 +44,7 @@ class TransformersModel:
     def __init__(self, rest: str, config: TransformersConfig | None = None, **overrides):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.config = config or TransformersConfig()
-        for key, value in overrides.items():
-            setattr(self.config, key, value)
+        self.config = typed_options(TransformersConfig, overrides, "backend 'transformers'", base=config or TransformersConfig())
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
         self.spec = f"transformers:{rest}"

@@ -10,8 +10,34 @@ from importlib.metadata import entry_points
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
+
+
+class _Root(TyperGroup):
+    """Takes `--db URL` anywhere on the line (`w2s pairs stats --db x.db` as well as `w2s --db x.db pairs
+    stats`): the store is a property of the whole call."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_db(args))
+
+
+def hoist_db(args: list[str]) -> list[str]:
+    front, rest, i = [], [], 0
+    while i < len(args):
+        if args[i] == "--":
+            rest += args[i:]
+            break
+        if args[i] == "--db" and i + 1 < len(args):
+            front += args[i : i + 2]
+            i += 2
+            continue
+        (front if args[i].startswith("--db=") else rest).append(args[i])
+        i += 1
+    return front + rest
+
 
 app = typer.Typer(
+    cls=_Root,
     name="w2s",
     help="Weak-to-strong preference annotation: strong models build principle trees, the weak side decides.",
     no_args_is_help=True,
@@ -19,7 +45,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-CORE_MODULES = ["data", "models", "users", "trees", "master", "evaluate", "labels", "train"]
+CORE_MODULES = ["db", "data", "models", "users", "trees", "master", "evaluate", "labels", "train"]
 
 # Groups that more than one module adds commands to.
 eval_app = typer.Typer(help="Evaluate annotations and students.", no_args_is_help=True)
@@ -34,6 +60,18 @@ def _root(
 ) -> None:
     if db:
         os.environ["W2S_DB"] = db
+    from w2s import store
+
+    store.on_open = _announce
+
+
+def _announce(url: str) -> None:
+    """Say which store a command uses when it is not the default `w2s.db` (on stderr, once)."""
+    from w2s.schema import shown
+    from w2s.store import DEFAULT_DB, db_url
+
+    if url != db_url(DEFAULT_DB):
+        typer.echo(f"w2s: store {shown(url)}", err=True)
 
 
 def _register_all() -> None:
@@ -47,4 +85,10 @@ _register_all()
 
 
 def main() -> None:
-    app()
+    from w2s.schema import StoreOutOfDate
+
+    try:
+        app()
+    except StoreOutOfDate as e:  # not a bug: say what to run, without a traceback
+        typer.echo(f"error: {e}", err=True)
+        raise SystemExit(2) from e

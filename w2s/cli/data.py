@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeRemainingColumn,
 )
@@ -18,12 +16,13 @@ from rich.table import Table
 from sqlalchemy import case, func
 from sqlmodel import select
 
+from w2s.cli.console import CliProgress, console
 from w2s.importers import FORMATS, ImportConfig, ImportFailed, detect_format, import_file, write_report
 from w2s.store import Annotation, Pair, session_scope
 
 pairs_app = typer.Typer(help="Look at the stored preference pairs.", no_args_is_help=True)
-err = Console(stderr=True)
-out = Console()
+err = console(True)
+out = console()
 
 
 def import_cmd(
@@ -69,7 +68,7 @@ def import_cmd(
         skip_invalid=skip_invalid,
         max_field_bytes=max_field_bytes,
     )
-    bar = Progress(
+    bar = CliProgress(
         TextColumn("importing"),
         BarColumn(),
         DownloadColumn() if fmt in ("jsonl", "csv") else MofNCompleteColumn(),  # bytes or rows

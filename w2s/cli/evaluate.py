@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from w2s.cli import eval_app
+from w2s.cli.console import console
 from w2s.store import session_scope
 
-out = Console()
+out = console()
 
 
 @eval_app.command("annotations")
@@ -22,8 +22,9 @@ def annotations(
     baseline: str = typer.Option("naive", help="Method whose labels corrections are counted against."),
     out_file: Path | None = typer.Option(None, "--out", help="Also write the figures to this JSON file."),
 ) -> None:
-    """Accuracy vs gold per method and annotator (Wilson 95% CI), risky corrections (the method flips a
-    correct baseline label to wrong) and good ones, and tree statistics."""
+    """Accuracy vs gold per dataset, method, annotator and producer config (Wilson 95% CI; `config` names
+    what sets a config apart from the method's others), risky corrections (the method flips a correct
+    baseline label to wrong) and good ones, and tree statistics."""
     from w2s.annotation_eval import evaluate_annotations
 
     with session_scope() as session:
@@ -41,13 +42,14 @@ def annotations(
 def methods_table(report: dict) -> Table:
     key = "vs_" + report["baseline"]
     table = Table(title=f"Annotation accuracy vs gold ({report['pairs_with_gold']} pairs with gold)")
-    for col in ("method", "annotator", "n", "accuracy", "95% CI", "coverage", f"risky vs {report['baseline']}",
+    left = ("dataset", "method", "annotator", "producer", "config")
+    for col in (*left, "n", "accuracy", "95% CI", "coverage", f"risky vs {report['baseline']}",
                 f"good vs {report['baseline']}", "s/pair"):
-        table.add_column(col, justify="left" if col in ("method", "annotator") else "right")
+        table.add_column(col, justify="left" if col in left else "right")
     for m in report["methods"]:
         corr = m[key]
         table.add_row(
-            m["method"], m["annotator"], str(m["n"]), f"{m['accuracy']:.3f}",
+            m["dataset"], m["method"], m["annotator"], m["producer"][:8] or "-", m["config"], str(m["n"]), f"{m['accuracy']:.3f}",
             f"[{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]", f"{m['coverage']:.2f}",
             str(corr["risky"]) if corr else "-", str(corr["good"]) if corr else "-", f"{m['seconds_per_pair']:.2f}",
         )

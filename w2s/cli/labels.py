@@ -6,16 +6,16 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from w2s.aggregate import build_label_set, parse_weights
+from w2s.cli.console import CliProgress, console
 from w2s.store import session_scope
 
 labels_app = typer.Typer(help="Aggregate annotations into label sets and report on them.", no_args_is_help=True)
-err = Console(stderr=True)
-out = Console()
+err = console(True)
+out = console()
 
 
 class Method(str, Enum):
@@ -121,11 +121,15 @@ def export_cmd(
 
     soft_label is P(chosen is better). Pairs labelled 'tie' are skipped (a tie names no chosen response).
     The file appears only when complete (written to a temporary name, then renamed).
+
+    TRL's trainers read prompt/chosen/rejected and ignore weight and soft_label (every pair then counts
+    fully, as a hard label); w2s.training.trl_reward.WeightedRewardTrainer is a RewardTrainer that uses
+    both, and `w2s train` uses both for every objective.
     """
     from w2s.export import export_label_set, iter_raw_rows, label_set_names, write_raw
 
-    bar = Progress(SpinnerColumn(), TextColumn("exporting"), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err, transient=True, disable=not err.is_terminal)  # fmt: skip
+    bar = CliProgress(SpinnerColumn(), TextColumn("exporting"), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err, transient=True)  # fmt: skip
     with session_scope() as session, bar:
         task = bar.add_task("export", total=None)
         if raw:

@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from w2s.cli.console import console
+
 models_app = typer.Typer(help="Fetch, list and serve models.", no_args_is_help=True)
-console = Console()
+out = console()
 
 
 def _set_cache(cache_dir: Path | None) -> None:
@@ -38,9 +39,9 @@ def fetch_cmd(
     try:
         path = fetch.fetch(alias, force=force)
     except fetch.FetchError as e:
-        console.print(f"[red]error:[/red] {e}")
+        out.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1)
-    console.print(f"{alias}: ready at {path}")
+    out.print(f"{alias}: ready at {path}")
 
 
 @models_app.command("list")
@@ -55,7 +56,7 @@ def list_cmd(cache_dir: Path | None = CACHE_OPTION) -> None:
         path = fetch.converted_dir(alias) if src.convert else fetch.gguf_path(alias)
         table.add_row(alias, "yes" if done else "no", str(path) if done else f"w2s models fetch {alias}",
                       src.description)
-    console.print(table)
+    out.print(table)
 
 
 @models_app.command("serve")

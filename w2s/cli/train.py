@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from w2s.cli.console import console
+from w2s.training.config import LoraSpec, TrainConfig
+
 experiment_app = typer.Typer(help="Run experiments end to end.", no_args_is_help=True)
-err = Console(stderr=True, soft_wrap=True)
-out = Console()
+err = console(True, soft_wrap=True)
+out = console()
 
 
 def _lora(lora: bool, r: int, alpha: int, dropout: float, last_n: int | None):
@@ -27,25 +29,29 @@ def train_cmd(
     data: Path = typer.Option(..., "--data", "-d", help="Export rows: JSONL, Parquet or a `datasets` folder."),
     run_dir: Path = typer.Option(..., "--out", help="Run directory (rerun the same command to resume)."),
     lora: bool = typer.Option(False, "--lora/--no-lora", help="Train LoRA adapters instead of all weights."),
-    lora_r: int = typer.Option(8, help="LoRA rank r."),
-    lora_alpha: int = typer.Option(16, help="LoRA α."),
-    lora_dropout: float = typer.Option(0.05, help="LoRA dropout."),
+    lora_r: int = typer.Option(LoraSpec.r, help="LoRA rank r."),
+    lora_alpha: int = typer.Option(LoraSpec.alpha, help="LoRA α."),
+    lora_dropout: float = typer.Option(LoraSpec.dropout, help="LoRA dropout."),
     lora_last_n: int | None = typer.Option(None, help="Adapters on the last n layers only."),
     aux_conf: bool = typer.Option(False, "--aux-conf", help="Auxiliary confidence loss (Burns et al. 2023), c → 0.5."),
-    epochs: float = typer.Option(1.0, help="Epochs over the data."),
+    epochs: float = typer.Option(TrainConfig.epochs, help="Epochs over the data."),
     max_steps: int | None = typer.Option(None, help="Optimiser steps (overrides --epochs)."),
-    batch_size: int = typer.Option(4, help="Pairs per step."),
+    batch_size: int = typer.Option(TrainConfig.batch_size, help="Pairs per step."),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate [default: the objective's]."),
-    max_length: int = typer.Option(256, help="Tokens per prompt+response."),
-    seed: int = typer.Option(0),
-    weights: bool = typer.Option(True, "--weights/--no-weights", help="Multiply each example's loss by its `weight`."),
+    max_length: int = typer.Option(TrainConfig.max_length, help="Tokens per prompt+response."),
+    seed: int = typer.Option(TrainConfig.seed),
+    weights: bool = typer.Option(
+        TrainConfig.use_weights, "--weights/--no-weights", help="Multiply each example's loss by its `weight`."
+    ),
     filter_percentile: float | None = typer.Option(None, help="Keep rows with entropy ≤ this percentile."),
-    conflict_alpha: float = typer.Option(0.0, help="Explicit conflict weight α (needs a `gold` column)."),
+    conflict_alpha: float = typer.Option(
+        TrainConfig.conflict_alpha, help="Explicit conflict weight α (needs a `gold` column)."
+    ),
     extra_data: list[Path] = typer.Option([], help="Extra rows mixed in (implicit conflict)."),
     beta: float | None = typer.Option(None, help="DPO/SimPO β [default 0.1 / 2.0]."),
     gamma: float | None = typer.Option(None, help="SimPO γ [default 1.0]."),
     pooling: str | None = typer.Option(None, help="Reward model pooling: last | mean."),
-    save_steps: int = typer.Option(50, help="Checkpoint every n steps."),
+    save_steps: int = typer.Option(TrainConfig.save_steps, help="Checkpoint every n steps."),
     threads: int | None = typer.Option(None, help="torch threads on CPU."),
 ) -> None:
     """Train a strong student (reward model, DPO, SimPO or SFT) on exported labels."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -20,12 +19,13 @@ from rich.tree import Tree as RichTree
 from sqlalchemy import or_
 from sqlmodel import select
 
+from w2s.cli.console import CliProgress, console
 from w2s.store import Pair, Tree, session_scope
 from w2s.trees import TreeConfig
 
 trees_app = typer.Typer(help="Principle fast-and-frugal trees built by a strong model.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(True)
 
 
 # ---------------------------------------------------------------------------------------------- pair selection
@@ -68,7 +68,7 @@ def _pair_query(pairs: str) -> list[str]:
 
 def progress_bar() -> Progress:
     """A progress bar with count, rate and ETA (on stderr)."""
-    return Progress(
+    return CliProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -79,11 +79,6 @@ def progress_bar() -> Progress:
         TimeRemainingColumn(),
         console=err,
     )
-
-
-def default(field: str) -> str:
-    """' [default: …]' for a help text, from TreeConfig (the one home of the tree defaults)."""
-    return f" [default: {getattr(TreeConfig, field)}]"
 
 
 def rate_text(task) -> str:
@@ -104,20 +99,26 @@ def build(
     pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
     limit: int | None = typer.Option(None, "--limit", "-n", help="At most this many pairs (in id order)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Pairs searched in lock-step per batched model call."),
-    # Tree options default to None: TreeConfig holds the defaults (shown by `w2s trees build --help`).
-    tau_exit: float | None = typer.Option(None, help="Exit when max(v) >= tau_exit." + default("tau_exit")),
-    max_backtraces: int | None = typer.Option(None, "--backtraces", "-B", help="B: stop after this many backtraces." + default("max_backtraces")),
-    max_depth: int | None = typer.Option(None, "--depth", "-D", help="D: stop at this chain depth." + default("max_depth")),
-    tau_rel: float | None = typer.Option(None, help="Post-thought relevance below this is a backtrace." + default("tau_rel")),
-    tau_uniform: float | None = typer.Option(None, help="A verdict with max(v) below this is near-uniform: a backtrace." + default("tau_uniform")),
-    tau_min: float | None = typer.Option(None, help="Stop when the best remaining relevance is below this." + default("tau_min")),
-    thought_max_tokens: int | None = typer.Option(None, "--thought-tokens", help="Token budget of a thought." + default("thought_max_tokens")),
-    thought_template: str | None = typer.Option(None, help="Thought prompt (prompts/templates/NAME.jinja)." + default("thought_template")),
-    post_relevance: bool | None = typer.Option(None, "--post-relevance/--no-post-relevance",
-                                               help="Re-score relevance after the thought." + default("post_relevance")),
-    thought_both_orders: bool | None = typer.Option(
-        None, "--thought-both-orders/--no-thought-both-orders",
-        help="Write the thought in both A/B orders (cancels its position bias; twice the generation)." + default("thought_both_orders"),
+    # defaults: TreeConfig's (one place)
+    tau_exit: float = typer.Option(TreeConfig.tau_exit, help="Exit when max(v) >= tau_exit."),
+    max_backtraces: int = typer.Option(
+        TreeConfig.max_backtraces, "--backtraces", "-B", help="B: stop after this many backtraces."
+    ),
+    max_depth: int = typer.Option(TreeConfig.max_depth, "--depth", "-D", help="D: stop at this chain depth."),
+    tau_rel: float = typer.Option(TreeConfig.tau_rel, help="Post-thought relevance below this is a backtrace."),
+    tau_uniform: float = typer.Option(
+        TreeConfig.tau_uniform, help="A verdict with max(v) below this is near-uniform: a backtrace."
+    ),
+    tau_min: float = typer.Option(TreeConfig.tau_min, help="Stop when the best remaining relevance is below this."),
+    relevance: str = typer.Option(TreeConfig.relevance, help="How r(p) is read: listwise or per-principle."),
+    thought_tokens: int = typer.Option(TreeConfig.thought_max_tokens, help="Token budget of a thought."),
+    thought_template: str = typer.Option(
+        TreeConfig.thought_template, help="Thought prompt (prompts/templates/NAME.jinja)."
+    ),
+    post_relevance: bool = typer.Option(TreeConfig.post_relevance, help="Re-score relevance after the thought."),
+    thought_both_orders: bool = typer.Option(
+        TreeConfig.thought_both_orders,
+        help="Write the thought in both A/B orders (cancels its position bias; twice the generation).",
     ),
 ) -> None:
     """Build the FF-tree of every selected pair (skips pairs that already have one for this model and
@@ -136,10 +137,6 @@ def build(
     if not ids:
         err.print("[yellow]no pairs selected[/]")
         raise typer.Exit(1)
-    chosen = {"tau_exit": tau_exit, "max_backtraces": max_backtraces, "max_depth": max_depth, "tau_rel": tau_rel,
-              "tau_uniform": tau_uniform, "tau_min": tau_min, "thought_max_tokens": thought_max_tokens,
-              "thought_template": thought_template, "post_relevance": post_relevance,
-              "thought_both_orders": thought_both_orders}
     groups: dict[str, list[str]] = {}
     for name, pair_ids in datasets_of(ids).items():
         if not principles and fallback_notice(name):
@@ -147,7 +144,11 @@ def build(
         groups.setdefault(principles or library_for_dataset(name), []).extend(pair_ids)
     model = get_model(strong)
     for library, group in groups.items():
-        cfg = TreeConfig(library=library, **{k: v for k, v in chosen.items() if v is not None})
+        cfg = TreeConfig(
+            library=library, tau_exit=tau_exit, max_backtraces=max_backtraces, max_depth=max_depth, tau_rel=tau_rel,
+            tau_uniform=tau_uniform, tau_min=tau_min, relevance=relevance, thought_max_tokens=thought_tokens,
+            thought_template=thought_template, post_relevance=post_relevance, thought_both_orders=thought_both_orders,
+        )
         with progress_bar() as bar:
             task = bar.add_task(f"trees ({library})", total=len(group), rate="- pairs/s")
 

@@ -10,7 +10,16 @@ from w2s.training.config import (
                                   TrainConfig,
                                   make_config,
 )
-from w2s.training.trainer import train
+
+
+def __getattr__(name: str):
+    # torch loads only when training starts: the CLI reads the configs' defaults without it
+    if name == "train":
+        from w2s.training.trainer import train
+
+        return train
+    raise AttributeError(f"module 'w2s.training' has no attribute {name!r}")
+
 
 __all__ = ["CONFIGS", "DPOConfig", "LoraSpec", "RewardConfig", "SFTConfig", "SimPOConfig", "TrainConfig",
            "make_config", "train"]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from w2s.reliability import filter_by_entropy
+
 EXPORT_FIELDS = ("prompt", "chosen", "rejected", "weight", "soft_label", "entropy", "n_votes", "pair_id", "source")
 ASSISTANT = "\n\nAssistant:"
 
@@ -120,10 +122,10 @@ def orient(rows: list[dict]) -> list[dict]:
     return out
 
 
-def filter_by_entropy(rows: list[dict], percentile: float) -> list[dict]:
-    """Uncertainty filtering (Guo & Yang 2024): keep rows whose entropy ≤ the given percentile."""
-    cut = float(np.percentile([r["entropy"] for r in rows], percentile))
-    return [r for r in rows if r["entropy"] <= cut]
+def filter_rows_by_entropy(rows: list[dict], percentile: float) -> list[dict]:
+    """Uncertainty filtering (w2s.reliability.filter_by_entropy) of export rows by their `entropy`."""
+    keep = filter_by_entropy({i: r["entropy"] for i, r in enumerate(rows)}, percentile)
+    return [r for i, r in enumerate(rows) if i in keep]
 
 
 def subsample(rows: list[dict], n: int | None, seed: int = 0) -> list[dict]:

@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from w2s import w2s_metrics as M
+from w2s.reliability import majority_weight
 from w2s.training.config import LoraSpec, RewardConfig
 from w2s.training.data import load_rows, subsample, write_rows
 from w2s.training.trainer import peak_rss_mb, train
+from w2s.vocab import binary_entropy
 
 SPLITS = ("train_gt", "train_w2s", "test_dev")
 
@@ -67,17 +69,10 @@ class ExperimentConfig:
     progress: bool = True
 
 
-def reliability_weight(p: np.ndarray, T: float = 0.2) -> np.ndarray:
-    """Guo & Yang 2024: answer k with frequency p_k gets weight softmax_k(p_k / T); here the answers
-    are {chosen, rejected} with frequencies (p, 1 − p) and the weight is that of the majority answer."""
-    hi, lo = np.maximum(p, 1 - p), np.minimum(p, 1 - p)
-    return 1.0 / (1.0 + np.exp((lo - hi) / T))
-
-
 def label_rows(rows: list[dict], p: np.ndarray, T: float, source: str) -> list[dict]:
     """Export-style rows carrying a model's labels; `gold` keeps the truth for the conflict setting."""
-    w = reliability_weight(p, T)
-    h = M.binary_entropy(p)
+    w = majority_weight(p, T)  # Guo & Yang 2024's softmax weight over {chosen, rejected}
+    h = binary_entropy(p)
     return [dict(r, soft_label=float(pi), entropy=float(hi), weight=float(wi), n_votes=1, source=source, gold=1.0)
             for r, pi, hi, wi in zip(rows, p, h, w)]
 

@@ -29,7 +29,7 @@ import torch
 
 from w2s.training import losses as L
 from w2s.training.config import TrainConfig
-from w2s.training.data import encode_pair_side, filter_by_entropy, load_rows, orient, pad_batch
+from w2s.training.data import encode_pair_side, filter_rows_by_entropy, load_rows, orient, pad_batch
 from w2s.training.models import build_model, sequence_logps, trainable_state
 
 
@@ -44,7 +44,7 @@ def prepare_rows(config: TrainConfig, rows: list[dict]) -> list[dict]:
     for extra in config.extra_data:
         rows += [dict(r, source=r["source"] or f"extra:{extra}") for r in load_rows(extra)]
     if config.filter_entropy_percentile is not None:
-        rows = filter_by_entropy(rows, config.filter_entropy_percentile)
+        rows = filter_rows_by_entropy(rows, config.filter_entropy_percentile)
     if config.objective != "rm":
         rows = orient(rows)
     if not config.use_weights:

@@ -1,0 +1,455 @@
+"""What the app does, as plain methods: the annotator page, the admin dashboard and the HTTP API,
+callable (and tested) without a browser. `app/ui.py` lays out the page and wires Gradio's events to
+these methods; it is the only module that knows about Gradio.
+
+Every method takes the signed-in user's name, opens its own store transaction and returns a named
+result (`PairPage`, `AdminPage`, plain dicts for the API), so nothing submitted lives only in the
+server's memory. A refusal meant for the user (not a fault) is raised as `Refused`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+from sqlmodel import Session, select
+
+from app import queue as Q
+from app import render, stats
+from w2s.store import Annotation, Pair, QueueItem, Tree, User, db_url, get_setting, session_scope, set_setting
+
+CONF_MIN, CONF_MAX = 1, 5
+
+
+class Refused(Exception):
+    """A message for the user; not a server fault."""
+
+
+def asset(name: str) -> str:
+    return resources.files("app").joinpath(name).read_text(encoding="utf-8")
+
+
+def rating_to_confidence(rating: float) -> float:
+    """1..5 on the page -> probability-like confidence 0.5..1.0 in the store (a weak model's scale)."""
+    rating = min(max(float(rating), CONF_MIN), CONF_MAX)
+    return 0.5 + 0.5 * (rating - CONF_MIN) / (CONF_MAX - CONF_MIN)
+
+
+def confidence_to_rating(conf: float) -> int:
+    return round(CONF_MIN + (min(max(conf, 0.5), 1.0) - 0.5) / 0.5 * (CONF_MAX - CONF_MIN))
+
+
+def guidelines(session: Session) -> str:
+    return get_setting(session, "guidelines") or asset("guidelines.md")
+
+
+def retree(s: Session, view: dict) -> str:
+    """The page's tree after a prune or restore: the tree it was served (not one built since, whose node
+    ids the page's prunes do not name), with the pruned nodes marked."""
+    _, nodes = Q.served_tree(s, view.get("tree_id"))
+    return render.tree_html(nodes, {int(k): v for k, v in (view.get("pruned") or {}).items()})
+
+
+@dataclass
+class PairPage:
+    """Everything the annotator page shows for one item (or the empty queue)."""
+
+    view: dict
+    """The page's state: token, pair_id, tree_id (the tree served), pruned {node_id: reason}, hist, opened."""
+    status: str
+    progress: str
+    conversation: str = ""
+    response_a: str = ""
+    response_b: str = ""
+    tree: str = ""
+    node_choices: list = field(default_factory=list)
+    label: str | None = None
+    rating: int = 3
+    comment: str = ""
+
+
+@dataclass
+class AdminPage:
+    summary: str
+    annotators: pd.DataFrame
+    kappa: pd.DataFrame
+    alpha: str
+    pruning: pd.DataFrame
+    label_sets: list[str]
+
+
+@dataclass
+class Welcome:
+    header: str
+    guidelines: str
+    is_admin: bool
+    page: PairPage
+
+
+class _Roles:
+    """name -> role of active users, re-read at most every `ttl` seconds (saves a query per request)."""
+
+    def __init__(self, tx, ttl: float = 10.0):
+        self.tx, self.ttl, self.at, self.roles = tx, ttl, 0.0, {}
+
+    def get(self, name: str) -> str | None:
+        if name not in self.roles or time.monotonic() - self.at > self.ttl:
+            with self.tx() as s:
+                rows = s.exec(select(User.name, User.role).where(User.active == True)).all()
+            self.roles, self.at = dict(rows), time.monotonic()
+        return self.roles.get(name)
+
+
+class Handlers:
+    """The app bound to one store URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        # SQLite has one writer at a time and the store opens every transaction with BEGIN IMMEDIATE;
+        # taking the turn in-process (a FIFO-ish lock) avoids SQLite's sleeping busy-wait, which made the
+        # latency tail.
+        self.lock = threading.Lock() if db_url(url).startswith("sqlite") else contextlib.nullcontext()
+        self.roles = _Roles(self.tx)
+
+    @contextlib.contextmanager
+    def tx(self):
+        with self.lock, session_scope(self.url) as s:
+            yield s
+
+    def whoami(self, name: str | None) -> tuple[str, str]:
+        if not name:
+            raise Refused("Please log in.")
+        role = self.roles.get(name)
+        if role is None:
+            raise Refused("Unknown or inactive user.")
+        return name, role
+
+    def admin_only(self, name: str | None) -> str:
+        name, role = self.whoami(name)
+        if role != "admin":
+            raise Refused("Only admins can do that.")
+        return name
+
+    # ------------------------------------------------------------------------------ annotator page
+
+    def show(
+        self,
+        s: Session,
+        user: str,
+        item: QueueItem | None,
+        hist_index: int | None = None,
+        note: str = "",
+        cfg: Q.QueueConfig | None = None,
+    ) -> PairPage:
+        """Everything the annotator page displays for one item (or the empty queue)."""
+        cfg = cfg or Q.load_config(s)
+        prog = Q.progress(s, user, cfg)
+        progress = render.progress_html(prog["done"], prog["remaining"])
+        if item is None:
+            view = {"token": None, "pair_id": None, "tree_id": None, "pruned": {}, "hist": None,
+                    "opened": time.time()}  # fmt: skip
+            msg = note or "Your queue is empty: thank you! Use ← to review your history."
+            return PairPage(view, msg, progress, tree="<div class='w2s-notree'>Nothing to label.</div>")
+        pair = s.get(Pair, item.pair_id)
+        tree, nodes = Q.latest_tree(s, pair.id)
+        state = Q.load_draft(s, user, pair.id)
+        source = "draft"
+        if state is None and item.annotation_id:
+            ann = s.get(Annotation, item.annotation_id)
+            state = {
+                "label": ann.label,
+                "rating": (ann.meta or {}).get("rating", confidence_to_rating(ann.confidence)),
+                "comment": "" if ann.retracted else ann.comment,
+                "pruned": {str(p["node_id"]): p["reason"] for p in ann.pruned or []},
+            }
+            source = "withdrawn label" if ann.retracted else "your label"
+        state = state or {}
+        pruned = {int(k): v for k, v in (state.get("pruned") or {}).items()}
+        view = {
+            "token": Q.make_token(item),
+            "pair_id": pair.id,
+            "tree_id": tree.id if tree else None,
+            "pruned": {str(k): v for k, v in pruned.items()},
+            "hist": hist_index,
+            "opened": time.time(),
+        }
+        parts = []
+        if hist_index is not None:
+            parts.append(f"History {hist_index + 1}: submitting stores a correction of your label.")
+        elif item.attempt and item.status == "open":
+            parts.append("Reopened by undo.")
+        if source == "draft" and state:
+            parts.append("Draft restored.")
+        if not cfg.blind:
+            others = Q.others_labels(s, user, pair.id)
+            if others:
+                parts.append("Others: " + ", ".join(f"{n}={lab.upper()}" for n, lab in others))
+        if note:
+            parts.append(note)
+        return PairPage(
+            view,
+            " ".join(parts) or f"Pair `{pair.id[:12]}`",
+            progress,
+            render.conversation_html(pair.prompt),
+            render.response_html("A", pair.response_a),
+            render.response_html("B", pair.response_b),
+            render.tree_html(nodes, pruned),
+            [render.node_choice(i, n) for i, n in enumerate(nodes, 1)],
+            state.get("label"),
+            state.get("rating", 3),
+            state.get("comment", ""),
+        )
+
+    def show_queue(self, user: str, note: str = "") -> PairPage:
+        with self.tx() as s:
+            cfg = Q.load_config(s)
+            return self.show(s, user, Q.next_item(s, user, cfg), note=note, cfg=cfg)
+
+    def submit(self, user: str, view: dict, label: str | None, rating: float, comment: str) -> PairPage:
+        """Store the page's label with its prunes, against the tree the page was served."""
+        user, _ = self.whoami(user)
+        if not view or not view.get("token"):
+            raise Refused("Nothing to submit.")
+        if label not in ("a", "b", "tie"):
+            raise Refused("Choose A, B or tie first (keys 1, 2, 0).")
+        pruned = [{"node_id": int(k), "reason": v} for k, v in (view.get("pruned") or {}).items()]
+        with self.tx() as s:
+            try:
+                Q.submit(
+                    s,
+                    user,
+                    view["token"],
+                    label,
+                    confidence=rating_to_confidence(rating),
+                    comment=comment or "",
+                    pruned=pruned,
+                    tree_id=view.get("tree_id"),
+                    seconds=time.time() - float(view.get("opened", time.time())),
+                    meta={"rating": int(rating)},
+                )
+            except Q.QueueError as e:
+                raise Refused(str(e)) from None
+        return self.show_queue(user, note=f"Saved {label.upper()}.")
+
+    def skip(self, user: str, view: dict) -> PairPage:
+        user, _ = self.whoami(user)
+        if view and view.get("token") and view.get("hist") is None:
+            with self.tx() as s:
+                Q.skip(s, user, view["token"])
+        return self.show_queue(user, note="Skipped.")
+
+    def save_draft(self, user: str, view: dict, label: str | None, rating: float, comment: str) -> str:
+        user, _ = self.whoami(user)
+        if not view or not view.get("pair_id"):
+            raise Refused("Nothing to save.")
+        with self.tx() as s:
+            draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {}}
+            Q.save_draft(s, user, view["pair_id"], draft)
+        return "Draft saved."
+
+    def undo(self, user: str) -> PairPage:
+        user, _ = self.whoami(user)
+        with self.tx() as s:
+            item = Q.undo_last(s, user)
+        note = "Undone: your last label is withdrawn." if item else "Nothing to undo."
+        return self.show_queue(user, note=note)
+
+    def history(self, user: str, view: dict, step: int) -> PairPage:
+        user, _ = self.whoami(user)
+        with self.tx() as s:
+            hist = Q.history(s, user)
+            cur = view.get("hist") if view else None
+            idx = (len(hist) if cur is None else cur) + step
+            if idx < 0 or not hist:
+                idx = 0 if hist else None
+            if idx is None or idx >= len(hist):
+                return self.show(s, user, Q.next_item(s, user))
+            return self.show(s, user, hist[idx], hist_index=idx)
+
+    def prune(self, view: dict, node_id, reason: str | None) -> tuple[dict, str]:
+        if not view or not view.get("tree_id"):
+            raise Refused("This pair has no tree.")
+        if node_id is None:
+            raise Refused("Choose a node to prune.")
+        pruned = dict(view.get("pruned") or {})
+        pruned[str(int(node_id))] = reason or "other"
+        return self._retree({**view, "pruned": pruned})
+
+    def restore(self, view: dict, node_id) -> tuple[dict, str]:
+        if not view or node_id is None:
+            raise Refused("Choose a node to restore.")
+        pruned = dict(view.get("pruned") or {})
+        pruned.pop(str(int(node_id)), None)
+        return self._retree({**view, "pruned": pruned})
+
+    def _retree(self, view: dict) -> tuple[dict, str]:
+        with self.tx() as s:
+            return view, retree(s, view)
+
+    def welcome(self, user: str) -> Welcome:
+        user, role = self.whoami(user)
+        with self.tx() as s:
+            text = guidelines(s)
+        header = f"**w2s** · signed in as **{user}** ({role}) · press <kbd>?</kbd> for keys"
+        return Welcome(header, text, role == "admin", self.show_queue(user))
+
+    # ------------------------------------------------------------------------------ admin
+
+    def admin_page(self, user: str) -> AdminPage:
+        self.admin_only(user)
+        with self.tx() as s:
+            anns = stats.human_annotations(s)
+            table = pd.DataFrame(stats.annotator_table(s, anns)).round(3)
+            over = stats.overall(s, anns)
+            agr = stats.agreement(anns)
+            prune = pd.DataFrame(
+                stats.pruning_stats(s, anns),
+                columns=["principle", "shown", "pruned", "prune_rate", "reasons"],
+            ).round(3)
+            cfg = Q.load_config(s)
+            sets = stats.label_set_names(s) or ["default"]
+        kappa = pd.DataFrame(
+            [(a, b, round(k, 3)) for (a, b), k in sorted(agr["kappa"].items())],
+            columns=["annotator 1", "annotator 2", "Cohen's kappa"],
+        )
+        if not agr["available"]:
+            alpha = "Agreement measures unavailable (`w2s.agreement` not installed)."
+        elif agr["alpha"] is None or math.isnan(agr["alpha"]):
+            alpha = "Krippendorff's α: undefined so far (too few overlapping labels, or no variation)."
+        else:
+            alpha = f"Krippendorff's α (all annotators): **{agr['alpha']:.3f}**"
+        summary = (
+            f"**{over['pairs_labelled']}** pairs labelled by humans ({over['human_labels']} labels, "
+            f"{over['pairs_with_2plus']} with ≥2 labels) · {over['pairs_for_humans']} pairs routed to humans · "
+            f"{over['gold_pairs']} gold/attention pairs · overlap k={cfg.overlap}, gold rate {cfg.gold_rate:.0%}, "
+            f"routing '{cfg.routing}', blind {'on' if cfg.blind else 'off'}"
+        )
+        return AdminPage(summary, table, kappa, alpha, prune, sets)
+
+    def queue_settings(self, user: str) -> Q.QueueConfig:
+        self.admin_only(user)
+        with self.tx() as s:
+            return Q.load_config(s)
+
+    def save_queue_settings(self, user: str, **settings) -> str:
+        self.admin_only(user)
+        try:
+            cfg = Q.QueueConfig(
+                overlap=int(settings["overlap"]),
+                gold_rate=float(settings["gold_rate"]),
+                gold_split=str(settings["gold_split"]),
+                quota=int(settings["quota"]),
+                routing=str(settings["routing"]),
+                route_fraction=float(settings["route_fraction"]),
+                blind=bool(settings["blind"]),
+            )
+        except Q.QueueError as e:
+            raise Refused(str(e)) from None
+        with self.tx() as s:
+            Q.save_config(s, cfg)
+            n = Q.sync_pool(s, cfg)
+        return f"Saved; pool of {n} pairs re-synced."
+
+    def export(self, user: str, kind: str, fmt: str, label_set: str | None) -> tuple[str, str]:
+        """(file, message): the label set, every raw annotation, or the current human labels."""
+        self.admin_only(user)
+        fmt = "jsonl" if kind == "current" else (fmt or "jsonl")
+        name = f"w2s-{label_set or 'default'}" if kind == "labelset" else f"w2s-{kind}-annotations"
+        out = Path(tempfile.mkdtemp(prefix="w2s-export-")) / f"{name}.{fmt}"
+        with self.tx() as s:
+            if kind == "labelset":
+                n = stats.export_label_set(s, out, label_set=label_set or "default", fmt=fmt)
+            elif kind == "raw":
+                n = stats.export_raw(s, out, fmt=fmt)
+            else:
+                n = stats.export_annotations(s, out)
+        return str(out), f"Exported {n} rows to `{out.name}`."
+
+    def save_guidelines(self, user: str, text: str) -> tuple[str, str]:
+        self.admin_only(user)
+        with self.tx() as s:
+            set_setting(s, "guidelines", text)
+        return text, "Guidelines saved."
+
+    # ------------------------------------------------------------------------------ API (gradio_client)
+
+    def api_next_pair(self, user: str) -> dict:
+        """The caller's next pair: token, texts, tree nodes (most informative first), progress."""
+        user, _ = self.whoami(user)
+        with self.tx() as s:
+            cfg = Q.load_config(s)  # once per request: each read is a query
+            item = Q.next_item(s, user, cfg)
+            prog = Q.progress(s, user, cfg)
+            if item is None:
+                return {"token": None, "progress": prog}
+            pair = s.get(Pair, item.pair_id)
+            tree, nodes = Q.latest_tree(s, pair.id)
+            return {
+                "token": Q.make_token(item),
+                "pair_id": pair.id,
+                "prompt": pair.prompt,
+                "response_a": pair.response_a,
+                "response_b": pair.response_b,
+                "tree_id": tree.id if tree else None,
+                "nodes": [
+                    {
+                        "id": n.id,
+                        "principle": n.principle_name,
+                        "relevance": n.relevance,
+                        "p_a": n.p_a,
+                        "info": n.info,
+                        "thought": n.thought,
+                    }
+                    for n in nodes
+                ],
+                "progress": prog,
+            }
+
+    def api_submit(
+        self, user: str, token: str, label: str, confidence: float = 3, comment: str = "",
+        pruned_json: str = "[]", tree_id: int | None = None,
+    ) -> dict:  # fmt: skip
+        """Store a label (confidence 1-5). Resending the same token stores nothing new. `tree_id` is the
+        tree /next_pair served (a tree built since then must not be recorded as the one the label read);
+        without it, the pair's newest tree."""
+        user, _ = self.whoami(user)
+        try:
+            pruned = json.loads(pruned_json or "[]")
+            with self.tx() as s:
+                item = Q.item_for(s, user, token)
+                if tree_id is None:
+                    tree, _ = Q.latest_tree(s, item.pair_id)
+                else:
+                    tree = s.get(Tree, int(tree_id))
+                    if tree is None or tree.pair_id != item.pair_id:
+                        raise Q.QueueError(f"tree {tree_id} is not a tree of pair {item.pair_id}")
+                ann, created = Q.submit(
+                    s,
+                    user,
+                    token,
+                    label,
+                    confidence=rating_to_confidence(confidence),
+                    comment=comment,
+                    pruned=pruned,
+                    tree_id=tree.id if tree else None,
+                    meta={"rating": confidence},
+                )
+                return {"annotation_id": ann.id, "created": created, "pair_id": ann.pair_id}
+        except (Q.QueueError, json.JSONDecodeError) as e:
+            raise Refused(str(e)) from None
+
+    def api_save_draft(self, user: str, token: str, state_json: str) -> str:
+        """Save a draft (any JSON object) for the pair named by the token."""
+        user, _ = self.whoami(user)
+        with self.tx() as s:
+            item = Q.item_for(s, user, token)
+            Q.save_draft(s, user, item.pair_id, json.loads(state_json))
+        return "ok"

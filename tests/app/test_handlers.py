@@ -1,0 +1,71 @@
+"""The app's handlers called directly (no browser, no server): what each page event does."""
+
+from __future__ import annotations
+
+import pytest
+from app_helpers import make_pairs, make_tree, setup
+from sqlmodel import select
+
+from app import queue as Q
+from app.handlers import AdminPage, Handlers, PairPage, Refused
+from w2s.auth import add_user
+from w2s.store import Annotation, Draft, Tree, session_scope
+
+
+@pytest.fixture
+def h(db_url) -> Handlers:
+    ids = make_pairs(db_url, 3)
+    for pid in ids:
+        make_tree(db_url, pid, [("Avoid harm", 0.9, 0.7, 0.4), ("Honesty", 0.3, 0.5, 0.1)])
+    setup(db_url, Q.QueueConfig(overlap=1, gold_rate=0.0, quota=0))
+    add_user("alice", "annotator", "alice-pw", url=db_url)
+    add_user("boss", "admin", "boss-pw", url=db_url)
+    return Handlers(db_url)
+
+
+def test_users_are_checked(h):
+    with pytest.raises(Refused, match="Please log in"):
+        h.welcome(None)
+    with pytest.raises(Refused, match="Unknown or inactive user"):
+        h.welcome("mallory")
+    with pytest.raises(Refused, match="Only admins"):
+        h.admin_page("alice")
+    assert isinstance(h.admin_page("boss"), AdminPage)
+
+
+def test_submit_records_the_tree_the_page_was_served(h, db_url):
+    page = h.welcome("alice").page
+    assert isinstance(page, PairPage) and page.view["pair_id"] and len(page.node_choices) == 2
+    served = page.view["tree_id"]
+    with session_scope(db_url) as s:  # a newer tree arrives while alice reads
+        s.add(Tree(pair_id=page.view["pair_id"], strong_model="test-strong", config_hash="newer"))
+    view, html = h.prune(page.view, _node_ids(db_url, served)[0], "irrelevant")
+    assert "w2s-node-pruned" in html and "Avoid harm" in html
+    with pytest.raises(Refused, match="Choose A, B or tie"):
+        h.submit("alice", view, None, 4, "")
+    after = h.submit("alice", view, "b", 4, "looks off")
+    assert after.status.startswith("Saved B.") and after.view["pair_id"] != page.view["pair_id"]
+    with session_scope(db_url) as s:
+        ann = s.exec(select(Annotation).where(Annotation.annotator == "alice")).one()
+        assert ann.tree_id == served and ann.label == "b" and ann.pruned[0]["reason"] == "irrelevant"
+
+
+def test_draft_history_and_undo(h, db_url):
+    page = h.welcome("alice").page
+    assert h.save_draft("alice", page.view, "a", 2, "hmm") == "Draft saved."
+    with session_scope(db_url) as s:
+        assert s.exec(select(Draft)).one().state["comment"] == "hmm"
+    again = h.show_queue("alice")
+    assert again.view["pair_id"] == page.view["pair_id"] and again.label == "a" and "Draft restored" in again.status
+    h.submit("alice", again.view, "a", 5, "")
+    back = h.history("alice", h.show_queue("alice").view, -1)
+    assert back.view["pair_id"] == page.view["pair_id"] and back.view["hist"] == 0 and back.label == "a"
+    undone = h.undo("alice")
+    assert "Undone: your last label is withdrawn." in undone.status and undone.view["pair_id"] == page.view["pair_id"]
+
+
+def _node_ids(url, tree_id):
+    from w2s.store import Node
+
+    with session_scope(url) as s:
+        return [n.id for n in s.exec(select(Node).where(Node.tree_id == tree_id).order_by(Node.position))]

@@ -1,0 +1,179 @@
+"""Schema migrations (Alembic, w2s/migrations/): a store made by the last w2s before migrations
+(fixtures/v0.db, written by fixtures/make_v0.py at commit 5758463) is refused until `w2s db upgrade`,
+then upgrades on SQLite and PostgreSQL with every row kept; a new store equals the migrated schema."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel, select
+from typer.testing import CliRunner
+
+from w2s.cli import app, main
+from w2s.schema import BASELINE, StoreOutOfDate, head
+from w2s.store import Annotation, Pair, get_engine, make_engine, session_scope
+
+FIXTURE = Path(__file__).parent / "fixtures" / "v0.db"
+runner = CliRunner()
+ORDER = ["pair", "principle", "tree", "node", "user", "annotation", "labelset", "job", "draft", "setting",
+         "queueitem", "queuepool"]  # fmt: skip
+
+
+def v0_rows() -> dict[str, list[dict]]:
+    """Every row of the fixture, by table, as the old schema stored it (ordered by primary key)."""
+    engine = sa.create_engine(f"sqlite:///{FIXTURE}")
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        out = {t: [dict(r._mapping) for r in conn.execute(meta.tables[t].select().order_by(
+            *meta.tables[t].primary_key.columns))] for t in ORDER}  # fmt: skip
+    engine.dispose()
+    return out
+
+
+def rows_now(url: str, old: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The same tables and columns, read from the upgraded store."""
+    engine = make_engine(url)
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        out = {}
+        for t, rows in old.items():
+            table = meta.tables[t]
+            cols = [table.c[c] for c in rows[0]] if rows else list(table.c)
+            out[t] = [dict(r._mapping) for r in conn.execute(sa.select(*cols).order_by(*table.primary_key.columns))]
+    engine.dispose()
+    return out
+
+
+def same_values(a: dict[str, list[dict]], b: dict[str, list[dict]]) -> None:
+    assert {t: len(r) for t, r in a.items()} == {t: len(r) for t, r in b.items()}
+    for t in a:
+        for old, new in zip(a[t], b[t]):
+            for col, value in old.items():
+                if hasattr(value, "tzinfo") and hasattr(new[col], "tzinfo"):  # PostgreSQL adds the zone
+                    assert value.replace(tzinfo=None) == new[col].replace(tzinfo=None), (t, col)
+                else:
+                    assert value == new[col], (t, col, value, new[col])
+
+
+def schema_diff(url: str) -> list:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    engine.dispose()
+    return diff
+
+
+def check_upgraded(url: str, old: dict) -> None:
+    same_values(old, rows_now(url, old))
+    assert schema_diff(url) == []
+    with session_scope(url) as s:
+        anns = s.exec(select(Annotation).order_by(Annotation.id)).all()
+        human = [a.producer for a in anns if a.annotator_kind == "human"]
+        model = {(a.method, a.producer) for a in anns if a.annotator_kind == "model"}
+        assert human == ["", ""]
+        assert len({p for _, p in model}) == 2 and all(p.startswith("v0-") for _, p in model)
+        assert s.get(Pair, "p0").meta == {"row": 0, "tags": ["x", "é"]}
+    # a new run of the same method stores beside the old rows; its producer is hex only, never 'v0-…'
+    from annotators.base import get_annotator
+    from w2s.backends import Model
+
+    class Fixed(Model):
+        spec = "transformers:smollm2"
+
+        def score_choices(self, prompts, choices):
+            return [[0.7, 0.3] for _ in prompts]
+
+        def generate(self, prompts, max_tokens=64, **kw):
+            raise AssertionError("not used")
+
+    ann = get_annotator("naive", Fixed())
+    with session_scope(url) as s:
+        added = ann.annotate(s.exec(select(Pair)).all(), session=s)
+    assert len(added) == 4
+    with session_scope(url) as s:
+        producers = {a.producer for a in s.exec(select(Annotation).where(Annotation.method == "naive"))}
+    assert len(producers) == 2 and ann.producer_hash() in producers
+    assert all(c in "0123456789abcdef" for c in ann.producer_hash())
+
+
+def test_an_old_sqlite_store_is_refused_then_upgrades_keeping_every_row(tmp_path, monkeypatch, capsys):
+    old = v0_rows()
+    path = tmp_path / "old.db"
+    shutil.copy(FIXTURE, path)
+    url = f"sqlite:///{path}"
+    monkeypatch.setenv("W2S_DB", url)
+    with pytest.raises(StoreOutOfDate, match=r"revision 0001, this w2s needs .*run `w2s --db '.*old.db' db upgrade`"):
+        get_engine(url)
+    # the command line says so without a traceback, and the app refuses to start
+    monkeypatch.setattr("sys.argv", ["w2s", "pairs", "stats"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2 and "db upgrade" in capsys.readouterr().err
+    from app.ui import launch
+
+    with pytest.raises(StoreOutOfDate, match="db upgrade"):
+        launch(url, block=False)
+    assert "revision 0001" in runner.invoke(app, ["db", "current"]).output
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0 and f"revision {BASELINE} -> {head()}" in result.output, result.output
+    assert "up to date" in runner.invoke(app, ["db", "current"]).output
+    check_upgraded(url, old)
+
+
+@pytest.mark.postgres
+def test_an_old_postgresql_store_upgrades_keeping_every_row(pg_url):
+    """The fixture's rows copied into a PostgreSQL database with the baseline schema and no version
+    table (what `create_all` of the old w2s left), then upgraded."""
+    from alembic import command
+
+    from w2s.schema import _config
+
+    old = v0_rows()
+    engine = make_engine(pg_url)
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), BASELINE)
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+        meta = sa.MetaData()
+        meta.reflect(conn)
+        for t in ORDER:
+            if old[t]:
+                conn.execute(meta.tables[t].insert(), old[t])
+            if "id" in meta.tables[t].c and meta.tables[t].c.id.autoincrement is not False and old[t]:
+                if isinstance(old[t][0]["id"], int):  # the old server's sequences were past these ids
+                    conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('\"{t}\"', 'id'), {len(old[t])})"))
+    engine.dispose()
+    with pytest.raises(StoreOutOfDate, match="db upgrade"):
+        get_engine(pg_url)
+    result = runner.invoke(app, ["--db", pg_url, "db", "upgrade"])
+    assert result.exit_code == 0 and f"revision {BASELINE} -> {head()}" in result.output, result.output
+    check_upgraded(pg_url, old)
+
+
+def test_a_new_store_is_created_at_the_newest_revision_and_equals_the_migrated_one(store_url, tmp_path):
+    get_engine(store_url)
+    assert "up to date" in runner.invoke(app, ["--db", store_url, "db", "current"]).output
+    assert schema_diff(store_url) == []
+    # the migrations alone, from an empty database, build the same schema
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert runner.invoke(app, ["--db", empty, "db", "upgrade"]).exit_code == 0
+    assert schema_diff(empty) == []
+
+
+def test_a_store_of_an_unknown_revision_is_refused(db_url):
+    get_engine(db_url)
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
+    engine.dispose()
+    from w2s import store
+
+    store._engines.clear()
+    with pytest.raises(StoreOutOfDate, match="unknown to this w2s"):
+        get_engine(db_url)
