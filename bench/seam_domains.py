@@ -186,7 +186,7 @@ def main() -> None:
     built = {}
     for part, ids in (("train", train_ids), ("test", test_ids)):
         built[part] = build(strong, [] if args.no_build else ids, cfg, url, deadline, part)
-        if args.save_trees and built[part]:
+        if args.save_trees:
             save_corpus(url, corpora[part], args.train if part == "train" else args.test)
     with session_scope(url) as s:
         tree_of = {t.pair_id: t for t in s.exec(select(Tree).where(
