@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -27,27 +26,13 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # after the environment it must see
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hh-harmless-single-turn" / "test_dev.jsonl"
 # The consistency filter only combines the naive and strong labels (which it computes again), so it is
 # opt-in here: --methods naive,strong,consistency.
 METHODS = ["naive", "strong", "cot-v1", "cot-v2", "cot-v3", "seam"]
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"python {platform.python_version()}, load average {load:.1f} at start")
 
 
 def pick_strong(requested: str | None, threads: int):
