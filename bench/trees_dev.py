@@ -121,6 +121,8 @@ def main() -> None:
     ap.add_argument("--db", default="/tmp/w2s_bench/trees_dev.db")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop starting new trees after this")
     ap.add_argument("--json", default=None, help="write the figures here")
+    ap.add_argument("--roofline", type=float, default=2.0,
+                    help="seconds per 100 evaluated tokens the CPU can reach (2 cores: about 2; the estimate printed)")
     args = ap.parse_args()
 
     from w2s.principles import fallback_notice, library_for_dataset
@@ -151,7 +153,8 @@ def main() -> None:
         print(f"trees {summary['trees']} (built {built}): exit coverage {summary['exit_coverage']:.2f}, exit accuracy "
               f"{acc} ({summary['exits']} exits), nodes/tree {summary['nodes_per_tree']:.2f}, "
               f"nodes at v=0.5±0.05 {summary['share_v_half']:.2f}, tokens/tree {summary['tokens_per_tree']:.0f} "
-              f"(+{summary['cached_per_tree']:.0f} cached), s/tree {summary['seconds_per_tree']:.1f}")
+              f"(+{summary['cached_per_tree']:.0f} cached), s/tree {summary['seconds_per_tree']:.1f} "
+              f"(roofline at {args.roofline} s/100 tokens: {summary['tokens_per_tree'] * args.roofline / 100:.1f})")
     if strong.steps:
         print("\nthis process, by step (trees built now):")
         print(f"{'step':<15} {'prompts':>7} {'evaluated':>9} {'generated':>9} {'cached':>8} {'seconds':>8} {'s/100 tok':>9}")
