@@ -177,3 +177,19 @@ def test_a_store_of_an_unknown_revision_is_refused(db_url):
     store._engines.clear()
     with pytest.raises(StoreOutOfDate, match="unknown to this w2s"):
         get_engine(db_url)
+
+
+def test_a_store_that_already_has_cached_tokens_upgrades(tmp_path):
+    """main added Tree/Node.cached_tokens by create_all before this revision existed: such a store (no
+    version table, the columns there) upgrades too."""
+    path = tmp_path / "interim.db"
+    shutil.copy(FIXTURE, path)
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for table in ("tree", "node"):
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0"))
+    engine.dispose()
+    result = runner.invoke(app, ["--db", url, "db", "upgrade"])
+    assert result.exit_code == 0 and f"-> {head()}" in result.output, result.output
+    assert schema_diff(url) == []
