@@ -38,14 +38,13 @@ def legacy_producer(method: str, annotator: str, meta: dict | None) -> str:
 
 
 def upgrade() -> None:
-    inspector = sa.inspect(op.get_bind())
+    conn = op.get_bind()
     for table in ("tree", "node"):
-        # a store created by a development build between the two revisions already has the column
-        if "cached_tokens" not in {c["name"] for c in inspector.get_columns(table)}:
+        # a store made by main between its cached_tokens commit and this revision has the column already
+        if "cached_tokens" not in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
             op.add_column(table, sa.Column("cached_tokens", sa.Integer(), nullable=False, server_default="0"))
     op.add_column("annotation", sa.Column("producer", sa.String(), nullable=False, server_default=""))
     op.create_index("ix_annotation_producer", "annotation", ["producer"])
-    conn = op.get_bind()
     rows = conn.execute(
         sa.select(annotation.c.id, annotation.c.method, annotation.c.annotator, annotation.c.meta).where(
             annotation.c.annotator_kind != "human"
