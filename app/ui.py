@@ -7,14 +7,11 @@ so nothing submitted lives only in the server's memory: a killed server loses no
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
-import tempfile
 import threading
 import time
 from importlib import resources
-from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a team server
 # Gradio rebuilds a pandas summary of up to 10k past events after every event (cache frequency 1); under
@@ -23,11 +20,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 import gradio as gr
 import pandas as pd
-from sqlmodel import Session, select
+from sqlmodel import Session
+from starlette.middleware import Middleware
 
 from app import queue as Q
-from app import render, stats
-from w2s.store import Annotation, Pair, QueueItem, User, db_url, get_setting, session_scope, set_setting
+from app import render, security, stats
+from app.exports import AdminExports, ExportRefused
+from w2s.store import Annotation, Pair, QueueItem, db_url, get_setting, redact, session_scope, set_setting
 
 CONF_MIN, CONF_MAX = 1, 5
 HELP_HTML = """<div id="w2s-help" role="dialog" aria-label="Keyboard shortcuts"><b>Keyboard</b><br>
@@ -60,20 +59,6 @@ def guidelines(session: Session) -> str:
     return get_setting(session, "guidelines") or _asset("guidelines.md")
 
 
-class _Roles:
-    """name -> role of active users, re-read at most every `ttl` seconds (saves a query per request)."""
-
-    def __init__(self, tx, ttl: float = 10.0):
-        self.tx, self.ttl, self.at, self.roles = tx, ttl, 0.0, {}
-
-    def get(self, name: str) -> str | None:
-        if name not in self.roles or time.monotonic() - self.at > self.ttl:
-            with self.tx() as s:
-                rows = s.exec(select(User.name, User.role).where(User.active == True)).all()
-            self.roles, self.at = dict(rows), time.monotonic()
-        return self.roles.get(name)
-
-
 def build_app(url: str) -> gr.Blocks:
     """The whole application bound to one store URL."""
     # SQLite has one writer at a time and the store opens every transaction with BEGIN IMMEDIATE; taking
@@ -85,7 +70,8 @@ def build_app(url: str) -> gr.Blocks:
         with lock, session_scope(url) as s:
             yield s
 
-    roles = _Roles(tx)
+    roles = security.Credentials(tx)  # active users' roles, and what ends a session (see launch)
+    admin_exports = AdminExports()
 
     def whoami(request: gr.Request | None) -> tuple[str, str]:
         name = getattr(request, "username", None)
@@ -202,6 +188,11 @@ def build_app(url: str) -> gr.Blocks:
             raise refuse("Nothing to submit.")
         if label not in ("a", "b", "tie"):
             raise refuse("Choose A, B or tie first (keys 1, 2, 0).")
+        try:
+            rating = security.check_rating(rating, CONF_MIN, CONF_MAX)
+            comment = security.check_comment(comment)
+        except security.InputError as e:
+            raise refuse(str(e)) from None
         pruned = [{"node_id": int(k), "reason": v} for k, v in (view.get("pruned") or {}).items()]
         with tx() as s:
             try:
@@ -232,6 +223,10 @@ def build_app(url: str) -> gr.Blocks:
         user, _ = whoami(request)
         if not view or not view.get("pair_id"):
             raise refuse("Nothing to save.")
+        try:
+            security.check_comment(comment)
+        except security.InputError as e:
+            raise refuse(str(e)) from None
         with tx() as s:
             Q.save_draft(
                 s,
@@ -353,17 +348,13 @@ def build_app(url: str) -> gr.Blocks:
 
     def admin_export(kind: str, fmt: str, label_set: str | None, request: gr.Request):
         admin_only(request)
-        fmt = "jsonl" if kind == "current" else (fmt or "jsonl")
-        name = f"w2s-{label_set or 'default'}" if kind == "labelset" else f"w2s-{kind}-annotations"
-        out = Path(tempfile.mkdtemp(prefix="w2s-export-")) / f"{name}.{fmt}"
-        with tx() as s:
-            if kind == "labelset":
-                n = stats.export_label_set(s, out, label_set=label_set or "default", fmt=fmt)
-            elif kind == "raw":
-                n = stats.export_raw(s, out, fmt=fmt)
-            else:
-                n = stats.export_annotations(s, out)
-        return str(out), f"Exported {n} rows to `{out.name}`."
+        try:
+            with tx() as s:
+                token, path, n = admin_exports.write(s, kind, fmt, label_set)
+        except ExportRefused as e:
+            raise refuse(str(e)) from None
+        link = render.download_link(admin_exports.link(token, path), path.name)
+        return link, f"Exported {n} rows to `{path.name}` (the link works for admins for 10 minutes)."
 
     def exporter(kind: str):
         def export(fmt: str, label_set: str | None, request: gr.Request):
@@ -437,7 +428,9 @@ def build_app(url: str) -> gr.Blocks:
         """Store a label (confidence 1-5). Resending the same token stores nothing new."""
         user, _ = whoami(request)
         try:
-            pruned = json.loads(pruned_json or "[]")
+            rating = security.check_rating(confidence, CONF_MIN, CONF_MAX)
+            comment = security.check_comment(comment)
+            pruned = security.parse_pruned(pruned_json)
             with tx() as s:
                 item = Q.item_for(s, user, token)
                 tree, _ = Q.latest_tree(s, item.pair_id)
@@ -446,22 +439,26 @@ def build_app(url: str) -> gr.Blocks:
                     user,
                     token,
                     label,
-                    confidence=rating_to_confidence(confidence),
+                    confidence=rating_to_confidence(rating),
                     comment=comment,
                     pruned=pruned,
                     tree_id=tree.id if tree else None,
                     meta={"rating": confidence},
                 )
                 return {"annotation_id": ann.id, "created": created, "pair_id": ann.pair_id}
-        except (Q.QueueError, json.JSONDecodeError) as e:
+        except (Q.QueueError, security.InputError) as e:
             raise refuse(str(e)) from None
 
     def api_save_draft(token: str, state_json: str, request: gr.Request = None) -> str:
         """Save a draft (any JSON object) for the pair named by the token."""
         user, _ = whoami(request)
-        with tx() as s:
-            item = Q.item_for(s, user, token)
-            Q.save_draft(s, user, item.pair_id, json.loads(state_json))
+        try:
+            state = security.parse_draft(state_json)
+            with tx() as s:
+                item = Q.item_for(s, user, token)
+                Q.save_draft(s, user, item.pair_id, state)
+        except (Q.QueueError, security.InputError) as e:
+            raise refuse(str(e)) from None
         return "ok"
 
     # ------------------------------------------------------------------------------ layout
@@ -509,7 +506,13 @@ def build_app(url: str) -> gr.Blocks:
                         elem_id="w2s-confidence",
                         scale=1,
                     )
-                    comment = gr.Textbox(label="Comment (optional)", lines=1, elem_id="w2s-comment", scale=2)
+                    comment = gr.Textbox(
+                        label="Comment (optional)",
+                        lines=1,
+                        max_length=security.MAX_COMMENT,
+                        elem_id="w2s-comment",
+                        scale=2,
+                    )
                 with gr.Row():
                     prev_btn = gr.Button("← Previous", elem_id="w2s-prev", size="sm")
                     skip_btn = gr.Button("Skip [S]", elem_id="w2s-skip", size="sm")
@@ -551,7 +554,7 @@ def build_app(url: str) -> gr.Blocks:
                     exp_current = gr.Button(
                         "Export current human labels (JSONL)", elem_id="w2s-export-current", size="sm"
                     )
-                export_file = gr.File(label="Download", elem_id="w2s-export-file", interactive=False)
+                export_file = gr.HTML(elem_id="w2s-export-file")  # a link served to admins only
                 export_msg = gr.Markdown(elem_id="w2s-export-msg")
                 gr.Markdown("### Queue settings")
                 with gr.Row():
@@ -599,6 +602,7 @@ def build_app(url: str) -> gr.Blocks:
         gr.api(api_next_pair, api_name="next_pair")
         gr.api(api_submit, api_name="submit")
         gr.api(api_save_draft, api_name="save_draft")
+    demo.w2s_guard = {"credentials": roles, "exports": admin_exports}  # for launch's middleware
     return demo
 
 
@@ -622,7 +626,7 @@ def _watch_new_pairs(url: str, every: float = 60.0) -> None:
                 with session_scope(url) as s:
                     Q.add_new_pairs(s, Q.load_config(s))
             except Exception as e:  # noqa: BLE001 - a failed sync must not stop the next one
-                print(f"w2s: syncing new pairs failed: {e!r}", flush=True)
+                print(f"w2s: syncing new pairs failed: {redact(repr(e), url)}", flush=True)
 
     threading.Thread(target=loop, name="w2s-new-pairs", daemon=True).start()
 
@@ -635,7 +639,10 @@ def launch(url: str, host: str = "127.0.0.1", port: int = 7860, block: bool = Tr
     demo = build_app(url)
     # SQLite writes one transaction at a time: a few worker threads keep it busy without a GIL convoy.
     demo.queue(default_concurrency_limit=4 if db_url(url).startswith("sqlite") else 16)
+    guard = Middleware(security.Guard, throttle=security.Throttle(), **demo.w2s_guard)
     demo.launch(
+        app_kwargs={"middleware": [guard]},
+        max_file_size="1mb",  # the app takes no uploads; Gradio's upload route would take any size
         server_name=host,
         server_port=port,
         auth=make_auth(url),
