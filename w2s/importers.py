@@ -195,8 +195,11 @@ def read_jsonl(path: Path, file: str, progress: Callable[[int], None]) -> Iterat
                 continue
             try:
                 record = json.loads(text)
-            except json.JSONDecodeError as e:
-                yield where, RecordError(file, where, None, f"malformed JSON: {e.msg} at column {e.colno}")
+            except json.JSONDecodeError as e:  # e.msg may end in "at" ("Unterminated string starting at")
+                yield where, RecordError(file, where, None, f"malformed JSON: {e.msg} (column {e.colno})")
+                continue
+            except RecursionError:
+                yield where, RecordError(file, where, None, "JSON nested too deeply to read")
                 continue
             if not isinstance(record, dict):
                 yield (
@@ -310,8 +313,10 @@ class _Record:
     def raw(self, name: str) -> Any:
         self.used.add(name)
         value = self.record.get(name)
-        if value is None or (isinstance(value, float) and math.isnan(value)):  # None / NaN from pandas
+        if value is None:
             raise self.error(name, "missing field")
+        if isinstance(value, float) and math.isnan(value):  # JSON's NaN, or a null pandas wrote as NaN
+            raise self.error(name, "expected text, got NaN")
         return value
 
     def check_text(self, name: str, value: Any, *, what: str = "field") -> str:
@@ -331,20 +336,37 @@ class _Record:
         return self.check_text(name, self.raw(name), what=what)
 
     def extras(self) -> dict:
-        return {k: _jsonable(v) for k, v in self.record.items() if k not in self.used}
+        out = {}
+        for k, v in self.record.items():
+            if k not in self.used:
+                try:
+                    out[k] = _jsonable(v)
+                except _TooDeep:
+                    raise self.error(k, f"nested more than {MAX_DEPTH} levels deep") from None
+        return out
 
 
-def _jsonable(value: Any) -> Any:
+MAX_DEPTH = 64
+"""Deepest nesting kept in a pair's metadata: deeper is no real dataset, and would overflow the JSON column."""
+
+
+class _TooDeep(ValueError):
+    pass
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if depth >= MAX_DEPTH:
+        raise _TooDeep
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, depth + 1) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
     if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return _jsonable(value.tolist())
+        return _jsonable(value.tolist(), depth)
     return str(value)
 
 
@@ -603,6 +625,8 @@ def import_file(
                 flush(session)
         if n_errors and not config.skip_invalid:
             raise ImportFailed(file, errors, n_errors)  # rolls the whole file back
+        if result.read == 0:
+            raise ImportFailed(file, [], reason="no records (an empty file?); nothing was imported")
         flush(session)
     result.skipped = errors
     result.seconds = time.perf_counter() - t0

@@ -253,6 +253,39 @@ def test_bad_record_names_file_line_field_and_imports_nothing(db_url, tmp_path, 
     assert stored(db_url) == {}  # the two good rows before it were rolled back
 
 
+def test_edge_cases_name_the_line(db_url, tmp_path):
+    deep = '{"prompt": "q", "chosen": "good", "rejected": "bad", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    nested = {**trl(5), "meta": json.loads("[" * 200 + "]" * 200)}  # parses, too deep to keep as metadata
+    rows = [
+        GOOD,
+        deep,
+        '{"prompt": "q", "chosen": "good", "rejected": NaN}',
+        '{"prompt": "unterminated',
+        nested,
+    ]
+    path = write_jsonl(tmp_path / "edge.jsonl", rows)
+    with pytest.raises(ImportFailed) as exc:
+        import_file(path, cfg(), db_url)
+    got = [(e.where, e.field, e.message) for e in exc.value.errors]
+    assert got == [
+        ("line 2", None, "JSON nested too deeply to read"),
+        ("line 3", "rejected", "expected text, got NaN"),
+        ("line 4", None, "malformed JSON: Invalid control character at (column 25)"),
+        ("line 5", "meta", "nested more than 64 levels deep"),
+    ]
+    r = import_file(path, cfg(skip_invalid=True), db_url)
+    assert (r.read, r.new, len(r.skipped)) == (5, 1, 4)
+
+    for name, text in (
+        ("empty.jsonl", ""),
+        ("blank.jsonl", "\n\n"),
+        ("header.csv", "prompt,chosen,rejected\n"),
+    ):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        with pytest.raises(ImportFailed, match="no records"):
+            import_file(tmp_path / name, cfg(), db_url)
+
+
 def test_non_utf8_bytes_in_jsonl_and_csv(db_url, tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(
