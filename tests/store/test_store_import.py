@@ -356,6 +356,38 @@ def test_reimport_is_a_noop_even_with_another_seed(store_url, tmp_path):
     assert {pid: (p.response_a, p.gold) for pid, p in stored(store_url).items()} == before
 
 
+def test_reimporting_an_export_into_its_dataset_adds_nothing(store_url, tmp_path):
+    from w2s.export import export_label_set
+    from w2s.store import LabelSet
+
+    rows = [trl(i) for i in range(6)] + [
+        {"prompt": "q6?", "response_a": "left", "response_b": "right", "label": "a"}
+    ]
+    import_file(write_jsonl(tmp_path / "p.jsonl", rows), cfg(), store_url)
+    before = {pid: (p.response_a, p.response_b, p.gold) for pid, p in stored(store_url).items()}
+    with session_scope(store_url) as s:  # a label set that prefers the originally rejected response
+        for pid, p in stored(store_url).items():
+            other = "b" if p.gold == "a" else "a"
+            s.add(LabelSet(name="flip", pair_id=pid, label=other, soft_label=0.2 if other == "b" else 0.8))
+    with session_scope(store_url) as s:
+        assert export_label_set(s, "jsonl", tmp_path / "flip.jsonl", label_set="flip") == 7
+    r = import_file(
+        tmp_path / "flip.jsonl", cfg(), store_url
+    )  # {prompt, chosen, rejected} in the other order
+    assert (r.new, r.present, r.present_reordered) == (0, 7, 7)
+    assert "7 of them stored with A and B the other way round" in r.summary()
+    assert {pid: (p.response_a, p.response_b, p.gold) for pid, p in stored(store_url).items()} == before
+    swapped = write_jsonl(
+        tmp_path / "s.jsonl", [{**trl(0), "chosen": "bad answer 0", "rejected": "good answer 0"}]
+    )
+    assert import_file(swapped, cfg(), store_url).new == 0  # whatever the file's A/B order
+    both = write_jsonl(
+        tmp_path / "both.jsonl", [trl(9), {**trl(9), "chosen": "bad answer 9", "rejected": "good answer 9"}]
+    )
+    r = import_file(both, cfg(), store_url)
+    assert (r.new, r.duplicates) == (1, 1)  # the same comparison twice in one file
+
+
 def test_overlap_with_another_split_is_reported(store_url, tmp_path):
     path = write_jsonl(tmp_path / "p.jsonl", [trl(i) for i in range(3)])
     import_file(path, cfg(split="train"), store_url)
