@@ -39,10 +39,18 @@ class ExportRefused(ValueError):
 class AdminExports:
     def __init__(self, ttl: float = 600.0, clock=time.monotonic):
         self.ttl, self.clock = ttl, clock
-        self.dir = Path(tempfile.mkdtemp(prefix="w2s-exports-"))  # mkdtemp makes it 0700
+        self._dir: Path | None = None
         self.files: dict[str, tuple[Path, float]] = {}  # download id -> (path, written at)
         self.lock = threading.Lock()
-        atexit.register(shutil.rmtree, self.dir, True)
+
+    @property
+    def dir(self) -> Path:
+        """The private folder, made on the first export (mkdtemp makes it 0700), removed at exit."""
+        with self.lock:
+            if self._dir is None:
+                self._dir = Path(tempfile.mkdtemp(prefix="w2s-exports-"))
+                atexit.register(shutil.rmtree, self._dir, True)
+            return self._dir
 
     def write(self, session: Session, kind: str, fmt: str, label_set: str | None) -> tuple[str, Path, int]:
         """Export into the private folder; returns (download id, path, rows)."""
@@ -90,7 +98,7 @@ class AdminExports:
             for t in old:
                 del self.files[t]
         for t in old:
-            shutil.rmtree(self.dir / t, ignore_errors=True)
+            shutil.rmtree(self._dir / t, ignore_errors=True)
 
     @staticmethod
     def link(token: str, path: Path) -> str:
