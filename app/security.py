@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections import deque
@@ -24,6 +25,7 @@ from app.exports import ROUTE, AdminExports
 from w2s.store import User
 
 log = logging.getLogger("w2s.security")
+_DOWNLOAD = re.compile(rf"/{ROUTE}/([A-Za-z0-9_-]+)/[^/]+$")  # <root>/w2s-export/<id>/<file name>
 
 SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
@@ -150,6 +152,11 @@ class Credentials:
         with self.lock:
             self.sessions.pop(token, None)
 
+    def keep_only(self, tokens) -> None:
+        """Forget the sessions Gradio no longer holds (logged out)."""
+        with self.lock:
+            self.sessions = {t: s for t, s in self.sessions.items() if t in tokens}
+
 
 # ---------------------------------------------------------------------------------------------- throttling
 
@@ -242,18 +249,18 @@ class Guard:
         path = scope["path"]
         if path.rstrip("/").endswith("/login") and scope["method"] == "POST":
             return await self._login(scope, receive, send_with_headers, gradio)
-        if f"/{ROUTE}/" in path:
-            return await self._download(scope, receive, send_with_headers, user, path)
+        download = _DOWNLOAD.search(path)
+        if download:
+            return await self._download(scope, receive, send_with_headers, user, download.group(1))
         return await self.app(scope, receive, send_with_headers)
 
-    async def _download(self, scope, receive, send, user, path):
+    async def _download(self, scope, receive, send, user, export_id):
         if user is None:
             response = JSONResponse({"detail": "Please log in."}, 401)
         elif self.credentials.get(user) != "admin":
             response = JSONResponse({"detail": "Only admins can download exports."}, 403)
         else:
-            parts = path.split(f"/{ROUTE}/", 1)[1].split("/")
-            file = self.exports.get(parts[0])
+            file = self.exports.get(export_id)
             if file is None:
                 response = JSONResponse({"detail": "This export has expired; export again."}, 404)
             else:
@@ -301,6 +308,7 @@ class Guard:
         await self.app(scope, replay, watch)
         if status[0] == 200:
             self.throttle.succeeded(name)
+            self.credentials.keep_only(getattr(gradio, "tokens", {}))
         elif 400 <= status[0] < 500:
             n = self.throttle.failed(name, address)
             log.warning("failed login for %s from %s (%d in the last minute)", _printable(name), address, n)

@@ -7,6 +7,7 @@ so nothing submitted lives only in the server's memory: a killed server loses no
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import threading
@@ -633,6 +634,8 @@ def _watch_new_pairs(url: str, every: float = 60.0) -> None:
 
 def launch(url: str, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> gr.Blocks:
     """Sync the queue pool, then serve the app with login. Blocks unless `block=False`."""
+    if not logging.getLogger().handlers:  # failed logins and ended sessions, with their time
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     with session_scope(url) as s:
         Q.sync_pool(s, Q.load_config(s))
     _watch_new_pairs(url)
