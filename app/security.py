@@ -245,7 +245,9 @@ class Guard:
                     "ended a session of %s: password changed or account deactivated", _printable(user)
                 )
                 msg = "Your session has ended (password changed or account deactivated); please log in again."
-                return await JSONResponse({"detail": msg}, 401)(scope, receive, send_with_headers)
+                if "/gradio_api/" in scope["path"] or scope["method"] != "GET":
+                    return await JSONResponse({"detail": msg}, 401)(scope, receive, send_with_headers)
+                # a page load goes on without the session: Gradio shows its login form
         path = scope["path"]
         if path.rstrip("/").endswith("/login") and scope["method"] == "POST":
             return await self._login(scope, receive, send_with_headers, gradio)

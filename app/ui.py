@@ -444,7 +444,7 @@ def build_app(url: str) -> gr.Blocks:
                     comment=comment,
                     pruned=pruned,
                     tree_id=tree.id if tree else None,
-                    meta={"rating": confidence},
+                    meta={"rating": int(rating) if rating.is_integer() else rating},
                 )
                 return {"annotation_id": ann.id, "created": created, "pair_id": ann.pair_id}
         except (Q.QueueError, security.InputError) as e:

@@ -110,6 +110,7 @@ def test_password_change_and_deactivation_end_open_sessions(site):
         erin.predict(api_name="/next_pair")
     r = erin_http.post("/gradio_api/upload", files={"files": ("x.txt", b"hello")})
     assert r.status_code == 401 and "session has ended" in r.json()["detail"]
+    assert erin_http.get("/gradio_api/user").json() is None  # the session is gone from Gradio too
     assert "ended a session of 'dave'" in site["server"].log.read_text()
     # the new password works, the old one does not
     assert login(site, "dave", "dave-pw").status_code == 400

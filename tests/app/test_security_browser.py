@@ -4,6 +4,7 @@ their folder."""
 from __future__ import annotations
 
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,19 @@ def test_enter_after_clicking_skip_submits_the_chosen_label(site):
         labels = s.exec(select(Annotation.label).where(Annotation.annotator == "alice")).all()
     assert [it.status for it in items if it.status != "open"] == ["skipped", "done"]
     assert labels == ["a"]
+    page.context.close()
+
+
+def test_a_password_change_sends_an_open_page_back_to_the_login_form(site):
+    from w2s.auth import add_user, set_password
+
+    add_user("carl", "annotator", "carl-pw", url=site["url"])
+    page = test_browser.login(site, "carl", "carl-pw")
+    set_password("carl", "carl-new-pw", url=site["url"])
+    time.sleep(1.5)  # the server re-reads credentials at most once a second
+    page.reload()
+    page.wait_for_selector("input[type=password]", timeout=60_000)
+    assert page.locator("#w2s-progress").count() == 0
     page.context.close()
 
 
