@@ -52,7 +52,7 @@ def check_comment(comment) -> str:
     if not isinstance(comment, str):
         raise InputError("the comment must be text")
     if len(comment) > MAX_COMMENT:
-        raise InputError(f"the comment has {len(comment):,} characters; at most {MAX_COMMENT:,} are kept")
+        raise InputError(f"the comment has {len(comment):,} characters; the limit is {MAX_COMMENT:,}")
     return comment
 
 
