@@ -416,12 +416,13 @@ class Handlers:
             rating = security.check_rating(confidence, CONF_MIN, CONF_MAX)
             comment = security.check_comment(comment)
             pruned = security.parse_pruned(pruned_json)
+            tree_id = security.check_tree_id(tree_id)
             with self.tx() as s:
                 item = Q.item_for(s, user, token)
                 if tree_id is None:
                     tree, _ = Q.latest_tree(s, item.pair_id)
                 else:
-                    tree = s.get(Tree, int(tree_id))
+                    tree = s.get(Tree, tree_id)
                     if tree is None or tree.pair_id != item.pair_id:
                         raise Q.QueueError(f"tree {tree_id} is not a tree of pair {item.pair_id}")
                 ann, created = Q.submit(

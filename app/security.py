@@ -98,6 +98,13 @@ def parse_pruned(pruned_json) -> list[dict]:
     return pruned
 
 
+def check_tree_id(tree_id) -> int | None:
+    """The tree /next_pair served, as sent back to /submit: an integer or nothing (never truncated)."""
+    if tree_id is not None and (not isinstance(tree_id, int) or isinstance(tree_id, bool)):
+        raise InputError(f"tree_id must be an integer (the tree_id /next_pair returned), got {tree_id!r}")
+    return tree_id
+
+
 # ---------------------------------------------------------------------------------------------- credentials
 
 
