@@ -227,13 +227,13 @@ def db_url(url: str | None = None) -> str:
     return url
 
 
-def safe_url(url: str | None = None) -> str:
-    """The database URL for messages and logs: its password replaced by ***."""
+def safe_url(url=None) -> str:
+    """The database URL (text or an engine's URL) for messages and logs: its password replaced by ***."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(db_url(url)).render_as_string(hide_password=True)
+        return make_url(db_url(None if url is None else str(url))).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparsable database URL>"
 

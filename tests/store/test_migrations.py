@@ -177,3 +177,11 @@ def test_a_store_of_an_unknown_revision_is_refused(db_url):
     store._engines.clear()
     with pytest.raises(StoreOutOfDate, match="unknown to this w2s"):
         get_engine(db_url)
+
+
+def test_messages_name_a_store_without_its_password():
+    from w2s.store import safe_url
+
+    url = "postgresql://w2s:S3cret-pw@db.example:5432/w2s"
+    # text from --db and an engine's URL (what `w2s db current` and StoreOutOfDate show) read the same
+    assert safe_url(url) == safe_url(make_engine(url).url) == "postgresql+psycopg://w2s:***@db.example:5432/w2s"
