@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
 
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
         from app.ui import launch
-        from w2s.store import db_url
+        from w2s.store import db_url, safe_url
 
         url = db_url(db)
-        typer.echo(f"w2s: serving {url} on http://{host}:{port}")
+        typer.echo(f"w2s: serving {safe_url(url)} on http://{host}:{port}")
         launch(url, host=host, port=port, block=True)

@@ -10,21 +10,19 @@ server's memory. A refusal meant for the user (not a fault) is raised as `Refuse
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 
 import pandas as pd
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from app import queue as Q
-from app import render, stats
-from w2s.store import Annotation, Pair, QueueItem, Tree, User, db_url, get_setting, session_scope, set_setting
+from app import render, security, stats
+from app.exports import AdminExports, ExportRefused
+from w2s.store import Annotation, Pair, QueueItem, Tree, db_url, get_setting, session_scope, set_setting
 
 CONF_MIN, CONF_MAX = 1, 5
 
@@ -94,20 +92,6 @@ class Welcome:
     page: PairPage
 
 
-class _Roles:
-    """name -> role of active users, re-read at most every `ttl` seconds (saves a query per request)."""
-
-    def __init__(self, tx, ttl: float = 10.0):
-        self.tx, self.ttl, self.at, self.roles = tx, ttl, 0.0, {}
-
-    def get(self, name: str) -> str | None:
-        if name not in self.roles or time.monotonic() - self.at > self.ttl:
-            with self.tx() as s:
-                rows = s.exec(select(User.name, User.role).where(User.active == True)).all()
-            self.roles, self.at = dict(rows), time.monotonic()
-        return self.roles.get(name)
-
-
 class Handlers:
     """The app bound to one store URL."""
 
@@ -117,7 +101,8 @@ class Handlers:
         # taking the turn in-process (a FIFO-ish lock) avoids SQLite's sleeping busy-wait, which made the
         # latency tail.
         self.lock = threading.Lock() if db_url(url).startswith("sqlite") else contextlib.nullcontext()
-        self.roles = _Roles(self.tx)
+        self.roles = security.Credentials(self.tx)  # active users' roles, and what ends a session (ui.launch)
+        self.exports = AdminExports()
 
     @contextlib.contextmanager
     def tx(self):
@@ -220,6 +205,11 @@ class Handlers:
             raise Refused("Nothing to submit.")
         if label not in ("a", "b", "tie"):
             raise Refused("Choose A, B or tie first (keys 1, 2, 0).")
+        try:
+            rating = security.check_rating(rating, CONF_MIN, CONF_MAX)
+            comment = security.check_comment(comment)
+        except security.InputError as e:
+            raise Refused(str(e)) from None
         pruned = [{"node_id": int(k), "reason": v} for k, v in (view.get("pruned") or {}).items()]
         with self.tx() as s:
             try:
@@ -250,6 +240,10 @@ class Handlers:
         user, _ = self.whoami(user)
         if not view or not view.get("pair_id"):
             raise Refused("Nothing to save.")
+        try:
+            security.check_comment(comment)
+        except security.InputError as e:
+            raise Refused(str(e)) from None
         with self.tx() as s:
             draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {}}
             Q.save_draft(s, user, view["pair_id"], draft)
@@ -359,19 +353,16 @@ class Handlers:
         return f"Saved; pool of {n} pairs re-synced."
 
     def export(self, user: str, kind: str, fmt: str, label_set: str | None) -> tuple[str, str]:
-        """(file, message): the label set, every raw annotation, or the current human labels."""
+        """(download link, message): the label set, every raw annotation, or the current human labels,
+        written into the admins' private export folder (served by ui.launch's guard)."""
         self.admin_only(user)
-        fmt = "jsonl" if kind == "current" else (fmt or "jsonl")
-        name = f"w2s-{label_set or 'default'}" if kind == "labelset" else f"w2s-{kind}-annotations"
-        out = Path(tempfile.mkdtemp(prefix="w2s-export-")) / f"{name}.{fmt}"
-        with self.tx() as s:
-            if kind == "labelset":
-                n = stats.export_label_set(s, out, label_set=label_set or "default", fmt=fmt)
-            elif kind == "raw":
-                n = stats.export_raw(s, out, fmt=fmt)
-            else:
-                n = stats.export_annotations(s, out)
-        return str(out), f"Exported {n} rows to `{out.name}`."
+        try:
+            with self.tx() as s:
+                token, path, n = self.exports.write(s, kind, fmt, label_set)
+        except ExportRefused as e:
+            raise Refused(str(e)) from None
+        link = render.download_link(self.exports.link(token, path), path.name)
+        return link, f"Exported {n} rows to `{path.name}` (the link works for admins for 10 minutes)."
 
     def save_guidelines(self, user: str, text: str) -> tuple[str, str]:
         self.admin_only(user)
@@ -422,13 +413,16 @@ class Handlers:
         without it, the pair's newest tree."""
         user, _ = self.whoami(user)
         try:
-            pruned = json.loads(pruned_json or "[]")
+            rating = security.check_rating(confidence, CONF_MIN, CONF_MAX)
+            comment = security.check_comment(comment)
+            pruned = security.parse_pruned(pruned_json)
+            tree_id = security.check_tree_id(tree_id)
             with self.tx() as s:
                 item = Q.item_for(s, user, token)
                 if tree_id is None:
                     tree, _ = Q.latest_tree(s, item.pair_id)
                 else:
-                    tree = s.get(Tree, int(tree_id))
+                    tree = s.get(Tree, tree_id)
                     if tree is None or tree.pair_id != item.pair_id:
                         raise Q.QueueError(f"tree {tree_id} is not a tree of pair {item.pair_id}")
                 ann, created = Q.submit(
@@ -436,20 +430,24 @@ class Handlers:
                     user,
                     token,
                     label,
-                    confidence=rating_to_confidence(confidence),
+                    confidence=rating_to_confidence(rating),
                     comment=comment,
                     pruned=pruned,
                     tree_id=tree.id if tree else None,
-                    meta={"rating": confidence},
+                    meta={"rating": int(rating) if rating.is_integer() else rating},
                 )
                 return {"annotation_id": ann.id, "created": created, "pair_id": ann.pair_id}
-        except (Q.QueueError, json.JSONDecodeError) as e:
+        except (Q.QueueError, security.InputError) as e:
             raise Refused(str(e)) from None
 
     def api_save_draft(self, user: str, token: str, state_json: str) -> str:
         """Save a draft (any JSON object) for the pair named by the token."""
         user, _ = self.whoami(user)
-        with self.tx() as s:
-            item = Q.item_for(s, user, token)
-            Q.save_draft(s, user, item.pair_id, json.loads(state_json))
+        try:
+            state = security.parse_draft(state_json)
+            with self.tx() as s:
+                item = Q.item_for(s, user, token)
+                Q.save_draft(s, user, item.pair_id, state)
+        except (Q.QueueError, security.InputError) as e:
+            raise Refused(str(e)) from None
         return "ok"

@@ -97,3 +97,8 @@ def progress_html(done: int, remaining: int) -> str:
 def node_choice(rank: int, node: Node) -> tuple[str, int]:
     """(label, value) of a node in the prune selector."""
     return (f"#{rank} {node.principle_name or node.principle_id}", int(node.id))
+
+
+def download_link(href: str, name: str) -> str:
+    """The admin page's link to an export (served by the app's guard, to admins only)."""
+    return f'<a class="w2s-download" href="{html.escape(href)}" download="{html.escape(name)}">{html.escape(name)}</a>'

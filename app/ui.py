@@ -8,6 +8,7 @@ its own store transaction: a killed server loses no label and no draft.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 import time
@@ -18,10 +19,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from app import queue as Q
+from app import security
 from app.handlers import CONF_MAX, CONF_MIN, Handlers, PairPage, Refused, asset
-from w2s.store import db_url, session_scope
+from w2s.store import db_url, redact, session_scope
 
 HELP_HTML = """<div id="w2s-help" role="dialog" aria-label="Keyboard shortcuts"><b>Keyboard</b><br>
 <kbd>1</kbd>/<kbd>A</kbd> A &nbsp; <kbd>2</kbd>/<kbd>B</kbd> B &nbsp; <kbd>0</kbd>/<kbd>T</kbd> tie<br>
@@ -199,7 +202,13 @@ def build_app(url: str) -> gr.Blocks:
                         elem_id="w2s-confidence",
                         scale=1,
                     )
-                    comment = gr.Textbox(label="Comment (optional)", lines=1, elem_id="w2s-comment", scale=2)
+                    comment = gr.Textbox(
+                        label="Comment (optional)",
+                        lines=1,
+                        max_length=security.MAX_COMMENT,
+                        elem_id="w2s-comment",
+                        scale=2,
+                    )
                 with gr.Row():
                     prev_btn = gr.Button("← Previous", elem_id="w2s-prev", size="sm")
                     skip_btn = gr.Button("Skip [S]", elem_id="w2s-skip", size="sm")
@@ -241,7 +250,7 @@ def build_app(url: str) -> gr.Blocks:
                     exp_current = gr.Button(
                         "Export current human labels (JSONL)", elem_id="w2s-export-current", size="sm"
                     )
-                export_file = gr.File(label="Download", elem_id="w2s-export-file", interactive=False)
+                export_file = gr.HTML(elem_id="w2s-export-file")  # a link served to admins only
                 export_msg = gr.Markdown(elem_id="w2s-export-msg")
                 gr.Markdown("### Queue settings")
                 with gr.Row():
@@ -289,8 +298,8 @@ def build_app(url: str) -> gr.Blocks:
         gr.api(api_next_pair, api_name="next_pair")
         gr.api(api_submit, api_name="submit")
         gr.api(api_save_draft, api_name="save_draft")
+    demo.w2s_guard = {"credentials": h.roles, "exports": h.exports}  # for launch's middleware
     return demo
-
 
 
 def make_auth(url: str):
@@ -313,20 +322,25 @@ def _watch_new_pairs(url: str, every: float = 60.0) -> None:
                 with session_scope(url) as s:
                     Q.add_new_pairs(s, Q.load_config(s))
             except Exception as e:  # noqa: BLE001 - a failed sync must not stop the next one
-                print(f"w2s: syncing new pairs failed: {e!r}", flush=True)
+                print(f"w2s: syncing new pairs failed: {redact(repr(e), url)}", flush=True)
 
     threading.Thread(target=loop, name="w2s-new-pairs", daemon=True).start()
 
 
 def launch(url: str, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> gr.Blocks:
     """Sync the queue pool, then serve the app with login. Blocks unless `block=False`."""
+    if not logging.getLogger().handlers:  # failed logins and ended sessions, with their time
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     with session_scope(url) as s:
         Q.sync_pool(s, Q.load_config(s))
     _watch_new_pairs(url)
     demo = build_app(url)
     # SQLite writes one transaction at a time: a few worker threads keep it busy without a GIL convoy.
     demo.queue(default_concurrency_limit=4 if db_url(url).startswith("sqlite") else 16)
+    guard = Middleware(security.Guard, throttle=security.Throttle(), **demo.w2s_guard)
     demo.launch(
+        app_kwargs={"middleware": [guard]},
+        max_file_size="1mb",  # the app takes no uploads; Gradio's upload route would take any size
         server_name=host,
         server_port=port,
         auth=make_auth(url),

@@ -142,22 +142,65 @@ def _chunks(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
         yield chunk
 
 
-def _atomic(out: Path, write: Callable[[Path], int]) -> int:
-    """Write to a temporary sibling, then rename: a failed export never leaves half a file at `out`."""
+MANIFEST = ".w2s-export.json"
+"""Written into every folder export: the files it holds, so that a later export may replace them (and only them)."""
+
+
+class ExportError(ValueError):
+    """The export was refused before anything was written (e.g. its target holds files that are not ours)."""
+
+
+def _manifest(folder: Path) -> set[str] | None:
+    """The file names a previous w2s export wrote into `folder`, or None when it is not one of ours."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {str(f) for f in files} | {MANIFEST}
+
+
+def check_target(out: Path, folder: bool) -> None:
+    """Refuse a target whose replacement would delete what the tool did not write."""
     out = Path(out)
+    if folder:
+        if out.is_symlink() or (out.exists() and not out.is_dir()):
+            raise ExportError(f"{out} exists and is not a folder; choose a new folder for --format hf")
+        if out.is_dir():
+            names = set(os.listdir(out))
+            ours = _manifest(out)
+            if names and (ours is None or not names <= ours):
+                raise ExportError(
+                    f"{out} is a non-empty folder that is not a previous w2s export; nothing was written "
+                    "(choose a new or empty folder: the export never deletes files it did not write)"
+                )
+    elif out.is_dir():
+        raise ExportError(f"{out} is a folder; give a file name for this format")
+
+
+def _atomic(out: Path, write: Callable[[Path], int], folder: bool = False) -> int:
+    """Write to a temporary sibling, then rename: a failed export never leaves half a file at `out`.
+    A folder replaces only an empty folder or a previous w2s export (see `check_target`)."""
+    out = Path(out)
+    check_target(out, folder)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
     try:
         n = write(tmp)
-        if out.is_dir() and tmp.is_dir():
-            shutil.rmtree(out)
+        check_target(out, folder)  # again: the folder may have changed while we wrote
+        if folder and out.is_dir() and os.listdir(out):
+            os.replace(out, old)  # a previous export of ours: its files go once the new one is in place
         os.replace(tmp, out)
+        if old.is_dir():
+            shutil.rmtree(old)
         return n
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if old.is_dir() and not out.exists():
+            os.replace(old, out)
         raise
 
 
@@ -225,11 +268,13 @@ def write_hf(rows: Iterable[dict], out: Path) -> int:
             datasets.disable_progress_bars()
             ds = Dataset.from_generator(gen, features=features, cache_dir=cache, fingerprint=f"w2s-{os.getpid()}")
             ds.save_to_disk(str(path))
+            files = sorted(os.listdir(path))
+            (path / MANIFEST).write_text(json.dumps({"files": files}), encoding="utf-8")
             return len(ds)
         finally:
             shutil.rmtree(cache, ignore_errors=True)
 
-    return _atomic(out, write)
+    return _atomic(out, write, folder=True)
 
 
 def write_raw(rows: Iterable[dict], out: Path, fmt: str) -> int:

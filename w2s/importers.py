@@ -13,8 +13,10 @@ When gold comes from chosen/rejected, which side is shown as A is a seeded coin 
 (``random.Random(f"{seed}:{pair_id}")``), so the layout does not depend on row order or on skipped rows;
 the seed goes to ``Pair.position_seed``, the flip to ``Pair.swapped`` and gold names the side shown.
 Pair ids are content hashes of (dataset, prompt, first response, second response) in the file's order, so
-re-importing a file adds nothing. A file is imported in one transaction: with any bad record nothing is
-stored, unless ``skip_invalid`` is set, in which case the bad records are reported and the rest stored.
+re-importing a file adds nothing; a record whose responses come the other way round (an export, which lists
+chosen first) is recognised too: the id it would have in the other order is looked up before inserting.
+A file is imported in one transaction: with any bad record nothing is stored, unless ``skip_invalid`` is set,
+in which case the bad records are reported and the rest stored.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ class ImportResult:
     """Pairs already in the store (a re-import)."""
     present_other_split: int = 0
     """Of `present`, pairs stored under another split of the same dataset (a train/test overlap)."""
+    present_reordered: int = 0
+    """Of `present`, pairs stored with their responses in the other order (e.g. an export re-imported)."""
     duplicates: int = 0
     """Records repeating an earlier record of the same file."""
     skipped: list[RecordError] = field(default_factory=list)
@@ -113,6 +117,8 @@ class ImportResult:
         parts = [f"{self.new} new", f"{self.present} already present"]
         if self.present_other_split:
             parts.append(f"{self.present_other_split} of them in another split")
+        if self.present_reordered:
+            parts.append(f"{self.present_reordered} of them stored with A and B the other way round")
         if self.duplicates:
             parts.append(f"{self.duplicates} duplicate(s) within the file")
         if self.skipped:
@@ -130,6 +136,15 @@ def pair_id(dataset: str, prompt: str, first: str, second: str) -> str:
     """Content hash of a pair, with its responses in the order the source file gives them."""
     blob = json.dumps([dataset, prompt, first, second], ensure_ascii=False).encode("utf-8", "surrogatepass")
     return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def mirror_id(row: dict) -> str:
+    """The id a pair row would have from a file listing its responses the other way round (an export lists
+    them chosen first). Looking it up on import recognises the comparison whatever the file's A/B order,
+    without changing the ids of stored pairs."""
+    a, b = row["response_a"], row["response_b"]
+    first, second = (b, a) if row["swapped"] else (a, b)  # the order of the file
+    return pair_id(row["dataset"], row["prompt"], second, first)
 
 
 def is_swapped(seed: int, pid: str) -> bool:
@@ -195,8 +210,11 @@ def read_jsonl(path: Path, file: str, progress: Callable[[int], None]) -> Iterat
                 continue
             try:
                 record = json.loads(text)
-            except json.JSONDecodeError as e:
-                yield where, RecordError(file, where, None, f"malformed JSON: {e.msg} at column {e.colno}")
+            except json.JSONDecodeError as e:  # e.msg may end in "at" ("Unterminated string starting at")
+                yield where, RecordError(file, where, None, f"malformed JSON: {e.msg} (column {e.colno})")
+                continue
+            except RecursionError:
+                yield where, RecordError(file, where, None, "JSON nested too deeply to read")
                 continue
             if not isinstance(record, dict):
                 yield (
@@ -310,8 +328,10 @@ class _Record:
     def raw(self, name: str) -> Any:
         self.used.add(name)
         value = self.record.get(name)
-        if value is None or (isinstance(value, float) and math.isnan(value)):  # None / NaN from pandas
+        if value is None:
             raise self.error(name, "missing field")
+        if isinstance(value, float) and math.isnan(value):  # JSON's NaN, or a null pandas wrote as NaN
+            raise self.error(name, "expected text, got NaN")
         return value
 
     def check_text(self, name: str, value: Any, *, what: str = "field") -> str:
@@ -331,20 +351,37 @@ class _Record:
         return self.check_text(name, self.raw(name), what=what)
 
     def extras(self) -> dict:
-        return {k: _jsonable(v) for k, v in self.record.items() if k not in self.used}
+        out = {}
+        for k, v in self.record.items():
+            if k not in self.used:
+                try:
+                    out[k] = _jsonable(v)
+                except _TooDeep:
+                    raise self.error(k, f"nested more than {MAX_DEPTH} levels deep") from None
+        return out
 
 
-def _jsonable(value: Any) -> Any:
+MAX_DEPTH = 64
+"""Deepest nesting kept in a pair's metadata: deeper is no real dataset, and would overflow the JSON column."""
+
+
+class _TooDeep(ValueError):
+    pass
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if depth >= MAX_DEPTH:
+        raise _TooDeep
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, depth + 1) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
     if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return _jsonable(value.tolist())
+        return _jsonable(value.tolist(), depth)
     return str(value)
 
 
@@ -512,6 +549,11 @@ def _insert_new(session, rows: list[dict]) -> set[str]:
     return {r["id"] for r in fresh}
 
 
+def _stored_ids(session, ids: list[str]) -> set[str]:
+    table = Pair.__table__
+    return set(session.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars()) if ids else set()
+
+
 def _other_split(session, ids: Iterable[str], split: str) -> int:
     table = Pair.__table__
     ids = list(ids)
@@ -570,7 +612,12 @@ def import_file(
     def flush(session) -> None:
         if not batch:
             return
-        new = _insert_new(session, batch)
+        mirrors = [mirror_id(r) for r in batch]
+        reordered = _stored_ids(session, mirrors)  # the same comparison, stored from the other A/B order
+        result.present_reordered += len(reordered)
+        result.present += len(reordered)
+        batch[:] = [r for r, m in zip(batch, mirrors) if m not in reordered]
+        new = _insert_new(session, batch) if batch else set()
         result.new += len(new)
         result.present += len(batch) - len(new)
         result.present_other_split += _other_split(
@@ -591,7 +638,7 @@ def import_file(
                 if config.skip_invalid or len(errors) < 1000:
                     errors.append(record)
                 continue
-            if record["id"] in seen:
+            if record["id"] in seen or mirror_id(record) in seen:
                 result.duplicates += 1
                 continue
             seen.add(record["id"])
@@ -603,6 +650,8 @@ def import_file(
                 flush(session)
         if n_errors and not config.skip_invalid:
             raise ImportFailed(file, errors, n_errors)  # rolls the whole file back
+        if result.read == 0:
+            raise ImportFailed(file, [], reason="no records (an empty file?); nothing was imported")
         flush(session)
     result.skipped = errors
     result.seconds = time.perf_counter() - t0

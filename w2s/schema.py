@@ -16,7 +16,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.engine.url import make_url
+
+from w2s.store import safe_url
 
 BASELINE = "0001"
 """The schema of w2s before migrations (commit 5758463)."""
@@ -39,11 +40,6 @@ def head() -> str:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
-def shown(url) -> str:
-    """The URL without its password, for messages."""
-    return make_url(str(url)).render_as_string(hide_password=True)
-
-
 def current(connection: Connection) -> str | None:
     """The store's revision; BASELINE for a pre-Alembic store, None for an empty database."""
     rev = MigrationContext.configure(connection).get_current_revision()
@@ -64,7 +60,7 @@ def ensure(engine: Engine) -> None:
             return
     if rev != head():
         known = {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
-        db = shown(engine.url)
+        db = safe_url(engine.url)
         if rev in known:
             raise StoreOutOfDate(
                 f"the store {db} has schema revision {rev}, this w2s needs {head()}: "

@@ -227,6 +227,29 @@ def db_url(url: str | None = None) -> str:
     return url
 
 
+def safe_url(url=None) -> str:
+    """The database URL (text or an engine's URL) for messages and logs: its password replaced by ***."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(db_url(None if url is None else str(url))).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable database URL>"
+
+
+def redact(text: str, url: str | None = None) -> str:
+    """`text` (an error message, say) with the database password masked wherever it appears."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(db_url(url)).password
+    except ArgumentError:
+        return text
+    return text.replace(password, "***") if password else text
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # WAL lets readers run beside one writer; busy_timeout makes concurrent writers wait instead of failing.
     cur = dbapi_conn.cursor()

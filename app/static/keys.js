@@ -39,7 +39,8 @@
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
     if (typing(e.target) || !onAnnotateTab()) return;
-    if (e.key === "Enter" && e.target && e.target.tagName === "BUTTON") return; // the button's own click
+    // Enter submits wherever the focus is: left to a focused button (say Skip, just clicked), Enter would
+    // press that button again and the label chosen since would be lost with the skipped pair.
     const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
     const action = actions[key] || actions[e.key];
     if (!action) return;

@@ -86,7 +86,13 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90.0) -> Server:
-        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "W2S_DB": self.url}
+        # TMPDIR: the server's temporary files (Gradio's cache, admin exports) stay in the test's folder
+        env = {
+            **os.environ,
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "W2S_DB": self.url,
+            "TMPDIR": str(self.log.parent),
+        }
         with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 [

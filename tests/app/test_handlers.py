@@ -64,6 +64,13 @@ def test_draft_history_and_undo(h, db_url):
     assert "Undone: your last label is withdrawn." in undone.status and undone.view["pair_id"] == page.view["pair_id"]
 
 
+@pytest.mark.parametrize("tree_id", ["abc", 1.5, True, [1]])
+def test_api_tree_id_must_be_an_integer(h, tree_id):
+    token = h.api_next_pair("alice")["token"]
+    with pytest.raises(Refused, match="tree_id must be an integer"):
+        h.api_submit("alice", token, "a", 3, "", "[]", tree_id)
+
+
 def _node_ids(url, tree_id):
     from w2s.store import Node
 

@@ -107,3 +107,27 @@ def test_export_raw_and_errors(cli, crowd, tmp_path):
     r = cli("export", "--out", tmp_path / "x.jsonl", "--label-set", "nope")
     assert r.exit_code == 1 and "no label set named 'nope'" in r.output
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_export_hf_never_deletes_files_it_did_not_write(cli, crowd, tmp_path):
+    assert cli("labels", "build").exit_code == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my work", encoding="utf-8")
+    r = cli("export", "--format", "hf", "--out", mine)
+    assert r.exit_code == 1 and "not a previous w2s export" in " ".join(r.output.split())
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]  # untouched, nothing added
+
+    empty, again = tmp_path / "empty", tmp_path / "again"
+    empty.mkdir()
+    assert cli("export", "--format", "hf", "--out", empty).exit_code == 0  # an empty folder is fine
+    assert cli("export", "--format", "hf", "--out", again).exit_code == 0
+    r = cli("export", "--format", "hf", "--out", again, "--min-weight", 0.9)  # our own export is replaced
+    assert r.exit_code == 0, r.output
+    assert len(load_from_disk(str(again))) < len(load_from_disk(str(empty)))
+    (again / "README.md").write_text("added by hand", encoding="utf-8")
+    r = cli("export", "--format", "hf", "--out", again)
+    assert r.exit_code == 1 and (again / "README.md").read_text(encoding="utf-8") == "added by hand"
+    r = cli("export", "--format", "jsonl", "--out", again)
+    assert r.exit_code == 1 and "is a folder" in " ".join(r.output.split())  # rich wraps long lines
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind

@@ -192,3 +192,11 @@ def test_a_store_that_already_has_cached_tokens_upgrades(tmp_path):
     result = runner.invoke(app, ["--db", url, "db", "upgrade"])
     assert result.exit_code == 0 and f"-> {head()}" in result.output, result.output
     assert schema_diff(url) == []
+
+
+def test_messages_name_a_store_without_its_password():
+    from w2s.store import safe_url
+
+    url = "postgresql://w2s:S3cret-pw@db.example:5432/w2s"
+    # text from --db and an engine's URL (what `w2s db current` and StoreOutOfDate show) read the same
+    assert safe_url(url) == safe_url(make_engine(url).url) == "postgresql+psycopg://w2s:***@db.example:5432/w2s"

@@ -254,6 +254,39 @@ def test_bad_record_names_file_line_field_and_imports_nothing(db_url, tmp_path, 
     assert stored(db_url) == {}  # the two good rows before it were rolled back
 
 
+def test_edge_cases_name_the_line(db_url, tmp_path):
+    deep = '{"prompt": "q", "chosen": "good", "rejected": "bad", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    nested = {**trl(5), "meta": json.loads("[" * 200 + "]" * 200)}  # parses, too deep to keep as metadata
+    rows = [
+        GOOD,
+        deep,
+        '{"prompt": "q", "chosen": "good", "rejected": NaN}',
+        '{"prompt": "unterminated',
+        nested,
+    ]
+    path = write_jsonl(tmp_path / "edge.jsonl", rows)
+    with pytest.raises(ImportFailed) as exc:
+        import_file(path, cfg(), db_url)
+    got = [(e.where, e.field, e.message) for e in exc.value.errors]
+    assert got == [
+        ("line 2", None, "JSON nested too deeply to read"),
+        ("line 3", "rejected", "expected text, got NaN"),
+        ("line 4", None, "malformed JSON: Invalid control character at (column 25)"),
+        ("line 5", "meta", "nested more than 64 levels deep"),
+    ]
+    r = import_file(path, cfg(skip_invalid=True), db_url)
+    assert (r.read, r.new, len(r.skipped)) == (5, 1, 4)
+
+    for name, text in (
+        ("empty.jsonl", ""),
+        ("blank.jsonl", "\n\n"),
+        ("header.csv", "prompt,chosen,rejected\n"),
+    ):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        with pytest.raises(ImportFailed, match="no records"):
+            import_file(tmp_path / name, cfg(), db_url)
+
+
 def test_non_utf8_bytes_in_jsonl_and_csv(db_url, tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(
@@ -322,6 +355,38 @@ def test_reimport_is_a_noop_even_with_another_seed(store_url, tmp_path):
     assert (again.new, again.present) == (0, 20)
     assert "0 new, 20 already present" in again.summary()
     assert {pid: (p.response_a, p.gold) for pid, p in stored(store_url).items()} == before
+
+
+def test_reimporting_an_export_into_its_dataset_adds_nothing(store_url, tmp_path):
+    from w2s.export import export_label_set
+    from w2s.store import LabelSet
+
+    rows = [trl(i) for i in range(6)] + [
+        {"prompt": "q6?", "response_a": "left", "response_b": "right", "label": "a"}
+    ]
+    import_file(write_jsonl(tmp_path / "p.jsonl", rows), cfg(), store_url)
+    before = {pid: (p.response_a, p.response_b, p.gold) for pid, p in stored(store_url).items()}
+    with session_scope(store_url) as s:  # a label set that prefers the originally rejected response
+        for pid, p in stored(store_url).items():
+            other = "b" if p.gold == "a" else "a"
+            s.add(LabelSet(name="flip", pair_id=pid, label=other, soft_label=0.2 if other == "b" else 0.8))
+    with session_scope(store_url) as s:
+        assert export_label_set(s, "jsonl", tmp_path / "flip.jsonl", label_set="flip") == 7
+    r = import_file(
+        tmp_path / "flip.jsonl", cfg(), store_url
+    )  # {prompt, chosen, rejected} in the other order
+    assert (r.new, r.present, r.present_reordered) == (0, 7, 7)
+    assert "7 of them stored with A and B the other way round" in r.summary()
+    assert {pid: (p.response_a, p.response_b, p.gold) for pid, p in stored(store_url).items()} == before
+    swapped = write_jsonl(
+        tmp_path / "s.jsonl", [{**trl(0), "chosen": "bad answer 0", "rejected": "good answer 0"}]
+    )
+    assert import_file(swapped, cfg(), store_url).new == 0  # whatever the file's A/B order
+    both = write_jsonl(
+        tmp_path / "both.jsonl", [trl(9), {**trl(9), "chosen": "bad answer 9", "rejected": "good answer 9"}]
+    )
+    r = import_file(both, cfg(), store_url)
+    assert (r.new, r.duplicates) == (1, 1)  # the same comparison twice in one file
 
 
 def test_overlap_with_another_split_is_reported(store_url, tmp_path):

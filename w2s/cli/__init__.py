@@ -67,11 +67,10 @@ def _root(
 
 def _announce(url: str) -> None:
     """Say which store a command uses when it is not the default `w2s.db` (on stderr, once)."""
-    from w2s.schema import shown
-    from w2s.store import DEFAULT_DB, db_url
+    from w2s.store import DEFAULT_DB, db_url, safe_url
 
     if url != db_url(DEFAULT_DB):
-        typer.echo(f"w2s: store {shown(url)}", err=True)
+        typer.echo(f"w2s: store {safe_url(url)}", err=True)
 
 
 def _register_all() -> None:

@@ -14,29 +14,28 @@ db_app = typer.Typer(help="The store's schema: which revision it has, and upgrad
 def current() -> None:
     """Print the store's schema revision and the one this w2s needs."""
     from w2s.schema import current as current_rev
-    from w2s.schema import head, shown
-    from w2s.store import db_url, make_engine
+    from w2s.schema import head
+    from w2s.store import db_url, make_engine, safe_url
 
     engine = make_engine(db_url())
     with engine.connect() as conn:
         rev = current_rev(conn)
     engine.dispose()
     state = "empty" if rev is None else "up to date" if rev == head() else "behind: run `w2s db upgrade`"
-    out.print(f"{shown(engine.url)}: revision {rev or '-'} (this w2s needs {head()}; {state})")
+    out.print(f"{safe_url(engine.url)}: revision {rev or '-'} (this w2s needs {head()}; {state})")
 
 
 @db_app.command("upgrade")
 def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Migrate the store to the newest schema, keeping every row (back it up first: a migration of a
     team database cannot be undone by w2s)."""
-    from w2s.schema import shown
     from w2s.schema import upgrade as run_upgrade
-    from w2s.store import db_url, make_engine
+    from w2s.store import db_url, make_engine, safe_url
 
     engine = make_engine(db_url())
     before, after = run_upgrade(engine, revision)
     engine.dispose()
-    out.print(f"{shown(engine.url)}: revision {before or '-'} -> {after}")
+    out.print(f"{safe_url(engine.url)}: revision {before or '-'} -> {after}")
 
 
 def register(app: typer.Typer) -> None:

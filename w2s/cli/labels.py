@@ -126,24 +126,28 @@ def export_cmd(
     fully, as a hard label); w2s.training.trl_reward.WeightedRewardTrainer is a RewardTrainer that uses
     both, and `w2s train` uses both for every objective.
     """
-    from w2s.export import export_label_set, iter_raw_rows, label_set_names, write_raw
+    from w2s.export import ExportError, export_label_set, iter_raw_rows, label_set_names, write_raw
 
     bar = CliProgress(SpinnerColumn(), TextColumn("exporting"), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=err, transient=True)  # fmt: skip
-    with session_scope() as session, bar:
-        task = bar.add_task("export", total=None)
-        if raw:
-            if fmt == Format.hf:
-                raise typer.BadParameter("--raw writes jsonl or parquet", param_hint="--format")
-            rows = iter_raw_rows(session)
-            n = write_raw((bar.advance(task) or r for r in rows), out_path, fmt.value)
-        else:
-            if label_set not in label_set_names(session):
-                known = ", ".join(label_set_names(session)) or "none; run `w2s labels build` first"
-                err.print(f"[red]no label set named '{label_set}' (known: {known})[/red]")
-                raise typer.Exit(1)
-            n = export_label_set(session, fmt.value, out_path, label_set=label_set, min_weight=min_weight,
-                                 include_variants=include_variants, progress=lambda _r: bar.advance(task))  # fmt: skip
+    try:
+        with session_scope() as session, bar:
+            task = bar.add_task("export", total=None)
+            if raw:
+                if fmt == Format.hf:
+                    raise typer.BadParameter("--raw writes jsonl or parquet", param_hint="--format")
+                rows = iter_raw_rows(session)
+                n = write_raw((bar.advance(task) or r for r in rows), out_path, fmt.value)
+            else:
+                if label_set not in label_set_names(session):
+                    known = ", ".join(label_set_names(session)) or "none; run `w2s labels build` first"
+                    err.print(f"[red]no label set named '{label_set}' (known: {known})[/red]")
+                    raise typer.Exit(1)
+                n = export_label_set(session, fmt.value, out_path, label_set=label_set, min_weight=min_weight,
+                                     include_variants=include_variants, progress=lambda _r: bar.advance(task))  # fmt: skip
+    except ExportError as e:  # the target holds files that are not ours: nothing was written
+        err.print(f"[red]error: {e}[/red]")
+        raise typer.Exit(1) from None
     what = "annotations" if raw else f"rows of label set '{label_set}'"
     out.print(f"wrote {n} {what} to {out_path} ({fmt.value})")
 
