@@ -221,7 +221,7 @@ def main() -> None:
         if kind == "features":
             features_master = master
 
-    weak = get_model(args.weak) if any(m in {"naive", "seam", "cot-v1", "cot-v2", "cot-v3"} for m in methods) else None
+    weak = get_model(args.weak) if any(m not in {"aligned", "seam-aligned", "seam-aligned-rm"} for m in methods) else None
     annotators = {}
     for m in methods:
         if m in ("aligned", "seam-aligned", "seam-aligned-rm"):
