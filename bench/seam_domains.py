@@ -152,11 +152,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from annotators.base import annotate_all, get_annotator
     from w2s.backends import get_model
-    from w2s.cli.master import nodes_of
+    from w2s.cli.master import training_rows
     from w2s.master import MasterConfig
     from w2s.master import train as fit
     from w2s.principles import fallback_notice, library_for_dataset, load_library
-    from w2s.store import Pair, Tree, session_scope
+    from w2s.store import Tree, session_scope
     from w2s.w2s_metrics import accuracy_gap_ci
 
     deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
@@ -200,22 +200,18 @@ def main() -> None:
 
     # the master: trained on the train pairs that have a tree
     with session_scope(url) as s:
-        pairs = {p.id: p for p in s.exec(select(Pair).where(Pair.id.in_(train_ok)))}
-        trees = [tree_of[p] for p in train_ok]
-        nodes = nodes_of(s, trees)
-        for row in (*pairs.values(), *[n for ns in nodes for n in ns]):
-            s.expunge(row)
+        _, pairs, trees, nodes = training_rows(s, train_ok, strong.spec, cfg.hash())
     methods = [m for m in args.methods.split(",") if m]
     runs = {}
     for kind in ("features", "rm") if "seam-aligned-rm" in methods else ("features",):
         mcfg = MasterConfig(kind=kind, weak=args.master_weak, seed=args.seed, strong=strong.spec,
                             tree_config=cfg.hash(), library=library)
-        master = fit([pairs[p] for p in train_ok], trees, nodes, load_library(library), mcfg)
+        master = fit(pairs, trees, nodes, load_library(library), mcfg)
         runs[kind] = Path(db).with_suffix("") / "masters" / master.run_id
         if not (runs[kind] / "master.json").exists():
             master.save(runs[kind])
         m = master.metrics
-        print(f"{kind} master {master.run_id} on {len(train_ok)} train pairs (training accuracy "
+        print(f"{kind} master {master.run_id} on {len(pairs)} train pairs (training accuracy "
               f"{m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})"
               + "".join(f"; {r['name']} {r['trust']:+.2f}" for r in m["trust"]))
         if kind == "features":

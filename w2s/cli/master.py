@@ -43,6 +43,19 @@ def nodes_of(session, trees: list[Tree]) -> list[list[Node]]:
     return [by_tree[t.id] for t in trees]
 
 
+def training_rows(session, pair_ids: list[str], strong: str, config_hash: str | None):
+    """(config hash, pairs, trees, nodes): the pairs of `pair_ids` (in that order) with gold a/b and a
+    tree by `strong` of that config (or the most common one), detached from the session."""
+    gold = {p.id: p for p in session.exec(select(Pair).where(Pair.id.in_(pair_ids), Pair.gold.in_(["a", "b"])))}
+    config_hash, trees = trees_for(session, list(gold), strong, config_hash)
+    chosen = [pid for pid in pair_ids if pid in gold and pid in trees]
+    pairs, tree_rows = [gold[pid] for pid in chosen], [trees[pid] for pid in chosen]
+    nodes = nodes_of(session, tree_rows)
+    for row in (*pairs, *tree_rows, *[n for ns in nodes for n in ns]):
+        session.expunge(row)
+    return config_hash, pairs, tree_rows, nodes
+
+
 @master_app.command("train")
 def train(
     out_dir: Path = typer.Option(..., "--out", help="Run directory to write (config.json, master.json)."),
@@ -67,24 +80,17 @@ def train(
         raise typer.Exit(1)
     ids = select_pair_ids(dataset, split, pairs, limit)
     with session_scope() as session:
-        gold = {p.id: p for p in session.exec(select(Pair).where(Pair.id.in_(ids), Pair.gold.in_(["a", "b"])))}
-        config_hash, trees = trees_for(session, list(gold), strong, tree_config)
-        chosen = [pid for pid in ids if pid in gold and pid in trees]
-        if not chosen:
-            err.print(f"[red]none of the {len(ids)} selected pairs has gold (a/b) and a tree by {strong}: "
-                      f"run `w2s trees build` first[/]")
-            raise typer.Exit(1)
-        libraries = {trees[pid].library for pid in chosen}
-        if len(libraries) != 1:
-            err.print(f"[red]the trees use several libraries ({', '.join(sorted(libraries))}): select one dataset[/]")
-            raise typer.Exit(1)
-        library = load_library(libraries.pop())
-        pair_rows = [gold[pid] for pid in chosen]
-        tree_rows = [trees[pid] for pid in chosen]
-        node_rows = nodes_of(session, tree_rows)
-        for row in (*pair_rows, *tree_rows, *[n for ns in node_rows for n in ns]):
-            session.expunge(row)
-    skipped = len(ids) - len(chosen)
+        config_hash, pair_rows, tree_rows, node_rows = training_rows(session, ids, strong, tree_config)
+    if not pair_rows:
+        err.print(f"[red]none of the {len(ids)} selected pairs has gold (a/b) and a tree by {strong}: "
+                  f"run `w2s trees build` first[/]")
+        raise typer.Exit(1)
+    libraries = {t.library for t in tree_rows}
+    if len(libraries) != 1:
+        err.print(f"[red]the trees use several libraries ({', '.join(sorted(libraries))}): select one dataset[/]")
+        raise typer.Exit(1)
+    library = load_library(libraries.pop())
+    skipped = len(ids) - len(pair_rows)
     if skipped:
         err.print(f"[yellow]{skipped} selected pairs have no gold or no tree of config {config_hash}: left out[/]")
     cfg = MasterConfig(kind=kind, weak=weak, seed=seed, strong=strong, tree_config=config_hash, library=library.name)
@@ -95,7 +101,7 @@ def train(
         raise typer.Exit(1) from e
     master.save(out_dir)
     out.print(trust_view(master))
-    out.print(f"master {master.run_id} ({len(chosen)} pairs, trees {config_hash} by {strong}) written to {out_dir}")
+    out.print(f"master {master.run_id} ({len(pair_rows)} pairs, trees {config_hash} by {strong}) written to {out_dir}")
 
 
 def trust_view(master) -> Table:
