@@ -1,0 +1,66 @@
+"""Extend a pair file's committed tree corpus: build the missing trees of a seeded sample, one pair at a
+time, and write the corpus back every few trees, so a run killed at the end of a session loses at most
+those few. One process per corpus file (the write replaces the file with every tree the database holds
+for that pair file, the corpus's own trees included).
+
+    taskset -c 1 python bench/build_corpus.py ../shared/data/code-humanevalpack/js.jsonl \\
+        --strong llamacpp:qwen2.5-coder-1.5b --set max_backtraces=1 --set max_depth=2 --max-minutes 150
+
+The sample is the same seeded order `bench/seam_domains.py` draws from (its --train-n/--test-n are
+prefixes of it), so the trees built here are the ones its runs reuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import dataset_of, import_sample, load_model, machine, sqlite_url
+from seam_domains import build, default_corpus, import_corpus, save_corpus
+from trees_dev import config_from
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", help="a pair file (JSONL)")
+    ap.add_argument("--strong", required=True)
+    ap.add_argument("--n", type=int, default=None, help="the first N pairs of the seeded order [default: all]")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--corpus", default=None, help="[default: bench/trees/<dataset>-<split>.jsonl.gz]")
+    ap.add_argument("--principles", default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a TreeConfig field")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--save-every", type=int, default=5, help="write the corpus after this many new trees")
+    ap.add_argument("--max-minutes", type=float, default=None, help="start no tree after this")
+    ap.add_argument("--db", default=None, help="[default: /tmp/w2s_bench/corpus/<dataset>-<split>.db]")
+    args = ap.parse_args()
+
+    from w2s.principles import fallback_notice, library_for_dataset
+
+    dataset, split = dataset_of(args.file)
+    if not args.principles and fallback_notice(dataset):
+        print(fallback_notice(dataset))
+    cfg = config_from(args, args.principles or library_for_dataset(dataset))
+    url = sqlite_url(args.db or f"/tmp/w2s_bench/corpus/{dataset}-{split}.db")
+    corpus = Path(args.corpus) if args.corpus else default_corpus(args.file)
+    print(f"machine: {machine()}\ndatabase: {url}\ntree config {cfg.hash()}: {cfg.as_dict()}")
+    ids = import_sample(args.file, url, args.n, args.seed)
+    import_corpus(url, corpus)
+    strong = load_model(args.strong, args.threads)
+    deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
+    built = 0
+    for start in range(0, len(ids), args.save_every):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        new = build(strong, ids[start: start + args.save_every], cfg, url, deadline, f"{dataset}/{split}")
+        if new:
+            built += new
+            save_corpus(url, corpus, args.file)
+    print(f"built {built} trees for {len(ids)} pairs of {args.file}")
+
+
+if __name__ == "__main__":
+    main()
