@@ -119,6 +119,32 @@ def test_llamacpp_prefix_reuse_changes_no_number(llama):
     assert llama.usage.cached_prompt_tokens > cached0
 
 
+def tree_like_calls(model) -> list:
+    """A tree's order of calls: thoughts in both presentation orders, then the verdicts extending them."""
+    out = []
+    for q in (1, 2):
+        thought = [f"Reply {o} is shown first.\n{SHARED}\n\nPrinciple {q}: analyse both replies." for o in "AB"]
+        gens = model.generate(thought, max_tokens=8)
+        out += [g.text for g in gens]
+        out += model.score_choices([t + g.text + "\nWhich is better?" for t, g in zip(thought, gens)], ["A", "B"])
+    return out
+
+
+@pytest.mark.slow
+def test_llamacpp_snapshots_skip_the_other_order_and_change_no_number(smollm2_dir):
+    """Alternating between the two orders, the live context alone reuses nothing; snapshots of the
+    last contexts do, with the same scores and text."""
+    if not HAS_LLAMACPP:
+        pytest.skip("llama-cpp-python is not installed (pip install 'w2s[llamacpp]')")
+    results = {}
+    for snapshots in (0, 3):
+        model = get_model("llamacpp:smollm2", reuse=False, threads=1, snapshots=snapshots)
+        results[snapshots] = (tree_like_calls(model), model.usage.cached_prompt_tokens)
+    assert results[3][0] == results[0][0]
+    assert results[0][1] == 0  # each prompt followed one in the other order
+    assert results[3][1] >= 6 * 64  # each verdict continued its thought from a snapshot, each thought the last one
+
+
 @pytest.mark.parametrize("spec", ["transformers:smollm2", "openai:gpt-x@http://127.0.0.1:9/v1"])
 def test_a_misspelt_backend_option_is_an_error_naming_it(spec):
     # every backend's options are a dataclass: a typo used to be set as a stray attribute and ignored

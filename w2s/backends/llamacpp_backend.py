@@ -11,6 +11,13 @@ to move), so tokens are always evaluated in chunks of `prefix_chunk` aligned at
 absolute positions 0, c, 2c, ..., and only whole cached chunks are kept. A chunk's computation is then
 the same whether the prompt is evaluated afresh or after another prompt, and so are its scores.
 
+A tree alternates between the two presentation orders (thought A-first, thought B-first, then the
+verdicts that extend each thought), so one cached prompt is not enough: each switch would evaluate the
+pair again. The model keeps the last few contexts as snapshots of the KV cache (`snapshots`, a copy
+of sequence 0's cells: ~28 KB a token for the 1.5B model, milliseconds) and continues a prompt from
+whichever context shares the most whole chunks with it. A restored chunk holds the same bytes the
+live one held, so scores do not change.
+
 `Llama.scores` holds logits only when the model is created with `logits_all=True` (which costs a
 vocabulary-sized row per prompt token); `score_choices` reads the last position's logits straight
 from the context instead.
@@ -18,6 +25,7 @@ from the context instead.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from collections.abc import Sequence
@@ -30,11 +38,21 @@ from w2s.backends.base import BackendUnavailable, Generation, Prompt, Usage, nor
 from w2s.options import typed_options
 
 
+@dataclass(eq=False)  # compared by identity
+class Snapshot:
+    """A context the model can continue from: its tokens and sequence 0's KV cells."""
+
+    tokens: np.ndarray
+    state: ctypes.Array
+    size: int
+
+
 @dataclass
 class LlamaCppConfig:
     n_ctx: int = 4096  # context length in tokens (prompt + answer)
     threads: int | None = None  # CPU threads; None: llama.cpp's default (half the cores)
     prefix_chunk: int = 64  # tokens per llama_decode call, aligned at absolute positions; 0: no prefix reuse
+    snapshots: int = 3  # contexts kept besides the live one (a tree's two presentation orders, ...); 0: none
     seed: int = 0
 
 
@@ -77,6 +95,7 @@ class LlamaCppModel:
             bos_token=vocab.token_get_text(bos) if bos >= 0 else "",
         )
         self._lock = threading.Lock()  # one llama context: one call at a time
+        self._snapshots: list[Snapshot] = []  # least recently used first
 
     def render(self, prompt: Prompt) -> str:
         messages, prefill = split_prefill(prompt)
@@ -96,19 +115,53 @@ class LlamaCppModel:
                 ids.append(toks[0])
         return ids
 
+    def _common_chunks(self, cached: np.ndarray, tokens: list[int]) -> int:
+        """Tokens of the whole chunks `tokens` shares with a cached context (never its last token,
+        whose logits are needed)."""
+        n = min(len(cached), len(tokens) - 1)
+        differs = np.flatnonzero(cached[:n] != np.asarray(tokens[:n]))
+        common = int(differs[0]) if differs.size else n
+        return common // self.config.prefix_chunk * self.config.prefix_chunk
+
     def _reuse_prefix(self, tokens: list[int]) -> int:
-        """Keep the cached whole chunks that `tokens` starts with (its last token is always evaluated
-        again, since its logits are needed); the next `eval` drops the rest of the cache.
-        Returns how many tokens are reused."""
+        """Keep the cached whole chunks that `tokens` starts with, from the live context or from the
+        snapshot that shares more; the next `eval` drops the rest. Returns how many tokens are reused."""
         llm, chunk = self.llm, self.config.prefix_chunk
-        keep = 0
-        if chunk and llm.n_tokens:
-            n = min(llm.n_tokens, len(tokens) - 1)
-            differs = np.flatnonzero(llm.input_ids[:n] != np.asarray(tokens[:n]))
-            common = int(differs[0]) if differs.size else n
-            keep = common // chunk * chunk
+        if not chunk:
+            llm.n_tokens = 0
+            return 0
+        live = llm.input_ids[: llm.n_tokens]
+        keep = self._common_chunks(live, tokens) if llm.n_tokens else 0
+        best = max(self._snapshots, key=lambda snap: self._common_chunks(snap.tokens, tokens), default=None)
+        from_snapshot = self._common_chunks(best.tokens, tokens) if best is not None else 0
+        if self.config.snapshots and llm.n_tokens // chunk * chunk > max(keep, from_snapshot):
+            self._save(live)  # the live context is about to lose whole chunks that no snapshot holds
+        if from_snapshot > keep:
+            self._restore(best)
+            keep = from_snapshot
         llm.n_tokens = keep
         return keep
+
+    def _save(self, live: np.ndarray) -> None:
+        llama_cpp = _import_llama()[0]
+        ctx = self.llm._ctx.ctx
+        buf = (ctypes.c_uint8 * llama_cpp.llama_state_seq_get_size(ctx, 0))()
+        size = llama_cpp.llama_state_seq_get_data(ctx, buf, len(buf), 0)
+        # a snapshot the live context extends holds nothing the new one lacks
+        kept = [snap for snap in self._snapshots
+                if not (len(snap.tokens) <= len(live) and np.array_equal(live[: len(snap.tokens)], snap.tokens))]
+        self._snapshots = (kept + [Snapshot(live.copy(), buf, size)])[-self.config.snapshots:]
+
+    def _restore(self, snap: Snapshot) -> None:
+        llama_cpp = _import_llama()[0]
+        llm = self.llm
+        llm._ctx.kv_cache_seq_rm(0, 0, -1)
+        if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, snap.state, snap.size, 0) != snap.size:
+            raise RuntimeError("llamacpp: restoring a KV-cache snapshot failed")
+        llm.input_ids[: len(snap.tokens)] = snap.tokens
+        llm.n_tokens = len(snap.tokens)
+        # most recently used last (saving the live context may just have evicted it)
+        self._snapshots = ([s for s in self._snapshots if s is not snap] + [snap])[-self.config.snapshots:]
 
     def next_token_logits(self, tokens: list[int]) -> tuple[np.ndarray, int]:
         """Logits after `tokens`, and how many of them came from the cache (reused in whole chunks)."""
