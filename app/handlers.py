@@ -45,6 +45,11 @@ def confidence_to_rating(conf: float) -> int:
     return round(CONF_MIN + (min(max(conf, 0.5), 1.0) - 0.5) / 0.5 * (CONF_MAX - CONF_MIN))
 
 
+def tree_caption(tree: Tree | None) -> str:
+    """Says on the page which strong model (and config) built the tree shown."""
+    return f"Tree by `{tree.strong_model.replace('`', '')}` (config {tree.config_hash})." if tree else ""
+
+
 def guidelines(session: Session) -> str:
     return get_setting(session, "guidelines") or asset("guidelines.md")
 
@@ -144,7 +149,7 @@ class Handlers:
             msg = note or "Your queue is empty: thank you! Use ← to review your history."
             return PairPage(view, msg, progress, tree="<div class='w2s-notree'>Nothing to label.</div>")
         pair = s.get(Pair, item.pair_id)
-        tree, nodes = Q.latest_tree(s, pair.id)
+        tree, nodes = Q.tree_to_serve(s, pair.id)
         state = Q.load_draft(s, user, pair.id)
         source = "draft"
         if state is None and item.annotation_id:
@@ -181,7 +186,7 @@ class Handlers:
             parts.append(note)
         return PairPage(
             view,
-            " ".join(parts) or f"Pair `{pair.id[:12]}`",
+            " ".join(filter(None, [*parts, tree_caption(tree)])) or f"Pair `{pair.id[:12]}`",
             progress,
             render.conversation_html(pair.prompt),
             render.response_html("A", pair.response_a),
@@ -382,7 +387,7 @@ class Handlers:
             if item is None:
                 return {"token": None, "progress": prog}
             pair = s.get(Pair, item.pair_id)
-            tree, nodes = Q.latest_tree(s, pair.id)
+            tree, nodes = Q.tree_to_serve(s, pair.id)
             return {
                 "token": Q.make_token(item),
                 "pair_id": pair.id,
@@ -390,6 +395,8 @@ class Handlers:
                 "response_a": pair.response_a,
                 "response_b": pair.response_b,
                 "tree_id": tree.id if tree else None,
+                "strong_model": tree.strong_model if tree else None,
+                "tree_config": tree.config_hash if tree else None,
                 "nodes": [
                     {
                         "id": n.id,
@@ -410,7 +417,7 @@ class Handlers:
     ) -> dict:  # fmt: skip
         """Store a label (confidence 1-5). Resending the same token stores nothing new. `tree_id` is the
         tree /next_pair served (a tree built since then must not be recorded as the one the label read);
-        without it, the pair's newest tree."""
+        without it, the tree /next_pair serves now."""
         user, _ = self.whoami(user)
         try:
             rating = security.check_rating(confidence, CONF_MIN, CONF_MAX)
@@ -420,7 +427,7 @@ class Handlers:
             with self.tx() as s:
                 item = Q.item_for(s, user, token)
                 if tree_id is None:
-                    tree, _ = Q.latest_tree(s, item.pair_id)
+                    tree, _ = Q.tree_to_serve(s, item.pair_id)
                 else:
                     tree = s.get(Tree, tree_id)
                     if tree is None or tree.pair_id != item.pair_id:

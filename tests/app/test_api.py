@@ -111,5 +111,5 @@ def test_wrong_password_is_refused(store, server_factory):
 
 def Q_nodes(url, pair_id):
     with session_scope(url) as s:
-        _, nodes = Q.latest_tree(s, pair_id)
+        _, nodes = Q.tree_to_serve(s, pair_id)
         return [{"principle": n.principle_name} for n in nodes]

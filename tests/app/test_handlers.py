@@ -76,3 +76,39 @@ def _node_ids(url, tree_id):
 
     with session_scope(url) as s:
         return [n.id for n in s.exec(select(Node).where(Node.tree_id == tree_id).order_by(Node.position))]
+
+
+def test_the_project_serves_the_trees_of_the_strong_model_it_chose(db_url):
+    from app.cli import choose_trees
+
+    pid = make_pairs(db_url, 1)[0]
+    big, _ = make_tree(db_url, pid, [("big-node", 0.9, 0.8, 0.5)], strong_model="big", config_hash="c1")
+    big2, _ = make_tree(db_url, pid, [("big2-node", 0.9, 0.8, 0.5)], strong_model="big", config_hash="c2")
+    small, _ = make_tree(db_url, pid, [("small-node", 0.9, 0.8, 0.5)], strong_model="small", config_hash="c1")
+    setup(db_url, Q.QueueConfig(overlap=1, gold_rate=0.0, quota=0))
+    add_user("alice", "annotator", "alice-pw", url=db_url)
+    h = Handlers(db_url)
+
+    def served():
+        page = h.show_queue("alice")
+        assert h.api_next_pair("alice")["tree_id"] == page.view["tree_id"]
+        return page
+
+    page = served()  # nothing chosen: the newest tree of any model
+    assert page.view["tree_id"] == small and "small-node" in page.tree and "Tree by `small` (config c1)" in page.status
+    assert "newest tree of any strong model: 1 of 1 pairs" in choose_trees(db_url, None, None)
+    assert "of big: 1 of 1 pairs" in choose_trees(db_url, "big", None)
+    page = served()  # the chosen model's newest tree, though another model built one since
+    assert page.view["tree_id"] == big2 and "big2-node" in page.tree and "Tree by `big` (config c2)" in page.status
+    assert h.api_next_pair("alice")["strong_model"] == "big"
+    choose_trees(db_url, None, "c1")  # a config alone keeps the chosen model
+    assert served().view["tree_id"] == big
+    with session_scope(db_url) as s:
+        assert Q.load_tree_source(s) == Q.TreeSource("big", "c1")
+    message = choose_trees(db_url, "huge", None)  # a new model alone drops the old model's config
+    assert "0 of 1 pairs" in message and "big (config c1), big (config c2), small (config c1)" in message
+    page = served()
+    assert page.view["tree_id"] is None and "No principle tree" in page.tree
+    choose_trees(db_url, "any", None)
+    assert served().view["tree_id"] == small
+
