@@ -149,7 +149,7 @@ class Handlers:
             msg = note or "Your queue is empty: thank you! Use ← to review your history."
             return PairPage(view, msg, progress, tree="<div class='w2s-notree'>Nothing to label.</div>")
         pair = s.get(Pair, item.pair_id)
-        tree, nodes = Q.tree_to_serve(s, pair.id)
+        tree, nodes = Q.item_tree(s, item)
         state = Q.load_draft(s, user, pair.id)
         source = "draft"
         if state is None and item.annotation_id:
@@ -387,7 +387,7 @@ class Handlers:
             if item is None:
                 return {"token": None, "progress": prog}
             pair = s.get(Pair, item.pair_id)
-            tree, nodes = Q.tree_to_serve(s, pair.id)
+            tree, nodes = Q.item_tree(s, item)
             return {
                 "token": Q.make_token(item),
                 "pair_id": pair.id,
@@ -427,7 +427,7 @@ class Handlers:
             with self.tx() as s:
                 item = Q.item_for(s, user, token)
                 if tree_id is None:
-                    tree, _ = Q.tree_to_serve(s, item.pair_id)
+                    tree, _ = Q.item_tree(s, item)
                 else:
                     tree = s.get(Tree, tree_id)
                     if tree is None or tree.pair_id != item.pair_id:

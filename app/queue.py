@@ -490,6 +490,18 @@ def tree_to_serve(
     return tree, _by_info(nodes)
 
 
+def item_tree(
+    session: Session, item: QueueItem, source: TreeSource | None = None
+) -> tuple[Tree | None, list[Node]]:
+    """The tree an item's page shows. A labelled item (in one's history) shows the tree its label recorded,
+    not one built or chosen since: that is what the annotator judged, and what its prunes name. So does an
+    item reopened by undo, whose withdrawn prunes come back. Any other item gets `tree_to_serve`."""
+    ann = session.get(Annotation, item.annotation_id) if item.annotation_id else None
+    if ann is not None and (ann.tree_id is not None or not ann.retracted):
+        return served_tree(session, ann.tree_id)
+    return tree_to_serve(session, item.pair_id, source)
+
+
 def served_tree(session: Session, tree_id: int | None) -> tuple[Tree | None, list[Node]]:
     """The tree a page was served (by id, whatever has been built since) and its nodes ordered by info."""
     tree = session.get(Tree, tree_id) if tree_id is not None else None

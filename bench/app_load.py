@@ -171,7 +171,7 @@ def baseline(url: str, user: str, n: int) -> list[float]:
             cfg = Q.load_config(s)
             item = Q.next_item(s, user, cfg)
             Q.progress(s, user, cfg)
-            Q.tree_to_serve(s, item.pair_id)
+            Q.item_tree(s, item)
             token = Q.make_token(item)
         times.append(time.perf_counter() - t0)
         with session_scope(url) as s:

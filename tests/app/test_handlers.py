@@ -112,3 +112,25 @@ def test_the_project_serves_the_trees_of_the_strong_model_it_chose(db_url):
     choose_trees(db_url, "any", None)
     assert served().view["tree_id"] == small
 
+
+def test_history_shows_the_tree_the_label_recorded(h, db_url):
+    page = h.welcome("alice").page
+    pid, served = page.view["pair_id"], page.view["tree_id"]
+    node = _node_ids(db_url, served)[0]
+    view, _ = h.prune(page.view, node, "irrelevant")
+    h.submit("alice", view, "a", 4, "")
+    newer, _ = make_tree(db_url, pid, [("Newer principle", 0.9, 0.9, 0.9)], strong_model="newer-strong")
+
+    back = h.history("alice", h.show_queue("alice").view, -1)
+    assert back.view["pair_id"] == pid and back.view["tree_id"] == served
+    assert "Avoid harm" in back.tree and "Newer principle" not in back.tree and "w2s-node-pruned" in back.tree
+    assert "Tree by `test-strong`" in back.status
+    h.submit("alice", back.view, "b", 4, "on reflection")  # a correction records the tree it was made on
+    undone = h.undo("alice")  # reopened: the withdrawn label's tree and prunes come back
+    assert undone.view["pair_id"] == pid and undone.view["tree_id"] == served and "w2s-node-pruned" in undone.tree
+    with session_scope(db_url) as s:
+        rows = s.exec(select(Annotation).where(Annotation.pair_id == pid).order_by(Annotation.id)).all()
+        assert [a.tree_id for a in rows] == [served, served, served]
+    assert h.api_next_pair("alice")["tree_id"] == served  # the reopened item, as the page shows it
+    with session_scope(db_url) as s:  # while a pair not labelled before is served the newest tree
+        assert Q.tree_to_serve(s, pid)[0].id == newer
