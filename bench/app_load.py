@@ -32,8 +32,8 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from app import queue as Q
 from w2s.store import Annotation, Node, Pair, QueueItem, QueuePool, Tree, get_engine, session_scope
+from w2s_app import queue as Q
 
 
 def machine() -> str:

@@ -14,8 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from app import queue as Q
 from w2s.store import Node, Pair, Tree, session_scope
+from w2s_app import queue as Q
 
 XSS_RESPONSE = (
     'Sure. <script>window.__w2s_pwned = 1; alert("xss")</script> and '

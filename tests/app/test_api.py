@@ -9,8 +9,8 @@ import pytest
 from app_helpers import make_pairs, make_tree
 from sqlmodel import select
 
-from app import queue as Q
 from w2s.store import Annotation, Draft, QueueItem, session_scope
+from w2s_app import queue as Q
 
 pytestmark = pytest.mark.slow
 

@@ -6,10 +6,10 @@ import pytest
 from app_helpers import make_pairs, make_tree, setup
 from sqlmodel import select
 
-from app import queue as Q
-from app.handlers import AdminPage, Handlers, PairPage, Refused
 from w2s.auth import add_user
 from w2s.store import Annotation, Draft, Tree, session_scope
+from w2s_app import queue as Q
+from w2s_app.handlers import AdminPage, Handlers, PairPage, Refused
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def _node_ids(url, tree_id):
 
 
 def test_the_project_serves_the_trees_of_the_strong_model_it_chose(db_url):
-    from app.cli import choose_trees
+    from w2s_app.cli import choose_trees
 
     pid = make_pairs(db_url, 1)[0]
     big, _ = make_tree(db_url, pid, [("big-node", 0.9, 0.8, 0.5)], strong_model="big", config_hash="c1")

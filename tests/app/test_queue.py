@@ -10,8 +10,8 @@ import pytest
 from app_helpers import label_all, make_pairs, make_tree, setup
 from sqlmodel import select
 
-from app import queue as Q
 from w2s.store import Annotation, Draft, QueueItem, QueuePool, current_annotations, session_scope
+from w2s_app import queue as Q
 
 
 def test_overlap_least_annotated_first_and_never_twice(db_url):
@@ -71,7 +71,7 @@ def test_gold_rate_mixes_attention_pairs_and_accuracy(db_url):
     got2 = label_all(db_url, "ann2")
     assert all(pid.startswith("g") for pid in got2) and len(got2) == 5
 
-    from app.stats import annotator_table
+    from w2s_app.stats import annotator_table
 
     with session_scope(db_url) as s:
         rows = {r["annotator"]: r for r in annotator_table(s)}
@@ -283,8 +283,8 @@ def test_pairs_imported_later_join_the_pool(db_url):
 
 
 def test_a_prune_redraws_the_served_tree_not_a_newer_one(db_url):
-    from app.handlers import retree
     from w2s.store import Node, Tree
+    from w2s_app.handlers import retree
 
     pid = make_pairs(db_url, 1)[0]
     served, node_ids = make_tree(db_url, pid, [("served-a", 0.9, 0.8, 0.5), ("served-b", 0.8, 0.7, 0.3)])

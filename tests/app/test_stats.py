@@ -7,9 +7,9 @@ import json
 import pytest
 from app_helpers import make_pairs, make_tree
 
-from app import stats
 from w2s.export import HUMAN_COLUMNS
 from w2s.store import Annotation, Pair, session_scope
+from w2s_app import stats
 
 
 def human(pid, who, label, **kw):

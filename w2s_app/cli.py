@@ -9,15 +9,15 @@ ANY = "any"
 
 
 def choose_trees(url: str, strong: str | None, tree_config: str | None) -> str:
-    """Store which trees the project serves (`app.queue.TreeSource`) and say what that choice covers.
+    """Store which trees the project serves (`w2s_app.queue.TreeSource`) and say what that choice covers.
 
     `--strong` alone means any config of that model; `--tree-config` alone keeps the stored model. With
     neither, the stored choice stays."""
     from sqlalchemy import func
     from sqlmodel import select
 
-    from app import queue as Q
     from w2s.store import Pair, Tree, session_scope
+    from w2s_app import queue as Q
 
     with session_scope(url) as s:
         source = Q.load_tree_source(s)
@@ -66,8 +66,8 @@ def register(app: typer.Typer) -> None:
         import os
 
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-        from app.ui import launch
         from w2s.store import db_url, safe_url
+        from w2s_app.ui import launch
 
         url = db_url(db)
         typer.echo(choose_trees(url, strong, tree_config))

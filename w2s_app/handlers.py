@@ -1,5 +1,5 @@
 """What the app does, as plain methods: the annotator page, the admin dashboard and the HTTP API,
-callable (and tested) without a browser. `app/ui.py` lays out the page and wires Gradio's events to
+callable (and tested) without a browser. `w2s_app/ui.py` lays out the page and wires Gradio's events to
 these methods; it is the only module that knows about Gradio.
 
 Every method takes the signed-in user's name, opens its own store transaction and returns a named
@@ -19,10 +19,10 @@ from importlib import resources
 import pandas as pd
 from sqlmodel import Session
 
-from app import queue as Q
-from app import render, security, stats
-from app.exports import AdminExports, ExportRefused
 from w2s.store import Annotation, Pair, QueueItem, Tree, db_url, get_setting, session_scope, set_setting
+from w2s_app import queue as Q
+from w2s_app import render, security, stats
+from w2s_app.exports import AdminExports, ExportRefused
 
 CONF_MIN, CONF_MAX = 1, 5
 
@@ -32,7 +32,7 @@ class Refused(Exception):
 
 
 def asset(name: str) -> str:
-    return resources.files("app").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("w2s_app").joinpath(name).read_text(encoding="utf-8")
 
 
 def rating_to_confidence(rating: float) -> float:
