@@ -60,7 +60,7 @@ def test_every_import_is_declared_and_every_dependency_imported():
     undeclared = {d: w for d, w in used.items() if d not in core | extras}
     assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
     unused = core - set(used) - set(USED_INDIRECTLY)
-    assert not unused, f"declared in pyproject.toml but never imported by w2s, annotators or w2s_app: {unused}"
+    assert not unused, f"declared in pyproject.toml but never imported by w2s's packages: {unused}"
 
 
 # ------------------------------------------------------------------------------ what gets installed
@@ -92,7 +92,8 @@ app = importlib.util.find_spec("app")
 print(json.dumps({
     "modules": [m.__file__ for m in (w2s, w2s_app, annotators, prompts)],
     "entry_points": sorted(ep.value for ep in eps),
-    "assets": [resources.files("w2s_app").joinpath(f).is_file() for f in ("guidelines.md", "static/keys.js", "static/style.css")],
+    "assets": [resources.files("w2s_app").joinpath(f).is_file()
+               for f in ("guidelines.md", "static/keys.js", "static/style.css")],
     "templates": resources.files("prompts").joinpath("templates/judge.jinja").is_file(),
     "app": app.origin if app else None,
 }))
@@ -110,8 +111,10 @@ def test_pip_install_into_a_fresh_venv(tmp_path, editable):
         shutil.copy(ROOT / name, src / name)
     for name in sorted(PACKAGES):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-    venv = tmp_path / "venv"  # without a pip of its own, so that the build uses this Python's setuptools, offline
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    venv = tmp_path / "venv"
+    # without a pip of its own, so that the build uses this Python's setuptools (offline, no build isolation)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+                   check=True)  # fmt: skip
     python = venv / "bin" / "python"
     pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run([*pip, *(["-e"] if editable else []), str(src)], check=True, cwd=tmp_path)
@@ -129,3 +132,27 @@ def test_pip_install_into_a_fresh_venv(tmp_path, editable):
     serve = subprocess.run([str(venv / "bin" / "w2s"), "serve", "--help"], check=False, cwd=tmp_path, env=env,
                            capture_output=True, text=True)  # fmt: skip
     assert serve.returncode == 0 and "--strong" in serve.stdout, serve.stdout + serve.stderr
+
+
+def test_an_entry_point_of_a_moved_package_is_skipped_with_a_hint(tmp_path, monkeypatch, capsys):
+    """An install made before `app` became `w2s_app` still names `app.cli`: every command but the app's
+    keeps working, and the message says to reinstall. A plugin that fails inside is not hidden."""
+    from importlib.metadata import EntryPoint
+
+    import typer
+
+    import w2s.cli as cli
+
+    moved = EntryPoint(name="app", value="w2s_test_moved_app.cli:register", group="w2s.cli")
+    monkeypatch.setattr(cli, "app", typer.Typer())
+    monkeypatch.setattr(cli, "entry_points", lambda group: [moved])
+    cli._register_all()
+    err = capsys.readouterr().err
+    assert "skipped the commands of w2s_test_moved_app.cli:register" in err and "reinstall w2s" in err
+
+    (tmp_path / "w2s_test_broken_plugin.py").write_text("import w2s_test_missing_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    broken = EntryPoint(name="broken", value="w2s_test_broken_plugin:register", group="w2s.cli")
+    monkeypatch.setattr(cli, "entry_points", lambda group: [broken])
+    with pytest.raises(ModuleNotFoundError, match="w2s_test_missing_dependency"):
+        cli._register_all()
