@@ -41,7 +41,7 @@ CHUNK = 5000
 class Column(NamedTuple):
     name: str
     kind: str
-    """'string', 'float', 'int', 'bool', or 'json': a list or dict, nested in JSONL, a JSON string in Parquet."""
+    """'string', 'float', 'int', 'bool', or 'json' (a list or dict: nested in JSONL, text in Parquet)."""
 
 
 LABEL_SET_COLUMNS = (
@@ -57,7 +57,8 @@ RAW_COLUMNS = (
     # every field of `w2s.store.Annotation`, in its order (tests/reliability/test_export.py checks)
     Column("id", "int"), Column("pair_id", "string"), Column("annotator", "string"),
     Column("annotator_kind", "string"), Column("label", "string"), Column("confidence", "float"),
-    Column("p_a", "float"), Column("method", "string"), Column("variant", "string"), Column("producer", "string"),
+    Column("p_a", "float"), Column("method", "string"), Column("variant", "string"),
+    Column("producer", "string"),
     Column("tree_id", "int"), Column("consulted_node_ids", "json"), Column("pruned", "json"),
     Column("comment", "string"), Column("seconds", "float"), Column("supersedes_id", "int"),
     Column("retracted", "bool"), Column("dedup_key", "string"), Column("meta", "json"),
@@ -69,8 +70,9 @@ RAW_COLUMNS = (
 """A raw export (`w2s export --raw`, the admin page's 'raw'): every annotation row ever written."""
 
 HUMAN_COLUMNS = tuple(
-    c for name in ("id", "pair_id", "annotator", "annotator_kind", "method", "label", "confidence", "comment",
-                   "seconds", "tree_id", "consulted_node_ids", "pruned", "supersedes_id", "retracted", "created_at")
+    c for name in ("id", "pair_id", "annotator", "annotator_kind", "method", "label", "confidence",
+                   "comment", "seconds", "tree_id", "consulted_node_ids", "pruned", "supersedes_id",
+                   "retracted", "created_at")
     for c in RAW_COLUMNS if c.name == name
 )  # fmt: skip
 """The admin page's 'current' export of human labels (JSONL): the annotation fields a person sets."""

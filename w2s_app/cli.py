@@ -31,9 +31,9 @@ def choose_trees(url: str, strong: str | None, tree_config: str | None) -> str:
             query = query.where(Tree.strong_model == source.strong_model)
         if source.config_hash:
             query = query.where(Tree.config_hash == source.config_hash)
-        with_tree = s.exec(query).one()
-        pairs = s.exec(select(func.count()).select_from(Pair)).one()
-        message = f"w2s: serving the newest tree of {source.describe()}: {with_tree} of {pairs} pairs have one"
+        with_tree, pairs = s.exec(query).one(), s.exec(select(func.count()).select_from(Pair)).one()
+        covered = f"{with_tree} of {pairs} pairs have one"
+        message = f"w2s: serving the newest tree of {source.describe()} ({covered})"
         if not with_tree and (source.strong_model or source.config_hash):
             built = s.exec(select(Tree.strong_model, Tree.config_hash).distinct()).all()
             listed = ", ".join(f"{m} (config {c})" for m, c in sorted(built)) or "none"
@@ -52,11 +52,13 @@ def register(app: typer.Typer) -> None:
         strong: str | None = typer.Option(
             None, "--strong",
             help="Serve the trees of this strong model (spec as given to `w2s trees build`); stored for the "
-            f"project until changed; '{ANY}': the newest tree of any model [default: the stored choice, else any]",
+            f"project until changed; '{ANY}': the newest tree of any model "
+            "[default: the stored choice, else any]",
         ),
         tree_config: str | None = typer.Option(
             None, "--tree-config",
-            help=f"Serve only trees of this config hash (`w2s trees show`); '{ANY}' drops it. Stored like --strong",
+            help=f"Serve only trees of this config hash (`w2s trees show`); '{ANY}' drops it. "
+            "Stored like --strong",
         ),
     ) -> None:  # fmt: skip
         """Serve the annotation app: annotators label their queues, admins watch progress and export.

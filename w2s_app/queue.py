@@ -460,8 +460,9 @@ def load_draft(session: Session, user: str, pair_id: str) -> dict[str, Any] | No
 @dataclass(frozen=True)
 class TreeSource:
     """Which of a pair's trees the app serves: the newest built by `strong_model` (under `config_hash` when
-    given); with neither set, the newest of any strong model. A project setting (the `trees` Setting, set by
-    `w2s serve --strong SPEC [--tree-config HASH]`), so that every server of a project serves the same trees."""
+    given); with neither set, the newest of any strong model. A project setting (the `trees` Setting, set
+    by `w2s serve --strong SPEC [--tree-config HASH]`), so that every server of a project serves the same
+    trees."""
 
     strong_model: str = ""
     config_hash: str = ""
