@@ -119,8 +119,9 @@ def test_history_shows_the_tree_the_label_recorded(h, db_url):
     page = h.welcome("alice").page
     pid, served = page.view["pair_id"], page.view["tree_id"]
     node = _node_ids(db_url, served)[0]
-    view, _ = h.prune(page.view, node, "irrelevant")
-    h.submit("alice", view, "a", 4, "")
+    with session_scope(db_url) as s:  # labelled with a prune through the queue, whatever steps the page takes
+        prune = [{"node_id": node, "reason": "other"}]
+        Q.submit(s, "alice", page.view["token"], "a", tree_id=served, pruned=prune)
     newer, _ = make_tree(db_url, pid, [("Newer principle", 0.9, 0.9, 0.9)], strong_model="newer-strong")
 
     back = h.history("alice", h.show_queue("alice").view, -1)
