@@ -32,8 +32,8 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from app import queue as Q
 from w2s.store import Annotation, Node, Pair, QueueItem, QueuePool, Tree, get_engine, session_scope
+from w2s_app import queue as Q
 
 
 def machine() -> str:
@@ -171,7 +171,7 @@ def baseline(url: str, user: str, n: int) -> list[float]:
             cfg = Q.load_config(s)
             item = Q.next_item(s, user, cfg)
             Q.progress(s, user, cfg)
-            Q.latest_tree(s, item.pair_id)
+            Q.item_tree(s, item)
             token = Q.make_token(item)
         times.append(time.perf_counter() - t0)
         with session_scope(url) as s:

@@ -11,6 +11,10 @@ A row: {prompt, chosen, rejected, weight, soft_label, entropy, n_votes, pair_id,
 `include_variants=True` writes the re-weighted training set of Guo & Yang (2024) instead: one row per
 distinct answer a pair received (from variants or annotators), chosen = that answer's response, weight =
 that answer's softmax weight, so contradictory answers both appear, each weighted by its reliability.
+
+Every export's columns, their order and their types are defined once, below (`LABEL_SET_COLUMNS`,
+`RAW_COLUMNS`, `HUMAN_COLUMNS`): the row builders, the Parquet schemas and the `datasets` features are all
+made from them.
 """
 
 from __future__ import annotations
@@ -20,15 +24,80 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import literal, select
 from sqlmodel import Session
 
 from w2s.store import Annotation, LabelSet, Node, Pair
 
-COLUMNS = ("prompt", "chosen", "rejected", "weight", "soft_label", "entropy", "n_votes", "pair_id", "source")
 FORMATS = ("jsonl", "parquet", "hf")
 CHUNK = 5000
+
+
+# ------------------------------------------------------------------------------------- the columns
+
+
+class Column(NamedTuple):
+    name: str
+    kind: str
+    """'string', 'float', 'int', 'bool', or 'json' (a list or dict: nested in JSONL, text in Parquet)."""
+
+
+LABEL_SET_COLUMNS = (
+    Column("prompt", "string"), Column("chosen", "string"), Column("rejected", "string"),
+    Column("weight", "float"), Column("soft_label", "float"), Column("entropy", "float"),
+    Column("n_votes", "int"), Column("pair_id", "string"), Column("source", "string"),
+)  # fmt: skip
+"""A label-set export (JSONL, Parquet, `datasets`): what TRL's trainers and `w2s train` read."""
+
+COLUMNS = tuple(c.name for c in LABEL_SET_COLUMNS)
+
+RAW_COLUMNS = (
+    # every field of `w2s.store.Annotation`, in its order (tests/reliability/test_export.py checks)
+    Column("id", "int"), Column("pair_id", "string"), Column("annotator", "string"),
+    Column("annotator_kind", "string"), Column("label", "string"), Column("confidence", "float"),
+    Column("p_a", "float"), Column("method", "string"), Column("variant", "string"),
+    Column("producer", "string"),
+    Column("tree_id", "int"), Column("consulted_node_ids", "json"), Column("pruned", "json"),
+    Column("comment", "string"), Column("seconds", "float"), Column("supersedes_id", "int"),
+    Column("retracted", "bool"), Column("dedup_key", "string"), Column("meta", "json"),
+    Column("created_at", "string"),
+    # then what the audit adds: the pair's dataset and gold, and the nodes the annotation names
+    Column("dataset", "string"), Column("gold", "string"), Column("superseded", "bool"),
+    Column("consulted_nodes", "json"), Column("pruned_nodes", "json"),
+)  # fmt: skip
+"""A raw export (`w2s export --raw`, the admin page's 'raw'): every annotation row ever written."""
+
+HUMAN_COLUMNS = tuple(
+    c for name in ("id", "pair_id", "annotator", "annotator_kind", "method", "label", "confidence",
+                   "comment", "seconds", "tree_id", "consulted_node_ids", "pruned", "supersedes_id",
+                   "retracted", "created_at")
+    for c in RAW_COLUMNS if c.name == name
+)  # fmt: skip
+"""The admin page's 'current' export of human labels (JSONL): the annotation fields a person sets."""
+
+
+def arrow_schema(columns: Iterable[Column]):
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(),
+             "json": pa.string()}  # fmt: skip
+    return pa.schema([(c.name, types[c.kind]) for c in columns])
+
+
+def hf_features(columns: Iterable[Column]):
+    from datasets import Features, Value
+
+    dtypes = {"string": "string", "float": "float64", "int": "int64", "bool": "bool"}
+    return Features({c.name: Value(dtypes[c.kind]) for c in columns})
+
+
+def annotation_row(ann: Annotation, columns: Iterable[Column] = HUMAN_COLUMNS, **extra) -> dict:
+    """An annotation as an export row: `columns` in their order, taken from the annotation or `extra`."""
+    created = ann.created_at.isoformat() if ann.created_at else None
+    values = {**ann.model_dump(), "created_at": created, **extra}
+    return {c.name: values[c.name] for c in columns}
 
 
 def _pair_rows(r, include_variants: bool) -> Iterator[dict]:
@@ -44,8 +113,9 @@ def _pair_rows(r, include_variants: bool) -> Iterator[dict]:
     for label, weight in answers:
         chosen, rejected = (r.response_a, r.response_b) if label == "a" else (r.response_b, r.response_a)
         soft = p_a if label == "a" else 1.0 - p_a
-        yield {"prompt": r.prompt, "chosen": chosen, "rejected": rejected, "weight": weight,
-               "soft_label": soft, **base}  # fmt: skip
+        values = {"prompt": r.prompt, "chosen": chosen, "rejected": rejected, "weight": weight,
+                  "soft_label": soft, **base}  # fmt: skip
+        yield {name: values[name] for name in COLUMNS}
 
 
 def iter_export_rows(
@@ -82,8 +152,6 @@ def label_set_names(session: Session) -> list[str]:
 
 # ------------------------------------------------------------------------------------- raw annotations
 
-RAW_JSON_FIELDS = ("consulted_node_ids", "pruned", "meta", "consulted_nodes", "pruned_nodes")
-
 
 def iter_raw_rows(session: Session, chunk_size: int = CHUNK) -> Iterator[dict]:
     """Every annotation row ever written (superseded and retracted ones too, flagged), with its pair's
@@ -115,17 +183,19 @@ def _raw_batch(session: Session, batch: list, superseded: set) -> Iterator[dict]
         for n in session.execute(select(Node.id, Node.principle_id, Node.info).where(Node.id.in_(ids[i : i + 500]))):
             nodes[n.id] = {"node_id": n.id, "principle_id": n.principle_id, "info": n.info}
     for ann, dataset, gold in batch:
-        row = ann.model_dump()
-        row["created_at"] = ann.created_at.isoformat() if ann.created_at else None
-        row["dataset"], row["gold"] = dataset, gold
-        row["superseded"] = ann.id in superseded
-        row["consulted_nodes"] = [nodes.get(int(n), {"node_id": int(n)}) for n in ann.consulted_node_ids or []]
-        row["pruned_nodes"] = [
-            {**nodes.get(int(p["node_id"]), {"node_id": p["node_id"]}), "reason": p.get("reason", "")}
-            for p in ann.pruned or []
-            if "node_id" in p
-        ]
-        yield row
+        yield annotation_row(
+            ann,
+            RAW_COLUMNS,
+            dataset=dataset,
+            gold=gold,
+            superseded=ann.id in superseded,
+            consulted_nodes=[nodes.get(int(n), {"node_id": int(n)}) for n in ann.consulted_node_ids or []],
+            pruned_nodes=[
+                {**nodes.get(int(p["node_id"]), {"node_id": p["node_id"]}), "reason": p.get("reason", "")}
+                for p in ann.pruned or []
+                if "node_id" in p
+            ],
+        )
 
 
 # ------------------------------------------------------------------------------------- writers
@@ -216,22 +286,12 @@ def write_jsonl(rows: Iterable[dict], out: Path) -> int:
     return _atomic(out, write)
 
 
-def _export_schema():
-    import pyarrow as pa
-
-    return pa.schema(
-        [("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string()), ("weight", pa.float64()),
-         ("soft_label", pa.float64()), ("entropy", pa.float64()), ("n_votes", pa.int64()),
-         ("pair_id", pa.string()), ("source", pa.string())]
-    )  # fmt: skip
-
-
 def write_parquet(rows: Iterable[dict], out: Path, schema=None, chunk_size: int = CHUNK) -> int:
     """Stream row chunks through a pyarrow ParquetWriter (one row group per chunk)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = schema or _export_schema()
+    schema = schema or arrow_schema(LABEL_SET_COLUMNS)
 
     def write(path: Path) -> int:
         n = 0
@@ -250,11 +310,9 @@ def write_hf(rows: Iterable[dict], out: Path) -> int:
     private cache next to `out` (so nothing lands in ~/.cache) and saved with `save_to_disk`."""
     import tempfile
 
-    from datasets import Dataset, Features, Value
+    from datasets import Dataset
 
-    features = Features({"prompt": Value("string"), "chosen": Value("string"), "rejected": Value("string"),
-                         "weight": Value("float64"), "soft_label": Value("float64"), "entropy": Value("float64"),
-                         "n_votes": Value("int64"), "pair_id": Value("string"), "source": Value("string")})  # fmt: skip
+    features = hf_features(LABEL_SET_COLUMNS)
     rows_iter = iter(rows)
 
     def gen():
@@ -283,28 +341,13 @@ def write_raw(rows: Iterable[dict], out: Path, fmt: str) -> int:
         return write_jsonl(rows, out)
     if fmt != "parquet":
         raise ValueError(f"raw export supports jsonl and parquet, not {fmt!r}")
-    import pyarrow as pa
+    nested = {c.name for c in RAW_COLUMNS if c.kind == "json"}
 
     def flat(rows):
         for r in rows:
-            yield {k: (json.dumps(v, ensure_ascii=False) if k in RAW_JSON_FIELDS else v) for k, v in r.items()}
+            yield {k: (json.dumps(v, ensure_ascii=False) if k in nested else v) for k, v in r.items()}
 
-    string_cols = {"pair_id", "annotator", "annotator_kind", "label", "method", "variant", "producer", "comment", "dedup_key",
-                   "created_at", "dataset", "gold", *RAW_JSON_FIELDS}  # fmt: skip
-    float_cols = {"confidence", "p_a", "seconds"}
-    int_cols = {"id", "tree_id", "supersedes_id"}
-    names = [*Annotation.model_fields, "dataset", "gold", "superseded", "consulted_nodes", "pruned_nodes"]
-
-    def typ(c):
-        if c in string_cols:
-            return pa.string()
-        if c in float_cols:
-            return pa.float64()
-        if c in int_cols:
-            return pa.int64()
-        return pa.bool_()
-
-    return write_parquet(flat(rows), out, schema=pa.schema([(c, typ(c)) for c in names]))
+    return write_parquet(flat(rows), out, schema=arrow_schema(RAW_COLUMNS))
 
 
 def export_label_set(

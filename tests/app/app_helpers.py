@@ -14,8 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from app import queue as Q
 from w2s.store import Node, Pair, Tree, session_scope
+from w2s_app import queue as Q
 
 XSS_RESPONSE = (
     'Sure. <script>window.__w2s_pwned = 1; alert("xss")</script> and '
@@ -46,10 +46,13 @@ def make_pairs(
     return ids
 
 
-def make_tree(url: str, pair_id: str, nodes: list[tuple[str, float, float, float]]) -> tuple[int, list[int]]:
+def make_tree(
+    url: str, pair_id: str, nodes: list[tuple[str, float, float, float]], *,
+    strong_model: str = "test-strong", config_hash: str = "h",
+) -> tuple[int, list[int]]:  # fmt: skip
     """nodes: (principle name, relevance, p_a, info), in search order."""
     with session_scope(url) as s:
-        tree = Tree(pair_id=pair_id, strong_model="test-strong", config_hash="h", depth=len(nodes))
+        tree = Tree(pair_id=pair_id, strong_model=strong_model, config_hash=config_hash, depth=len(nodes))
         s.add(tree)
         s.flush()
         rows = []

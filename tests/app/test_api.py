@@ -9,8 +9,8 @@ import pytest
 from app_helpers import make_pairs, make_tree
 from sqlmodel import select
 
-from app import queue as Q
 from w2s.store import Annotation, Draft, QueueItem, session_scope
+from w2s_app import queue as Q
 
 pytestmark = pytest.mark.slow
 
@@ -111,5 +111,5 @@ def test_wrong_password_is_refused(store, server_factory):
 
 def Q_nodes(url, pair_id):
     with session_scope(url) as s:
-        _, nodes = Q.latest_tree(s, pair_id)
+        _, nodes = Q.tree_to_serve(s, pair_id)
         return [{"principle": n.principle_name} for n in nodes]

@@ -12,5 +12,5 @@ from w2s.cli import app
 def test_serve_is_registered_with_its_options():
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0, result.output
-    for option in ("--db", "--host", "--port"):
+    for option in ("--db", "--host", "--port", "--strong", "--tree-config"):
         assert option in result.output

@@ -11,8 +11,8 @@ from app_helpers import XSS_RESPONSE, make_pairs, make_tree
 from paths import HH
 from sqlmodel import select
 
-from app import queue as Q
 from w2s.store import Annotation, Draft, Node, Pair, QueueItem, session_scope
+from w2s_app import queue as Q
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

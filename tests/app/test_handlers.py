@@ -6,10 +6,10 @@ import pytest
 from app_helpers import make_pairs, make_tree, setup
 from sqlmodel import select
 
-from app import queue as Q
-from app.handlers import AdminPage, Handlers, PairPage, Refused
 from w2s.auth import add_user
 from w2s.store import Annotation, Draft, Tree, session_scope
+from w2s_app import queue as Q
+from w2s_app.handlers import AdminPage, Handlers, PairPage, Refused
 
 
 @pytest.fixture
@@ -76,3 +76,65 @@ def _node_ids(url, tree_id):
 
     with session_scope(url) as s:
         return [n.id for n in s.exec(select(Node).where(Node.tree_id == tree_id).order_by(Node.position))]
+
+
+def test_the_project_serves_the_trees_of_the_strong_model_it_chose(db_url):
+    from w2s_app.cli import choose_trees
+
+    pid = make_pairs(db_url, 1)[0]
+    big, _ = make_tree(db_url, pid, [("big-node", 0.9, 0.8, 0.5)], strong_model="big", config_hash="c1")
+    big2, _ = make_tree(db_url, pid, [("big2-node", 0.9, 0.8, 0.5)], strong_model="big", config_hash="c2")
+    small, _ = make_tree(db_url, pid, [("small-node", 0.9, 0.8, 0.5)], strong_model="small", config_hash="c1")
+    setup(db_url, Q.QueueConfig(overlap=1, gold_rate=0.0, quota=0))
+    add_user("alice", "annotator", "alice-pw", url=db_url)
+    h = Handlers(db_url)
+
+    def served():
+        page = h.show_queue("alice")
+        assert h.api_next_pair("alice")["tree_id"] == page.view["tree_id"]
+        return page
+
+    page = served()  # nothing chosen: the newest tree of any model
+    assert page.view["tree_id"] == small and "small-node" in page.tree
+    assert "Tree by `small` (config c1)" in page.status
+    assert "newest tree of any strong model (1 of 1 pairs" in choose_trees(db_url, None, None)
+    assert "of big (1 of 1 pairs" in choose_trees(db_url, "big", None)
+    page = served()  # the chosen model's newest tree, though another model built one since
+    assert page.view["tree_id"] == big2 and "big2-node" in page.tree
+    assert "Tree by `big` (config c2)" in page.status
+    assert h.api_next_pair("alice")["strong_model"] == "big"
+    choose_trees(db_url, None, "c1")  # a config alone keeps the chosen model
+    assert served().view["tree_id"] == big
+    with session_scope(db_url) as s:
+        assert Q.load_tree_source(s) == Q.TreeSource("big", "c1")
+    message = choose_trees(db_url, "huge", None)  # a new model alone drops the old model's config
+    assert "(0 of 1 pairs" in message and "big (config c1), big (config c2), small (config c1)" in message
+    page = served()
+    assert page.view["tree_id"] is None and "No principle tree" in page.tree
+    choose_trees(db_url, "any", None)
+    assert served().view["tree_id"] == small
+
+
+def test_history_shows_the_tree_the_label_recorded(h, db_url):
+    page = h.welcome("alice").page
+    pid, served = page.view["pair_id"], page.view["tree_id"]
+    node = _node_ids(db_url, served)[0]
+    with session_scope(db_url) as s:  # labelled with a prune through the queue, whatever steps the page takes
+        prune = [{"node_id": node, "reason": "other"}]
+        Q.submit(s, "alice", page.view["token"], "a", tree_id=served, pruned=prune)
+    newer, _ = make_tree(db_url, pid, [("Newer principle", 0.9, 0.9, 0.9)], strong_model="newer-strong")
+
+    back = h.history("alice", h.show_queue("alice").view, -1)
+    assert back.view["pair_id"] == pid and back.view["tree_id"] == served
+    assert "Avoid harm" in back.tree and "Newer principle" not in back.tree and "w2s-node-pruned" in back.tree
+    assert "Tree by `test-strong`" in back.status
+    h.submit("alice", back.view, "b", 4, "on reflection")  # a correction records the tree it was made on
+    undone = h.undo("alice")  # reopened: the withdrawn label's tree and prunes come back
+    assert undone.view["pair_id"] == pid and undone.view["tree_id"] == served
+    assert "w2s-node-pruned" in undone.tree
+    with session_scope(db_url) as s:
+        rows = s.exec(select(Annotation).where(Annotation.pair_id == pid).order_by(Annotation.id)).all()
+        assert [a.tree_id for a in rows] == [served, served, served]
+    assert h.api_next_pair("alice")["tree_id"] == served  # the reopened item, as the page shows it
+    with session_scope(db_url) as s:  # while a pair not labelled before is served the newest tree
+        assert Q.tree_to_serve(s, pid)[0].id == newer

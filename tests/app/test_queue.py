@@ -10,8 +10,8 @@ import pytest
 from app_helpers import label_all, make_pairs, make_tree, setup
 from sqlmodel import select
 
-from app import queue as Q
 from w2s.store import Annotation, Draft, QueueItem, QueuePool, current_annotations, session_scope
+from w2s_app import queue as Q
 
 
 def test_overlap_least_annotated_first_and_never_twice(db_url):
@@ -71,7 +71,7 @@ def test_gold_rate_mixes_attention_pairs_and_accuracy(db_url):
     got2 = label_all(db_url, "ann2")
     assert all(pid.startswith("g") for pid in got2) and len(got2) == 5
 
-    from app.stats import annotator_table
+    from w2s_app.stats import annotator_table
 
     with session_scope(db_url) as s:
         rows = {r["annotator"]: r for r in annotator_table(s)}
@@ -226,13 +226,13 @@ def test_progress_counts_done_and_remaining(db_url):
         assert Q.progress(s, "v")["remaining"] == 5
 
 
-def test_latest_tree_orders_nodes_by_info(db_url):
+def test_the_served_tree_orders_nodes_by_info(db_url):
     pid = make_pairs(db_url, 1)[0]
     make_tree(db_url, pid, [("low", 0.9, 0.6, 0.1), ("high", 0.8, 0.95, 0.7), ("mid", 0.5, 0.8, 0.3)])
     with session_scope(db_url) as s:
-        _, nodes = Q.latest_tree(s, pid)
+        _, nodes = Q.tree_to_serve(s, pid)
         assert [n.principle_name for n in nodes] == ["high", "mid", "low"]
-        assert Q.latest_tree(s, "nope") == (None, [])
+        assert Q.tree_to_serve(s, "nope") == (None, [])
 
 
 def test_stale_token_from_a_second_tab_is_refused(db_url):
@@ -283,8 +283,8 @@ def test_pairs_imported_later_join_the_pool(db_url):
 
 
 def test_a_prune_redraws_the_served_tree_not_a_newer_one(db_url):
-    from app.handlers import retree
     from w2s.store import Node, Tree
+    from w2s_app.handlers import retree
 
     pid = make_pairs(db_url, 1)[0]
     served, node_ids = make_tree(db_url, pid, [("served-a", 0.9, 0.8, 0.5), ("served-b", 0.8, 0.7, 0.3)])
@@ -295,6 +295,6 @@ def test_a_prune_redraws_the_served_tree_not_a_newer_one(db_url):
         s.add(Node(tree_id=newer.id, position=0, principle_id="harmlessness/x", principle_name="newer-node",
                    relevance=0.9, info=0.9))
     with session_scope(db_url) as s:
-        assert Q.latest_tree(s, pid)[0].id != served
+        assert Q.tree_to_serve(s, pid)[0].id != served
         html = retree(s, {"pair_id": pid, "tree_id": served, "pruned": {str(node_ids[0]): "irrelevant"}})
     assert "served-a" in html and "served-b" in html and "newer-node" not in html and "w2s-node-pruned" in html

@@ -8,8 +8,8 @@ import pytest
 from app_helpers import label_all, make_pairs, make_tree, setup
 from pg import pg_url, postgres_server  # noqa: F401
 
-from app import queue as Q
 from w2s.store import Annotation, current_annotations, session_scope
+from w2s_app import queue as Q
 
 pytestmark = pytest.mark.postgres
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app import render
 from w2s.store import Node
+from w2s_app import render
 
 
 def test_raw_html_is_escaped_not_interpreted():

@@ -13,10 +13,10 @@ import pytest
 from app_helpers import Server, free_port, make_pairs, make_tree
 from sqlmodel import select
 
-from app import queue as Q
-from app.security import Credentials, Throttle
 from w2s import auth
 from w2s.store import Draft, session_scope
+from w2s_app import queue as Q
+from w2s_app.security import Credentials, Throttle
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ import pytest
 from app_helpers import Server, make_pairs
 from sqlmodel import select
 
-from app import queue as Q
-from app.exports import AdminExports, ExportRefused, slug
 from w2s.store import Annotation, LabelSet, QueueItem, session_scope
+from w2s_app import queue as Q
+from w2s_app.exports import AdminExports, ExportRefused, slug
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 test_browser = pytest.importorskip("test_browser")  # skips without Chromium or Playwright

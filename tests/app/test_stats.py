@@ -7,8 +7,9 @@ import json
 import pytest
 from app_helpers import make_pairs, make_tree
 
-from app import stats
+from w2s.export import HUMAN_COLUMNS
 from w2s.store import Annotation, Pair, session_scope
+from w2s_app import stats
 
 
 def human(pid, who, label, **kw):
@@ -82,4 +83,5 @@ def test_exports(labelled, tmp_path):
     assert n_all == 14  # every row, the weak model's too
     raw = [json.loads(line) for line in (tmp_path / "raw.jsonl").read_text().splitlines()]
     assert sum(r["retracted"] for r in raw) == 1
+    assert all(list(r) == [c.name for c in HUMAN_COLUMNS] for r in raw)  # the columns w2s.export defines
     assert n_set == len((tmp_path / "set.jsonl").read_text().splitlines())

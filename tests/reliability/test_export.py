@@ -1,13 +1,22 @@
 import json
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset, load_from_disk
 from sqlmodel import select
 
 from w2s.aggregate import build_label_set
-from w2s.export import COLUMNS, export_label_set, iter_export_rows, iter_raw_rows, write_raw
-from w2s.store import LabelSet, Pair, session_scope
+from w2s.export import (
+    COLUMNS,
+    LABEL_SET_COLUMNS,
+    RAW_COLUMNS,
+    export_label_set,
+    iter_export_rows,
+    iter_raw_rows,
+    write_raw,
+)
+from w2s.store import Annotation, LabelSet, Pair, session_scope
 
 
 @pytest.fixture
@@ -110,3 +119,35 @@ def test_raw_export_has_every_row_and_the_nodes(built, tmp_path):
     df = pd.read_parquet(tmp_path / "raw.parquet")
     assert set(df["annotator"]) == {"transformers:smollm2", "alice"}
     assert json.loads(df[df["pair_id"] == "p000"].iloc[0]["pruned_nodes"]) in ([], seam[0]["pruned_nodes"])
+
+
+# what each export format stores a column kind as
+ARROW = {"string": "string", "float": "double", "int": "int64", "bool": "bool", "json": "string"}
+HF = {"string": "string", "float": "float64", "int": "int64", "bool": "bool"}
+PYTHON = {"string": str, "float": float, "int": int, "bool": bool, "json": (list, dict)}
+
+
+def assert_jsonl_follows(path, columns):
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        assert list(row) == [c.name for c in columns]
+        for c in columns:
+            assert row[c.name] is None or isinstance(row[c.name], PYTHON[c.kind]), (c, row[c.name])
+
+
+def test_every_writer_follows_the_shared_columns(built, tmp_path):
+    """Each format's columns, in order and with their types, are the ones `w2s.export` defines once."""
+    with session_scope(built.url) as s:
+        for fmt in ("jsonl", "parquet", "hf"):
+            export_label_set(s, fmt, tmp_path / f"set.{fmt}")
+        for fmt in ("jsonl", "parquet"):
+            write_raw(iter_raw_rows(s), tmp_path / f"raw.{fmt}", fmt)
+    assert_jsonl_follows(tmp_path / "set.jsonl", LABEL_SET_COLUMNS)
+    assert_jsonl_follows(tmp_path / "raw.jsonl", RAW_COLUMNS)
+    for name, columns in (("set", LABEL_SET_COLUMNS), ("raw", RAW_COLUMNS)):
+        schema = pq.read_schema(tmp_path / f"{name}.parquet")
+        assert [(f.name, str(f.type)) for f in schema] == [(c.name, ARROW[c.kind]) for c in columns]
+    features = load_from_disk(str(tmp_path / "set.hf")).features
+    assert [(k, v.dtype) for k, v in features.items()] == [(c.name, HF[c.kind]) for c in LABEL_SET_COLUMNS]
+    # the raw export keeps every annotation field, in the store's order, then the audit's additions
+    assert [c.name for c in RAW_COLUMNS][: len(Annotation.model_fields)] == list(Annotation.model_fields)

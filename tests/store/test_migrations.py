@@ -116,7 +116,7 @@ def test_an_old_sqlite_store_is_refused_then_upgrades_keeping_every_row(tmp_path
     with pytest.raises(SystemExit) as exit_:
         main()
     assert exit_.value.code == 2 and "db upgrade" in capsys.readouterr().err
-    from app.ui import launch
+    from w2s_app.ui import launch
 
     with pytest.raises(StoreOutOfDate, match="db upgrade"):
         launch(url, block=False)

@@ -1,5 +1,5 @@
 """The `w2s` command line. Each command group lives in its own module under `w2s/cli/`;
-packages outside the core (`annotators`, `app`) add their commands through the `w2s.cli`
+packages outside the core (`annotators`, `w2s_app`) add their commands through the `w2s.cli`
 entry point group, so the core never imports them."""
 
 from __future__ import annotations
@@ -77,7 +77,17 @@ def _register_all() -> None:
     for name in CORE_MODULES:
         import_module(f"w2s.cli.{name}").register(app)
     for ep in entry_points(group="w2s.cli"):
-        ep.load()(app)
+        try:
+            register = ep.load()
+        except ModuleNotFoundError as e:
+            # metadata of an older install naming a package that has since moved (`app` became `w2s_app`):
+            # say so and run without those commands, rather than fail every command
+            if e.name is None or not ep.module.startswith(e.name):
+                raise
+            hint = f"w2s: skipped the commands of {ep.value} ({e}): reinstall w2s (pip install -e .)"
+            typer.echo(hint, err=True)
+            continue
+        register(app)
 
 
 _register_all()

@@ -21,8 +21,8 @@ from sqlmodel import select
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 
-from app.exports import ROUTE, AdminExports
 from w2s.store import User
+from w2s_app.exports import ROUTE, AdminExports
 
 log = logging.getLogger("w2s.security")
 _DOWNLOAD = re.compile(rf"/{ROUTE}/([A-Za-z0-9_-]+)/[^/]+$")  # <root>/w2s-export/<id>/<file name>

@@ -457,10 +457,50 @@ def load_draft(session: Session, user: str, pair_id: str) -> dict[str, Any] | No
 # ------------------------------------------------------------------------------------------ reading
 
 
-def latest_tree(session: Session, pair_id: str) -> tuple[Tree | None, list[Node]]:
-    """The pair's newest tree (w2s.trees.latest_tree) and its nodes ordered by info (most informative first)."""
-    tree, nodes = trees.latest_tree(session, pair_id)
+@dataclass(frozen=True)
+class TreeSource:
+    """Which of a pair's trees the app serves: the newest built by `strong_model` (under `config_hash` when
+    given); with neither set, the newest of any strong model. A project setting (the `trees` Setting, set
+    by `w2s serve --strong SPEC [--tree-config HASH]`), so that every server of a project serves the same
+    trees."""
+
+    strong_model: str = ""
+    config_hash: str = ""
+
+    def describe(self) -> str:
+        model = self.strong_model or "any strong model"
+        return f"{model}, config {self.config_hash}" if self.config_hash else model
+
+
+def load_tree_source(session: Session) -> TreeSource:
+    stored = get_setting(session, "trees", {}) or {}
+    return TreeSource(str(stored.get("strong_model") or ""), str(stored.get("config_hash") or ""))
+
+
+def save_tree_source(session: Session, source: TreeSource) -> None:
+    set_setting(session, "trees", asdict(source))
+
+
+def tree_to_serve(
+    session: Session, pair_id: str, source: TreeSource | None = None
+) -> tuple[Tree | None, list[Node]]:
+    """The tree a pair is served with now, the newest one the project's `TreeSource` allows, and its nodes
+    ordered by info (most informative first). The one place the app picks a tree for a pair."""
+    source = source or load_tree_source(session)
+    tree, nodes = trees.latest_tree(session, pair_id, source.strong_model or None, source.config_hash or None)
     return tree, _by_info(nodes)
+
+
+def item_tree(
+    session: Session, item: QueueItem, source: TreeSource | None = None
+) -> tuple[Tree | None, list[Node]]:
+    """The tree an item's page shows. A labelled item (in one's history) shows the tree its label recorded,
+    not one built or chosen since: that is what the annotator judged, and what its prunes name. So does an
+    item reopened by undo, whose withdrawn prunes come back. Any other item gets `tree_to_serve`."""
+    ann = session.get(Annotation, item.annotation_id) if item.annotation_id else None
+    if ann is not None and (ann.tree_id is not None or not ann.retracted):
+        return served_tree(session, ann.tree_id)
+    return tree_to_serve(session, item.pair_id, source)
 
 
 def served_tree(session: Session, tree_id: int | None) -> tuple[Tree | None, list[Node]]:

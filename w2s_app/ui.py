@@ -1,5 +1,5 @@
 """The Gradio application: the layout of the annotator page, guidelines, admin dashboard and the HTTP
-API, wired to `app.handlers` (what each event does, testable without a browser).
+API, wired to `w2s_app.handlers` (what each event does, testable without a browser).
 
 Each event reads the user from Gradio's login (`request.username`) and hands it to a handler, which opens
 its own store transaction: a killed server loses no label and no draft.
@@ -21,10 +21,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 import gradio as gr
 from starlette.middleware import Middleware
 
-from app import queue as Q
-from app import security
-from app.handlers import CONF_MAX, CONF_MIN, Handlers, PairPage, Refused, asset
 from w2s.store import db_url, redact, session_scope
+from w2s_app import queue as Q
+from w2s_app import security
+from w2s_app.handlers import CONF_MAX, CONF_MIN, Handlers, PairPage, Refused, asset
 
 HELP_HTML = """<div id="w2s-help" role="dialog" aria-label="Keyboard shortcuts"><b>Keyboard</b><br>
 <kbd>1</kbd>/<kbd>A</kbd> A &nbsp; <kbd>2</kbd>/<kbd>B</kbd> B &nbsp; <kbd>0</kbd>/<kbd>T</kbd> tie<br>

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from app import stats
+from w2s_app import stats
 
 KINDS = ("labelset", "raw", "current")
 FORMATS = ("jsonl", "parquet")

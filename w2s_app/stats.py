@@ -8,6 +8,8 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from w2s import export
+from w2s.export import HUMAN_COLUMNS, annotation_row
 from w2s.store import Annotation, LabelSet, Node, Pair, QueueItem, QueuePool, User, current_annotations
 
 
@@ -144,26 +146,6 @@ def pruning_stats(session: Session, anns: list[Annotation]) -> list[dict]:
 # ---------------------------------------------------------------------------------------------- export
 
 
-def _row(a: Annotation) -> dict:
-    return {
-        "id": a.id,
-        "pair_id": a.pair_id,
-        "annotator": a.annotator,
-        "annotator_kind": a.annotator_kind,
-        "method": a.method,
-        "label": a.label,
-        "confidence": a.confidence,
-        "comment": a.comment,
-        "seconds": a.seconds,
-        "tree_id": a.tree_id,
-        "consulted_node_ids": a.consulted_node_ids,
-        "pruned": a.pruned,
-        "supersedes_id": a.supersedes_id,
-        "retracted": a.retracted,
-        "created_at": a.created_at.isoformat() if a.created_at else None,
-    }
-
-
 def export_annotations(session: Session, path: Path, *, raw: bool = False) -> int:
     """JSONL of human annotations: the current ones, or with `raw` every row (retractions and corrections too)."""
     if raw:
@@ -173,28 +155,18 @@ def export_annotations(session: Session, path: Path, *, raw: bool = False) -> in
     else:
         anns = human_annotations(session)
     with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(_row(a), ensure_ascii=False) + "\n" for a in anns)
+        f.writelines(json.dumps(annotation_row(a, HUMAN_COLUMNS), ensure_ascii=False) + "\n" for a in anns)
     return len(anns)
 
 
 def export_label_set(session: Session, path: Path, label_set: str = "default", fmt: str = "jsonl") -> int:
-    """The aggregated label set in the export format of `w2s.export` (JSONL or Parquet).
-
-    Until `w2s.export` is installed, the current human labels as JSONL."""
-    try:
-        from w2s.export import export_label_set as write
-    except ImportError:
-        return export_annotations(session, path)
-    return write(session, fmt, path, label_set=label_set)
+    """The aggregated label set in the export format of `w2s.export` (JSONL or Parquet)."""
+    return export.export_label_set(session, fmt, path, label_set=label_set)
 
 
 def export_raw(session: Session, path: Path, fmt: str = "jsonl") -> int:
     """Every annotation row ever written (human and model, superseded and retracted ones flagged)."""
-    try:
-        from w2s.export import iter_raw_rows, write_raw
-    except ImportError:
-        return export_annotations(session, path, raw=True)
-    return write_raw(iter_raw_rows(session), path, fmt)
+    return export.write_raw(export.iter_raw_rows(session), path, fmt)
 
 
 def label_set_names(session: Session) -> list[str]:

@@ -1,5 +1,5 @@
 """What the app does, as plain methods: the annotator page, the admin dashboard and the HTTP API,
-callable (and tested) without a browser. `app/ui.py` lays out the page and wires Gradio's events to
+callable (and tested) without a browser. `w2s_app/ui.py` lays out the page and wires Gradio's events to
 these methods; it is the only module that knows about Gradio.
 
 Every method takes the signed-in user's name, opens its own store transaction and returns a named
@@ -19,10 +19,10 @@ from importlib import resources
 import pandas as pd
 from sqlmodel import Session
 
-from app import queue as Q
-from app import render, security, stats
-from app.exports import AdminExports, ExportRefused
 from w2s.store import Annotation, Pair, QueueItem, Tree, db_url, get_setting, session_scope, set_setting
+from w2s_app import queue as Q
+from w2s_app import render, security, stats
+from w2s_app.exports import AdminExports, ExportRefused
 
 CONF_MIN, CONF_MAX = 1, 5
 
@@ -32,7 +32,7 @@ class Refused(Exception):
 
 
 def asset(name: str) -> str:
-    return resources.files("app").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("w2s_app").joinpath(name).read_text(encoding="utf-8")
 
 
 def rating_to_confidence(rating: float) -> float:
@@ -43,6 +43,11 @@ def rating_to_confidence(rating: float) -> float:
 
 def confidence_to_rating(conf: float) -> int:
     return round(CONF_MIN + (min(max(conf, 0.5), 1.0) - 0.5) / 0.5 * (CONF_MAX - CONF_MIN))
+
+
+def tree_caption(tree: Tree | None) -> str:
+    """Says on the page which strong model (and config) built the tree shown."""
+    return f"Tree by `{tree.strong_model.replace('`', '')}` (config {tree.config_hash})." if tree else ""
 
 
 def guidelines(session: Session) -> str:
@@ -144,7 +149,7 @@ class Handlers:
             msg = note or "Your queue is empty: thank you! Use ← to review your history."
             return PairPage(view, msg, progress, tree="<div class='w2s-notree'>Nothing to label.</div>")
         pair = s.get(Pair, item.pair_id)
-        tree, nodes = Q.latest_tree(s, pair.id)
+        tree, nodes = Q.item_tree(s, item)
         state = Q.load_draft(s, user, pair.id)
         source = "draft"
         if state is None and item.annotation_id:
@@ -181,7 +186,7 @@ class Handlers:
             parts.append(note)
         return PairPage(
             view,
-            " ".join(parts) or f"Pair `{pair.id[:12]}`",
+            " ".join(filter(None, [*parts, tree_caption(tree)])) or f"Pair `{pair.id[:12]}`",
             progress,
             render.conversation_html(pair.prompt),
             render.response_html("A", pair.response_a),
@@ -382,7 +387,7 @@ class Handlers:
             if item is None:
                 return {"token": None, "progress": prog}
             pair = s.get(Pair, item.pair_id)
-            tree, nodes = Q.latest_tree(s, pair.id)
+            tree, nodes = Q.item_tree(s, item)
             return {
                 "token": Q.make_token(item),
                 "pair_id": pair.id,
@@ -390,6 +395,8 @@ class Handlers:
                 "response_a": pair.response_a,
                 "response_b": pair.response_b,
                 "tree_id": tree.id if tree else None,
+                "strong_model": tree.strong_model if tree else None,
+                "tree_config": tree.config_hash if tree else None,
                 "nodes": [
                     {
                         "id": n.id,
@@ -410,7 +417,7 @@ class Handlers:
     ) -> dict:  # fmt: skip
         """Store a label (confidence 1-5). Resending the same token stores nothing new. `tree_id` is the
         tree /next_pair served (a tree built since then must not be recorded as the one the label read);
-        without it, the pair's newest tree."""
+        without it, the tree /next_pair serves now."""
         user, _ = self.whoami(user)
         try:
             rating = security.check_rating(confidence, CONF_MIN, CONF_MAX)
@@ -420,7 +427,7 @@ class Handlers:
             with self.tx() as s:
                 item = Q.item_for(s, user, token)
                 if tree_id is None:
-                    tree, _ = Q.latest_tree(s, item.pair_id)
+                    tree, _ = Q.item_tree(s, item)
                 else:
                     tree = s.get(Tree, tree_id)
                     if tree is None or tree.pair_id != item.pair_id:
