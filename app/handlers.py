@@ -13,7 +13,7 @@ import contextlib
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 
 import pandas as pd
@@ -51,9 +51,21 @@ def guidelines(session: Session) -> str:
 
 def retree(s: Session, view: dict) -> str:
     """The page's tree after a prune or restore: the tree it was served (not one built since, whose node
-    ids the page's prunes do not name), with the pruned nodes marked."""
+    ids the page's prunes do not name), with the pruned nodes marked, its verdicts shown once revealed."""
     _, nodes = Q.served_tree(s, view.get("tree_id"))
-    return render.tree_html(nodes, {int(k): v for k, v in (view.get("pruned") or {}).items()})
+    return tree_for(nodes, view)
+
+
+def tree_for(nodes, view: dict) -> str:
+    pruned = {int(k): v for k, v in (view.get("pruned") or {}).items()}
+    return render.tree_html(nodes, pruned, reveal=bool(view.get("revealed", True)), reasons=Q.PRUNE_REASONS)
+
+
+def initial_of(s: Session, ann: Annotation) -> dict | None:
+    """The initial (pre-verdict) label an annotation carried; for an undo's row, the withdrawn label's."""
+    if ann.retracted and ann.supersedes_id:
+        ann = s.get(Annotation, ann.supersedes_id) or ann
+    return (ann.meta or {}).get("initial")
 
 
 @dataclass
@@ -61,14 +73,16 @@ class PairPage:
     """Everything the annotator page shows for one item (or the empty queue)."""
 
     view: dict
-    """The page's state: token, pair_id, tree_id (the tree served), pruned {node_id: reason}, hist, opened."""
+    """The page's state: token, pair_id, tree_id (the tree served), pruned {node_id: reason}, hist, opened,
+    revealed (the verdicts are on the page), initial (the label committed before they were; or None)."""
     status: str
     progress: str
     conversation: str = ""
     response_a: str = ""
     response_b: str = ""
+    diff: str = ""
+    """The difference tools and, for code, the unified diff (render.PairHtml.diff)."""
     tree: str = ""
-    node_choices: list = field(default_factory=list)
     label: str | None = None
     rating: int = 3
     comment: str = ""
@@ -81,6 +95,8 @@ class AdminPage:
     kappa: pd.DataFrame
     alpha: str
     pruning: pd.DataFrame
+    reliance: pd.DataFrame
+    """Evidence-first on gold pairs: accuracy before/after the verdicts, over- and useful reliance."""
     label_sets: list[str]
 
 
@@ -144,7 +160,6 @@ class Handlers:
             msg = note or "Your queue is empty: thank you! Use ← to review your history."
             return PairPage(view, msg, progress, tree="<div class='w2s-notree'>Nothing to label.</div>")
         pair = s.get(Pair, item.pair_id)
-        tree, nodes = Q.latest_tree(s, pair.id)
         state = Q.load_draft(s, user, pair.id)
         source = "draft"
         if state is None and item.annotation_id:
@@ -154,10 +169,20 @@ class Handlers:
                 "rating": (ann.meta or {}).get("rating", confidence_to_rating(ann.confidence)),
                 "comment": "" if ann.retracted else ann.comment,
                 "pruned": {str(p["node_id"]): p["reason"] for p in ann.pruned or []},
+                "initial": initial_of(s, ann),
+                "revealed": True,  # labelled once: the verdicts were seen
+                "tree_id": ann.tree_id,
             }
             source = "withdrawn label" if ann.retracted else "your label"
         state = state or {}
+        # the tree the draft's or label's prunes name, not one built since; else the pair's newest
+        tree, nodes = Q.served_tree(s, state.get("tree_id"))
+        if tree is None or tree.pair_id != pair.id:
+            tree, nodes = Q.latest_tree(s, pair.id)
         pruned = {int(k): v for k, v in (state.get("pruned") or {}).items()}
+        # evidence first: no verdict reaches the page before the annotator's own label (kept in the draft,
+        # so a reload cannot undo the order)
+        hold_back = cfg.evidence_first and bool(nodes) and not state.get("revealed") and not state.get("initial")
         view = {
             "token": Q.make_token(item),
             "pair_id": pair.id,
@@ -165,13 +190,15 @@ class Handlers:
             "pruned": {str(k): v for k, v in pruned.items()},
             "hist": hist_index,
             "opened": time.time(),
+            "revealed": not hold_back,
+            "initial": state.get("initial"),
         }
         parts = []
         if hist_index is not None:
             parts.append(f"History {hist_index + 1}: submitting stores a correction of your label.")
         elif item.attempt and item.status == "open":
             parts.append("Reopened by undo.")
-        if source == "draft" and state:
+        if source == "draft" and state and not note:
             parts.append("Draft restored.")
         if not cfg.blind:
             others = Q.others_labels(s, user, pair.id)
@@ -179,15 +206,19 @@ class Handlers:
                 parts.append("Others: " + ", ".join(f"{n}={lab.upper()}" for n, lab in others))
         if note:
             parts.append(note)
+        if hold_back:
+            parts.append("Evidence first: read the principles and thoughts, choose your label, press Enter; "
+                         "then the strong model's verdicts appear and you may change your mind.")
+        shown = render.pair_html(pair.dataset, pair.meta, pair.prompt, pair.response_a, pair.response_b)
         return PairPage(
             view,
             " ".join(parts) or f"Pair `{pair.id[:12]}`",
             progress,
-            render.conversation_html(pair.prompt),
-            render.response_html("A", pair.response_a),
-            render.response_html("B", pair.response_b),
-            render.tree_html(nodes, pruned),
-            [render.node_choice(i, n) for i, n in enumerate(nodes, 1)],
+            shown.conversation,
+            shown.response_a,
+            shown.response_b,
+            shown.diff,
+            tree_for(nodes, view),
             state.get("label"),
             state.get("rating", 3),
             state.get("comment", ""),
@@ -210,7 +241,14 @@ class Handlers:
             comment = security.check_comment(comment)
         except security.InputError as e:
             raise Refused(str(e)) from None
+        if not view.get("revealed", True):
+            return self.reveal(user, view, label, rating, comment)
         pruned = [{"node_id": int(k), "reason": v} for k, v in (view.get("pruned") or {}).items()]
+        meta = {"rating": int(rating)}
+        seconds = time.time() - float(view.get("opened", time.time()))
+        if view.get("initial"):
+            meta["initial"] = view["initial"]
+            seconds += float(view["initial"].get("seconds") or 0.0)
         with self.tx() as s:
             try:
                 Q.submit(
@@ -222,12 +260,29 @@ class Handlers:
                     comment=comment or "",
                     pruned=pruned,
                     tree_id=view.get("tree_id"),
-                    seconds=time.time() - float(view.get("opened", time.time())),
-                    meta={"rating": int(rating)},
+                    seconds=seconds,
+                    meta=meta,
                 )
             except Q.QueueError as e:
                 raise Refused(str(e)) from None
         return self.show_queue(user, note=f"Saved {label.upper()}.")
+
+    def reveal(self, user: str, view: dict, label: str, rating: float, comment: str) -> PairPage:
+        """Evidence first: keep the label chosen before any verdict was shown (in the draft, so that it
+        survives a reload), then show the same pair with the verdicts."""
+        initial = {"label": label, "rating": int(rating),
+                   "seconds": round(time.time() - float(view.get("opened", time.time())), 3)}  # fmt: skip
+        with self.tx() as s:
+            try:
+                item = Q.item_for(s, user, view["token"])
+            except Q.QueueError as e:
+                raise Refused(str(e)) from None
+            draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {},
+                     "initial": initial, "revealed": True, "tree_id": view.get("tree_id")}  # fmt: skip
+            Q.save_draft(s, user, item.pair_id, draft)
+            note = (f"Your first label: {label.upper()}. The strong model's verdicts are shown now: keep your "
+                    "label or change it, then submit [Enter].")  # fmt: skip
+            return self.show(s, user, item, hist_index=view.get("hist"), note=note)
 
     def skip(self, user: str, view: dict) -> PairPage:
         user, _ = self.whoami(user)
@@ -245,7 +300,9 @@ class Handlers:
         except security.InputError as e:
             raise Refused(str(e)) from None
         with self.tx() as s:
-            draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {}}
+            draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {},
+                     "initial": view.get("initial"), "revealed": bool(view.get("revealed", True)),
+                     "tree_id": view.get("tree_id")}  # fmt: skip
             Q.save_draft(s, user, view["pair_id"], draft)
         return "Draft saved."
 
@@ -273,8 +330,11 @@ class Handlers:
             raise Refused("This pair has no tree.")
         if node_id is None:
             raise Refused("Choose a node to prune.")
+        reason = reason or "other"
+        if reason not in Q.PRUNE_REASONS:
+            raise Refused(f"A prune reason is one of: {', '.join(Q.PRUNE_REASONS)}.")
         pruned = dict(view.get("pruned") or {})
-        pruned[str(int(node_id))] = reason or "other"
+        pruned[str(int(node_id))] = reason
         return self._retree({**view, "pruned": pruned})
 
     def restore(self, view: dict, node_id) -> tuple[dict, str]:
@@ -283,6 +343,16 @@ class Handlers:
         pruned = dict(view.get("pruned") or {})
         pruned.pop(str(int(node_id)), None)
         return self._retree({**view, "pruned": pruned})
+
+    def node_action(self, view: dict, action_json: str) -> tuple[dict, str]:
+        """A prune or restore button on a node (or its key): `{"action", "node_id", "reason"}`."""
+        try:
+            action = security.parse_node_action(action_json)
+        except security.InputError as e:
+            raise Refused(str(e)) from None
+        if action["action"] == "restore":
+            return self.restore(view, action["node_id"])
+        return self.prune(view, action["node_id"], action.get("reason"))
 
     def _retree(self, view: dict) -> tuple[dict, str]:
         with self.tx() as s:
@@ -308,6 +378,7 @@ class Handlers:
                 stats.pruning_stats(s, anns),
                 columns=["principle", "shown", "pruned", "prune_rate", "reasons"],
             ).round(3)
+            reliance = pd.DataFrame(stats.reliance_table(s, anns))
             cfg = Q.load_config(s)
             sets = stats.label_set_names(s) or ["default"]
         kappa = pd.DataFrame(
@@ -324,9 +395,10 @@ class Handlers:
             f"**{over['pairs_labelled']}** pairs labelled by humans ({over['human_labels']} labels, "
             f"{over['pairs_with_2plus']} with ≥2 labels) · {over['pairs_for_humans']} pairs routed to humans · "
             f"{over['gold_pairs']} gold/attention pairs · overlap k={cfg.overlap}, gold rate {cfg.gold_rate:.0%}, "
-            f"routing '{cfg.routing}', blind {'on' if cfg.blind else 'off'}"
+            f"routing '{cfg.routing}', blind {'on' if cfg.blind else 'off'}, "
+            f"evidence first {'on' if cfg.evidence_first else 'off'}"
         )
-        return AdminPage(summary, table, kappa, alpha, prune, sets)
+        return AdminPage(summary, table, kappa, alpha, prune, reliance, sets)
 
     def queue_settings(self, user: str) -> Q.QueueConfig:
         self.admin_only(user)
@@ -344,6 +416,7 @@ class Handlers:
                 routing=str(settings["routing"]),
                 route_fraction=float(settings["route_fraction"]),
                 blind=bool(settings["blind"]),
+                evidence_first=bool(settings.get("evidence_first", True)),
             )
         except Q.QueueError as e:
             raise Refused(str(e)) from None

@@ -64,6 +64,9 @@ class QueueConfig:
     """With routing='uncertain', the share of (non-gold) pairs sent to humans."""
     blind: bool = True
     """Blind mode: annotators never see other people's labels."""
+    evidence_first: bool = True
+    """Annotators see the principles and thoughts, commit an initial label, and only then the strong model's
+    verdicts; both labels are stored (the initial one in the annotation's `meta["initial"]`)."""
 
     def __post_init__(self) -> None:
         if self.overlap < 1:
@@ -79,6 +82,10 @@ class QueueConfig:
 def load_config(session: Session) -> QueueConfig:
     stored = get_setting(session, "queue", {}) or {}
     known = {f.name for f in fields(QueueConfig)}
+    if stored and "evidence_first" not in stored:
+        # queue settings saved before evidence-first existed: the project keeps the page its annotators
+        # know (verdicts shown at once) until an admin turns the mode on; new projects get it by default
+        stored = {**stored, "evidence_first": False}
     return QueueConfig(**{k: v for k, v in stored.items() if k in known})
 
 

@@ -53,7 +53,8 @@ def site(tmp_path_factory):
             "Call a **locksmith** or your roadside assistance; they can open it without damage."
         )
         first.response_b = XSS_RESPONSE
-        Q.save_config(s, Q.QueueConfig(overlap=2, gold_rate=0.0, quota=4))
+        # verdicts shown at once: evidence-first mode has its own tests (test_render_browser.py)
+        Q.save_config(s, Q.QueueConfig(overlap=2, gold_rate=0.0, quota=4, evidence_first=False))
     tree_id, node_ids = make_tree(
         url,
         ids[0],
@@ -117,17 +118,20 @@ def test_annotator_keyboard_prune_undo_and_inert_html(site):
     assert page.evaluate("window.__w2s_pwned") is None
     assert page.dialogs == []
 
-    # nodes ordered by info; prune the second with a reason, restore, prune again
+    # nodes ordered by info; prune the third with the button on the node, restore it there, prune it
+    # again with the keys (J moves to the next node, W prunes as wrong reasoning)
     names = page.locator("#w2s-tree .w2s-node-head b").all_inner_texts()
     assert names == ["Avoid harm", "Legality", "Honesty"]
-    page.locator("#w2s-prune-node label").nth(2).click()
-    page.locator("#w2s-prune-reason label", has_text="wrong reasoning").click()
-    page.locator("#w2s-prune").click()
+    page.locator("#w2s-tree .w2s-node").nth(2).locator('button[data-reason="wrong reasoning"]').click()
     page.wait_for_selector(".w2s-node-pruned")
-    page.locator("#w2s-restore").click()
+    assert "Honesty" in page.locator(".w2s-node-pruned").inner_text()
+    page.locator('.w2s-node-pruned button[data-action="restore"]').click()
     page.wait_for_function("document.querySelectorAll('.w2s-node-pruned').length === 0")
-    page.locator("#w2s-prune").click()
+    for key in "jjj":
+        press(page, key)
+    press(page, "w")
     page.wait_for_selector(".w2s-node-pruned")
+    assert "wrong reasoning" in page.locator(".w2s-node-pruned").inner_text()
 
     # shortcuts are inert while typing: 's', 'u', '2' typed into the comment stay text
     page.locator("#w2s-comment textarea, #w2s-comment input").first.fill("")
@@ -238,9 +242,7 @@ def test_screenshot_of_a_real_pair(site, tmp_path):
     add_user("carol", "annotator", "carol-pw", url=site["url"])
     page = login(site, "carol", "carol-pw")
     page.wait_for_selector("#w2s-tree .w2s-node")
-    page.locator("#w2s-prune-node label").nth(2).click()
-    page.locator("#w2s-prune-reason label", has_text="irrelevant").click()
-    page.locator("#w2s-prune").click()
+    page.locator("#w2s-tree .w2s-node").nth(2).locator('button[data-reason="irrelevant"]').click()
     page.wait_for_selector(".w2s-node-pruned")
     press(page, "2")
     page.locator("#w2s-tree summary").first.click()  # expand the top node's thought
