@@ -31,6 +31,8 @@ class PairDiff:
     b: Marks
     similarity: float
     """Share of characters (of both sides) outside the changed tokens and lines."""
+    blocks: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    """The line diff as (op, start A, end A, start B, end B) in characters, covering both texts."""
 
     @property
     def useful(self) -> bool:
@@ -76,8 +78,10 @@ def pair_diff(a: str, b: str) -> PairDiff:
     la, lb = a.splitlines(keepends=True), b.splitlines(keepends=True)
     oa, ob = _offsets(la), _offsets(lb)
     ma, mb = Marks(), Marks()
+    blocks = []
     sm = difflib.SequenceMatcher(None, la, lb, autojunk=False)
     for op, i1, i2, j1, j2 in sm.get_opcodes():
+        blocks.append((op, oa[i1], oa[i2], ob[j1], ob[j2]))
         if op == "equal":
             continue
         for i in range(i1, i2):
@@ -95,7 +99,7 @@ def pair_diff(a: str, b: str) -> PairDiff:
     similarity = 1.0 - changed / total if total else 1.0
     ma.lines = [r for r in ma.lines if r[1] > r[0]]
     mb.lines = [r for r in mb.lines if r[1] > r[0]]
-    return PairDiff(ma, mb, similarity)
+    return PairDiff(ma, mb, similarity, blocks)
 
 
 def unified(a: str, b: str, context: int = 3) -> str:

@@ -46,8 +46,10 @@ def _lexer(language: str | None):
 
 
 _STYLE = HtmlFormatter(style="default")
-_STYLED = {line.split()[1][1:] for line in _STYLE.get_token_style_defs(".x")}
-"""Pygments' classes that the style colours: the others are left out of the HTML (fewer, merged spans)."""
+_STYLED = {line.split()[1][1:] for line in _STYLE.get_token_style_defs(".x")} - {"w", "o"}
+"""Pygments' classes that the style colours, but for whitespace and operators (grey on grey): the others
+are left out of the HTML. Fewer, merged spans: a browser lays out a 2,000-line pair ~4x slower with a span
+per token than as plain text."""
 
 
 @lru_cache(maxsize=512)
@@ -78,6 +80,37 @@ def code_pieces(text: str, language: str | None) -> tuple[tuple[int, int, str], 
             pieces.append([index, index + len(value), css])
         pos += len(value)
     return tuple(map(tuple, pieces)) if pos == len(text) else whole
+
+
+LEX_ONCE_CHARS = 20_000
+"""Above this size, B's code is not lexed again where it repeats A's lines (a 2,000-line Python pair takes
+Pygments about 0.4 s a side here): those lines take A's colours, and only B's changed lines are lexed."""
+
+
+def code_pieces_beside(
+    text: str, language: str | None, other: str, blocks
+) -> tuple[tuple[int, int, str], ...]:
+    """`text`'s pieces from `other`'s (lexed whole) where the line diff `blocks` says the lines are equal,
+    and from lexing its changed lines alone. Every character stays where it is; only a colour can differ
+    from a lexing of the whole text (say a changed line that opens a string)."""
+    if len(text) <= LEX_ONCE_CHARS or not blocks:
+        return code_pieces(text, language)
+    mine = code_pieces(other, language)
+    starts = [p[0] for p in mine]
+    out: list[tuple[int, int, str]] = []
+    for op, o1, o2, t1, t2 in blocks:
+        if t2 <= t1:
+            continue
+        if op == "equal":
+            i = max(bisect.bisect_right(starts, o1) - 1, 0)
+            while i < len(mine) and mine[i][0] < o2:
+                s, e, css = mine[i]
+                out.append((max(s, o1) - o1 + t1, min(e, o2) - o1 + t1, css))
+                i += 1
+        else:
+            out.extend((s + t1, e + t1, css) for s, e, css in code_pieces(text[t1:t2], language))
+    covered = sum(e - s for s, e, _ in out)
+    return tuple(out) if covered == len(text) else code_pieces(text, language)
 
 
 def code_css() -> str:
@@ -143,7 +176,7 @@ def markdown(text: str) -> str:
 
 
 def text_block(text: str, kind: str, language: str | None = None, marks: diff.Marks | None = None,
-               tag: str = "del") -> str:  # fmt: skip
+               tag: str = "del", pieces=None) -> str:  # fmt: skip
     """One text as its kind is shown. `data-kind` names the element whose inner text is the stored text
     (for every kind but Markdown)."""
     text = text or ""
@@ -152,7 +185,8 @@ def text_block(text: str, kind: str, language: str | None = None, marks: diff.Ma
         return f'<div class="w2s-md" data-kind="markdown">{markdown(text)}</div>'
     if kind == "code":
         lang = html.escape(language or "text")
-        body = spans_html(text, code_pieces(text, language), lines=marks.lines, tokens=marks.tokens, tag=tag)
+        pieces = pieces or code_pieces(text, language)
+        body = spans_html(text, pieces, lines=marks.lines, tokens=marks.tokens, tag=tag)
         return f'<pre class="w2s-code" data-kind="code" data-lang="{lang}"><code>{body}</code></pre>'
     pieces = None
     if kind == "math":  # calculator annotations <<a*b=c>> set apart, their characters unchanged
@@ -199,12 +233,12 @@ def conversation_html(prompt: str, kind: str = "text", language: str | None = No
 
 
 def response_html(side: str, text: str, selected: bool = False, *, kind: str = "markdown",
-                  language: str | None = None, marks: diff.Marks | None = None) -> str:  # fmt: skip
+                  language: str | None = None, marks: diff.Marks | None = None, pieces=None) -> str:  # fmt: skip
     sel = " w2s-selected" if selected else ""
     if kind in ("text", "markdown") and has_turns(text):  # an HH response that goes on with the dialogue
         body = conversation_html(text, "text", first="Assistant")
     else:
-        body = text_block(text, kind, language, marks, tag="del" if side == "A" else "ins")
+        body = text_block(text, kind, language, marks, tag="del" if side == "A" else "ins", pieces=pieces)
     what = f"{kind}, {language}" if kind == "code" and language else kind
     return (
         f'<div class="w2s-response{sel}" id="w2s-response-{side.lower()}">'
@@ -228,13 +262,15 @@ def pair_html(dataset: str | None, meta: dict | None, prompt: str, a: str, b: st
     kinds = content.kinds_of(dataset, meta)
     kind_a, lang_a = content.response_kind(kinds, a)
     kind_b, lang_b = content.response_kind(kinds, b)
-    marks_a = marks_b = None
+    marks_a = marks_b = pieces_b = None
     tools = []
     diffable = {kind_a, kind_b} <= {"text", "code", "math"} and not (has_turns(a) or has_turns(b))
     if diffable:
         d = diff.pair_diff(a, b)
         if d.useful:
             marks_a, marks_b = d.a, d.b
+        if kind_a == kind_b == "code" and lang_a == lang_b:
+            pieces_b = code_pieces_beside(b, lang_b, a, d.blocks)
             tools.append('<button type="button" class="w2s-tool" data-w2s-toggle="w2s-diff-hidden">'
                          "differences marked: hide / show [V]</button>")  # fmt: skip
         if "code" in (kind_a, kind_b) and (d.a.lines or d.b.lines):
@@ -249,7 +285,7 @@ def pair_html(dataset: str | None, meta: dict | None, prompt: str, a: str, b: st
     return PairHtml(
         conversation_html(prompt, kinds.prompt, kinds.language if kinds.prompt == "code" else None),
         response_html("A", a, kind=kind_a, language=lang_a, marks=marks_a),
-        response_html("B", b, kind=kind_b, language=lang_b, marks=marks_b),
+        response_html("B", b, kind=kind_b, language=lang_b, marks=marks_b, pieces=pieces_b),
         tools_html,
     )
 

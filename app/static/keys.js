@@ -19,6 +19,9 @@
     const help = document.getElementById("w2s-help");
     if (help) help.classList.toggle("w2s-help-open");
   };
+  // view switches live on the annotate tab's root (Gradio scopes the app's CSS below body), so they hold
+  // from pair to pair
+  const togglePage = (cls) => document.getElementById("w2s-annotate")?.classList.toggle(cls);
   const onAnnotateTab = () => {
     const root = document.getElementById("w2s-annotate");
     return !!root && root.offsetParent !== null;
@@ -61,7 +64,7 @@
       return;
     }
     const toggle = e.target.closest && e.target.closest("[data-w2s-toggle]");
-    if (toggle) document.body.classList.toggle(toggle.dataset.w2sToggle);
+    if (toggle) togglePage(toggle.dataset.w2sToggle);
   });
 
   const actions = {
@@ -77,8 +80,8 @@
     "p": () => onCurrent("prune", "irrelevant"),
     "w": () => onCurrent("prune", "wrong reasoning"),
     "r": () => onCurrent("restore", null),
-    "v": () => document.body.classList.toggle("w2s-diff-hidden"),
-    "g": () => document.body.classList.toggle("w2s-unified-shown"),
+    "v": () => togglePage("w2s-diff-hidden"),
+    "g": () => togglePage("w2s-unified-shown"),
     "ArrowLeft": () => click("w2s-prev"),
     "ArrowRight": () => click("w2s-next"),
     "?": toggleHelp,

@@ -153,3 +153,12 @@ def test_evidence_first_tree_holds_no_verdict_and_offers_node_buttons():
     pruned = render.tree_html([node], {7: "other"}, reasons=("irrelevant",))
     assert 'data-action="restore"' in pruned and "w2s-bar" in pruned
     assert render.tree_verdict([node]) == "a"
+
+
+def test_a_big_b_side_takes_a_sides_colours_where_its_lines_repeat():
+    a = "".join(f'def f{i}(x):\n    """doc {i}"""\n    return x + {i}\n' for i in range(700))
+    b = a.replace("return x + 350\n", "return x - 350  # changed\n")
+    assert len(b) > render.LEX_ONCE_CHARS
+    fast = render.code_pieces_beside(b, "python", a, diff.pair_diff(a, b).blocks)
+    assert fast == render.code_pieces(b, "python")  # the same colours as lexing B whole
+    assert render.code_pieces_beside("short", "python", "other", []) == render.code_pieces("short", "python")
