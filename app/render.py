@@ -109,8 +109,14 @@ def code_pieces_beside(
                 i += 1
         else:
             out.extend((s + t1, e + t1, css) for s, e, css in code_pieces(text[t1:t2], language))
-    covered = sum(e - s for s, e, _ in out)
-    return tuple(out) if covered == len(text) else code_pieces(text, language)
+    merged: list[tuple[int, int, str]] = []
+    for piece in out:  # neighbours of one class, across block edges, in one span
+        if merged and merged[-1][2] == piece[2] and merged[-1][1] == piece[0]:
+            merged[-1] = (merged[-1][0], piece[1], piece[2])
+        else:
+            merged.append(piece)
+    covered = sum(e - s for s, e, _ in merged)
+    return tuple(merged) if covered == len(text) else code_pieces(text, language)
 
 
 def code_css() -> str:
@@ -215,6 +221,11 @@ def turns(prompt: str, first: str = "Human") -> list[tuple[str, str]]:
     return out
 
 
+def prose_kind(text: str) -> str:
+    """Prose is shown as Markdown only when it was written as Markdown (content.detect), else verbatim."""
+    return "markdown" if content.detect(text) == "markdown" else "text"
+
+
 def has_turns(text: str) -> bool:
     return len(turns(text)) > 1
 
@@ -224,7 +235,7 @@ def conversation_html(prompt: str, kind: str = "text", language: str | None = No
     rows = []
     for speaker, body in turns(prompt, first):
         css = "human" if speaker in ("Human", "User") else "assistant"
-        shown = "markdown" if kind == "text" and content.detect(body) == "markdown" else kind
+        shown = prose_kind(body) if kind == "text" else kind
         rows.append(
             f'<div class="w2s-turn w2s-{css}"><div class="w2s-speaker">{html.escape(speaker)}</div>'
             f"{text_block(body, shown, language)}</div>"
@@ -345,7 +356,7 @@ def tree_html(nodes: list[Node], pruned: dict[int, str], *, reveal: bool = True,
             f"{html.escape(node.role)}</span> {status}</div>"
             f"{bar}"
             f'<details class="w2s-thought"><summary>thought</summary>'
-            f'<div class="w2s-md">{markdown(node.thought)}</div></details>{actions}</div>'
+            f"{text_block(node.thought, prose_kind(node.thought))}</details>{actions}</div>"
         )
     hidden = (
         ""
