@@ -22,6 +22,7 @@ from sqlmodel import Session
 from app import queue as Q
 from app import render, security, stats
 from app.exports import AdminExports, ExportRefused
+from w2s.reliance import COLUMNS as RELIANCE_COLUMNS
 from w2s.store import Annotation, Pair, QueueItem, Tree, db_url, get_setting, session_scope, set_setting
 
 CONF_MIN, CONF_MAX = 1, 5
@@ -378,7 +379,7 @@ class Handlers:
                 stats.pruning_stats(s, anns),
                 columns=["principle", "shown", "pruned", "prune_rate", "reasons"],
             ).round(3)
-            reliance = pd.DataFrame(stats.reliance_table(s, anns))
+            reliance = pd.DataFrame(stats.reliance_table(s, anns), columns=list(RELIANCE_COLUMNS))
             cfg = Q.load_config(s)
             sets = stats.label_set_names(s) or ["default"]
         kappa = pd.DataFrame(

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Refresh the README's screenshots (docs/annotator.png, docs/admin.png) with the browser tests that take
+# (the other pictures in docs/ come from scripts/screenshots.py)
 # them (the whole file: the admin view shows what the earlier tests labelled and pruned). A plain test
 # run writes them to a temporary folder instead, so it never changes tracked files.
 set -euo pipefail

@@ -107,3 +107,7 @@ def report_row(name: str, report: RelianceReport) -> dict:
         "useful reliance (to right strong)": str(report.useful_reliance),
         "useful reliance rate": rnd(report.useful_reliance.rate),
     }
+
+
+COLUMNS = tuple(report_row("", reliance_report([])))
+"""The table's columns (an empty table still shows them)."""

@@ -276,7 +276,7 @@ def test_draft_survives_reload(site):
 def test_admin_dashboard_and_export(site, tmp_path):
     ids = site["ids"]
     with session_scope(site["url"]) as s:  # a second annotator, weak-model labels and gold for the dashboard
-        for pid, gold, bob, weak in zip(ids[:4], "abab", "aaba", "abbb"):
+        for pid, gold, bob, first, weak in zip(ids[:4], "abab", "aaba", "baba", "abbb"):
             s.get(Pair, pid).gold = gold
             s.add(
                 Annotation(
@@ -286,6 +286,8 @@ def test_admin_dashboard_and_export(site, tmp_path):
                     method="human",
                     label=bob,
                     seconds=7.5,
+                    tree_id=site["tree"] if pid == ids[0] else None,  # its exit node says A: right
+                    meta={"initial": {"label": first, "rating": 3, "seconds": 5.0}},  # evidence first
                 )
             )
             s.add(
@@ -306,6 +308,8 @@ def test_admin_dashboard_and_export(site, tmp_path):
     people = page.locator("#w2s-admin-annotators").inner_text()
     assert "alice" in people and "bob" in people
     assert "Legality" in page.locator("#w2s-admin-pruning").inner_text()
+    reliance = page.locator("#w2s-admin-reliance").inner_text()
+    assert "bob" in reliance and "useful reliance" in reliance
     page.screenshot(path=str(shots(tmp_path) / "admin.png"), full_page=True)
     assert is_png(shots(tmp_path) / "admin.png")
     page.locator("#w2s-export-current").click()
