@@ -69,6 +69,18 @@ def initial_of(s: Session, ann: Annotation) -> dict | None:
     return (ann.meta or {}).get("initial")
 
 
+def api_nodes(nodes, *, verdicts: bool) -> list[dict]:
+    """The API's view of a tree's nodes; without `verdicts`, no P(A) (evidence first)."""
+    out = []
+    for n in nodes:
+        node = {"id": n.id, "principle": n.principle_name, "relevance": n.relevance, "info": n.info,
+                "thought": n.thought}  # fmt: skip
+        if verdicts:
+            node["p_a"] = n.p_a
+        out.append(node)
+    return out
+
+
 @dataclass
 class PairPage:
     """Everything the annotator page shows for one item (or the empty queue)."""
@@ -447,7 +459,8 @@ class Handlers:
     # ------------------------------------------------------------------------------ API (gradio_client)
 
     def api_next_pair(self, user: str) -> dict:
-        """The caller's next pair: token, texts, tree nodes (most informative first), progress."""
+        """The caller's next pair: token, texts, tree nodes (most informative first), progress. In
+        evidence-first mode the nodes come without their verdicts (`verdicts_hidden`) until /reveal."""
         user, _ = self.whoami(user)
         with self.tx() as s:
             cfg = Q.load_config(s)  # once per request: each read is a query
@@ -457,6 +470,7 @@ class Handlers:
                 return {"token": None, "progress": prog}
             pair = s.get(Pair, item.pair_id)
             tree, nodes = Q.latest_tree(s, pair.id)
+            hidden = cfg.evidence_first and bool(nodes) and not (Q.load_draft(s, user, pair.id) or {}).get("initial")
             return {
                 "token": Q.make_token(item),
                 "pair_id": pair.id,
@@ -464,19 +478,33 @@ class Handlers:
                 "response_a": pair.response_a,
                 "response_b": pair.response_b,
                 "tree_id": tree.id if tree else None,
-                "nodes": [
-                    {
-                        "id": n.id,
-                        "principle": n.principle_name,
-                        "relevance": n.relevance,
-                        "p_a": n.p_a,
-                        "info": n.info,
-                        "thought": n.thought,
-                    }
-                    for n in nodes
-                ],
+                "nodes": api_nodes(nodes, verdicts=not hidden),
+                "verdicts_hidden": hidden,
                 "progress": prog,
             }
+
+    def api_reveal(self, user: str, token: str, initial_label: str, confidence: float = 3) -> dict:
+        """Evidence first through the API: keep the caller's initial label (confidence 1-5) for the pair
+        named by the token, then hand over the tree's nodes with their verdicts. /submit stores the initial
+        label with the final one. A second call keeps the first initial label."""
+        user, _ = self.whoami(user)
+        if initial_label not in ("a", "b", "tie"):
+            raise Refused("initial_label must be 'a', 'b' or 'tie'")
+        try:
+            rating = security.check_rating(confidence, CONF_MIN, CONF_MAX)
+            with self.tx() as s:
+                item = Q.item_for(s, user, token)
+                tree, nodes = Q.latest_tree(s, item.pair_id)
+                draft = Q.load_draft(s, user, item.pair_id) or {}
+                if not draft.get("initial"):
+                    initial = {"label": initial_label, "rating": rating, "seconds": None}
+                    Q.save_draft(s, user, item.pair_id, {**draft, "label": initial_label, "initial": initial,
+                                                         "revealed": True, "tree_id": tree.id if tree else None})  # fmt: skip
+                    draft["initial"] = initial
+                return {"initial": draft["initial"], "tree_id": tree.id if tree else None,
+                        "nodes": api_nodes(nodes, verdicts=True)}  # fmt: skip
+        except (Q.QueueError, security.InputError) as e:
+            raise Refused(str(e)) from None
 
     def api_submit(
         self, user: str, token: str, label: str, confidence: float = 3, comment: str = "",
@@ -499,6 +527,10 @@ class Handlers:
                     tree = s.get(Tree, tree_id)
                     if tree is None or tree.pair_id != item.pair_id:
                         raise Q.QueueError(f"tree {tree_id} is not a tree of pair {item.pair_id}")
+                meta = {"rating": int(rating) if rating.is_integer() else rating}
+                initial = (Q.load_draft(s, user, item.pair_id) or {}).get("initial")
+                if initial:  # committed through /reveal before the verdicts were handed over
+                    meta["initial"] = initial
                 ann, created = Q.submit(
                     s,
                     user,
@@ -508,7 +540,7 @@ class Handlers:
                     comment=comment,
                     pruned=pruned,
                     tree_id=tree.id if tree else None,
-                    meta={"rating": int(rating) if rating.is_integer() else rating},
+                    meta=meta,
                 )
                 return {"annotation_id": ann.id, "created": created, "pair_id": ann.pair_id}
         except (Q.QueueError, security.InputError) as e:

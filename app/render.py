@@ -25,7 +25,6 @@ from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
 from app import content, diff
-from w2s.annotation_eval import exit_label
 from w2s.store import Node
 
 _TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|User|System):[ \t]?")
@@ -302,12 +301,6 @@ def pair_html(dataset: str | None, meta: dict | None, prompt: str, a: str, b: st
 
 
 # ------------------------------------------------------------------------------------------- tree
-
-
-def tree_verdict(nodes: list[Node]) -> str | None:
-    """The strong model's own answer in a tree (its exit node's verdict), as the report counts it."""
-    ordered = sorted(nodes, key=lambda n: n.position)
-    return exit_label([(n.role, n.p_a) for n in ordered])
 
 
 def _node_actions(node_id: int, reason: str | None, reasons: tuple[str, ...]) -> str:

@@ -157,6 +157,12 @@ def build_app(url: str) -> gr.Blocks:
         return h.api_submit(user_of(request), token, label, confidence, comment, pruned_json, tree_id)
 
     @shown_to_user
+    def api_reveal(token: str, initial_label: str, confidence: float = 3, request: gr.Request = None) -> dict:
+        """Evidence first: commit your initial label (confidence 1-5) for the pair; get its nodes with their
+        verdicts (p_a). /submit then stores the initial label with your final one."""
+        return h.api_reveal(user_of(request), token, initial_label, confidence)
+
+    @shown_to_user
     def api_save_draft(token: str, state_json: str, request: gr.Request = None) -> str:
         """Save a draft (any JSON object) for the pair named by the token."""
         return h.api_save_draft(user_of(request), token, state_json)
@@ -308,6 +314,7 @@ def build_app(url: str) -> gr.Blocks:
             button.click(exporter(kind), [exp_format, exp_set], [export_file, export_msg], **hidden)
         gr.api(api_next_pair, api_name="next_pair")
         gr.api(api_submit, api_name="submit")
+        gr.api(api_reveal, api_name="reveal")
         gr.api(api_save_draft, api_name="save_draft")
     demo.w2s_guard = {"credentials": h.roles, "exports": h.exports}  # for launch's middleware
     return demo

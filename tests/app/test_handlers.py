@@ -140,3 +140,19 @@ def _node_ids(url, tree_id):
 
     with session_scope(url) as s:
         return [n.id for n in s.exec(select(Node).where(Node.tree_id == tree_id).order_by(Node.position))]
+
+
+def test_api_evidence_first_hides_p_a_until_reveal_and_stores_the_initial_label(h, db_url):
+    nxt = h.api_next_pair("alice")
+    assert nxt["verdicts_hidden"] and nxt["nodes"] and all("p_a" not in n for n in nxt["nodes"])
+    with pytest.raises(Refused, match="initial_label"):
+        h.api_reveal("alice", nxt["token"], "maybe")
+    shown = h.api_reveal("alice", nxt["token"], "b", 2)
+    assert shown["initial"]["label"] == "b" and all("p_a" in n for n in shown["nodes"])
+    assert h.api_reveal("alice", nxt["token"], "a")["initial"]["label"] == "b"  # the first one stays
+    again = h.api_next_pair("alice")
+    assert again["token"] == nxt["token"] and not again["verdicts_hidden"] and "p_a" in again["nodes"][0]
+    h.api_submit("alice", nxt["token"], "a", 4, "", "[]", nxt["tree_id"])
+    with session_scope(db_url) as s:
+        ann = s.exec(select(Annotation).where(Annotation.annotator == "alice")).one()
+    assert ann.label == "a" and ann.meta["initial"] == {"label": "b", "rating": 2.0, "seconds": None}

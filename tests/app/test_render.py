@@ -152,7 +152,6 @@ def test_evidence_first_tree_holds_no_verdict_and_offers_node_buttons():
     assert hidden.count('data-action="prune"') == 2 and 'data-node-id="7"' in hidden
     pruned = render.tree_html([node], {7: "other"}, reasons=("irrelevant",))
     assert 'data-action="restore"' in pruned and "w2s-bar" in pruned
-    assert render.tree_verdict([node]) == "a"
 
 
 def test_a_big_b_side_takes_a_sides_colours_where_its_lines_repeat():
