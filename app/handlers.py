@@ -211,7 +211,7 @@ class Handlers:
             parts.append(f"History {hist_index + 1}: submitting stores a correction of your label.")
         elif item.attempt and item.status == "open":
             parts.append("Reopened by undo.")
-        if source == "draft" and state and not note:
+        if source == "draft" and state:
             parts.append("Draft restored.")
         if not cfg.blind:
             others = Q.others_labels(s, user, pair.id)
@@ -293,9 +293,10 @@ class Handlers:
             draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {},
                      "initial": initial, "revealed": True, "tree_id": view.get("tree_id")}  # fmt: skip
             Q.save_draft(s, user, item.pair_id, draft)
-            note = (f"Your first label: {label.upper()}. The strong model's verdicts are shown now: keep your "
-                    "label or change it, then submit [Enter].")  # fmt: skip
-            return self.show(s, user, item, hist_index=view.get("hist"), note=note)
+            page = self.show(s, user, item, hist_index=view.get("hist"))
+        page.status = (f"Your first label: {label.upper()}. The strong model's verdicts are shown now: keep your "
+                       "label or change it, then submit [Enter].")  # fmt: skip
+        return page
 
     def skip(self, user: str, view: dict) -> PairPage:
         user, _ = self.whoami(user)
