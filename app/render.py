@@ -28,7 +28,6 @@ from app import content, diff
 from w2s.store import Node
 
 _TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|User|System):[ \t]?")
-Range = tuple[int, int]
 
 
 # ------------------------------------------------------------------------------------------- code
@@ -279,10 +278,10 @@ def pair_html(dataset: str | None, meta: dict | None, prompt: str, a: str, b: st
         d = diff.pair_diff(a, b)
         if d.useful:
             marks_a, marks_b = d.a, d.b
-        if kind_a == kind_b == "code" and lang_a == lang_b:
-            pieces_b = code_pieces_beside(b, lang_b, a, d.blocks)
             tools.append('<button type="button" class="w2s-tool" data-w2s-toggle="w2s-diff-hidden">'
                          "differences marked: hide / show [V]</button>")  # fmt: skip
+        if kind_a == kind_b == "code" and lang_a == lang_b:
+            pieces_b = code_pieces_beside(b, lang_b, a, d.blocks)
         if "code" in (kind_a, kind_b) and (d.a.lines or d.b.lines):
             u = diff.unified(a, b)
             tools.append('<button type="button" class="w2s-tool" data-w2s-toggle="w2s-unified-shown">'

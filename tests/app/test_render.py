@@ -131,6 +131,8 @@ def test_diff_marks_the_one_changed_token_and_keeps_the_text():
     assert "-            return abs(i - x)" in visible(shown.diff) and "+            return i - x" in visible(
         shown.diff
     )
+    math = render.pair_html("math-gsm8k", {}, "q", "2*3=<<2*3=6>>6\nA: 6", "2*3=<<2*3=6>>6\nA: 7")
+    assert 'data-w2s-toggle="w2s-diff-hidden"' in math.diff and "w2s-unified" not in math.diff
     prose = diff.pair_diff("The cat sat on the mat.", "The cat sat on a mat.")
     assert [("The cat sat on the mat."[s:e]) for s, e in prose.a.tokens] == ["the"]
     assert not diff.pair_diff("Completely different words here", "Nothing alike at all, truly").useful
