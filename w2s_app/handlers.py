@@ -13,12 +13,13 @@ import contextlib
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 
 import pandas as pd
 from sqlmodel import Session
 
+from w2s.reliance import COLUMNS as RELIANCE_COLUMNS
 from w2s.store import Annotation, Pair, QueueItem, Tree, db_url, get_setting, session_scope, set_setting
 from w2s_app import queue as Q
 from w2s_app import render, security, stats
@@ -56,9 +57,33 @@ def guidelines(session: Session) -> str:
 
 def retree(s: Session, view: dict) -> str:
     """The page's tree after a prune or restore: the tree it was served (not one built since, whose node
-    ids the page's prunes do not name), with the pruned nodes marked."""
+    ids the page's prunes do not name), with the pruned nodes marked, its verdicts shown once revealed."""
     _, nodes = Q.served_tree(s, view.get("tree_id"))
-    return render.tree_html(nodes, {int(k): v for k, v in (view.get("pruned") or {}).items()})
+    return tree_for(nodes, view)
+
+
+def tree_for(nodes, view: dict) -> str:
+    pruned = {int(k): v for k, v in (view.get("pruned") or {}).items()}
+    return render.tree_html(nodes, pruned, reveal=bool(view.get("revealed", True)), reasons=Q.PRUNE_REASONS)
+
+
+def initial_of(s: Session, ann: Annotation) -> dict | None:
+    """The initial (pre-verdict) label an annotation carried; for an undo's row, the withdrawn label's."""
+    if ann.retracted and ann.supersedes_id:
+        ann = s.get(Annotation, ann.supersedes_id) or ann
+    return (ann.meta or {}).get("initial")
+
+
+def api_nodes(nodes, *, verdicts: bool) -> list[dict]:
+    """The API's view of a tree's nodes; without `verdicts`, no P(A) (evidence first)."""
+    out = []
+    for n in nodes:
+        node = {"id": n.id, "principle": n.principle_name, "relevance": n.relevance, "info": n.info,
+                "thought": n.thought}  # fmt: skip
+        if verdicts:
+            node["p_a"] = n.p_a
+        out.append(node)
+    return out
 
 
 @dataclass
@@ -66,14 +91,16 @@ class PairPage:
     """Everything the annotator page shows for one item (or the empty queue)."""
 
     view: dict
-    """The page's state: token, pair_id, tree_id (the tree served), pruned {node_id: reason}, hist, opened."""
+    """The page's state: token, pair_id, tree_id (the tree served), pruned {node_id: reason}, hist, opened,
+    revealed (the verdicts are on the page), initial (the label committed before they were; or None)."""
     status: str
     progress: str
     conversation: str = ""
     response_a: str = ""
     response_b: str = ""
+    diff: str = ""
+    """The difference tools and, for code, the unified diff (render.PairHtml.diff)."""
     tree: str = ""
-    node_choices: list = field(default_factory=list)
     label: str | None = None
     rating: int = 3
     comment: str = ""
@@ -86,6 +113,8 @@ class AdminPage:
     kappa: pd.DataFrame
     alpha: str
     pruning: pd.DataFrame
+    reliance: pd.DataFrame
+    """Evidence-first on gold pairs: accuracy before/after the verdicts, over- and useful reliance."""
     label_sets: list[str]
 
 
@@ -149,7 +178,6 @@ class Handlers:
             msg = note or "Your queue is empty: thank you! Use ← to review your history."
             return PairPage(view, msg, progress, tree="<div class='w2s-notree'>Nothing to label.</div>")
         pair = s.get(Pair, item.pair_id)
-        tree, nodes = Q.item_tree(s, item)
         state = Q.load_draft(s, user, pair.id)
         source = "draft"
         if state is None and item.annotation_id:
@@ -159,10 +187,17 @@ class Handlers:
                 "rating": (ann.meta or {}).get("rating", confidence_to_rating(ann.confidence)),
                 "comment": "" if ann.retracted else ann.comment,
                 "pruned": {str(p["node_id"]): p["reason"] for p in ann.pruned or []},
+                "initial": initial_of(s, ann),
+                "revealed": True,  # labelled once: the verdicts were seen
             }
             source = "withdrawn label" if ann.retracted else "your label"
         state = state or {}
+        # the tree the draft's or label's prunes name, not one built or chosen since (Q.item_tree)
+        tree, nodes = Q.item_tree(s, item)
         pruned = {int(k): v for k, v in (state.get("pruned") or {}).items()}
+        # evidence first: no verdict reaches the page before the annotator's own label (kept in the draft,
+        # so a reload cannot undo the order)
+        hold_back = cfg.evidence_first and bool(nodes) and not state.get("revealed") and not state.get("initial")
         view = {
             "token": Q.make_token(item),
             "pair_id": pair.id,
@@ -170,6 +205,8 @@ class Handlers:
             "pruned": {str(k): v for k, v in pruned.items()},
             "hist": hist_index,
             "opened": time.time(),
+            "revealed": not hold_back,
+            "initial": state.get("initial"),
         }
         parts = []
         if hist_index is not None:
@@ -184,15 +221,19 @@ class Handlers:
                 parts.append("Others: " + ", ".join(f"{n}={lab.upper()}" for n, lab in others))
         if note:
             parts.append(note)
+        if hold_back:
+            parts.append("Evidence first: read the principles and thoughts, choose your label, press Enter; "
+                         "then the strong model's verdicts appear and you may change your mind.")
+        shown = render.pair_html(pair.dataset, pair.meta, pair.prompt, pair.response_a, pair.response_b)
         return PairPage(
             view,
             " ".join(filter(None, [*parts, tree_caption(tree)])) or f"Pair `{pair.id[:12]}`",
             progress,
-            render.conversation_html(pair.prompt),
-            render.response_html("A", pair.response_a),
-            render.response_html("B", pair.response_b),
-            render.tree_html(nodes, pruned),
-            [render.node_choice(i, n) for i, n in enumerate(nodes, 1)],
+            shown.conversation,
+            shown.response_a,
+            shown.response_b,
+            shown.diff,
+            tree_for(nodes, view),
             state.get("label"),
             state.get("rating", 3),
             state.get("comment", ""),
@@ -215,7 +256,14 @@ class Handlers:
             comment = security.check_comment(comment)
         except security.InputError as e:
             raise Refused(str(e)) from None
+        if not view.get("revealed", True):
+            return self.reveal(user, view, label, rating, comment)
         pruned = [{"node_id": int(k), "reason": v} for k, v in (view.get("pruned") or {}).items()]
+        meta = {"rating": int(rating)}
+        seconds = time.time() - float(view.get("opened", time.time()))
+        if view.get("initial"):
+            meta["initial"] = view["initial"]
+            seconds += float(view["initial"].get("seconds") or 0.0)
         with self.tx() as s:
             try:
                 Q.submit(
@@ -227,12 +275,30 @@ class Handlers:
                     comment=comment or "",
                     pruned=pruned,
                     tree_id=view.get("tree_id"),
-                    seconds=time.time() - float(view.get("opened", time.time())),
-                    meta={"rating": int(rating)},
+                    seconds=seconds,
+                    meta=meta,
                 )
             except Q.QueueError as e:
                 raise Refused(str(e)) from None
         return self.show_queue(user, note=f"Saved {label.upper()}.")
+
+    def reveal(self, user: str, view: dict, label: str, rating: float, comment: str) -> PairPage:
+        """Evidence first: keep the label chosen before any verdict was shown (in the draft, so that it
+        survives a reload), then show the same pair with the verdicts."""
+        initial = {"label": label, "rating": int(rating),
+                   "seconds": round(time.time() - float(view.get("opened", time.time())), 3)}  # fmt: skip
+        with self.tx() as s:
+            try:
+                item = Q.item_for(s, user, view["token"])
+            except Q.QueueError as e:
+                raise Refused(str(e)) from None
+            draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {},
+                     "initial": initial, "revealed": True, "tree_id": view.get("tree_id")}  # fmt: skip
+            Q.save_draft(s, user, item.pair_id, draft)
+            page = self.show(s, user, item, hist_index=view.get("hist"))
+        page.status = (f"Your first label: {label.upper()}. The strong model's verdicts are shown now: keep your "
+                       "label or change it, then submit [Enter].")  # fmt: skip
+        return page
 
     def skip(self, user: str, view: dict) -> PairPage:
         user, _ = self.whoami(user)
@@ -250,7 +316,9 @@ class Handlers:
         except security.InputError as e:
             raise Refused(str(e)) from None
         with self.tx() as s:
-            draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {}}
+            draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {},
+                     "initial": view.get("initial"), "revealed": bool(view.get("revealed", True)),
+                     "tree_id": view.get("tree_id")}  # fmt: skip
             Q.save_draft(s, user, view["pair_id"], draft)
         return "Draft saved."
 
@@ -278,8 +346,11 @@ class Handlers:
             raise Refused("This pair has no tree.")
         if node_id is None:
             raise Refused("Choose a node to prune.")
+        reason = reason or "other"
+        if reason not in Q.PRUNE_REASONS:
+            raise Refused(f"A prune reason is one of: {', '.join(Q.PRUNE_REASONS)}.")
         pruned = dict(view.get("pruned") or {})
-        pruned[str(int(node_id))] = reason or "other"
+        pruned[str(int(node_id))] = reason
         return self._retree({**view, "pruned": pruned})
 
     def restore(self, view: dict, node_id) -> tuple[dict, str]:
@@ -288,6 +359,16 @@ class Handlers:
         pruned = dict(view.get("pruned") or {})
         pruned.pop(str(int(node_id)), None)
         return self._retree({**view, "pruned": pruned})
+
+    def node_action(self, view: dict, action_json: str) -> tuple[dict, str]:
+        """A prune or restore button on a node (or its key): `{"action", "node_id", "reason"}`."""
+        try:
+            action = security.parse_node_action(action_json)
+        except security.InputError as e:
+            raise Refused(str(e)) from None
+        if action["action"] == "restore":
+            return self.restore(view, action["node_id"])
+        return self.prune(view, action["node_id"], action.get("reason"))
 
     def _retree(self, view: dict) -> tuple[dict, str]:
         with self.tx() as s:
@@ -313,6 +394,7 @@ class Handlers:
                 stats.pruning_stats(s, anns),
                 columns=["principle", "shown", "pruned", "prune_rate", "reasons"],
             ).round(3)
+            reliance = pd.DataFrame(stats.reliance_table(s, anns), columns=list(RELIANCE_COLUMNS))
             cfg = Q.load_config(s)
             sets = stats.label_set_names(s) or ["default"]
         kappa = pd.DataFrame(
@@ -329,9 +411,10 @@ class Handlers:
             f"**{over['pairs_labelled']}** pairs labelled by humans ({over['human_labels']} labels, "
             f"{over['pairs_with_2plus']} with ≥2 labels) · {over['pairs_for_humans']} pairs routed to humans · "
             f"{over['gold_pairs']} gold/attention pairs · overlap k={cfg.overlap}, gold rate {cfg.gold_rate:.0%}, "
-            f"routing '{cfg.routing}', blind {'on' if cfg.blind else 'off'}"
+            f"routing '{cfg.routing}', blind {'on' if cfg.blind else 'off'}, "
+            f"evidence first {'on' if cfg.evidence_first else 'off'}"
         )
-        return AdminPage(summary, table, kappa, alpha, prune, sets)
+        return AdminPage(summary, table, kappa, alpha, prune, reliance, sets)
 
     def queue_settings(self, user: str) -> Q.QueueConfig:
         self.admin_only(user)
@@ -349,6 +432,7 @@ class Handlers:
                 routing=str(settings["routing"]),
                 route_fraction=float(settings["route_fraction"]),
                 blind=bool(settings["blind"]),
+                evidence_first=bool(settings.get("evidence_first", True)),
             )
         except Q.QueueError as e:
             raise Refused(str(e)) from None
@@ -378,7 +462,8 @@ class Handlers:
     # ------------------------------------------------------------------------------ API (gradio_client)
 
     def api_next_pair(self, user: str) -> dict:
-        """The caller's next pair: token, texts, tree nodes (most informative first), progress."""
+        """The caller's next pair: token, texts, tree nodes (most informative first), progress. In
+        evidence-first mode the nodes come without their verdicts (`verdicts_hidden`) until /reveal."""
         user, _ = self.whoami(user)
         with self.tx() as s:
             cfg = Q.load_config(s)  # once per request: each read is a query
@@ -388,6 +473,7 @@ class Handlers:
                 return {"token": None, "progress": prog}
             pair = s.get(Pair, item.pair_id)
             tree, nodes = Q.item_tree(s, item)
+            hidden = cfg.evidence_first and bool(nodes) and not (Q.load_draft(s, user, pair.id) or {}).get("initial")
             return {
                 "token": Q.make_token(item),
                 "pair_id": pair.id,
@@ -397,19 +483,33 @@ class Handlers:
                 "tree_id": tree.id if tree else None,
                 "strong_model": tree.strong_model if tree else None,
                 "tree_config": tree.config_hash if tree else None,
-                "nodes": [
-                    {
-                        "id": n.id,
-                        "principle": n.principle_name,
-                        "relevance": n.relevance,
-                        "p_a": n.p_a,
-                        "info": n.info,
-                        "thought": n.thought,
-                    }
-                    for n in nodes
-                ],
+                "nodes": api_nodes(nodes, verdicts=not hidden),
+                "verdicts_hidden": hidden,
                 "progress": prog,
             }
+
+    def api_reveal(self, user: str, token: str, initial_label: str, confidence: float = 3) -> dict:
+        """Evidence first through the API: keep the caller's initial label (confidence 1-5) for the pair
+        named by the token, then hand over the tree's nodes with their verdicts. /submit stores the initial
+        label with the final one. A second call keeps the first initial label."""
+        user, _ = self.whoami(user)
+        if initial_label not in ("a", "b", "tie"):
+            raise Refused("initial_label must be 'a', 'b' or 'tie'")
+        try:
+            rating = security.check_rating(confidence, CONF_MIN, CONF_MAX)
+            with self.tx() as s:
+                item = Q.item_for(s, user, token)
+                tree, nodes = Q.item_tree(s, item)
+                draft = Q.load_draft(s, user, item.pair_id) or {}
+                if not draft.get("initial"):
+                    initial = {"label": initial_label, "rating": rating, "seconds": None}
+                    Q.save_draft(s, user, item.pair_id, {**draft, "label": initial_label, "initial": initial,
+                                                         "revealed": True, "tree_id": tree.id if tree else None})  # fmt: skip
+                    draft["initial"] = initial
+                return {"initial": draft["initial"], "tree_id": tree.id if tree else None,
+                        "nodes": api_nodes(nodes, verdicts=True)}  # fmt: skip
+        except (Q.QueueError, security.InputError) as e:
+            raise Refused(str(e)) from None
 
     def api_submit(
         self, user: str, token: str, label: str, confidence: float = 3, comment: str = "",
@@ -432,6 +532,10 @@ class Handlers:
                     tree = s.get(Tree, tree_id)
                     if tree is None or tree.pair_id != item.pair_id:
                         raise Q.QueueError(f"tree {tree_id} is not a tree of pair {item.pair_id}")
+                meta = {"rating": int(rating) if rating.is_integer() else rating}
+                initial = (Q.load_draft(s, user, item.pair_id) or {}).get("initial")
+                if initial:  # committed through /reveal before the verdicts were handed over
+                    meta["initial"] = initial
                 ann, created = Q.submit(
                     s,
                     user,
@@ -441,7 +545,7 @@ class Handlers:
                     comment=comment,
                     pruned=pruned,
                     tree_id=tree.id if tree else None,
-                    meta={"rating": int(rating) if rating.is_integer() else rating},
+                    meta=meta,
                 )
                 return {"annotation_id": ann.id, "created": created, "pair_id": ann.pair_id}
         except (Q.QueueError, security.InputError) as e:

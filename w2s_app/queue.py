@@ -64,6 +64,9 @@ class QueueConfig:
     """With routing='uncertain', the share of (non-gold) pairs sent to humans."""
     blind: bool = True
     """Blind mode: annotators never see other people's labels."""
+    evidence_first: bool = True
+    """Annotators see the principles and thoughts, commit an initial label, and only then the strong model's
+    verdicts; both labels are stored (the initial one in the annotation's `meta["initial"]`)."""
 
     def __post_init__(self) -> None:
         if self.overlap < 1:
@@ -79,6 +82,10 @@ class QueueConfig:
 def load_config(session: Session) -> QueueConfig:
     stored = get_setting(session, "queue", {}) or {}
     known = {f.name for f in fields(QueueConfig)}
+    if stored and "evidence_first" not in stored:
+        # queue settings saved before evidence-first existed: the project keeps the page its annotators
+        # know (verdicts shown at once) until an admin turns the mode on; new projects get it by default
+        stored = {**stored, "evidence_first": False}
     return QueueConfig(**{k: v for k, v in stored.items() if k in known})
 
 
@@ -494,9 +501,16 @@ def tree_to_serve(
 def item_tree(
     session: Session, item: QueueItem, source: TreeSource | None = None
 ) -> tuple[Tree | None, list[Node]]:
-    """The tree an item's page shows. A labelled item (in one's history) shows the tree its label recorded,
-    not one built or chosen since: that is what the annotator judged, and what its prunes name. So does an
-    item reopened by undo, whose withdrawn prunes come back. Any other item gets `tree_to_serve`."""
+    """The tree an item's page (and the API) shows; the one place that decides it. A saved draft shows the
+    tree it was made on: its prunes, and an evidence-first initial label, name that tree. A labelled item
+    (in one's history) shows the tree its label recorded, not one built or chosen since: that is what the
+    annotator judged, and what its prunes name. So does an item reopened by undo, whose withdrawn prunes
+    come back. Any other item gets `tree_to_serve`."""
+    draft_tree = (load_draft(session, item.user, item.pair_id) or {}).get("tree_id")
+    if draft_tree is not None:
+        tree, nodes = served_tree(session, draft_tree)
+        if tree is not None and tree.pair_id == item.pair_id:
+            return tree, nodes
     ann = session.get(Annotation, item.annotation_id) if item.annotation_id else None
     if ann is not None and (ann.tree_id is not None or not ann.retracted):
         return served_tree(session, ann.tree_id)

@@ -98,6 +98,29 @@ def parse_pruned(pruned_json) -> list[dict]:
     return pruned
 
 
+MAX_NODE_ACTION_BYTES = 1_000
+
+
+def parse_node_action(action_json) -> dict:
+    """A node button's request from the page: `{"action": "prune"|"restore", "node_id": int, "reason": str}`
+    (any other key, such as the page's click counter, is ignored)."""
+    if not isinstance(action_json, str) or len(action_json.encode("utf-8")) > MAX_NODE_ACTION_BYTES:
+        raise InputError("a node action must be a short JSON object")
+    try:
+        action = json.loads(action_json)
+    except (ValueError, RecursionError):
+        raise InputError("the node action is not valid JSON") from None
+    if not isinstance(action, dict) or action.get("action") not in ("prune", "restore"):
+        raise InputError('a node action is {"action": "prune" or "restore", "node_id": <integer>}')
+    node_id = action.get("node_id")
+    if not isinstance(node_id, int) or isinstance(node_id, bool):
+        raise InputError("a node action needs an integer node_id")
+    reason = action.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise InputError("a prune reason must be text")
+    return {"action": action["action"], "node_id": node_id, "reason": reason}
+
+
 def check_tree_id(tree_id) -> int | None:
     """The tree /next_pair served, as sent back to /submit: an integer or nothing (never truncated)."""
     if tree_id is not None and (not isinstance(tree_id, int) or isinstance(tree_id, bool)):

@@ -9,7 +9,9 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from w2s import export
+from w2s.annotation_eval import exit_label
 from w2s.export import HUMAN_COLUMNS, annotation_row
+from w2s.reliance import Decision, reliance_report, report_row
 from w2s.store import Annotation, LabelSet, Node, Pair, QueueItem, QueuePool, User, current_annotations
 
 
@@ -140,6 +142,47 @@ def pruning_stats(session: Session, anns: list[Annotation]) -> list[dict]:
                 "reasons": ", ".join(f"{r}: {c}" for r, c in pruned[name].most_common()),
             }
         )
+    return rows
+
+
+def strong_verdicts(session: Session, tree_ids: set[int]) -> dict[int, str | None]:
+    """tree id -> the strong model's verdict in it (its exit node's, `w2s.annotation_eval.exit_label`)."""
+    by_tree: dict[int, list[tuple[str, float]]] = defaultdict(list)
+    ids = sorted(tree_ids)
+    for i in range(0, len(ids), 500):
+        rows = session.exec(
+            select(Node.tree_id, Node.role, Node.p_a)
+            .where(Node.tree_id.in_(ids[i : i + 500]))
+            .order_by(Node.tree_id, Node.position)
+        ).all()
+        for tree_id, role, p_a in rows:
+            by_tree[tree_id].append((role, p_a))
+    return {t: exit_label(by_tree.get(t, [])) for t in ids}
+
+
+def reliance_decisions(session: Session, anns: list[Annotation]) -> dict[str, list[Decision]]:
+    """annotator -> their evidence-first annotations of gold pairs (initial, final, strong verdict, gold)."""
+    firsts = [a for a in anns if (a.meta or {}).get("initial")]
+    if not firsts:
+        return {}
+    gold = dict(session.exec(select(Pair.id, Pair.gold).where(Pair.gold.is_not(None))).all())
+    firsts = [a for a in firsts if a.pair_id in gold]
+    strong = strong_verdicts(session, {a.tree_id for a in firsts if a.tree_id is not None})
+    out: dict[str, list[Decision]] = defaultdict(list)
+    for a in firsts:
+        out[a.annotator].append(
+            Decision(a.meta["initial"]["label"], a.label, strong.get(a.tree_id), gold[a.pair_id])
+        )
+    return dict(out)
+
+
+def reliance_table(session: Session, anns: list[Annotation]) -> list[dict]:
+    """Do trees help? One row per annotator and one for everyone: accuracy before and after the verdicts,
+    over-reliance and useful reliance (`w2s.reliance`)."""
+    by_user = reliance_decisions(session, anns)
+    rows = [report_row(name, reliance_report(ds)) for name, ds in sorted(by_user.items())]
+    if rows:
+        rows.append(report_row("all", reliance_report(d for ds in by_user.values() for d in ds)))
     return rows
 
 

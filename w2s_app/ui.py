@@ -23,12 +23,16 @@ from starlette.middleware import Middleware
 
 from w2s.store import db_url, redact, session_scope
 from w2s_app import queue as Q
-from w2s_app import security
+from w2s_app import render, security
 from w2s_app.handlers import CONF_MAX, CONF_MIN, Handlers, PairPage, Refused, asset
 
 HELP_HTML = """<div id="w2s-help" role="dialog" aria-label="Keyboard shortcuts"><b>Keyboard</b><br>
 <kbd>1</kbd>/<kbd>A</kbd> A &nbsp; <kbd>2</kbd>/<kbd>B</kbd> B &nbsp; <kbd>0</kbd>/<kbd>T</kbd> tie<br>
-<kbd>Enter</kbd> submit &nbsp; <kbd>S</kbd> skip &nbsp; <kbd>D</kbd> save draft &nbsp; <kbd>U</kbd> undo<br>
+<kbd>Enter</kbd> submit (evidence first: the first Enter shows the verdicts) &nbsp; <kbd>S</kbd> skip &nbsp;
+<kbd>D</kbd> save draft &nbsp; <kbd>U</kbd> undo<br>
+<kbd>J</kbd>/<kbd>K</kbd> next / previous node &nbsp; <kbd>P</kbd> prune it as irrelevant &nbsp;
+<kbd>W</kbd> as wrong reasoning &nbsp; <kbd>R</kbd> restore it<br>
+<kbd>V</kbd> hide / show the marked differences &nbsp; <kbd>G</kbd> unified diff (code)<br>
 <kbd>&larr;</kbd>/<kbd>&rarr;</kbd> previous / next in your history &nbsp; <kbd>?</kbd> this help<br>
 <i>Keys do nothing while you type in a text field.</i></div>"""
 
@@ -58,8 +62,7 @@ def shown_to_user(fn):
 def pair_outputs(page: PairPage) -> tuple:
     """A PairPage in the order of the page's `pair_out` components."""
     return (page.view, page.status, page.progress, page.conversation, page.response_a, page.response_b,
-            page.tree, gr.update(choices=page.node_choices, value=None), page.label, page.rating,
-            page.comment)  # fmt: skip
+            page.diff, page.tree, page.label, page.rating, page.comment)  # fmt: skip
 
 
 def build_app(url: str) -> gr.Blocks:
@@ -97,27 +100,28 @@ def build_app(url: str) -> gr.Blocks:
     def on_next(view, request: gr.Request):
         return pair_outputs(h.history(user_of(request), view, +1))
 
-    on_prune = shown_to_user(h.prune)
-    on_restore = shown_to_user(h.restore)
+    on_node_action = shown_to_user(h.node_action)
 
     @shown_to_user
     def admin_refresh(request: gr.Request):
         a = h.admin_page(user_of(request))
         sets = gr.update(choices=a.label_sets, value=a.label_sets[0])
-        return a.summary, a.annotators, a.kappa, a.alpha, a.pruning, sets
+        return a.summary, a.annotators, a.kappa, a.alpha, a.pruning, a.reliance, sets
 
     @shown_to_user
     def admin_load_settings(request: gr.Request):
         c = h.queue_settings(user_of(request))
-        return c.overlap, c.gold_rate, c.gold_split, c.quota, c.routing, c.route_fraction, c.blind
+        return (c.overlap, c.gold_rate, c.gold_split, c.quota, c.routing, c.route_fraction, c.blind,
+                c.evidence_first)  # fmt: skip
 
     @shown_to_user
     def admin_save_settings(
-        overlap, gold_rate, gold_split, quota, routing, route_fraction, blind, request: gr.Request
-    ):
+        overlap, gold_rate, gold_split, quota, routing, route_fraction, blind, evidence_first,
+        request: gr.Request,
+    ):  # fmt: skip
         return h.save_queue_settings(
             user_of(request), overlap=overlap, gold_rate=gold_rate, gold_split=gold_split, quota=quota,
-            routing=routing, route_fraction=route_fraction, blind=blind,
+            routing=routing, route_fraction=route_fraction, blind=blind, evidence_first=evidence_first,
         )
 
     def exporter(kind: str):
@@ -135,7 +139,8 @@ def build_app(url: str) -> gr.Blocks:
 
     @shown_to_user
     def api_next_pair(request: gr.Request) -> dict:
-        """The caller's next pair: token, texts, tree nodes (most informative first), progress."""
+        """The caller's next pair: token, texts, the tree's strong model and config, its nodes (most
+        informative first; without p_a in evidence-first mode until /reveal), progress."""
         return h.api_next_pair(user_of(request))
 
     @shown_to_user
@@ -149,8 +154,14 @@ def build_app(url: str) -> gr.Blocks:
         request: gr.Request = None,
     ) -> dict:
         """Store a label (confidence 1-5). Resending the same token stores nothing new. `tree_id`: the tree
-        /next_pair served [default: the pair's newest]."""
+        /next_pair served [default: the one it serves now]."""
         return h.api_submit(user_of(request), token, label, confidence, comment, pruned_json, tree_id)
+
+    @shown_to_user
+    def api_reveal(token: str, initial_label: str, confidence: float = 3, request: gr.Request = None) -> dict:
+        """Evidence first: commit your initial label (confidence 1-5) for the pair; get its nodes with their
+        verdicts (p_a). /submit then stores the initial label with your final one."""
+        return h.api_reveal(user_of(request), token, initial_label, confidence)
 
     @shown_to_user
     def api_save_draft(token: str, state_json: str, request: gr.Request = None) -> str:
@@ -172,20 +183,15 @@ def build_app(url: str) -> gr.Blocks:
                 with gr.Row(equal_height=True):
                     resp_a = gr.HTML(elem_id="w2s-a")
                     resp_b = gr.HTML(elem_id="w2s-b")
+                diff_tools = gr.HTML(elem_id="w2s-diff-box")
                 with gr.Accordion("Principle tree (most informative first)", open=True):
                     tree = gr.HTML(elem_id="w2s-tree")
-                    with gr.Row():
-                        prune_node = gr.Radio([], label="Node", elem_id="w2s-prune-node", scale=3)
-                        prune_reason = gr.Radio(
-                            list(Q.PRUNE_REASONS),
-                            value="irrelevant",
-                            label="Reason",
-                            elem_id="w2s-prune-reason",
-                            scale=2,
-                        )
-                        with gr.Column(scale=1, min_width=120):
-                            prune_btn = gr.Button("Prune", size="sm", elem_id="w2s-prune")
-                            restore_btn = gr.Button("Restore", size="sm", elem_id="w2s-restore")
+                    # the prune / restore buttons on the nodes (and their keys) send their request through
+                    # these two, kept off screen (keys.js)
+                    node_action = gr.Textbox(elem_id="w2s-node-action", elem_classes=["w2s-offscreen"],
+                                             show_label=False, container=False)  # fmt: skip
+                    node_action_go = gr.Button("node action", elem_id="w2s-node-action-go",
+                                               elem_classes=["w2s-offscreen"])  # fmt: skip
                 with gr.Row():
                     label = gr.Radio(
                         [("A  [1]", "a"), ("B  [2]", "b"), ("Tie  [0]", "tie")],
@@ -232,6 +238,14 @@ def build_app(url: str) -> gr.Blocks:
                 kappa = gr.Dataframe(elem_id="w2s-admin-kappa", interactive=False)
                 gr.Markdown("### Node pruning per principle")
                 prune_table = gr.Dataframe(elem_id="w2s-admin-pruning", interactive=False)
+                gr.Markdown(
+                    "### Do trees help? (evidence first, gold pairs)\n"
+                    "Accuracy of the label chosen before the verdicts were shown and of the final one; "
+                    "how often annotators switched to the strong model's verdict when it was wrong "
+                    "(over-reliance) and when it was right (useful reliance), out of the times they had "
+                    "first disagreed with it."
+                )
+                reliance_table = gr.Dataframe(elem_id="w2s-admin-reliance", interactive=False)
                 gr.Markdown("### Export")
                 with gr.Row():
                     exp_format = gr.Radio(
@@ -264,10 +278,14 @@ def build_app(url: str) -> gr.Blocks:
                     s_routing = gr.Radio(["all", "uncertain"], label="Routing to humans")
                     s_fraction = gr.Slider(0, 1, step=0.01, label="Share routed (least reliable weak labels)")
                     s_blind = gr.Checkbox(label="Blind mode (annotators never see others' labels)")
+                    s_evidence = gr.Checkbox(
+                        label="Evidence first (verdicts shown only after an initial label)",
+                        elem_id="w2s-settings-evidence-first",
+                    )
                 settings_btn = gr.Button("Save settings and re-sync queues", elem_id="w2s-settings-save")
                 settings_msg = gr.Markdown()
 
-        pair_out = [view, status, progress, conv, resp_a, resp_b, tree, prune_node, label, rating, comment]
+        pair_out = [view, status, progress, conv, resp_a, resp_b, diff_tools, tree, label, rating, comment]
         hidden = {"api_visibility": "private"}
         demo.load(on_load, outputs=[header, guide_md, guide_edit, guide_save, admin_tab, *pair_out], **hidden)
         submit_btn.click(on_submit, [view, label, rating, comment], pair_out, **hidden)
@@ -276,20 +294,20 @@ def build_app(url: str) -> gr.Blocks:
         undo_btn.click(on_undo, None, pair_out, **hidden)
         prev_btn.click(on_prev, [view], pair_out, **hidden)
         next_btn.click(on_next, [view], pair_out, **hidden)
-        prune_btn.click(on_prune, [view, prune_node, prune_reason], [view, tree], **hidden)
-        restore_btn.click(on_restore, [view, prune_node], [view, tree], **hidden)
+        node_action_go.click(on_node_action, [view, node_action], [view, tree],
+                             js="(view, action) => [view, window.w2sNodeAction || action]", **hidden)  # fmt: skip
         guide_save.click(save_guidelines, [guide_edit], [guide_md, guide_msg], **hidden)
-        admin_outs = [summary, table, kappa, alpha, prune_table, exp_set]
+        admin_outs = [summary, table, kappa, alpha, prune_table, reliance_table, exp_set]
         refresh_btn.click(admin_refresh, None, admin_outs, **hidden)
         admin_tab.select(admin_refresh, None, admin_outs, **hidden).then(
             admin_load_settings,
             None,
-            [s_overlap, s_gold_rate, s_gold_split, s_quota, s_routing, s_fraction, s_blind],
+            [s_overlap, s_gold_rate, s_gold_split, s_quota, s_routing, s_fraction, s_blind, s_evidence],
             **hidden,
         )
         settings_btn.click(
             admin_save_settings,
-            [s_overlap, s_gold_rate, s_gold_split, s_quota, s_routing, s_fraction, s_blind],
+            [s_overlap, s_gold_rate, s_gold_split, s_quota, s_routing, s_fraction, s_blind, s_evidence],
             [settings_msg],
             **hidden,
         )
@@ -297,6 +315,7 @@ def build_app(url: str) -> gr.Blocks:
             button.click(exporter(kind), [exp_format, exp_set], [export_file, export_msg], **hidden)
         gr.api(api_next_pair, api_name="next_pair")
         gr.api(api_submit, api_name="submit")
+        gr.api(api_reveal, api_name="reveal")
         gr.api(api_save_draft, api_name="save_draft")
     demo.w2s_guard = {"credentials": h.roles, "exports": h.exports}  # for launch's middleware
     return demo
@@ -346,7 +365,7 @@ def launch(url: str, host: str = "127.0.0.1", port: int = 7860, block: bool = Tr
         auth=make_auth(url),
         auth_message="w2s annotation: sign in with the account your admin created (`w2s users add`).",
         head=f"<script>{asset('static/keys.js')}</script>",
-        css=asset("static/style.css"),
+        css=asset("static/style.css") + "\n" + render.code_css(),
         prevent_thread_lock=not block,
         ssr_mode=False,
         enable_monitoring=False,

@@ -44,6 +44,10 @@ def test_submit_once_and_kill_loses_nothing(store, server_factory):
         pruned = (
             json.dumps([{"node_id": nxt["nodes"][1]["id"], "reason": "irrelevant"}]) if nxt["nodes"] else "[]"
         )
+        if nxt["nodes"]:  # evidence first (the default): verdicts only after the initial label
+            assert nxt["verdicts_hidden"] and "p_a" not in nxt["nodes"][0]
+            shown = alice.predict(nxt["token"], "b", 3, api_name="/reveal")
+            assert shown["initial"]["label"] == "b" and "p_a" in shown["nodes"][0]
         first = alice.predict(nxt["token"], "a", 4, f"c{i}", pruned, api_name="/submit")
         retry = alice.predict(nxt["token"], "a", 4, f"c{i}", pruned, api_name="/submit")
         assert first["created"] and not retry["created"] and retry["annotation_id"] == first["annotation_id"]

@@ -53,7 +53,8 @@ def site(tmp_path_factory):
             "Call a **locksmith** or your roadside assistance; they can open it without damage."
         )
         first.response_b = XSS_RESPONSE
-        Q.save_config(s, Q.QueueConfig(overlap=2, gold_rate=0.0, quota=4))
+        # verdicts shown at once: evidence-first mode has its own tests (test_render_browser.py)
+        Q.save_config(s, Q.QueueConfig(overlap=2, gold_rate=0.0, quota=4, evidence_first=False))
     tree_id, node_ids = make_tree(
         url,
         ids[0],
@@ -117,17 +118,20 @@ def test_annotator_keyboard_prune_undo_and_inert_html(site):
     assert page.evaluate("window.__w2s_pwned") is None
     assert page.dialogs == []
 
-    # nodes ordered by info; prune the second with a reason, restore, prune again
+    # nodes ordered by info; prune the third with the button on the node, restore it there, prune it
+    # again with the keys (J moves to the next node, W prunes as wrong reasoning)
     names = page.locator("#w2s-tree .w2s-node-head b").all_inner_texts()
     assert names == ["Avoid harm", "Legality", "Honesty"]
-    page.locator("#w2s-prune-node label").nth(2).click()
-    page.locator("#w2s-prune-reason label", has_text="wrong reasoning").click()
-    page.locator("#w2s-prune").click()
+    page.locator("#w2s-tree .w2s-node").nth(2).locator('button[data-reason="wrong reasoning"]').click()
     page.wait_for_selector(".w2s-node-pruned")
-    page.locator("#w2s-restore").click()
+    assert "Honesty" in page.locator(".w2s-node-pruned").inner_text()
+    page.locator('.w2s-node-pruned button[data-action="restore"]').click()
     page.wait_for_function("document.querySelectorAll('.w2s-node-pruned').length === 0")
-    page.locator("#w2s-prune").click()
+    for key in "jjj":
+        press(page, key)
+    press(page, "w")
     page.wait_for_selector(".w2s-node-pruned")
+    assert "wrong reasoning" in page.locator(".w2s-node-pruned").inner_text()
 
     # shortcuts are inert while typing: 's', 'u', '2' typed into the comment stay text
     page.locator("#w2s-comment textarea, #w2s-comment input").first.fill("")
@@ -238,9 +242,7 @@ def test_screenshot_of_a_real_pair(site, tmp_path):
     add_user("carol", "annotator", "carol-pw", url=site["url"])
     page = login(site, "carol", "carol-pw")
     page.wait_for_selector("#w2s-tree .w2s-node")
-    page.locator("#w2s-prune-node label").nth(2).click()
-    page.locator("#w2s-prune-reason label", has_text="irrelevant").click()
-    page.locator("#w2s-prune").click()
+    page.locator("#w2s-tree .w2s-node").nth(2).locator('button[data-reason="irrelevant"]').click()
     page.wait_for_selector(".w2s-node-pruned")
     press(page, "2")
     page.locator("#w2s-tree summary").first.click()  # expand the top node's thought
@@ -274,7 +276,7 @@ def test_draft_survives_reload(site):
 def test_admin_dashboard_and_export(site, tmp_path):
     ids = site["ids"]
     with session_scope(site["url"]) as s:  # a second annotator, weak-model labels and gold for the dashboard
-        for pid, gold, bob, weak in zip(ids[:4], "abab", "aaba", "abbb"):
+        for pid, gold, bob, first, weak in zip(ids[:4], "abab", "aaba", "baba", "abbb"):
             s.get(Pair, pid).gold = gold
             s.add(
                 Annotation(
@@ -284,6 +286,8 @@ def test_admin_dashboard_and_export(site, tmp_path):
                     method="human",
                     label=bob,
                     seconds=7.5,
+                    tree_id=site["tree"] if pid == ids[0] else None,  # its exit node says A: right
+                    meta={"initial": {"label": first, "rating": 3, "seconds": 5.0}},  # evidence first
                 )
             )
             s.add(
@@ -304,6 +308,8 @@ def test_admin_dashboard_and_export(site, tmp_path):
     people = page.locator("#w2s-admin-annotators").inner_text()
     assert "alice" in people and "bob" in people
     assert "Legality" in page.locator("#w2s-admin-pruning").inner_text()
+    reliance = page.locator("#w2s-admin-reliance").inner_text()
+    assert "bob" in reliance and "useful reliance" in reliance
     page.screenshot(path=str(shots(tmp_path) / "admin.png"), full_page=True)
     assert is_png(shots(tmp_path) / "admin.png")
     page.locator("#w2s-export-current").click()

@@ -35,19 +35,76 @@ def test_users_are_checked(h):
 
 def test_submit_records_the_tree_the_page_was_served(h, db_url):
     page = h.welcome("alice").page
-    assert isinstance(page, PairPage) and page.view["pair_id"] and len(page.node_choices) == 2
+    assert (
+        isinstance(page, PairPage) and page.view["pair_id"] and page.tree.count('<div class="w2s-node"') == 2
+    )
     served = page.view["tree_id"]
     with session_scope(db_url) as s:  # a newer tree arrives while alice reads
         s.add(Tree(pair_id=page.view["pair_id"], strong_model="test-strong", config_hash="newer"))
-    view, html = h.prune(page.view, _node_ids(db_url, served)[0], "irrelevant")
-    assert "w2s-node-pruned" in html and "Avoid harm" in html
+    first = _node_ids(db_url, served)[0]
+    view, html = h.node_action(
+        page.view, f'{{"action": "prune", "node_id": {first}, "reason": "irrelevant"}}'
+    )
+    assert "w2s-node-pruned" in html and "Avoid harm" in html and 'data-action="restore"' in html
+    with pytest.raises(Refused, match="prune reason"):
+        h.prune(view, first, "boring")
+    with pytest.raises(Refused, match="node action"):
+        h.node_action(view, '{"action": "delete", "node_id": 1}')
     with pytest.raises(Refused, match="Choose A, B or tie"):
         h.submit("alice", view, None, 4, "")
-    after = h.submit("alice", view, "b", 4, "looks off")
+    revealed = h.submit("alice", view, "b", 4, "looks off")  # evidence first: the first submit shows verdicts
+    assert revealed.view["pair_id"] == page.view["pair_id"] and "w2s-bar" in revealed.tree
+    after = h.submit("alice", revealed.view, "b", 4, "looks off")
     assert after.status.startswith("Saved B.") and after.view["pair_id"] != page.view["pair_id"]
     with session_scope(db_url) as s:
         ann = s.exec(select(Annotation).where(Annotation.annotator == "alice")).one()
         assert ann.tree_id == served and ann.label == "b" and ann.pruned[0]["reason"] == "irrelevant"
+
+
+def test_evidence_first_keeps_both_labels_and_hides_every_verdict_until_the_first(h, db_url):
+    page = h.welcome("alice").page
+    assert page.view["revealed"] is False and "Evidence first" in page.status
+    assert "w2s-bar" not in page.tree and "P(A)" not in page.tree and "%" not in page.tree
+    reloaded = h.show_queue("alice")  # a reload before choosing still shows no verdict
+    assert "w2s-bar" not in reloaded.tree
+    revealed = h.submit("alice", page.view, "a", 2, "")
+    assert (
+        revealed.view["revealed"] and revealed.view["initial"]["label"] == "a" and "w2s-bar" in revealed.tree
+    )
+    assert "Your first label: A" in revealed.status and revealed.label == "a"
+    again = h.show_queue("alice")  # a reload after the reveal cannot take the initial label back
+    assert again.view["initial"]["label"] == "a" and "w2s-bar" in again.tree
+    h.submit("alice", again.view, "b", 5, "changed my mind")
+    with session_scope(db_url) as s:
+        ann = s.exec(select(Annotation).where(Annotation.annotator == "alice")).one()
+    assert ann.label == "b" and ann.meta["initial"]["label"] == "a" and ann.meta["initial"]["rating"] == 2
+    assert ann.meta["rating"] == 5 and ann.seconds >= ann.meta["initial"]["seconds"]
+    # undo brings the pair back revealed, with the initial label the withdrawn row carried
+    undone = h.undo("alice")
+    assert undone.view["revealed"] and undone.view["initial"]["label"] == "a"
+
+
+def test_with_evidence_first_off_verdicts_show_at_once(db_url):
+    ids = make_pairs(db_url, 1)
+    make_tree(db_url, ids[0], [("Avoid harm", 0.9, 0.7, 0.4)])
+    setup(db_url, Q.QueueConfig(overlap=1, gold_rate=0.0, quota=0, evidence_first=False))
+    add_user("alice", "annotator", "alice-pw", url=db_url)
+    h = Handlers(db_url)
+    page = h.welcome("alice").page
+    assert page.view["revealed"] and "w2s-bar" in page.tree
+    assert h.submit("alice", page.view, "a", 3, "").status.startswith("Saved A.")
+    with session_scope(db_url) as s:
+        assert "initial" not in s.exec(select(Annotation)).one().meta
+
+
+def test_queue_settings_saved_before_evidence_first_keep_it_off(db_url):
+    from w2s.store import set_setting
+
+    with session_scope(db_url) as s:
+        assert Q.load_config(s).evidence_first is True  # a new project
+        set_setting(s, "queue", {"overlap": 3, "blind": True})  # saved by an older w2s
+    with session_scope(db_url) as s:
+        assert Q.load_config(s).evidence_first is False and Q.load_config(s).overlap == 3
 
 
 def test_draft_history_and_undo(h, db_url):
@@ -56,12 +113,19 @@ def test_draft_history_and_undo(h, db_url):
     with session_scope(db_url) as s:
         assert s.exec(select(Draft)).one().state["comment"] == "hmm"
     again = h.show_queue("alice")
-    assert again.view["pair_id"] == page.view["pair_id"] and again.label == "a" and "Draft restored" in again.status
-    h.submit("alice", again.view, "a", 5, "")
+    assert (
+        again.view["pair_id"] == page.view["pair_id"]
+        and again.label == "a"
+        and "Draft restored" in again.status
+    )
+    h.submit("alice", h.submit("alice", again.view, "a", 5, "").view, "a", 5, "")
     back = h.history("alice", h.show_queue("alice").view, -1)
     assert back.view["pair_id"] == page.view["pair_id"] and back.view["hist"] == 0 and back.label == "a"
     undone = h.undo("alice")
-    assert "Undone: your last label is withdrawn." in undone.status and undone.view["pair_id"] == page.view["pair_id"]
+    assert (
+        "Undone: your last label is withdrawn." in undone.status
+        and undone.view["pair_id"] == page.view["pair_id"]
+    )
 
 
 @pytest.mark.parametrize("tree_id", ["abc", 1.5, True, [1]])
@@ -138,3 +202,43 @@ def test_history_shows_the_tree_the_label_recorded(h, db_url):
     assert h.api_next_pair("alice")["tree_id"] == served  # the reopened item, as the page shows it
     with session_scope(db_url) as s:  # while a pair not labelled before is served the newest tree
         assert Q.tree_to_serve(s, pid)[0].id == newer
+
+
+def test_api_evidence_first_hides_p_a_until_reveal_and_stores_the_initial_label(h, db_url):
+    nxt = h.api_next_pair("alice")
+    assert nxt["verdicts_hidden"] and nxt["nodes"] and all("p_a" not in n for n in nxt["nodes"])
+    with pytest.raises(Refused, match="initial_label"):
+        h.api_reveal("alice", nxt["token"], "maybe")
+    shown = h.api_reveal("alice", nxt["token"], "b", 2)
+    assert shown["initial"]["label"] == "b" and all("p_a" in n for n in shown["nodes"])
+    assert h.api_reveal("alice", nxt["token"], "a")["initial"]["label"] == "b"  # the first one stays
+    again = h.api_next_pair("alice")
+    assert again["token"] == nxt["token"] and not again["verdicts_hidden"] and "p_a" in again["nodes"][0]
+    h.api_submit("alice", nxt["token"], "a", 4, "", "[]", nxt["tree_id"])
+    with session_scope(db_url) as s:
+        ann = s.exec(select(Annotation).where(Annotation.annotator == "alice")).one()
+    assert ann.label == "a" and ann.meta["initial"] == {"label": "b", "rating": 2.0, "seconds": None}
+
+
+def test_a_revealed_draft_keeps_its_tree_when_the_project_chooses_another_model(h, db_url):
+    from w2s_app.cli import choose_trees
+
+    page = h.welcome("alice").page
+    pid, served = page.view["pair_id"], page.view["tree_id"]
+    assert not page.view["revealed"] and "w2s-node" in page.tree
+    shown = h.submit("alice", page.view, "a", 3, "")  # evidence first: keeps the label, shows verdicts
+    assert shown.view["revealed"] and shown.view["initial"]["label"] == "a"
+    assert shown.view["tree_id"] == served
+    make_tree(db_url, pid, [("Newer principle", 0.9, 0.9, 0.9)], strong_model="newer-strong")
+    choose_trees(db_url, "newer-strong", None)
+    again = h.show_queue("alice")  # a reload: the tree the initial label was made on, not the chosen model's
+    assert again.view["pair_id"] == pid and again.view["tree_id"] == served and again.view["revealed"]
+    assert "Newer principle" not in again.tree and "Tree by `test-strong`" in again.status
+    nxt = h.api_next_pair("alice")  # the API serves the same tree as the page
+    assert nxt["tree_id"] == served and nxt["strong_model"] == "test-strong" and not nxt["verdicts_hidden"]
+    h.submit("alice", again.view, "b", 4, "")
+    with session_scope(db_url) as s:
+        ann = s.exec(select(Annotation).where(Annotation.pair_id == pid)).one()
+    assert ann.tree_id == served and ann.label == "b" and ann.meta["initial"]["label"] == "a"
+    following = h.show_queue("alice")  # a pair without a draft: the chosen model's tree (none here)
+    assert following.view["pair_id"] != pid and following.view["tree_id"] is None

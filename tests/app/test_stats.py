@@ -85,3 +85,31 @@ def test_exports(labelled, tmp_path):
     assert sum(r["retracted"] for r in raw) == 1
     assert all(list(r) == [c.name for c in HUMAN_COLUMNS] for r in raw)  # the columns w2s.export defines
     assert n_set == len((tmp_path / "set.jsonl").read_text().splitlines())
+
+
+def test_reliance_table_reads_initial_labels_strong_exits_and_gold(db_url):
+    """Pairs p0, p1 (gold a) with trees exiting on B (wrong), p2 (gold b) exiting on B (right), p3 no gold."""
+    ids = make_pairs(db_url, 4)
+    trees = {}
+    for pid, exit_pa in zip(ids, (0.1, 0.2, 0.1, 0.9)):
+        trees[pid], _ = make_tree(db_url, pid, [("harm", 0.9, 0.5, 0.0), ("exit", 0.8, exit_pa, 0.4)])
+    with session_scope(db_url) as s:
+        for pid, gold in zip(ids, ("a", "a", "b", None)):
+            s.get(Pair, pid).gold = gold
+        first = {"label": "a", "rating": 3, "seconds": 4.0}
+        s.add(human(ids[0], "x", "b", tree_id=trees[ids[0]], meta={"initial": first}))  # over-reliance
+        s.add(human(ids[1], "x", "a", tree_id=trees[ids[1]], meta={"initial": first}))  # resisted
+        s.add(human(ids[2], "x", "b", tree_id=trees[ids[2]], meta={"initial": first}))  # useful reliance
+        s.add(human(ids[3], "x", "b", tree_id=trees[ids[3]], meta={"initial": first}))  # no gold: left out
+        s.add(human(ids[0], "y", "a", tree_id=trees[ids[0]]))  # no initial label: not evidence-first
+    with session_scope(db_url) as s:
+        rows = stats.reliance_table(s, stats.human_annotations(s))
+    assert [r["annotator"] for r in rows] == ["x", "all"]
+    x = rows[0]
+    assert (
+        x["gold pairs"] == 3
+        and x["accuracy before"] == round(2 / 3, 3)
+        and x["accuracy after"] == round(2 / 3, 3)
+    )
+    assert x["over-reliance (to wrong strong)"] == "1/2" and x["useful reliance (to right strong)"] == "1/1"
+    assert x["strong accuracy"] == round(1 / 3, 3) and x["changed"] == "2/3"
