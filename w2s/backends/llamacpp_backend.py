@@ -96,6 +96,7 @@ class LlamaCppModel:
         )
         self._lock = threading.Lock()  # one llama context: one call at a time
         self._snapshots: list[Snapshot] = []  # least recently used first
+        self._llama_cpp = llama_cpp  # the low-level state functions the snapshots use
 
     def render(self, prompt: Prompt) -> str:
         messages, prefill = split_prefill(prompt)
@@ -132,8 +133,8 @@ class LlamaCppModel:
             return 0
         live = llm.input_ids[: llm.n_tokens]
         keep = self._common_chunks(live, tokens) if llm.n_tokens else 0
-        best = max(self._snapshots, key=lambda snap: self._common_chunks(snap.tokens, tokens), default=None)
-        from_snapshot = self._common_chunks(best.tokens, tokens) if best is not None else 0
+        from_snapshot, best = max(((self._common_chunks(snap.tokens, tokens), snap) for snap in self._snapshots),
+                                  key=lambda shared: shared[0], default=(0, None))
         if self.config.snapshots and llm.n_tokens // chunk * chunk > max(keep, from_snapshot):
             self._save(live)  # the live context is about to lose whole chunks that no snapshot holds
         if from_snapshot > keep:
@@ -143,20 +144,18 @@ class LlamaCppModel:
         return keep
 
     def _save(self, live: np.ndarray) -> None:
-        llama_cpp = _import_llama()[0]
         ctx = self.llm._ctx.ctx
-        buf = (ctypes.c_uint8 * llama_cpp.llama_state_seq_get_size(ctx, 0))()
-        size = llama_cpp.llama_state_seq_get_data(ctx, buf, len(buf), 0)
+        buf = (ctypes.c_uint8 * self._llama_cpp.llama_state_seq_get_size(ctx, 0))()
+        size = self._llama_cpp.llama_state_seq_get_data(ctx, buf, len(buf), 0)
         # a snapshot the live context extends holds nothing the new one lacks
         kept = [snap for snap in self._snapshots
                 if not (len(snap.tokens) <= len(live) and np.array_equal(live[: len(snap.tokens)], snap.tokens))]
         self._snapshots = (kept + [Snapshot(live.copy(), buf, size)])[-self.config.snapshots:]
 
     def _restore(self, snap: Snapshot) -> None:
-        llama_cpp = _import_llama()[0]
         llm = self.llm
         llm._ctx.kv_cache_seq_rm(0, 0, -1)
-        if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, snap.state, snap.size, 0) != snap.size:
+        if self._llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, snap.state, snap.size, 0) != snap.size:
             raise RuntimeError("llamacpp: restoring a KV-cache snapshot failed")
         llm.input_ids[: len(snap.tokens)] = snap.tokens
         llm.n_tokens = len(snap.tokens)
