@@ -26,6 +26,7 @@ from w2s_app import render, security, stats
 from w2s_app.exports import AdminExports, ExportRefused
 
 CONF_MIN, CONF_MAX = 1, 5
+SERVER_DRAFT_KEYS = ("initial", "revealed", "tree_id")  # evidence first: written by /reveal and the page only
 
 
 class Refused(Exception):
@@ -67,6 +68,15 @@ def tree_for(nodes, view: dict) -> str:
     return render.tree_html(nodes, pruned, reveal=bool(view.get("revealed", True)), reasons=Q.PRUNE_REASONS)
 
 
+def keep_committed(s: Session, user: str, pair_id: str, state: dict) -> dict:
+    """`state` with what evidence first committed for this pair (the initial label, its reveal, the tree it
+    was made on) as stored: a later draft (another tab, the API) never drops or rewrites it."""
+    stored = Q.load_draft(s, user, pair_id) or {}
+    if not stored.get("initial"):
+        return state
+    return {**state, **{k: stored[k] for k in SERVER_DRAFT_KEYS if k in stored}}
+
+
 def initial_of(s: Session, ann: Annotation) -> dict | None:
     """The initial (pre-verdict) label an annotation carried; for an undo's row, the withdrawn label's."""
     if ann.retracted and ann.supersedes_id:
@@ -75,13 +85,15 @@ def initial_of(s: Session, ann: Annotation) -> dict | None:
 
 
 def api_nodes(nodes, *, verdicts: bool) -> list[dict]:
-    """The API's view of a tree's nodes; without `verdicts`, no P(A) (evidence first)."""
+    """The API's view of a tree's nodes; without `verdicts` (evidence first), no P(A) nor what is read off
+    it (info), and the most relevant node first, as the page shows them."""
+    if not verdicts:
+        nodes = sorted(nodes, key=lambda n: -n.relevance)
     out = []
     for n in nodes:
-        node = {"id": n.id, "principle": n.principle_name, "relevance": n.relevance, "info": n.info,
-                "thought": n.thought}  # fmt: skip
+        node = {"id": n.id, "principle": n.principle_name, "relevance": n.relevance, "thought": n.thought}
         if verdicts:
-            node["p_a"] = n.p_a
+            node.update(info=n.info, p_a=n.p_a)
         out.append(node)
     return out
 
@@ -294,10 +306,11 @@ class Handlers:
                 raise Refused(str(e)) from None
             draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {},
                      "initial": initial, "revealed": True, "tree_id": view.get("tree_id")}  # fmt: skip
+            draft = keep_committed(s, user, item.pair_id, draft)  # revealed in another tab first: that label
             Q.save_draft(s, user, item.pair_id, draft)
             page = self.show(s, user, item, hist_index=view.get("hist"))
-        page.status = (f"Your first label: {label.upper()}. The strong model's verdicts are shown now: keep your "
-                       "label or change it, then submit [Enter].")  # fmt: skip
+        page.status = (f"Your first label: {draft['initial']['label'].upper()}. The strong model's verdicts are "
+                       "shown now: keep your label or change it, then submit [Enter].")  # fmt: skip
         return page
 
     def skip(self, user: str, view: dict) -> PairPage:
@@ -311,7 +324,10 @@ class Handlers:
         user, _ = self.whoami(user)
         if not view or not view.get("pair_id"):
             raise Refused("Nothing to save.")
+        if label not in ("a", "b", "tie", None):
+            raise Refused("A label is A, B or tie.")
         try:
+            rating = security.check_rating(rating, CONF_MIN, CONF_MAX)
             security.check_comment(comment)
         except security.InputError as e:
             raise Refused(str(e)) from None
@@ -319,7 +335,7 @@ class Handlers:
             draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {},
                      "initial": view.get("initial"), "revealed": bool(view.get("revealed", True)),
                      "tree_id": view.get("tree_id")}  # fmt: skip
-            Q.save_draft(s, user, view["pair_id"], draft)
+            Q.save_draft(s, user, view["pair_id"], keep_committed(s, user, view["pair_id"], draft))
         return "Draft saved."
 
     def undo(self, user: str) -> PairPage:
@@ -552,13 +568,15 @@ class Handlers:
             raise Refused(str(e)) from None
 
     def api_save_draft(self, user: str, token: str, state_json: str) -> str:
-        """Save a draft (any JSON object) for the pair named by the token."""
+        """Save a draft (any JSON object) for the pair named by the token. The evidence-first keys are the
+        server's (/reveal writes them): a draft cannot make up, rewrite or drop the initial label, its
+        reveal or the tree it was made on, so the over-reliance report reads what annotators committed."""
         user, _ = self.whoami(user)
         try:
-            state = security.parse_draft(state_json)
+            state = {k: v for k, v in security.parse_draft(state_json).items() if k not in SERVER_DRAFT_KEYS}
             with self.tx() as s:
                 item = Q.item_for(s, user, token)
-                Q.save_draft(s, user, item.pair_id, state)
+                Q.save_draft(s, user, item.pair_id, keep_committed(s, user, item.pair_id, state))
         except (Q.QueueError, security.InputError) as e:
             raise Refused(str(e)) from None
         return "ok"

@@ -320,13 +320,15 @@ def _node_actions(node_id: int, reason: str | None, reasons: tuple[str, ...]) ->
 def tree_html(nodes: list[Node], pruned: dict[int, str], *, reveal: bool = True,
               reasons: tuple[str, ...] = ()) -> str:  # fmt: skip
     """The FF-tree, most informative node first: principle, relevance, expandable thought, prune/restore
-    buttons (`reasons`) and, once `reveal`, the verdict bar. Without `reveal` the page holds no verdict at
-    all (not merely a hidden one): evidence first."""
+    buttons (`reasons`) and, once `reveal`, the verdict bar, info and role. Without `reveal` the page holds
+    no verdict at all (not merely a hidden one), nor its confidence: evidence first, most relevant first."""
     if not nodes:
         return (
             '<div class="w2s-notree" id="w2s-notree">No principle tree for this pair yet: '
             "judge the responses directly.</div>"
         )
+    if not reveal:  # info and role are read off the verdict (its confidence), and so is an order by info
+        nodes = sorted(nodes, key=lambda n: -n.relevance)
     items = []
     for rank, node in enumerate(nodes, 1):
         reason = pruned.get(node.id)
@@ -340,12 +342,12 @@ def tree_html(nodes: list[Node], pruned: dict[int, str], *, reveal: bool = True,
             else ""
         )
         actions = _node_actions(int(node.id), reason, reasons) if reasons else ""
+        read_off = f" · info {node.info:.2f} · {html.escape(node.role)}"
         items.append(
             f'<div class="w2s-node{" w2s-node-pruned" if reason else ""}" data-node-id="{int(node.id)}">'
             f'<div class="w2s-node-head"><span class="w2s-rank">#{rank}</span> '
             f"<b>{html.escape(node.principle_name or node.principle_id)}</b> "
-            f'<span class="w2s-meta">relevance {node.relevance:.2f} · info {node.info:.2f} · '
-            f"{html.escape(node.role)}</span> {status}</div>"
+            f'<span class="w2s-meta">relevance {node.relevance:.2f}{read_off if reveal else ""}</span> {status}</div>'
             f"{bar}"
             f'<details class="w2s-thought"><summary>thought</summary>'
             f"{text_block(node.thought, prose_kind(node.thought))}</details>{actions}</div>"

@@ -206,7 +206,7 @@ def test_history_shows_the_tree_the_label_recorded(h, db_url):
 
 def test_api_evidence_first_hides_p_a_until_reveal_and_stores_the_initial_label(h, db_url):
     nxt = h.api_next_pair("alice")
-    assert nxt["verdicts_hidden"] and nxt["nodes"] and all("p_a" not in n for n in nxt["nodes"])
+    assert nxt["verdicts_hidden"] and nxt["nodes"] and all("p_a" not in n and "info" not in n for n in nxt["nodes"])
     with pytest.raises(Refused, match="initial_label"):
         h.api_reveal("alice", nxt["token"], "maybe")
     shown = h.api_reveal("alice", nxt["token"], "b", 2)
@@ -218,6 +218,39 @@ def test_api_evidence_first_hides_p_a_until_reveal_and_stores_the_initial_label(
     with session_scope(db_url) as s:
         ann = s.exec(select(Annotation).where(Annotation.annotator == "alice")).one()
     assert ann.label == "a" and ann.meta["initial"] == {"label": "b", "rating": 2.0, "seconds": None}
+
+
+def test_api_draft_cannot_make_up_or_rewrite_the_initial_label(h, db_url):
+    import json
+
+    nxt = h.api_next_pair("alice")
+    forged = {"label": "a", "initial": {"label": "a", "rating": 5, "seconds": 1}, "revealed": True}
+    h.api_save_draft("alice", nxt["token"], json.dumps(forged))
+    assert h.api_next_pair("alice")["verdicts_hidden"]  # a draft is no reveal
+    h.api_reveal("alice", nxt["token"], "b", 2)
+    h.api_save_draft("alice", nxt["token"], json.dumps({**forged, "comment": "kept", "initial": None}))
+    with session_scope(db_url) as s:
+        draft = Q.load_draft(s, "alice", nxt["pair_id"])
+    assert draft["comment"] == "kept" and draft["initial"]["label"] == "b" and draft["revealed"]
+    assert draft["tree_id"] == nxt["tree_id"]
+    h.api_submit("alice", nxt["token"], "a", 4, "", "[]", nxt["tree_id"])
+    with session_scope(db_url) as s:
+        ann = s.exec(select(Annotation).where(Annotation.annotator == "alice")).one()
+    assert ann.meta["initial"]["label"] == "b"
+
+
+def test_a_second_tab_cannot_wipe_or_redo_the_first_label(h, db_url):
+    tab1, tab2 = h.welcome("alice").page, h.show_queue("alice")
+    assert tab1.view["pair_id"] == tab2.view["pair_id"] and not tab2.view["revealed"]
+    h.submit("alice", tab1.view, "a", 2, "")  # committed in tab 1: the verdicts show there
+    with pytest.raises(Refused, match="A, B or tie"):
+        h.save_draft("alice", tab2.view, "<b>", 3, "")
+    assert h.save_draft("alice", tab2.view, "b", 3, "from tab 2") == "Draft saved."
+    with session_scope(db_url) as s:
+        draft = Q.load_draft(s, "alice", tab1.view["pair_id"])
+    assert draft["initial"]["label"] == "a" and draft["revealed"] and draft["comment"] == "from tab 2"
+    again = h.submit("alice", tab2.view, "b", 4, "")  # tab 2 still hides the verdicts: a reveal, not a second first label
+    assert again.view["initial"]["label"] == "a" and "first label: A" in again.status
 
 
 def test_a_revealed_draft_keeps_its_tree_when_the_project_chooses_another_model(h, db_url):

@@ -151,9 +151,22 @@ def test_evidence_first_tree_holds_no_verdict_and_offers_node_buttons():
                 p_b=0.2, info=0.5, thought="t", role="exit")  # fmt: skip
     hidden = render.tree_html([node], {}, reveal=False, reasons=("irrelevant", "other"))
     assert "w2s-bar" not in hidden and "80%" not in hidden and "P(A)" not in hidden
+    assert "info" not in hidden and "exit" not in hidden  # the verdict's confidence is read off it
     assert hidden.count('data-action="prune"') == 2 and 'data-node-id="7"' in hidden
     pruned = render.tree_html([node], {7: "other"}, reasons=("irrelevant",))
     assert 'data-action="restore"' in pruned and "w2s-bar" in pruned
+
+
+def test_before_the_reveal_nodes_go_by_relevance_not_by_what_the_verdict_says():
+    def node(i, name, relevance, info):
+        return Node(id=i, tree_id=1, position=i, principle_id=f"p/{name}", principle_name=name,
+                    relevance=relevance, p_a=0.9, p_b=0.1, info=info, thought="t", role="continue")  # fmt: skip
+
+    by_info = [node(1, "decided", 0.4, 0.3), node(2, "relevant", 0.9, 0.05)]
+    names = lambda out: re.findall(r"<b>(\w+)</b>", out)  # noqa: E731
+    assert names(render.tree_html(by_info, {}, reveal=False)) == ["relevant", "decided"]
+    assert names(render.tree_html(by_info, {})) == ["decided", "relevant"]
+    assert "info 0.30" in render.tree_html(by_info, {})
 
 
 def test_a_big_b_side_takes_a_sides_colours_where_its_lines_repeat():
