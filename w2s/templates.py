@@ -12,7 +12,6 @@ from functools import cache
 from importlib.resources import files
 
 import jinja2
-from jinja2 import meta
 
 _INCLUDE = re.compile(r"""{%-?\s*include\s+["']([^"']+)["']""")
 
@@ -62,10 +61,3 @@ def render(name: str, **context) -> str:
     """Render `prompts/templates/<name>.jinja`; a missing variable is an error, not an empty string."""
     text = _env.get_template(_name(name)).render(**context)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-@cache
-def variables(name: str) -> frozenset[str]:
-    """The variables a template reads itself (its partials' not included): lets code ask what a template
-    expects, e.g. whether a thought template is written per reply (it reads `reply`)."""
-    return frozenset(meta.find_undeclared_variables(_env.parse(template_source(_name(name)))))

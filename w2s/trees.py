@@ -5,8 +5,7 @@ The algorithm (DESIGN.md §4), for every pair in a batch at once:
 1. relevance   r(p) = P_S(Yes | pair, principle p) for every principle of the library, read from the
                next-token probabilities (one batched `score_choices` call for all pairs x principles);
 2. search      best-first on r: pop the most relevant principle not tried yet;
-3. thought     S writes a short principle-aware comparison of A and B (bounded tokens), or, with a
-               per-reply template, a note on each reply with the other unseen;
+3. thought     S writes a short principle-aware comparison of A and B (bounded tokens);
 4. verdict     v = P_S(A vs B | pair, p, thought): S's answer to the thought prompt is its own thought
                continued with "... the better reply is Reply", and v is the next token's A vs B, in both
                presentation orders (a thought written in each order) and averaged, so position bias
@@ -32,7 +31,6 @@ killed build resumes where it stopped and a finished one is idempotent.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import heapq
 import json
@@ -46,7 +44,7 @@ from sqlmodel import Session, select
 from w2s.backends import Model
 from w2s.principles import Library, P, load_library, sync
 from w2s.store import Node, Pair, Tree, session_scope
-from w2s.templates import render, template_hash, variables
+from w2s.templates import render, template_hash
 from w2s.vocab import average_orders, entropy, present
 
 YES_NO = ["Yes", "No"]
@@ -83,9 +81,7 @@ class TreeConfig:
     thought_template: str = "thought-analyse"
     """The thought prompt (`prompts/templates/<name>.jinja`): `thought-analyse` has S check each reply
     against the principle before it concludes (code dev pairs: exits on 4 of 8 trees, all right, against
-    2 of 8, one right, for `thought`, which asks for the winner first). A template that reads `reply`
-    (`thought-reply`) is written once per reply with the other unseen, and the verdict compares the two
-    notes (`verdict-notes`): no presentation order reaches the notes, so none can bias them."""
+    2 of 8, one right, for `thought`, which asks for the winner first)."""
     post_relevance: bool = False
     """Score relevance again after the thought (with the thought in view); False reuses the initial r
     (the default: it cost a sixth of a node and never pruned a code node)."""
@@ -101,16 +97,9 @@ class TreeConfig:
     def templates(self) -> dict[str, str]:
         """The hash of every template the config renders."""
         names = ["relevance", self.thought_template, "verdict"]
-        if self.per_reply:
-            names.append("verdict-notes")
         if self.relevance == "listwise":
             names.append(LISTWISE)
         return {t: template_hash(t) for t in names}
-
-    @property
-    def per_reply(self) -> bool:
-        """Thoughts are notes on each reply alone (the thought template reads `reply`)."""
-        return "reply" in variables(self.thought_template)
 
     def hash(self) -> str:
         """12 hex digits over the config, the templates it renders and the principle library's content
@@ -141,23 +130,9 @@ def swap_labels(text: str) -> str:
     return _LABEL.sub(lambda m: f"{m.group(1)}{m.group(2)}{'B' if m.group(3) == 'A' else 'A'}", text)
 
 
-def line_changes(first: str, second: str, min_shared: float = 0.5) -> str:
-    """The lines where Reply B differs from Reply A, as a unified diff (one line of context), when the two
-    share at least `min_shared` of their lines (a bug fix, a corrected step); '' for replies written apart.
-    HumanEvalPack's buggy and correct solutions differ in a token or a line that a small strong model,
-    reading each whole, does not find."""
-    a, b = first.splitlines(), second.splitlines()
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    shared = sum(block.size for block in matcher.get_matching_blocks())
-    if not a or not b or shared < min_shared * max(len(a), len(b)) or a == b:
-        return ""
-    diff = difflib.unified_diff(a, b, fromfile="Reply A", tofile="Reply B", n=1, lineterm="")
-    return "\n".join(line for line in diff if not line.startswith("@@"))
-
-
 def pair_context(pair: Pair, swap: bool) -> dict:
     first, second = present(pair, swap)
-    return {"prompt": pair.prompt, "first": first, "second": second, "changes": line_changes(first, second)}
+    return {"prompt": pair.prompt, "first": first, "second": second}
 
 
 # ---------------------------------------------------------------------------------------------- search state
@@ -299,59 +274,31 @@ def write_thoughts(model: Model, searches: Sequence[Search], principles: Sequenc
     return texts
 
 
-def write_notes(model: Model, searches: Sequence[Search], principles: Sequence[P], cfg: TreeConfig,
-                costs: Sequence[Cost]) -> list[tuple[str, str]]:
-    """Per-reply thoughts: one batched generate, a note on each reply (A's, B's) with the other unseen."""
-    prompts = [render(cfg.thought_template, prompt=s.pair.prompt, reply=reply, principle=p)
-               for s, p in zip(searches, principles) for reply in (s.pair.response_a, s.pair.response_b)]
-    texts = [" ".join(g.text.split()) for g in model.generate(prompts, max_tokens=cfg.thought_max_tokens, temperature=0.0)]
-    charge(model, [c for c in costs for _ in range(2)])
-    return list(zip(texts[::2], texts[1::2]))
-
-
-def notes_verdict_prompt(pair: Pair, principle: P, notes: tuple[str, str], swap: bool) -> list[dict]:
-    """The pair in the order `swap` gives with each reply's note beside its label, answered up to the
-    verdict ("... the better reply is Reply")."""
-    note_first, note_second = (notes[1], notes[0]) if swap else notes
-    user = render("verdict-notes", **pair_context(pair, swap), principle=principle,
-                  note_first=note_first, note_second=note_second)
-    return [{"role": "user", "content": user}, {"role": "assistant", "content": render("verdict", thought="")}]
-
-
 def expand(model: Model, searches: Sequence[Search], principles: Sequence[P], cfg: TreeConfig) -> list[Draft]:
-    """One step for several searches: the thoughts (batched generate: A first, then B first unless
-    `thought_both_orders` is off; or, for a per-reply template, one note per reply), then batched
-    score_choices calls for the verdict with A first, the post-thought relevance, and the verdict with
-    B first. The calls go in the order that lets a prefix-caching backend (llama.cpp) reuse the most: a
-    verdict continues its thought prompt, and the relevance prompt shares the A-first pair text. The
-    stored thought is the A-first one (per reply: "Reply A: … Reply B: …"); each node is charged the
-    tokens and seconds of its own prompts."""
+    """One step for several searches: the thoughts (batched generate, A first, then B first unless
+    `thought_both_orders` is off), then batched score_choices calls for the verdict with A first, the
+    post-thought relevance, and the verdict with B first. The calls go in the order that lets a
+    prefix-caching backend (llama.cpp) reuse the most: a verdict continues its thought prompt, and the
+    relevance prompt shares the A-first pair text. The stored thought is the A-first one; each node is
+    charged the tokens and seconds of its own prompts."""
     costs = [Cost() for _ in searches]
-    if cfg.per_reply:
-        notes = write_notes(model, searches, principles, cfg, costs)
-        texts = [f"Reply A: {a} Reply B: {b}" for a, b in notes]
-        prompts_a = [notes_verdict_prompt(s.pair, p, n, False) for s, p, n in zip(searches, principles, notes)]
-    else:
-        texts = write_thoughts(model, searches, principles, False, cfg, costs)
-        prompts_a = [verdict_prompt(s.pair, p, t, False, cfg) for s, p, t in zip(searches, principles, texts)]
-    first_a = model.score_choices(prompts_a, A_B)
+    texts = write_thoughts(model, searches, principles, False, cfg, costs)
+    jobs = list(zip(searches, principles, texts))
+    first_a = model.score_choices([verdict_prompt(s.pair, p, t, False, cfg) for s, p, t in jobs], A_B)
     charge(model, costs)
     if cfg.post_relevance:
-        rel_prompts = [render("relevance", **pair_context(s.pair, False), principle=p, thought=t)
-                       for s, p, t in zip(searches, principles, texts)]
+        rel_prompts = [render("relevance", **pair_context(s.pair, False), principle=p, thought=t) for s, p, t in jobs]
         post = [row[0] for row in model.score_choices(rel_prompts, YES_NO)]
         charge(model, costs)
     else:
         post = [s.relevance[p.id] for s, p in zip(searches, principles)]
-    if cfg.per_reply:
-        prompts_b = [notes_verdict_prompt(s.pair, p, n, True) for s, p, n in zip(searches, principles, notes)]
+    if cfg.thought_both_orders:
+        texts_b = write_thoughts(model, searches, principles, True, cfg, costs)
     else:
-        if cfg.thought_both_orders:
-            texts_b = write_thoughts(model, searches, principles, True, cfg, costs)
-        else:
-            texts_b = [swap_labels(t) for t in texts]
-        prompts_b = [verdict_prompt(s.pair, p, t, True, cfg) for s, p, t in zip(searches, principles, texts_b)]
-    first_b = model.score_choices(prompts_b, A_B)
+        texts_b = [swap_labels(t) for t in texts]
+    first_b = model.score_choices(
+        [verdict_prompt(s.pair, p, t, True, cfg) for s, p, t in zip(searches, principles, texts_b)], A_B
+    )
     charge(model, costs)
     drafts = []
     for i, (p, t) in enumerate(zip(principles, texts)):

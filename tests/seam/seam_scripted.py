@@ -66,11 +66,9 @@ class ScriptedModel:
         self.spec = f"scripted:{name}"
         self.usage = Usage()
         self.calls: list[tuple[str, int]] = []  # (method, batch size): lets tests check batching
-        self.prompts: list[str] = []  # every prompt's text, in call order
 
     def _tick(self, kind: str, prompts) -> None:
         self.calls.append((kind, len(prompts)))
-        self.prompts += [text_of(p) for p in prompts]
         self.usage.begin(len(prompts))
         for i, p in enumerate(prompts):
             self.usage.add(prompt_tokens=len(text_of(p).split()), index=i)

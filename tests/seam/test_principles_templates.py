@@ -103,23 +103,3 @@ def test_cli_names_the_fallback_library(db_url, scripted):
     result = CliRunner().invoke(app, ["trees", "build", "--strong", model.spec, "--pairs", "p1"])
     out = " ".join(result.output.split())
     assert result.exit_code == 0 and "'my-reviews' matches no principle library" in out and "library harmlessness" in out
-
-
-def test_line_changes_points_at_the_bug_and_stays_out_of_replies_written_apart():
-    from w2s.store import Pair
-    from w2s.trees import line_changes, pair_context
-
-    fixed = "def f(x):\n    y = x + 1\n    if y < 0:\n        return True\n    return False"
-    buggy = fixed.replace("if y < 0:", "if y == 0:")
-    changes = line_changes(fixed, buggy)
-    assert "-    if y < 0:" in changes and "+    if y == 0:" in changes and "return False" not in changes
-    assert changes.splitlines()[:2] == ["--- Reply A", "+++ Reply B"]
-    assert line_changes("I can't help.\nSorry.", "Sure: step one.\nStep two.") == ""
-    assert line_changes(fixed, fixed) == "" and line_changes("", buggy) == ""
-    pair = Pair(id="p", dataset="code", prompt="Write f.", response_a=fixed, response_b=buggy)
-    principle = load_library("correctness").principles[0]
-    shown = render("thought-diff", **pair_context(pair, True), principle=principle)  # B shown first: B is "-"
-    assert "-    if y == 0:\n+    if y < 0:" in shown and "differ only in these lines" in shown
-    apart = Pair(id="q", dataset="hh", prompt="Hi", response_a="Hello there.", response_b="Go away.")
-    plain = render("thought-diff", **pair_context(apart, False), principle=principle)
-    assert "differ only" not in plain and "Check each reply against this principle" in plain

@@ -119,41 +119,6 @@ def test_searches_advance_in_lock_step(scripted, db_url):
     assert once.calls == [("score", 40), *step, *step]
 
 
-def test_per_reply_notes_see_one_reply_and_verdicts_both_orders(scripted, db_url):
-    from seam_scripted import add_pairs
-
-    ids = add_pairs(db_url, 3)
-    model = scripted(relevance={CRIME: 0.9, PRIVACY: 0.8}, verdict={CRIME: (0.9, 0.4), PRIVACY: (0.9, 0.1)},
-                     thought="It checks the request.")
-    build(model, ids, db_url, thought_template="thought-reply", post_relevance=False)
-    # per step: the notes (a prompt per reply), the verdict with A first, the verdict with B first
-    step = [("generate", 6), ("score", 3), ("score", 3)]
-    assert model.calls == [("score", 24), *step]
-    notes = model.prompts[24:30]
-    assert ["[A]" in p and "[B]" not in p for p in notes] == [True, False] * 3  # each note sees one reply
-    assert ["[B]" in p and "[A]" not in p for p in notes] == [False, True] * 3
-    tree, nodes = tree_of(db_url, ids[0])
-    assert nodes[0].thought == "Reply A: It checks the request. Reply B: It checks the request."
-    assert nodes[0].p_a == pytest.approx(0.75) and nodes[0].role == "exit"  # (0.9 + 0.6) / 2
-    assert tree.config["templates"]["verdict-notes"] and tree.config["thought_template"] == "thought-reply"
-    assert TreeConfig(thought_template="thought-reply").hash() != TreeConfig().hash()
-
-
-def test_notes_verdict_prompt_puts_each_note_beside_its_reply():
-    from w2s.principles import load_library
-    from w2s.store import Pair
-    from w2s.trees import notes_verdict_prompt
-
-    pair = Pair(id="p", dataset="d", prompt="Q?", response_a="alpha", response_b="beta")
-    principle = load_library("harmlessness").principles[0]
-    for swap, (first, second) in [(False, ("note on alpha", "note on beta")), (True, ("note on beta", "note on alpha"))]:
-        user, prefill = notes_verdict_prompt(pair, principle, ("note on alpha", "note on beta"), swap)
-        text = user["content"]
-        assert text.index("Reply A:\n" + ("beta" if swap else "alpha")) < text.index("Reply B:\n")
-        assert f"- Reply A: {first}\n- Reply B: {second}" in text
-        assert prefill["content"].endswith("the better reply is Reply")
-
-
 def test_rebuild_is_idempotent_and_config_is_identity(scripted, pairs, db_url):
     model = scripted(relevance={CRIME: 0.9}, verdict={CRIME: (0.9, 0.1)})
     assert build(model, pairs, db_url) == 3

@@ -113,9 +113,7 @@ def build(
     relevance: str = typer.Option(TreeConfig.relevance, help="How r(p) is read: listwise or per-principle."),
     thought_tokens: int = typer.Option(TreeConfig.thought_max_tokens, help="Token budget of a thought."),
     thought_template: str = typer.Option(
-        TreeConfig.thought_template,
-        help="Thought prompt (prompts/templates/NAME.jinja): thought-analyse, thought-diff (points at the lines "
-        "where alike replies differ), thought-reply (a note per reply, the other unseen), thought.",
+        TreeConfig.thought_template, help="Thought prompt (prompts/templates/NAME.jinja)."
     ),
     post_relevance: bool = typer.Option(TreeConfig.post_relevance, help="Re-score relevance after the thought."),
     thought_both_orders: bool = typer.Option(
