@@ -266,6 +266,8 @@ def main() -> None:
             gap = accuracy_gap_ci(probs[b], probs[a])
             result["gaps"][f"{a} - {b}"] = gap
             print(f"{a} − {b}: {gap['gap']:+.3f} [{gap['lo']:+.3f}, {gap['hi']:+.3f}]")
+    # what bench/pool_runs.py pools over several runs (e.g. every held-out language): P(gold) per pair
+    result["per_pair"] = {"ids": common, "p_gold": {m: probs[m] for m in annotators}}
     Path(args.json).write_text(json.dumps(result, indent=2))
 
 

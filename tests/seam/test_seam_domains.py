@@ -53,6 +53,9 @@ def test_seam_domains_end_to_end(tmp_path, monkeypatch):
     assert set(result["gaps"]) == {"seam-aligned - aligned", "seam-aligned - strong", "seam-aligned - best-cot",
                                    "seam-aligned-rm - aligned"}
     assert result["trees"]["built"] == {"train": 12, "test": 4} and result["trees"]["reused"] == 0
+    per_pair = result["per_pair"]  # what bench/pool_runs.py reads: P(gold) per test pair and method
+    assert len(per_pair["ids"]) == 4 and set(per_pair["p_gold"]) == set(result["methods"])
+    assert sum(p > 0.5 for p in per_pair["p_gold"]["strong"]) / 4 == result["methods"]["strong"]["accuracy"]
     assert corpus.is_file() and result["tree_config"]["library"] == "correctness"  # chosen by the folder's name
 
     # a fresh database reuses the corpora: nothing is built again, the same figures come out
@@ -62,3 +65,27 @@ def test_seam_domains_end_to_end(tmp_path, monkeypatch):
     assert again["trees"]["built"] == {"train": 0, "test": 0} and again["trees"]["reused"] == 16
     assert {m: v["accuracy"] for m, v in again["methods"].items()} == {m: v["accuracy"] for m, v in result["methods"].items()}
     assert again["masters"] == result["masters"]  # same data, same config: the same masters
+
+
+def test_pool_runs_counts_every_runs_pairs_and_pairs_the_gaps(tmp_path):
+    sys.path.insert(0, str(BENCH.parent))
+    from pool_runs import load_run, pooled
+
+    def run_json(name, p_gold):
+        path = tmp_path / name
+        ids = [f"{name}-{i}" for i in range(len(p_gold["aligned"]))]
+        path.write_text(json.dumps({"per_pair": {"ids": ids, "p_gold": p_gold}}))
+        return load_run(str(path))
+
+    one = run_json("one", {"aligned": [0.9, 0.2, 0.4], "seam-aligned": [0.9, 0.8, 0.6], "strong": [0.1, 0.1, 0.9]})
+    two = run_json("two", {"aligned": [0.7, 0.3], "seam-aligned": [0.2, 0.6]})
+    result = pooled([one, two])
+    assert result["n"] == 5 and set(result["methods"]) == {"aligned", "seam-aligned"}  # strong: one run only
+    assert result["methods"]["aligned"]["accuracy"] == pytest.approx(2 / 5)
+    assert result["methods"]["seam-aligned"]["accuracy"] == pytest.approx(4 / 5)
+    gap = result["gaps"]["seam-aligned - aligned"]
+    assert gap["gap"] == pytest.approx(2 / 5) and gap["lo"] <= gap["gap"] <= gap["hi"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"methods": {}}))
+    with pytest.raises(SystemExit, match="old.json: no per-pair figures"):
+        load_run(str(old))
