@@ -88,7 +88,7 @@ def api_nodes(nodes, *, verdicts: bool) -> list[dict]:
     """The API's view of a tree's nodes; without `verdicts` (evidence first), no P(A) nor what is read off
     it (info), and the most relevant node first, as the page shows them."""
     if not verdicts:
-        nodes = sorted(nodes, key=lambda n: -n.relevance)
+        nodes = render.evidence_order(nodes)
     out = []
     for n in nodes:
         node = {"id": n.id, "principle": n.principle_name, "relevance": n.relevance, "thought": n.thought}

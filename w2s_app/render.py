@@ -317,6 +317,12 @@ def _node_actions(node_id: int, reason: str | None, reasons: tuple[str, ...]) ->
     return f'<div class="w2s-node-actions"><span class="w2s-meta">prune as</span> {buttons}</div>'
 
 
+def evidence_order(nodes: list[Node]) -> list[Node]:
+    """Evidence first, before the reveal: the most relevant node first. Info and role are read off the
+    verdict (its confidence), and so would be an order by info."""
+    return sorted(nodes, key=lambda n: -n.relevance)
+
+
 def tree_html(nodes: list[Node], pruned: dict[int, str], *, reveal: bool = True,
               reasons: tuple[str, ...] = ()) -> str:  # fmt: skip
     """The FF-tree, most informative node first: principle, relevance, expandable thought, prune/restore
@@ -327,8 +333,8 @@ def tree_html(nodes: list[Node], pruned: dict[int, str], *, reveal: bool = True,
             '<div class="w2s-notree" id="w2s-notree">No principle tree for this pair yet: '
             "judge the responses directly.</div>"
         )
-    if not reveal:  # info and role are read off the verdict (its confidence), and so is an order by info
-        nodes = sorted(nodes, key=lambda n: -n.relevance)
+    if not reveal:
+        nodes = evidence_order(nodes)
     items = []
     for rank, node in enumerate(nodes, 1):
         reason = pruned.get(node.id)
