@@ -79,6 +79,7 @@ def config_from(args, library: str):
 def summarise(url: str, ids: list[str], strong: str, config_hash: str) -> dict:
     from sqlmodel import select
 
+    from w2s.annotation_eval import decisive_exit_label
     from w2s.store import Node, Pair, Tree, session_scope
 
     with session_scope(url) as s:
@@ -91,9 +92,9 @@ def summarise(url: str, ids: list[str], strong: str, config_hash: str) -> dict:
     exits = []
     for t in trees:
         # an exit verdict that survives both orders: the search stopped on it (not the "exits both ways" tail)
-        exit_node = next((n for n in nodes[t.id] if n.role == "exit" and max(n.p_a, n.p_b) >= t.config["tau_exit"]), None)
-        if exit_node is not None:
-            exits.append((exit_node.p_a > 0.5) == (gold[t.pair_id] == "a"))
+        label = decisive_exit_label([(n.role, n.p_a) for n in nodes[t.id]], t.config["tau_exit"])
+        if label is not None:
+            exits.append(label == gold[t.pair_id])
     all_nodes = [n for t in trees for n in nodes[t.id]]
     k = max(1, len(trees))
     return {

@@ -131,10 +131,18 @@ def exit_label(nodes: list[tuple[str, float]]) -> str | None:
     return "a" if p_a > 0.5 else "b" if p_a < 0.5 else "tie"
 
 
+def decisive_exit_label(nodes: list[tuple[str, float]], tau_exit: float) -> str | None:
+    """The exit node's verdict when the search stopped on it (max(v) >= tau_exit: the verdict survived both
+    orders), not the "last node exits both ways" tail of a search that ran out; None otherwise."""
+    p_a = next((p for role, p in nodes if role == "exit"), None)
+    return exit_label(nodes) if p_a is not None and max(p_a, 1 - p_a) >= tau_exit else None
+
+
 def tree_stats(session: Session, gold: dict[str, str]) -> list[dict]:
-    """Per (strong model, config): size, cost and stop reasons of the trees, and `exit_accuracy`, how
-    often the exit node's verdict (the strong model's principle-guided answer) matches gold, over the
-    `exit_coverage` share of trees that have an exit node."""
+    """Per (strong model, config): size, cost and stop reasons of the trees; `answer_accuracy`, how often
+    the exit node's verdict (the tree's answer, the tail exit included) matches gold, over the
+    `answer_coverage` share of trees that have an exit node; and `exit_accuracy` over the `exit_coverage`
+    share whose search stopped on a decisive verdict (`decisive_exit_label`)."""
     groups: dict[tuple[str, str], list[Tree]] = defaultdict(list)
     for tree in session.exec(select(Tree)):
         if tree.pair_id in gold:
@@ -153,7 +161,8 @@ def tree_stats(session: Session, gold: dict[str, str]) -> list[dict]:
                 roles[role] += 1
                 n_nodes += 1
                 by_tree[tree_id].append((role, p_a))
-        exits = {t.pair_id: exit_label(by_tree[t.id]) for t in trees}
+        answers = {t.pair_id: exit_label(by_tree[t.id]) for t in trees}
+        exits = {t.pair_id: decisive_exit_label(by_tree[t.id], t.config.get("tau_exit", 0.75)) for t in trees}
         out.append(
             {
                 "strong_model": strong,
@@ -167,11 +176,17 @@ def tree_stats(session: Session, gold: dict[str, str]) -> list[dict]:
                 "roles": dict(roles),
                 "stops": _count(t.config.get("stop", "?") for t in trees),
                 # over the trees whose search kept an exit node; a search that backtracked on every node has none
-                "exit_coverage": len(answered := [p for p, label in exits.items() if label is not None]) / len(trees),
-                "exit_accuracy": mean(exits[p] == gold[p] for p in answered) if answered else None,
+                **_coverage("answer", answers, gold, len(trees)),
+                **_coverage("exit", exits, gold, len(trees)),
             }
         )
     return out
+
+
+def _coverage(name: str, labels: dict[str, str | None], gold: dict[str, str], n: int) -> dict:
+    answered = [p for p, label in labels.items() if label is not None]
+    return {f"{name}_coverage": len(answered) / n,
+            f"{name}_accuracy": mean(labels[p] == gold[p] for p in answered) if answered else None}
 
 
 def _count(values) -> dict[str, int]:

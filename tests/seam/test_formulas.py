@@ -5,7 +5,7 @@ import math
 import pytest
 
 from annotators.base import dedup_key, label_of, p_a_from_first, present
-from w2s.annotation_eval import corrections, exit_label, wilson_interval
+from w2s.annotation_eval import corrections, decisive_exit_label, exit_label, wilson_interval
 from w2s.store import Pair
 from w2s.trees import PRUNED, TreeConfig, average_orders, entropy, info, node_role, swap_labels
 from w2s.variants import CANONICAL, Variant
@@ -88,3 +88,11 @@ def test_exit_label_reads_the_exit_node():
     assert exit_label([("continue", 0.9), ("exit", 0.2)]) == "b"
     assert exit_label([("exit", 0.5)]) == "tie"
     assert exit_label([(PRUNED, 0.9)]) is None  # a search that kept no chain node has no answer
+
+
+def test_decisive_exit_is_the_one_the_search_stopped_on():
+    assert decisive_exit_label([(PRUNED, 0.9), ("exit", 0.2)], 0.75) == "b"  # 1 - 0.2 = 0.8 >= 0.75
+    assert decisive_exit_label([("exit", 0.75)], 0.75) == "a"
+    assert decisive_exit_label([("continue", 0.7), ("exit", 0.6)], 0.75) is None  # the tail: the search ran out
+    assert exit_label([("continue", 0.7), ("exit", 0.6)]) == "a"  # still the tree's answer
+    assert decisive_exit_label([(PRUNED, 0.9)], 0.75) is None

@@ -69,6 +69,7 @@ def test_build_show_annotate_eval(db_url, script, tmp_path):
     assert report["trees"][0]["trees"] == 4 and report["trees"][0]["mean_depth"] == 2
     # the exit node (privacy) says A with (0.9 + 0.8) / 2 = 0.85; gold is A on every pair
     assert report["trees"][0]["exit_accuracy"] == 1.0 and report["trees"][0]["exit_coverage"] == 1.0
+    assert report["trees"][0]["answer_accuracy"] == 1.0 and report["trees"][0]["answer_coverage"] == 1.0
 
     from w2s.annotation_eval import evaluate_annotations
 

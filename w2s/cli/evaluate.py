@@ -59,14 +59,15 @@ def methods_table(report: dict) -> Table:
 def trees_table(trees: list[dict]) -> Table:
     table = Table(title="Trees")
     for col in ("strong model", "config", "trees", "depth", "backtraces", "nodes", "tokens", "s/tree", "stops",
-                "exit verdict acc"):
+                "exit verdict acc", "answer acc (tail exits too)"):
         table.add_column(col)
     for t in trees:
         table.add_row(
             t["strong_model"], t["config_hash"], str(t["trees"]), f"{t['mean_depth']:.2f}", f"{t['mean_backtraces']:.2f}",
             f"{t['mean_nodes']:.2f}", f"{t['mean_tokens']:.0f}", f"{t['mean_seconds']:.2f}",
             ", ".join(f"{k} {v}" for k, v in sorted(t["stops"].items())),
-            "-" if t["exit_accuracy"] is None else f"{t['exit_accuracy']:.3f} ({t['exit_coverage']:.0%} of trees)",
+            *(("-" if t[f"{k}_accuracy"] is None else f"{t[f'{k}_accuracy']:.3f} ({t[f'{k}_coverage']:.0%} of trees)")
+              for k in ("exit", "answer")),
         )
     return table
 
