@@ -348,12 +348,12 @@ def tree_html(nodes: list[Node], pruned: dict[int, str], *, reveal: bool = True,
             else ""
         )
         actions = _node_actions(int(node.id), reason, reasons) if reasons else ""
-        read_off = f" · info {node.info:.2f} · {html.escape(node.role)}"
+        read_off = f" · info {node.info:.2f} · {html.escape(node.role)}" if reveal else ""
         items.append(
             f'<div class="w2s-node{" w2s-node-pruned" if reason else ""}" data-node-id="{int(node.id)}">'
             f'<div class="w2s-node-head"><span class="w2s-rank">#{rank}</span> '
             f"<b>{html.escape(node.principle_name or node.principle_id)}</b> "
-            f'<span class="w2s-meta">relevance {node.relevance:.2f}{read_off if reveal else ""}</span> {status}</div>'
+            f'<span class="w2s-meta">relevance {node.relevance:.2f}{read_off}</span> {status}</div>'
             f"{bar}"
             f'<details class="w2s-thought"><summary>thought</summary>'
             f"{text_block(node.thought, prose_kind(node.thought))}</details>{actions}</div>"

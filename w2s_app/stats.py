@@ -10,7 +10,6 @@ from sqlmodel import Session, select
 
 from w2s import export
 from w2s.annotation_eval import exit_label
-from w2s.export import HUMAN_COLUMNS, annotation_row
 from w2s.reliance import Decision, reliance_report, report_row
 from w2s.store import Annotation, LabelSet, Node, Pair, QueueItem, QueuePool, User, current_annotations
 
@@ -198,7 +197,8 @@ def export_annotations(session: Session, path: Path, *, raw: bool = False) -> in
     else:
         anns = human_annotations(session)
     with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(annotation_row(a, HUMAN_COLUMNS), ensure_ascii=False) + "\n" for a in anns)
+        rows = (export.annotation_row(a, export.HUMAN_COLUMNS) for a in anns)
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     return len(anns)
 
 
