@@ -32,6 +32,8 @@ def main() -> None:
     ap.add_argument("--corpus", default=None, help="[default: bench/trees/<dataset>-<split>.jsonl.gz]")
     ap.add_argument("--principles", default=None)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a TreeConfig field")
+    ap.add_argument("--extend-from", default=None, metavar="CONFIG_HASH",
+                    help="go on from this config's trees (a smaller max_backtraces/max_depth) where a pair has one")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save-every", type=int, default=5, help="write the corpus after this many new trees")
     ap.add_argument("--max-minutes", type=float, default=None, help="start no tree after this")
@@ -55,7 +57,8 @@ def main() -> None:
     for start in range(0, len(ids), args.save_every):
         if deadline is not None and time.monotonic() > deadline:
             break
-        new = build(strong, ids[start: start + args.save_every], cfg, url, deadline, f"{dataset}/{split}")
+        new = build(strong, ids[start: start + args.save_every], cfg, url, deadline, f"{dataset}/{split}",
+                    args.extend_from)
         if new:
             built += new
             save_corpus(url, corpus, args.file)

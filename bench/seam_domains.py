@@ -70,9 +70,10 @@ def save_corpus(url: str, corpus: Path, path: str) -> None:
     print(f"saved {n} trees to {corpus}")
 
 
-def build(strong, ids: list[str], cfg, url: str, deadline: float | None, label: str) -> int:
-    """Build the missing trees of `ids` one pair at a time (llama.cpp keeps one prefix cached); returns
-    how many were built."""
+def build(strong, ids: list[str], cfg, url: str, deadline: float | None, label: str,
+          extend_from: str | None = None) -> int:  # fmt: skip
+    """Build the missing trees of `ids` one pair at a time (llama.cpp keeps one prefix cached), going on
+    from a tree of `extend_from` where a pair has one; returns how many were built."""
     from w2s.store import session_scope
     from w2s.trees import build_trees, stored_pair_ids
 
@@ -84,7 +85,7 @@ def build(strong, ids: list[str], cfg, url: str, deadline: float | None, label: 
     for pid in todo:
         if deadline is not None and time.monotonic() > deadline:
             break
-        built += build_trees(strong, [pid], cfg, url=url, batch_size=1)
+        built += build_trees(strong, [pid], cfg, url=url, batch_size=1, extend_from=extend_from)
         rate = (time.monotonic() - start) / max(1, built)
         # one line per tree in a log file, one updated line on a terminal
         print(f"\r{label} trees: built {built}/{len(todo)} ({rate:.1f} s/tree)", end="" if tty else "\n", flush=True)

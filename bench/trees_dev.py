@@ -119,6 +119,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--principles", default=None, help="principle library [default: by the file's dataset name]")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a TreeConfig field")
+    ap.add_argument("--extend-from", default=None, metavar="CONFIG_HASH",
+                    help="go on from this config's trees (a smaller max_backtraces/max_depth) where a pair has one")
     ap.add_argument("--db", default="/tmp/w2s_bench/trees_dev.db")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop starting new trees after this")
     ap.add_argument("--json", default=None, help="write the figures here")
@@ -140,13 +142,17 @@ def main() -> None:
             print(fallback_notice(dataset))
         cfg = config_from(args, args.principles or library_for_dataset(dataset))
         ids = import_sample(path, url, args.n, args.seed)
+        if args.extend_from:  # the trees to go on from: the file's committed corpus
+            from seam_domains import default_corpus, import_corpus  # (it imports this module)
+
+            import_corpus(url, default_corpus(path))
         print(f"\n{dataset}/{split}: {len(ids)} pairs, library {cfg.library}, config {cfg.hash()}: {cfg.as_dict()}")
         built = 0
         for pid in ids:
             if deadline is not None and time.monotonic() > deadline:
                 print("time budget reached")
                 break
-            built += build_trees(strong, [pid], cfg, url=url, batch_size=1)
+            built += build_trees(strong, [pid], cfg, url=url, batch_size=1, extend_from=args.extend_from)
         summary = summarise(url, ids, strong.spec, cfg.hash())
         summary.update(built=built, config=cfg.as_dict(), config_hash=cfg.hash())
         results[f"{dataset}/{split}"] = summary

@@ -26,11 +26,14 @@ Each step advances every unfinished pair's search by one node, so each step cost
 `generate` calls (thoughts, one per order) and three batched `score_choices` (verdict A first,
 post-thought relevance, verdict B first).
 Trees are stored per (pair, strong model, config hash): building again skips pairs that have one, so a
-killed build resumes where it stopped and a finished one is idempotent.
+killed build resumes where it stopped and a finished one is idempotent. A tree built with a smaller search
+budget (B, D) is the start of the larger budget's search: `build_trees(..., extend_from=HASH)` goes on from
+its stored nodes instead of building again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 import json
@@ -107,6 +110,31 @@ class TreeConfig:
         blob = {**self.as_dict(), "templates": self.templates(), "library_hash": load_library(self.library).hash()}
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
+    @classmethod
+    def of_tree(cls, tree: Tree) -> TreeConfig:
+        """The config a stored tree was built with."""
+        return cls(**{f.name: tree.config[f.name] for f in dataclasses.fields(cls)})
+
+
+SEARCH_BUDGET = ("max_backtraces", "max_depth")
+
+
+def extension_problem(tree: Tree, cfg: TreeConfig) -> str | None:
+    """Why `cfg`'s search cannot go on from `tree` (None when it can). It can when the tree's config is
+    `cfg` but for a search budget (B, D) that is nowhere larger, and its templates and principle library
+    are unchanged since (its hash still computes): the search then pops the same principles in the same
+    order and reads the same nodes, up to where the smaller budget stopped it."""
+    old = TreeConfig.of_tree(tree)
+    differ = [k for k, v in old.as_dict().items() if k not in SEARCH_BUDGET and v != getattr(cfg, k)]
+    if differ:
+        return f"its config differs in {', '.join(differ)} (only {' and '.join(SEARCH_BUDGET)} may grow)"
+    smaller = [k for k in SEARCH_BUDGET if getattr(old, k) > getattr(cfg, k)]
+    if smaller:
+        return f"its {', '.join(smaller)} is larger than the new config's"
+    if old.hash() != tree.config_hash:
+        return "a template or the principle library changed since it was built"
+    return None
+
 
 # ---------------------------------------------------------------------------------------------- pure math
 
@@ -181,12 +209,36 @@ class Search:
     depth: int = 0
     stop: str = ""  # why the search ended ('' while running)
     setup: Cost = field(default_factory=Cost)  # the initial relevance pass
+    extended_from: dict | None = None  # the stored tree this search went on from
 
     @classmethod
     def start(cls, pair: Pair, principles: Sequence[P], relevance: Sequence[float]) -> Search:
         s = cls(pair=pair, relevance={p.id: r for p, r in zip(principles, relevance)})
         s.queue = [(-r, i, p) for i, (p, r) in enumerate(zip(principles, relevance))]
         heapq.heapify(s.queue)
+        return s
+
+    @classmethod
+    def resume(cls, pair: Pair, tree: Tree, nodes: Sequence[Node], library: Library, cfg: TreeConfig) -> Search:
+        """A stored tree's search, replayed under `cfg` (a larger budget: see `extension_problem`): its
+        nodes with the roles `cfg` gives them (a stored tail exit is a continue node again), the
+        principles it never tried still queued in the order it would have popped them."""
+        by_id = {p.id: p for p in library.principles}
+        r = tree.config["initial_relevance"]
+        s = cls.start(pair, library.principles, [r[p.id] for p in library.principles])
+        tried = {n.principle_id for n in nodes}
+        s.queue = [entry for entry in s.queue if entry[2].id not in tried]
+        heapq.heapify(s.queue)
+        s.setup = Cost(tree.tokens - sum(n.tokens for n in nodes),
+                       tree.cached_tokens - sum(n.cached_tokens for n in nodes),
+                       tree.seconds - sum(n.seconds for n in nodes))  # fmt: skip
+        s.extended_from = {"tree_id": tree.id, "config_hash": tree.config_hash}
+        for n, orders in zip(nodes, tree.config["orders"]):
+            draft = Draft(principle=by_id[n.principle_id], relevance=n.relevance, thought=n.thought, p_a=n.p_a,
+                          role="continue", orders=tuple(orders), tokens=n.tokens, cached_tokens=n.cached_tokens,
+                          seconds=n.seconds)  # fmt: skip
+            draft.role = node_role(draft.relevance, draft.v, cfg)
+            s.add(draft, cfg)
         return s
 
     def pop(self, cfg: TreeConfig) -> P | None:
@@ -312,13 +364,16 @@ def expand(model: Model, searches: Sequence[Search], principles: Sequence[P], cf
     return drafts
 
 
-def search_trees(model: Model, pairs: Sequence[Pair], library: Library, cfg: TreeConfig) -> list[Search]:
-    """Run the searches of several pairs in lock-step; returns the finished searches."""
+def search_trees(model: Model, pairs: Sequence[Pair], library: Library, cfg: TreeConfig,
+                 resumed: Sequence[Search] = ()) -> list[Search]:  # fmt: skip
+    """Run the searches of several pairs in lock-step (new ones for `pairs`, and the `resumed` ones go
+    on); returns the finished searches."""
     setup = [Cost() for _ in pairs]
-    relevance = score_relevance(model, pairs, library, cfg, setup)
+    relevance = score_relevance(model, pairs, library, cfg, setup) if pairs else []
     searches = [Search.start(pair, library.principles, r) for pair, r in zip(pairs, relevance)]
     for s, cost in zip(searches, setup):
         s.setup = cost
+    searches = [*resumed, *searches]
     while True:
         active, chosen = [], []
         for s in searches:
@@ -358,6 +413,8 @@ def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig)
         # per node position: P(A better) with A shown first and with B shown first
         "orders": [list(n.orders) for n in nodes],
     }
+    if search.extended_from:
+        config["extended_from"] = search.extended_from
     tree = Tree(
         pair_id=search.pair.id,
         strong_model=model.spec,
@@ -404,8 +461,11 @@ def build_trees(
     url: str | None = None,
     batch_size: int = 8,
     on_batch: Callable[[int], None] | None = None,
+    extend_from: str | None = None,
 ) -> int:
-    """Build the missing trees of `pair_ids` (one transaction per batch); returns how many were built."""
+    """Build the missing trees of `pair_ids` (one transaction per batch); returns how many were built.
+    `extend_from`: a config hash whose trees (same strong model) this config's searches go on from, where
+    a pair has one; a tree that cannot be extended (`extension_problem`) is an error naming why."""
     cfg = cfg or TreeConfig()
     library = load_library(cfg.library)
     with session_scope(url) as session:
@@ -420,7 +480,10 @@ def build_trees(
         # the model runs outside any transaction: a SQLite writer lock is held only for the short insert
         with session_scope(url) as session:
             pairs = list(session.exec(select(Pair).where(Pair.id.in_(batch))))
-        searches = search_trees(model, pairs, library, cfg)
+            resumed = [] if extend_from is None else resume_searches(session, pairs, model.spec, extend_from,
+                                                                     library, cfg)  # fmt: skip
+        started = {s.pair.id for s in resumed}
+        searches = search_trees(model, [p for p in pairs if p.id not in started], library, cfg, resumed)
         with session_scope(url) as session:
             again = stored_pair_ids(session, model.spec, cfg.hash())  # a concurrent build may have won
             for s in searches:
@@ -430,6 +493,22 @@ def build_trees(
         if on_batch is not None:
             on_batch(len(batch))
     return built
+
+
+def resume_searches(session: Session, pairs: Sequence[Pair], strong_model: str, config_hash: str, library: Library,
+                    cfg: TreeConfig) -> list[Search]:  # fmt: skip
+    """The searches of the `pairs` that have a tree of `config_hash`, to go on under `cfg`."""
+    out = []
+    for pair in pairs:
+        tree, nodes = latest_tree(session, pair.id, strong_model, config_hash)
+        if tree is None:
+            continue
+        problem = extension_problem(tree, cfg)
+        if problem:
+            raise ValueError(f"tree {tree.id} (pair {pair.id}, config {config_hash}) cannot be extended to config "
+                             f"{cfg.hash()}: {problem}")  # fmt: skip
+        out.append(Search.resume(pair, tree, nodes, library, cfg))
+    return out
 
 
 def latest_tree(session: Session, pair_id: str, strong_model: str | None = None, config_hash: str | None = None):

@@ -79,6 +79,22 @@ def test_build_show_annotate_eval(db_url, script, tmp_path):
     assert subset["trees"][0]["trees"] == 2
 
 
+def test_build_extend_from_goes_on_from_a_smaller_budget(db_url, script):
+    from w2s.trees import TreeConfig, latest_tree
+
+    ids = add_pairs(db_url, 3)
+    base = ("trees", "build", "--strong", script, "--principles", "harmlessness")
+    invoke(*base, "--depth", 1)  # stops after the first node (crime, v = 0.6)
+    small = TreeConfig(library="harmlessness", max_depth=1).hash()
+    big = TreeConfig(library="harmlessness").hash()
+    assert f"built 3 trees (0 already stored), library harmlessness, config {big}" in invoke(*base, "--extend-from", small)
+    with session_scope(db_url) as s:
+        tree, nodes = latest_tree(s, ids[0], config_hash=big)
+    assert [n.principle_name for n in nodes] == [CRIME, PRIVACY] and tree.config["extended_from"]["config_hash"] == small
+    refused = runner.invoke(app, [*base, "--tau-exit", "0.8", "--extend-from", small])
+    assert refused.exit_code == 2 and "differs in tau_exit" in refused.output
+
+
 def test_another_producer_config_is_stored_evaluated_and_aggregated_apart(db_url, script, tmp_path):
     """The issue's reproduction: a seam rerun with --no-weak-prune (or another --top-k, or trees of another
     config) used to store nothing ("added 0 (4 already stored)") and the evaluation reported the old run."""

@@ -165,3 +165,53 @@ def test_listwise_relevance_is_one_prompt_per_pair_relative_to_the_top(scripted,
     assert r["harmlessness/privacy"] == pytest.approx(0.5)
     assert r["harmlessness/no-harassment"] == pytest.approx(0.05)
     assert [n.principle_name for n in nodes] == [CRIME] and nodes[0].relevance == pytest.approx(1.0)
+
+
+def test_a_larger_budget_goes_on_from_the_stored_tree(scripted, pairs, db_url):
+    """B = 1, D = 1 stops after one node (a tail exit); B = 2, D = 3 extended from it asks the model only
+    for the new nodes and stores the tree a fresh build gives."""
+    script = dict(
+        relevance={CRIME: 0.9, PRIVACY: 0.8, HATE: 0.7, VULN: 0.6},
+        verdict={CRIME: (0.65, 0.35), PRIVACY: (0.5, 0.5), HATE: (0.65, 0.35), VULN: (0.9, 0.1)},
+    )
+    model = scripted(**script)
+    small = TreeConfig(**PER_PRINCIPLE, max_backtraces=1, max_depth=1)
+    big = TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=3)
+    assert build_trees(model, pairs, small, url=db_url) == 3
+    with session_scope(db_url) as s:
+        old, old_nodes = latest_tree(s, pairs[0], config_hash=small.hash())
+        old_id = old.id
+    assert [n.role for n in old_nodes] == ["exit"] and old.config["stop"] == "depth"
+    model.calls.clear()
+    assert build_trees(model, pairs, big, url=db_url, extend_from=small.hash()) == 3
+    step = [("generate", 3), ("score", 3), ("score", 3), ("generate", 3), ("score", 3)]
+    assert model.calls == step * 3  # privacy, hate, vulnerable people: no relevance pass, no first node again
+    fresh_model = scripted(**script)  # another spec: a fresh build beside the extended one
+    build_trees(fresh_model, pairs, big, url=db_url)
+    with session_scope(db_url) as s:
+        tree, nodes = latest_tree(s, pairs[0], model.spec, big.hash())
+        fresh, fresh_nodes = latest_tree(s, pairs[0], fresh_model.spec, big.hash())
+    assert [n.principle_name for n in nodes] == [CRIME, PRIVACY, HATE, VULN]
+    assert [n.role for n in nodes] == ["continue", "pruned_by_search", "continue", "exit"]  # tail exit undone
+    same = ("principle_id", "role", "p_a", "relevance", "thought", "info", "tokens")
+    assert [[getattr(n, k) for k in same] for n in nodes] == [[getattr(n, k) for k in same] for n in fresh_nodes]
+    for key in ("stop", "orders", "initial_relevance"):
+        assert tree.config[key] == fresh.config[key]
+    assert (tree.depth, tree.backtraces, tree.tokens) == (fresh.depth, fresh.backtraces, fresh.tokens)
+    assert tree.config["extended_from"] == {"tree_id": old_id, "config_hash": small.hash()}
+    assert build_trees(model, pairs, big, url=db_url, extend_from=small.hash()) == 0  # idempotent
+
+
+def test_a_tree_that_exited_extends_to_itself_and_other_configs_are_refused(scripted, pairs, db_url):
+    model = scripted(relevance={CRIME: 0.9, PRIVACY: 0.8}, verdict={CRIME: (0.9, 0.1), PRIVACY: (0.9, 0.1)})
+    small = TreeConfig(**PER_PRINCIPLE, max_backtraces=1, max_depth=2)
+    build_trees(model, pairs, small, url=db_url)
+    model.calls.clear()
+    build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, max_backtraces=3, max_depth=4), url=db_url,
+                extend_from=small.hash())  # fmt: skip
+    assert model.calls == []  # the search had stopped on an exit: nothing more to ask
+    with pytest.raises(ValueError, match="differs in tau_exit"):
+        build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, tau_exit=0.8), url=db_url, extend_from=small.hash())
+    with pytest.raises(ValueError, match="max_depth is larger"):
+        build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, max_backtraces=1, max_depth=1), url=db_url,
+                    extend_from=small.hash())  # fmt: skip

@@ -99,6 +99,10 @@ def build(
     pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
     limit: int | None = typer.Option(None, "--limit", "-n", help="At most this many pairs (in id order)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Pairs searched in lock-step per batched model call."),
+    extend_from: str | None = typer.Option(
+        None, "--extend-from", metavar="CONFIG_HASH",
+        help="Go on from this config's trees (same strong model; only -B/-D larger) instead of building again.",
+    ),
     # defaults: TreeConfig's (one place)
     tau_exit: float = typer.Option(TreeConfig.tau_exit, help="Exit when max(v) >= tau_exit."),
     max_backtraces: int = typer.Option(
@@ -122,7 +126,8 @@ def build(
     ),
 ) -> None:
     """Build the FF-tree of every selected pair (skips pairs that already have one for this model and
-    config, so a killed build resumes and a rerun adds nothing). Without --principles each pair is judged
+    config, so a killed build resumes and a rerun adds nothing). With --extend-from, a pair that has a tree
+    of that config (a smaller search budget) gets its search continued: only the new nodes cost tokens. Without --principles each pair is judged
     with the library its dataset's name picks (a dataset that picks none is named, with the fallback)."""
     from w2s.backends import get_model
     from w2s.principles import fallback_notice, library_for_dataset, load_library
@@ -156,7 +161,11 @@ def build(
                 bar.advance(task, n)
                 bar.update(task, rate=rate_text(bar.tasks[task]))
 
-            built = build_trees(model, group, cfg, batch_size=batch_size, on_batch=advance)
+            try:
+                built = build_trees(model, group, cfg, batch_size=batch_size, on_batch=advance,
+                                    extend_from=extend_from)  # fmt: skip
+            except ValueError as e:
+                raise typer.BadParameter(str(e), param_hint="--extend-from") from e
         out.print(f"built {built} trees ({len(group) - built} already stored), library {library}, "
                   f"config {cfg.hash()}, strong {strong}")
 
