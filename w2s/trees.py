@@ -119,7 +119,7 @@ class TreeConfig:
 SEARCH_BUDGET = ("max_backtraces", "max_depth")
 
 
-def extension_problem(tree: Tree, cfg: TreeConfig) -> str | None:
+def extension_problem(tree: Tree, nodes: Sequence[Node], cfg: TreeConfig) -> str | None:
     """Why `cfg`'s search cannot go on from `tree` (None when it can). It can when the tree's config is
     `cfg` but for a search budget (B, D) that is nowhere larger, and its templates and principle library
     are unchanged since (its hash still computes): the search then pops the same principles in the same
@@ -133,6 +133,8 @@ def extension_problem(tree: Tree, cfg: TreeConfig) -> str | None:
         return f"its {', '.join(smaller)} is larger than the new config's"
     if old.hash() != tree.config_hash:
         return "a template or the principle library changed since it was built"
+    if len(tree.config.get("orders") or []) != len(nodes):
+        return "it does not keep each node's verdict in both orders (built before they were stored)"
     return None
 
 
@@ -503,7 +505,7 @@ def resume_searches(session: Session, pairs: Sequence[Pair], strong_model: str, 
         tree, nodes = latest_tree(session, pair.id, strong_model, config_hash)
         if tree is None:
             continue
-        problem = extension_problem(tree, cfg)
+        problem = extension_problem(tree, nodes, cfg)
         if problem:
             raise ValueError(f"tree {tree.id} (pair {pair.id}, config {config_hash}) cannot be extended to config "
                              f"{cfg.hash()}: {problem}")  # fmt: skip

@@ -215,3 +215,9 @@ def test_a_tree_that_exited_extends_to_itself_and_other_configs_are_refused(scri
     with pytest.raises(ValueError, match="max_depth is larger"):
         build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, max_backtraces=1, max_depth=1), url=db_url,
                     extend_from=small.hash())  # fmt: skip
+    with session_scope(db_url) as s:  # a tree from before per-order verdicts were stored
+        tree, _ = latest_tree(s, pairs[0], config_hash=small.hash())
+        tree.config = {**tree.config, "orders": []}
+    with pytest.raises(ValueError, match="both orders"):
+        build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=2), url=db_url,
+                    extend_from=small.hash())  # fmt: skip
