@@ -18,8 +18,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import dataset_of, import_sample, load_model, machine, sqlite_url
-from seam_domains import build, default_corpus, import_corpus, save_corpus
+from common import (
+    dataset_of,
+    default_corpus,
+    import_corpus,
+    import_sample,
+    load_model,
+    machine,
+    save_corpus,
+    sqlite_url,
+)
+from seam_domains import build
 from trees_dev import config_from
 
 

@@ -81,3 +81,39 @@ def load_model(spec: str, threads: int):
     from w2s.backends import get_model
 
     return get_model(spec, threads=threads) if spec.startswith("llamacpp:") else get_model(spec)
+
+
+# ---------------------------------------------------------------------- committed tree corpora (bench/trees/)
+
+
+def default_corpus(path: str) -> Path:
+    dataset, split = dataset_of(path)
+    return ROOT / "bench" / "trees" / f"{dataset}-{split}.jsonl.gz"
+
+
+def import_corpus(url: str, corpus: Path | None) -> int:
+    from w2s.corpus import import_trees
+    from w2s.store import session_scope
+
+    if corpus is None or not corpus.is_file():
+        return 0
+    with session_scope(url) as s:
+        report = import_trees(s, corpus)
+    print(f"{corpus}: {report.trees} trees, {report.added} added, {report.already} already stored")
+    return report.added
+
+
+def save_corpus(url: str, corpus: Path, path: str) -> None:
+    """Write every stored tree of the pair file's pairs (all of them are imported) to its corpus file."""
+    from sqlmodel import select
+
+    from w2s.corpus import export_trees
+    from w2s.store import Pair, Tree, session_scope
+
+    dataset, split = dataset_of(path)
+    corpus.parent.mkdir(parents=True, exist_ok=True)
+    with session_scope(url) as s:
+        ids = select(Pair.id).where(Pair.dataset == dataset, Pair.split == split)
+        n = export_trees(s, corpus, s.exec(select(Tree).where(Tree.pair_id.in_(ids)).order_by(Tree.pair_id, Tree.id)),
+                         overwrite=True)
+    print(f"saved {n} trees to {corpus}")

@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import dataset_of, import_sample, load_model, machine, sqlite_url
+from common import dataset_of, default_corpus, import_corpus, import_sample, load_model, machine, sqlite_url
 
 STEPS = ("relevance", "thought", "verdict", "post-relevance")
 
@@ -143,8 +143,6 @@ def main() -> None:
         cfg = config_from(args, args.principles or library_for_dataset(dataset))
         ids = import_sample(path, url, args.n, args.seed)
         if args.extend_from:  # the trees to go on from: the file's committed corpus
-            from seam_domains import default_corpus, import_corpus  # (it imports this module)
-
             import_corpus(url, default_corpus(path))
         print(f"\n{dataset}/{split}: {len(ids)} pairs, library {cfg.library}, config {cfg.hash()}: {cfg.as_dict()}")
         built = 0

@@ -127,8 +127,9 @@ def build(
 ) -> None:
     """Build the FF-tree of every selected pair (skips pairs that already have one for this model and
     config, so a killed build resumes and a rerun adds nothing). With --extend-from, a pair that has a tree
-    of that config (a smaller search budget) gets its search continued: only the new nodes cost tokens. Without --principles each pair is judged
-    with the library its dataset's name picks (a dataset that picks none is named, with the fallback)."""
+    of that config (a smaller search budget) gets its search continued: only the new nodes cost tokens.
+    Without --principles each pair is judged with the library its dataset's name picks (a dataset that
+    picks none is named, with the fallback)."""
     from w2s.backends import get_model
     from w2s.principles import fallback_notice, library_for_dataset, load_library
     from w2s.trees import build_trees
