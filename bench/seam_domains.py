@@ -114,6 +114,8 @@ def main() -> None:
     ap.add_argument("--master-weak", default="transformers:smollm2",
                     help="the aligned master's weak model (frozen features, trained on the train split)")
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--principle-weights", default="auto",
+                    help="the features master's weight sharing: per-principle, shared, shrunk or auto (by CV on train)")
     ap.add_argument("--principles", default=None)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a TreeConfig field")
     ap.add_argument("--cot-tokens", type=int, default=64)
@@ -182,13 +184,14 @@ def main() -> None:
     runs = {}
     for kind in ("features", "rm") if "seam-aligned-rm" in methods else ("features",):
         mcfg = MasterConfig(kind=kind, weak=args.master_weak, seed=args.seed, strong=strong.spec,
-                            tree_config=cfg.hash(), library=library)
+                            tree_config=cfg.hash(), library=library, principle_weights=args.principle_weights)
         master = fit(pairs, trees, nodes, load_library(library), mcfg)
         runs[kind] = Path(db).with_suffix("") / "masters" / master.run_id
         if not (runs[kind] / "master.json").exists():
             master.save(runs[kind])
         m = master.metrics
-        print(f"{kind} master {master.run_id} on {len(pairs)} train pairs (training accuracy "
+        sharing = f"{master.principle_weights} weights, " if kind == "features" else ""
+        print(f"{kind} master {master.run_id} on {len(pairs)} train pairs ({sharing}training accuracy "
               f"{m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})"
               + "".join(f"; {r['name']} {r['trust']:+.2f}" for r in m["trust"]))
         if kind == "features":
@@ -215,7 +218,8 @@ def main() -> None:
     common = [p for p in test_ok if all(p in stored[m] for m in annotators)]
     result = {"machine": machine(), "train": args.train, "test": args.test, "strong": strong.spec, "weak": args.weak,
               "tree_config": cfg.as_dict(), "tree_config_hash": cfg.hash(),
-              "masters": {kind: path.name for kind, path in runs.items()}, "trust": features_master.metrics["trust"], "trees": {"reused": reused, "built": built,
+              "masters": {kind: path.name for kind, path in runs.items()}, "trust": features_master.metrics["trust"],
+              "principle_weights": features_master.principle_weights, "trees": {"reused": reused, "built": built,
               "train_with_tree": len(train_ok), "test_with_tree": len(test_ok)}, "methods": {}, "gaps": {}}
     if not common:
         print("no test pair has every method's label yet: rerun to go on")

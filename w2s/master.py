@@ -13,6 +13,12 @@ weak model's own margin on the pair:
     exit_p  1 when that node is the tree's exit node; both_p 1 when its verdict points the same way in
             both presentation orders; r_p its relevance
 
+`principle_weights` sets how the weights are shared: one set per principle (above), one set for every
+principle (w_p = w: a node's evidence counts the same whatever its principle), or `shrunk`, w_p = w + δ_p
+with the L2 penalty on δ_p pulling each principle toward the shared set; `auto` (the default) picks
+one by cross-validation on the training pairs. Per-principle weights need data on every principle, and
+deeper trees spread their nodes over more principles (docs/seam_domains.md).
+
 Every feature is odd under swapping A and B and there is no intercept, so the master is too
 (P(A | A,B) = 1 − P(A | B,A)); the training rows are used in both orders. A weight may be negative:
 the master can learn to *invert* a principle whose verdicts are reliably wrong, or to ignore one
@@ -65,6 +71,11 @@ class MasterConfig:
     """... of this config hash."""
     library: str = ""
     """The principle library of those trees (fixes the feature order)."""
+    principle_weights: str = "auto"
+    """`features`: 'per-principle', four weights per principle; 'shared', four weights whatever the
+    principle (every node's evidence pooled); 'shrunk', the shared four plus per-principle offsets that
+    the L2 penalty pulls toward 0, i.e. each principle's weights toward the shared ones; 'auto', the one
+    of these with the lowest cross-validated log-loss on the training pairs."""
 
 
 # ---------------------------------------------------------------------------------------------- pure math
@@ -86,6 +97,28 @@ def node_features(tree: Tree, nodes: Sequence[Node], library: Library) -> np.nda
     return x.reshape(-1)
 
 
+PRINCIPLE_WEIGHTS = ("per-principle", "shared", "shrunk")
+"""The ways a features master shares its weights across principles (`auto` chooses one of them)."""
+
+
+def design(x: np.ndarray, principle_weights: str, k: int) -> np.ndarray:
+    """The logistic model's inputs from rows of `node_features` (K principles × FEATURES each)."""
+    if principle_weights not in PRINCIPLE_WEIGHTS:
+        raise ValueError(f"unknown principle_weights {principle_weights!r}: {', '.join(PRINCIPLE_WEIGHTS)}")
+    pooled = x.reshape(len(x), k, len(FEATURES)).sum(1)
+    return {"per-principle": x, "shared": pooled, "shrunk": np.column_stack([pooled, x])}[principle_weights]
+
+
+def principle_weight_rows(weights: np.ndarray, principle_weights: str, k: int) -> np.ndarray:
+    """Each principle's effective FEATURES weights (K × 4) from the fitted `design` weights."""
+    f = len(FEATURES)
+    if principle_weights == "shared":
+        return np.tile(weights, (k, 1))
+    if principle_weights == "shrunk":
+        return weights[:f] + weights[f:].reshape(k, f)
+    return weights.reshape(k, f)
+
+
 def mirrored(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rows in both A/B orders: features are odd under the swap, so (x, y) -> (−x, 1 − y)."""
     return np.vstack([x, -x]), np.concatenate([y, 1 - y])
@@ -102,14 +135,24 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     return model.coef_[0]
 
 
+def cv_log_loss(x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> float:
+    """Mean held-out log-loss of `fit_logistic` over stratified folds (how `auto` compares sharings)."""
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+
+    losses = [log_loss(y[held], sigmoid(x[held] @ fit_logistic(x[fit_idx], y[fit_idx], seed)), labels=[0, 1])
+              for fit_idx, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y)]
+    return float(np.mean(losses))
+
+
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
 
-def trust_table(weights: np.ndarray, library: Library) -> list[dict]:
-    """Per principle: its four weights and `trust`, their sum — the weight of a relevant exit verdict
-    that survived both orders (positive: believed, negative: inverted, ≈ 0: ignored)."""
-    w = weights.reshape(len(library.principles), len(FEATURES))
+def trust_table(weights: np.ndarray, library: Library, principle_weights: str = "per-principle") -> list[dict]:
+    """Per principle: its four (effective) weights and `trust`, their sum — the weight of a relevant exit
+    verdict that survived both orders (positive: believed, negative: inverted, ≈ 0: ignored)."""
+    w = principle_weight_rows(weights, principle_weights, len(library.principles))
     return [{"principle": p.id, "name": p.name, **dict(zip(FEATURES, map(float, row))), "trust": float(row.sum())}
             for p, row in zip(library.principles, w)]
 
@@ -172,11 +215,13 @@ class Master:
     twin_weight: float
     """The twin: P(A) = σ(twin_weight · m)."""
     tree_weights: list[float]
-    """The master: `features`: [a, then the library's principles × FEATURES]; `rm`: the BT head on the
+    """The master: `features`: [a, then the weights of `design(principle_weights)`]; `rm`: the BT head on the
     (standardised) feature differences of the pair read with the tree's notes."""
     tree_scale: list[float] = field(default_factory=list)
     """`rm`: the scale of those differences."""
     metrics: dict = field(default_factory=dict)
+    principle_weights: str = "per-principle"
+    """`features`: the weight sharing fitted (the config's, or the one `auto` chose)."""
 
     def margin(self, diffs: np.ndarray) -> np.ndarray:
         return (diffs / np.asarray(self.margin_scale)) @ np.asarray(self.margin_weights)
@@ -188,7 +233,8 @@ class Master:
         """P(A better) from the pair's feature differences and `tree_input`'s rows."""
         if self.config.kind == "rm":
             return sigmoid((tree_x / np.asarray(self.tree_scale)) @ np.asarray(self.tree_weights))
-        x = np.column_stack([self.margin(diffs), tree_x])
+        k = len(tree_x[0]) // len(FEATURES) if len(tree_x) else 0
+        x = np.column_stack([self.margin(diffs), design(tree_x, self.principle_weights, k)])
         return sigmoid(x @ np.asarray(self.tree_weights))
 
     def save(self, out: Path) -> None:
@@ -239,6 +285,9 @@ def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence
     """Fit the margin head, the twin and the master on gold pairs with their trees."""
     from sklearn.model_selection import StratifiedKFold
 
+    if cfg.principle_weights not in (*PRINCIPLE_WEIGHTS, "auto"):
+        raise ValueError(f"unknown principle_weights {cfg.principle_weights!r}: "
+                         f"{', '.join(PRINCIPLE_WEIGHTS)} or auto")
     y = np.array([1.0 if p.gold == "a" else 0.0 for p in pairs])
     if len(set(y)) < 2 or len(pairs) < 2 * cfg.folds:
         raise ValueError(f"a master needs at least {2 * cfg.folds} gold pairs with both A and B better; got {len(pairs)}")
@@ -256,16 +305,21 @@ def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence
     margin_w = fit_logistic(z, y, cfg.seed)
     twin = fit_logistic(oof[:, None], y, cfg.seed)
     if cfg.kind == "rm":
-        tree_scale = standardise(tree_x)
+        tree_scale, sharing, cv_loss = standardise(tree_x), "", {}
         master = fit_logistic(tree_x / tree_scale, y, cfg.seed)
     else:
         tree_scale = np.array([])
-        master = fit_logistic(np.column_stack([oof, tree_x]), y, cfg.seed)
+        k = len(library.principles)
+        cv_loss = {pw: cv_log_loss(np.column_stack([oof, design(tree_x, pw, k)]), y, cfg.folds, cfg.seed)
+                   for pw in PRINCIPLE_WEIGHTS} if cfg.principle_weights == "auto" else {}
+        sharing = min(cv_loss, key=cv_loss.get) if cv_loss else cfg.principle_weights
+        master = fit_logistic(np.column_stack([oof, design(tree_x, sharing, k)]), y, cfg.seed)
     m = Master(config=cfg, run_id=run_id(cfg, data_hash(pairs, trees)), margin_weights=margin_w.tolist(),
                margin_scale=scale.tolist(), twin_weight=float(twin[0]), tree_weights=master.tolist(),
-               tree_scale=tree_scale.tolist())
+               tree_scale=tree_scale.tolist(), principle_weights=sharing)
     oof_twin = sigmoid(twin[0] * oof)
-    oof_master = m.p_a(oof, tree_x) if cfg.kind == "rm" else sigmoid(np.column_stack([oof, tree_x]) @ master)
+    oof_master = (m.p_a(oof, tree_x) if cfg.kind == "rm"
+                  else sigmoid(np.column_stack([oof, design(tree_x, sharing, k)]) @ master))
     m.metrics = {
         "train_pairs": len(pairs),
         "data_hash": data_hash(pairs, trees),
@@ -274,6 +328,7 @@ def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence
         "train_accuracy_twin": float(((oof_twin > 0.5) == (y == 1)).mean()),
         "train_accuracy_master": float(((oof_master > 0.5) == (y == 1)).mean()),
         "margin_weight": float(master[0]) if cfg.kind == "features" else None,
-        "trust": trust_table(master[1:], library) if cfg.kind == "features" else [],
+        "trust": trust_table(master[1:], library, sharing) if cfg.kind == "features" else [],
+        "principle_weights_cv_log_loss": cv_loss,
     }
     return m

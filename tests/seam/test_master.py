@@ -1,5 +1,7 @@
 """The features master: it learns which principles to believe, invert or ignore, from gold."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,9 +13,9 @@ LIB = load_library("correctness")
 RIGHT, WRONG, NOISE = (p.id for p in LIB.principles[:3])
 
 
-def synthetic(n: int, seed: int = 0):
+def synthetic(n: int, seed: int = 0, exits: bool = True):
     """Pairs with gold, and trees whose first principle's verdict is right, second's inverted, third's
-    noise (each node on every tree, exits on the first)."""
+    noise (each node on every tree, exits on the first unless `exits` is False)."""
     rng = np.random.default_rng(seed)
     pairs, trees, nodes = [], [], []
     for i in range(n):
@@ -24,7 +26,7 @@ def synthetic(n: int, seed: int = 0):
         tree = Tree(id=i, pair_id=f"p{i}", strong_model="s", config_hash="c",
                     config={"tau_exit": 0.75, "orders": [[v, v] for v in verdicts.values()]})
         ns = [Node(id=10 * i + k, tree_id=i, position=k, principle_id=pid, relevance=0.8, p_a=v, p_b=1 - v,
-                   role="exit" if k == 0 else "continue") for k, (pid, v) in enumerate(verdicts.items())]
+                   role="exit" if k == 0 and exits else "continue") for k, (pid, v) in enumerate(verdicts.items())]
         pairs.append(Pair(id=f"p{i}", dataset="code", prompt=str(i), response_a="a", response_b="b", gold=gold))
         trees.append(tree)
         nodes.append(ns)
@@ -37,9 +39,10 @@ def noise_features(pairs):
     return rng.normal(size=(len(pairs), 8))
 
 
-def fit(n=160, seed=0):
+def fit(n=160, seed=0, principle_weights="per-principle"):
     pairs, trees, nodes = synthetic(n, seed)
-    cfg = MasterConfig(strong="s", tree_config="c", library="correctness", seed=seed)
+    cfg = MasterConfig(strong="s", tree_config="c", library="correctness", seed=seed,
+                       principle_weights=principle_weights)
     return train(pairs, trees, nodes, LIB, cfg, features=noise_features), (pairs, trees, nodes)
 
 
@@ -62,8 +65,47 @@ def test_master_believes_inverts_and_ignores():
     assert master.metrics["train_accuracy_twin"] < 0.7  # the weak model alone knows nothing here
 
 
-def test_master_is_antisymmetric_in_a_and_b():
-    master, (pairs, trees, nodes) = fit()
+def test_shared_weights_pool_principles_and_shrunk_ones_keep_them_apart():
+    """Shared weights are one set for every principle; shrunk ones still tell the right principle from
+    the inverted one; the trust table shows each principle's effective weights."""
+    shared, _ = fit(principle_weights="shared")
+    rows = shared.metrics["trust"]
+    assert len(shared.tree_weights) == 1 + len(FEATURES)
+    assert all(r["trust"] == rows[0]["trust"] for r in rows)  # the same for every principle
+    shrunk, _ = fit(principle_weights="shrunk")
+    assert len(shrunk.tree_weights) == 1 + len(FEATURES) * (1 + len(LIB.principles))
+    trust = {row["principle"]: row["trust"] for row in shrunk.metrics["trust"]}
+    assert trust[RIGHT] > 1.0 and trust[WRONG] < -1.0
+    w = np.asarray(shrunk.tree_weights[1:])
+    f = len(FEATURES)
+    assert trust[RIGHT] == pytest.approx(w[:f].sum() + w[f : 2 * f].sum())  # shared + the principle's offset
+    assert shrunk.metrics["train_accuracy_master"] > 0.95
+
+
+def test_auto_chooses_weights_that_can_invert_a_principle_when_one_is_inverted():
+    """Without exits, a right and an inverted principle cancel under shared weights: cross-validation on
+    the training pairs must prefer weights per principle, and the master is then that master."""
+    pairs, trees, nodes = synthetic(160, exits=False)
+    cfg = MasterConfig(strong="s", tree_config="c", library="correctness", principle_weights="auto")
+    auto = train(pairs, trees, nodes, LIB, cfg, features=noise_features)
+    losses = auto.metrics["principle_weights_cv_log_loss"]
+    assert set(losses) == {"per-principle", "shared", "shrunk"}
+    assert auto.principle_weights == min(losses, key=losses.get) != "shared"
+    assert losses["shared"] > 0.6 > max(losses["per-principle"], losses["shrunk"])
+    chosen = train(pairs, trees, nodes, LIB, replace(cfg, principle_weights=auto.principle_weights),
+                   features=noise_features)
+    assert chosen.tree_weights == auto.tree_weights and chosen.run_id != auto.run_id
+
+
+def test_unknown_principle_weights_is_a_clear_error():
+    pairs, trees, nodes = synthetic(20)
+    with pytest.raises(ValueError, match="unknown principle_weights 'pooled'.*or auto"):
+        train(pairs, trees, nodes, LIB, MasterConfig(principle_weights="pooled"), features=noise_features)
+
+
+@pytest.mark.parametrize("principle_weights", ["per-principle", "shared", "shrunk"])
+def test_master_is_antisymmetric_in_a_and_b(principle_weights):
+    master, (pairs, trees, nodes) = fit(principle_weights=principle_weights)
     d = noise_features(pairs)
     x = np.stack([node_features(t, ns, LIB) for t, ns in zip(trees, nodes)])
     assert master.p_a(-d, -x) == pytest.approx(1 - master.p_a(d, x))

@@ -30,11 +30,15 @@ def test_train_a_master_then_label_with_it(scripted, db_url, tmp_path):
     strong = scripted(relevance={SPEC: 0.9}, verdict={SPEC: (0.9, 0.1)})
     build_trees(strong, ids, TreeConfig(library="correctness"), url=db_url)
     run = tmp_path / "master"
+    bad = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo",
+                              "--principle-weights", "pooled", "--out", str(run)])
+    assert bad.exit_code == 1 and "unknown principle_weights 'pooled'" in " ".join(bad.output.split())
+    assert not (run / "master.json").exists()
     result = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--split", "train",
                                  "--out", str(run)])
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
-    assert "trust table" in out and "No missing logic" in out and (run / "master.json").is_file()
+    assert "trust table" in out and "No missing logic" in out and "weights, margin weight" in out and (run / "master.json").is_file()
     again = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--out", str(run)])
     assert again.exit_code == 1 and "not empty" in again.output  # a run directory is never overwritten
 

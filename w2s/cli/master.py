@@ -63,6 +63,10 @@ def train(
     tree_config: str | None = typer.Option(None, "--tree-config", help="Tree config hash [default: the most common]."),
     kind: str = typer.Option("features", "--kind", help="features (tree features + weak margin) or rm (reads the tree as text)."),
     weak: str = typer.Option("transformers:smollm2", "--weak", help="Weak model whose frozen features give its margin."),
+    principle_weights: str = typer.Option(
+        "auto", "--principle-weights",
+        help="features: per-principle, shared (one set whatever the principle), shrunk (per-principle, pulled "
+             "toward shared) or auto (the lowest cross-validated log-loss on these pairs)."),
     dataset: str | None = typer.Option(None, "--dataset", "-d"),
     split: str | None = typer.Option(None, "--split", "-s"),
     pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
@@ -93,7 +97,8 @@ def train(
     skipped = len(ids) - len(pair_rows)
     if skipped:
         err.print(f"[yellow]{skipped} selected pairs have no gold or no tree of config {config_hash}: left out[/]")
-    cfg = MasterConfig(kind=kind, weak=weak, seed=seed, strong=strong, tree_config=config_hash, library=library.name)
+    cfg = MasterConfig(kind=kind, weak=weak, seed=seed, strong=strong, tree_config=config_hash, library=library.name,
+                       principle_weights=principle_weights)
     try:
         master = fit(pair_rows, tree_rows, node_rows, library, cfg)
     except ValueError as e:
@@ -106,7 +111,8 @@ def train(
 
 def trust_view(master) -> Table:
     m = master.metrics
-    margin = f"margin weight {m['margin_weight']:+.2f}; " if m["margin_weight"] is not None else "reads the tree as text; "
+    margin = (f"{master.principle_weights} weights, margin weight {m['margin_weight']:+.2f}; "
+              if m["margin_weight"] is not None else "reads the tree as text; ")
     table = Table(title=f"trust table of {master.config.kind} master {master.run_id} ({margin}"
                         f"training accuracy {m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})")
     for col in ("principle", "verdict", "×exit", "×both orders", "×relevance", "trust"):
