@@ -248,7 +248,8 @@ class Master:
         if not (run_dir / "master.json").is_file():
             raise FileNotFoundError(f"{run_dir} is not a master run directory (no master.json): "
                                     f"train one with `w2s master train`")
-        config = MasterConfig(**json.loads((run_dir / "config.json").read_text()))
+        # runs from before weights could be shared across principles had one set per principle
+        config = MasterConfig(**{"principle_weights": "per-principle", **json.loads((run_dir / "config.json").read_text())})
         return cls(config=config, **json.loads((run_dir / "master.json").read_text()))
 
 

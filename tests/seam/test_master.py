@@ -1,5 +1,6 @@
 """The features master: it learns which principles to believe, invert or ignore, from gold."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -131,6 +132,19 @@ def test_training_is_deterministic_and_round_trips(tmp_path):
     assert loaded == a
     with pytest.raises(FileNotFoundError, match="not a master run directory"):
         Master.load(tmp_path)
+
+
+def test_a_run_from_before_principle_weights_loads_as_per_principle(tmp_path):
+    """Run directories written before the option existed name neither field: they were per principle."""
+    master, (pairs, trees, nodes) = fit()
+    master.save(tmp_path / "old")
+    for name, key in (("config.json", "principle_weights"), ("master.json", "principle_weights")):
+        path = tmp_path / "old" / name
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != key}))
+    old = Master.load(tmp_path / "old")
+    assert old.config.principle_weights == old.principle_weights == "per-principle"
+    x = np.stack([node_features(t, ns, LIB) for t, ns in zip(trees, nodes)])
+    assert old.p_a(noise_features(pairs), x) == pytest.approx(master.p_a(noise_features(pairs), x))
 
 
 def test_too_few_pairs_is_a_clear_error():
