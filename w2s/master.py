@@ -105,8 +105,10 @@ def design(x: np.ndarray, principle_weights: str, k: int) -> np.ndarray:
     """The logistic model's inputs from rows of `node_features` (K principles × FEATURES each)."""
     if principle_weights not in PRINCIPLE_WEIGHTS:
         raise ValueError(f"unknown principle_weights {principle_weights!r}: {', '.join(PRINCIPLE_WEIGHTS)}")
+    if principle_weights == "per-principle":
+        return x
     pooled = x.reshape(len(x), k, len(FEATURES)).sum(1)
-    return {"per-principle": x, "shared": pooled, "shrunk": np.column_stack([pooled, x])}[principle_weights]
+    return pooled if principle_weights == "shared" else np.column_stack([pooled, x])
 
 
 def principle_weight_rows(weights: np.ndarray, principle_weights: str, k: int) -> np.ndarray:
@@ -307,20 +309,20 @@ def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence
     twin = fit_logistic(oof[:, None], y, cfg.seed)
     if cfg.kind == "rm":
         tree_scale, sharing, cv_loss = standardise(tree_x), "", {}
-        master = fit_logistic(tree_x / tree_scale, y, cfg.seed)
+        master_x = tree_x / tree_scale
     else:
         tree_scale = np.array([])
-        k = len(library.principles)
-        cv_loss = {pw: cv_log_loss(np.column_stack([oof, design(tree_x, pw, k)]), y, cfg.folds, cfg.seed)
-                   for pw in PRINCIPLE_WEIGHTS} if cfg.principle_weights == "auto" else {}
+        candidates = PRINCIPLE_WEIGHTS if cfg.principle_weights == "auto" else (cfg.principle_weights,)
+        inputs = {pw: np.column_stack([oof, design(tree_x, pw, len(library.principles))]) for pw in candidates}
+        cv_loss = {pw: cv_log_loss(x, y, cfg.folds, cfg.seed) for pw, x in inputs.items()} if len(inputs) > 1 else {}
         sharing = min(cv_loss, key=cv_loss.get) if cv_loss else cfg.principle_weights
-        master = fit_logistic(np.column_stack([oof, design(tree_x, sharing, k)]), y, cfg.seed)
+        master_x = inputs[sharing]
+    master = fit_logistic(master_x, y, cfg.seed)
     m = Master(config=cfg, run_id=run_id(cfg, data_hash(pairs, trees)), margin_weights=margin_w.tolist(),
                margin_scale=scale.tolist(), twin_weight=float(twin[0]), tree_weights=master.tolist(),
                tree_scale=tree_scale.tolist(), principle_weights=sharing)
     oof_twin = sigmoid(twin[0] * oof)
-    oof_master = (m.p_a(oof, tree_x) if cfg.kind == "rm"
-                  else sigmoid(np.column_stack([oof, design(tree_x, sharing, k)]) @ master))
+    oof_master = sigmoid(master_x @ master)
     m.metrics = {
         "train_pairs": len(pairs),
         "data_hash": data_hash(pairs, trees),
