@@ -76,6 +76,11 @@ def import_sample(path: str | Path, url: str, n: int | None = None, seed: int = 
     return ids if n is None else ids[:n]
 
 
+def gold_side(p_a, gold_is_a):
+    """P(the gold response is better) from P(A better) and whether gold is A (bools, 0/1 or arrays)."""
+    return gold_is_a * p_a + (1 - gold_is_a) * (1 - p_a)
+
+
 def load_model(spec: str, threads: int):
     """A model by spec; llama.cpp gets its thread count (keep it on its own cores: see README)."""
     from w2s.backends import get_model

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     dataset_of,
     default_corpus,
+    gold_side,
     import_corpus,
     import_sample,
     load_model,
@@ -78,7 +79,7 @@ def gold_p(url: str, method_rows: dict[str, dict[str, float]], ids: list[str]) -
 
     with session_scope(url) as s:
         gold = dict(s.exec(select(Pair.id, Pair.gold).where(Pair.id.in_(ids))).all())
-    return {m: [rows[p] if gold[p] == "a" else 1 - rows[p] for p in ids] for m, rows in method_rows.items()}
+    return {m: [gold_side(rows[p], gold[p] == "a") for p in ids] for m, rows in method_rows.items()}
 
 
 def labels_of(url: str, annotators: dict, ids: list[str]) -> dict[str, dict[str, float]]:

@@ -58,9 +58,16 @@ def accuracy_gap_ci(p_a: Sequence[float], p_b: Sequence[float], n_boot: int = 20
     """accuracy(b) − accuracy(a) on the same test pairs, with a paired percentile-bootstrap interval
     (pairs resampled with replacement, both models on the same resample). A gap is "clear" when the
     interval excludes 0."""
-    a, b = correct(p_a), correct(p_b)
+    return mean_gap_ci(correct(p_a), correct(p_b), n_boot, level, seed)
+
+
+def mean_gap_ci(score_a: Sequence[float], score_b: Sequence[float], n_boot: int = 2000, level: float = 0.95,
+                seed: int = 0) -> dict:
+    """mean(b) − mean(a) of per-pair scores on the same pairs (correctness, or its share over repeated
+    cross-validation), with the paired percentile-bootstrap interval of `accuracy_gap_ci`."""
+    a, b = np.asarray(score_a, dtype=float), np.asarray(score_b, dtype=float)
     if a.shape != b.shape or a.size == 0:
-        raise ValueError(f"need two non-empty prediction arrays of one length, got {a.shape} and {b.shape}")
+        raise ValueError(f"need two non-empty score arrays of one length, got {a.shape} and {b.shape}")
     idx = _bootstrap_indices(a.size, n_boot, seed)
     lo, hi = _percentile_interval(b[idx].mean(1) - a[idx].mean(1), level)
     return {"gap": float(b.mean() - a.mean()), "lo": lo, "hi": hi, "level": level}

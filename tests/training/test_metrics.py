@@ -74,6 +74,14 @@ def test_accuracy_gap_ci_paired_bootstrap():
         M.accuracy_gap_ci(a, b[:10])
 
 
+def test_mean_gap_ci_on_shares_of_repeats():
+    # per-pair shares of repeated cross-validation: (1 + 1 + 1 - 0 - 1/3 - 1) / 3 = 5/9
+    g = M.mean_gap_ci([0.0, 1 / 3, 1.0], [1.0, 1.0, 1.0], n_boot=300)
+    assert g["gap"] == pytest.approx(5 / 9) and 0 <= g["lo"] <= 5 / 9 <= g["hi"] <= 1
+    with pytest.raises(ValueError, match="score arrays"):
+        M.mean_gap_ci([], [])
+
+
 def test_pgr_ci():
     import numpy as np
 
