@@ -7,7 +7,8 @@ for that pair file, the corpus's own trees included).
         --strong llamacpp:qwen2.5-coder-1.5b --set max_backtraces=1 --set max_depth=2 --max-minutes 150
 
 The sample is the same seeded order `bench/seam_domains.py` draws from (its --train-n/--test-n are
-prefixes of it), so the trees built here are the ones its runs reuse.
+prefixes of it), so the trees built here are the ones its runs reuse. Two processes can share a file's
+order (`--start`), each with its own database and corpus file: the corpus write is not shared.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def main() -> None:
     ap.add_argument("file", help="a pair file (JSONL)")
     ap.add_argument("--strong", required=True)
     ap.add_argument("--n", type=int, default=None, help="the first N pairs of the seeded order [default: all]")
+    ap.add_argument("--start", type=int, default=0,
+                    help="skip the first K pairs of the order: a second process builds further along the same file, "
+                         "into its own --db and --corpus (merge with `w2s trees import`)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--corpus", default=None, help="[default: bench/trees/<dataset>-<split>.jsonl.gz]")
     ap.add_argument("--principles", default=None)
@@ -48,6 +52,8 @@ def main() -> None:
     ap.add_argument("--max-minutes", type=float, default=None, help="start no tree after this")
     ap.add_argument("--db", default=None, help="[default: /tmp/w2s_bench/corpus/<dataset>-<split>.db]")
     args = ap.parse_args()
+    if args.start and not (args.db and args.corpus):
+        ap.error("--start needs its own --db and --corpus: two processes must not write one corpus file")
 
     from w2s.principles import fallback_notice, library_for_dataset
 
@@ -58,7 +64,7 @@ def main() -> None:
     url = sqlite_url(args.db or f"/tmp/w2s_bench/corpus/{dataset}-{split}.db")
     corpus = Path(args.corpus) if args.corpus else default_corpus(args.file)
     print(f"machine: {machine()}\ndatabase: {url}\ntree config {cfg.hash()}: {cfg.as_dict()}")
-    ids = import_sample(args.file, url, args.n, args.seed)
+    ids = import_sample(args.file, url, args.n, args.seed)[args.start:]
     import_corpus(url, corpus)
     strong = load_model(args.strong, args.threads)
     deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
