@@ -8,7 +8,10 @@ for that pair file, the corpus's own trees included).
 
 The sample is the same seeded order `bench/seam_domains.py` draws from (its --train-n/--test-n are
 prefixes of it), so the trees built here are the ones its runs reuse. Two processes can share a file's
-order (`--start`), each with its own database and corpus file: the corpus write is not shared.
+order (`--start`), each with its own database and corpus file (the corpus write is not shared); once
+the second has stopped, `--merge` adds its corpus to the file's:
+
+    python bench/build_corpus.py FILE --merge /tmp/part2.jsonl.gz
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ from trees_dev import config_from
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", help="a pair file (JSONL)")
-    ap.add_argument("--strong", required=True)
+    ap.add_argument("--strong", default=None, help="the strong model (not needed with --merge)")
     ap.add_argument("--n", type=int, default=None, help="the first N pairs of the seeded order [default: all]")
     ap.add_argument("--start", type=int, default=0,
                     help="skip the first K pairs of the order: a second process builds further along the same file, "
-                         "into its own --db and --corpus (merge with `w2s trees import`)")
+                         "into its own --db and --corpus (then --merge it)")
+    ap.add_argument("--merge", action="append", default=[], metavar="CORPUS",
+                    help="build nothing: add this corpus file's trees (e.g. a --start process's) to the file's corpus")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--corpus", default=None, help="[default: bench/trees/<dataset>-<split>.jsonl.gz]")
     ap.add_argument("--principles", default=None)
@@ -54,6 +59,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.start and not (args.db and args.corpus):
         ap.error("--start needs its own --db and --corpus: two processes must not write one corpus file")
+    if not (args.strong or args.merge):
+        ap.error("--strong is required (unless --merge)")
 
     from w2s.principles import fallback_notice, library_for_dataset
 
@@ -66,6 +73,11 @@ def main() -> None:
     print(f"machine: {machine()}\ndatabase: {url}\ntree config {cfg.hash()}: {cfg.as_dict()}")
     ids = import_sample(args.file, url, args.n, args.seed)[args.start:]
     import_corpus(url, corpus)
+    if args.merge:
+        for part in args.merge:
+            import_corpus(url, Path(part))
+        save_corpus(url, corpus, args.file)
+        return
     strong = load_model(args.strong, args.threads)
     deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
     built = 0

@@ -57,7 +57,13 @@ def test_build_corpus_in_order_resumes_and_splits_across_processes(tmp_path, mon
     out = run([*common, "--start", "6", "--db", str(tmp_path / "b.db"), "--corpus", str(second)], monkeypatch, capsys)
     assert "built 2 trees for 2 pairs" in out and with_tree(sqlite_url(tmp_path / "b.db")) == set(order[6:])
 
+    out = run([str(pairs), "--merge", str(second), "--db", str(tmp_path / "a.db"), "--corpus", str(first)],
+              monkeypatch, capsys)
+    assert "saved 8 trees" in out and corpus_lines(first) == 8  # the second process's trees joined the first's
     url = sqlite_url(tmp_path / "order.db")  # merged: every pair of the file has its one tree
     with session_scope(url) as s:
-        reports = [import_trees(s, path) for path in (first, second, second)]
-    assert [r.added for r in reports] == [6, 2, 0] and with_tree(url) == set(order)
+        reports = [import_trees(s, path) for path in (first, second)]
+    assert [r.added for r in reports] == [8, 0] and with_tree(url) == set(order)
+    with pytest.raises(SystemExit):
+        run([str(pairs)], monkeypatch, capsys)
+    assert "--strong is required (unless --merge)" in capsys.readouterr().err
