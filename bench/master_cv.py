@@ -37,6 +37,10 @@ def corpus_configs(url: str, strong: str, ids: list[str]) -> list[str]:
         return [h for h, _ in rows]
 
 
+def gap_text(g: dict | None) -> str:
+    return f"{g['gap']:+.3f} ({g['lo']:+.3f}…{g['hi']:+.3f})" if g else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", help="a pair file (JSONL) with gold labels")
@@ -62,7 +66,7 @@ def main() -> None:
     from tqdm import tqdm
 
     from w2s.cli.master import training_rows
-    from w2s.master import MasterConfig, WeakFeatures, train, tree_input
+    from w2s.master import MasterConfig, WeakFeatures, fit_margin, train, tree_input
     from w2s.principles import load_library
     from w2s.store import session_scope
     from w2s.w2s_metrics import mean_gap_ci
@@ -89,7 +93,8 @@ def main() -> None:
         sys.exit(f"too few pairs for {args.folds}-fold cross-validation: {len(common)} (a master trains on {need} or more)")
     libraries = {h: load_library(next(iter(rows[h].values()))[1].library) for h in configs}
     y = np.array([rows[configs[0]][pid][0].gold == "a" for pid in common], dtype=float)
-    features = WeakFeatures(MasterConfig(weak=args.weak, seed=args.seed))
+    base = MasterConfig(weak=args.weak, seed=args.seed)
+    features = WeakFeatures(base)
 
     names = [f"{h}/{pw}" for h in configs for pw in sharings]
     p_gold = {name: np.zeros((args.repeats, len(common))) for name in [*names, "twin"]}
@@ -98,6 +103,8 @@ def main() -> None:
     for r in range(args.repeats):
         folds = StratifiedKFold(args.folds, shuffle=True, random_state=args.seed + r).split(np.zeros(len(y)), y)
         for fit_idx, held in folds:
+            # the margin head and the twin read the pair alone: one fit per fold for every config and sharing
+            margin = fit_margin([rows[configs[0]][common[i]][0] for i in fit_idx], features, base)
             for h in configs:
                 fit = [rows[h][common[i]] for i in fit_idx]
                 test = [rows[h][common[i]] for i in held]
@@ -109,12 +116,11 @@ def main() -> None:
                     cfg = MasterConfig(weak=args.weak, seed=args.seed, strong=args.strong, tree_config=h,
                                        library=libraries[h].name, principle_weights=pw)
                     master = train([p for p, _, _ in fit], [t for _, t, _ in fit], [ns for _, _, ns in fit],
-                                   libraries[h], cfg, features)
+                                   libraries[h], cfg, features, margin)
                     chosen[f"{h}/{pw}"][master.principle_weights] += 1
                     p_gold[f"{h}/{pw}"][r, held] = gold_side(master.p_a(diffs, x), y[held])
-                    # the twin reads the pair alone: the same in every config and sharing of a fold
-                    p_gold["twin"][r, held] = gold_side(master.p_a_alone(diffs), y[held])
                     jobs.update()
+                p_gold["twin"][r, held] = gold_side(master.p_a_alone(diffs), y[held])
     jobs.close()
 
     def summary(name: str) -> dict:
@@ -135,12 +141,8 @@ def main() -> None:
             row["minus_first"] = mean_gap_ci(first, table[name]["share_correct"])
             row["chosen"] = dict(chosen[name])
         result["rows"][name] = row
-
-        def gap(g):
-            return f"{g['gap']:+.3f} ({g['lo']:+.3f}…{g['hi']:+.3f})" if g else ""
-
-        print(f"{name:<28} {row['accuracy']:>6.3f} {row['log_loss']:>9.3f} {gap(row.get('minus_twin')):>22} "
-              f"{gap(row.get('minus_first')) if name not in (names[0], 'twin') else '':>22}  "
+        print(f"{name:<28} {row['accuracy']:>6.3f} {row['log_loss']:>9.3f} {gap_text(row.get('minus_twin')):>22} "
+              f"{gap_text(row.get('minus_first')) if name not in (names[0], 'twin') else '':>22}  "
               f"{', '.join(f'{k} {v}' for k, v in row.get('chosen', {}).items()) if name.endswith('/auto') else ''}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -283,30 +283,59 @@ def run_id(cfg: MasterConfig, data: str) -> str:
     return hashlib.sha256(json.dumps({"config": asdict(cfg), "data": data}, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence[Node]], library: Library,
-          cfg: MasterConfig, features: WeakFeatures | None = None) -> Master:
-    """Fit the margin head, the twin and the master on gold pairs with their trees."""
-    from sklearn.model_selection import StratifiedKFold
+@dataclass
+class MarginFit:
+    """The part of a master that reads the pair alone: the weak margin's head and the twin. It depends on
+    the training pairs, the weak model and `folds`/`seed` only, so masters of other tree configs or weight
+    sharings on the same pairs can share one (bench/master_cv.py does)."""
 
-    if cfg.principle_weights not in (*PRINCIPLE_WEIGHTS, "auto"):
-        raise ValueError(f"unknown principle_weights {cfg.principle_weights!r}: "
-                         f"{', '.join(PRINCIPLE_WEIGHTS)} or auto")
+    scale: np.ndarray
+    weights: np.ndarray
+    oof: np.ndarray
+    """Out-of-fold margins on the training pairs: what the master learns its margin weight from."""
+    twin: float
+
+
+def gold_labels(pairs: Sequence[Pair], cfg: MasterConfig) -> np.ndarray:
+    """1 where gold is A, 0 where B; an error unless both occur and there are pairs for every fold."""
     y = np.array([1.0 if p.gold == "a" else 0.0 for p in pairs])
     if len(set(y)) < 2 or len(pairs) < 2 * cfg.folds:
         raise ValueError(f"a master needs at least {2 * cfg.folds} gold pairs with both A and B better; got {len(pairs)}")
-    features = features or WeakFeatures(cfg)
+    return y
+
+
+def fit_margin(pairs: Sequence[Pair], features: WeakFeatures, cfg: MasterConfig) -> MarginFit:
+    """The margin head on the pairs' feature differences, its out-of-fold margins, and the twin on them."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = gold_labels(pairs, cfg)
     diffs = features(pairs)
     scale = standardise(diffs)
     z = diffs / scale
-    tree_x = tree_input(cfg.kind, features, pairs, trees, nodes, library)
-
     # out-of-fold margins: what the master sees at test time is a margin on pairs the head never saw
     oof = np.zeros(len(pairs))
     for fit_idx, held in StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(z, y):
         w = fit_logistic(z[fit_idx], y[fit_idx], cfg.seed)
         oof[held] = z[held] @ w
-    margin_w = fit_logistic(z, y, cfg.seed)
     twin = fit_logistic(oof[:, None], y, cfg.seed)
+    return MarginFit(scale=scale, weights=fit_logistic(z, y, cfg.seed), oof=oof, twin=float(twin[0]))
+
+
+def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence[Node]], library: Library,
+          cfg: MasterConfig, features: WeakFeatures | None = None, margin: MarginFit | None = None) -> Master:
+    """Fit the margin head, the twin and the master on gold pairs with their trees (`margin`: a
+    `fit_margin` of these same pairs and config, reused instead of fitted again)."""
+    if cfg.principle_weights not in (*PRINCIPLE_WEIGHTS, "auto"):
+        raise ValueError(f"unknown principle_weights {cfg.principle_weights!r}: "
+                         f"{', '.join(PRINCIPLE_WEIGHTS)} or auto")
+    y = gold_labels(pairs, cfg)  # before the weak model loads
+    features = features or WeakFeatures(cfg)
+    if margin is None:
+        margin = fit_margin(pairs, features, cfg)
+    elif len(margin.oof) != len(pairs):
+        raise ValueError(f"the margin fit is of {len(margin.oof)} pairs, not these {len(pairs)}")
+    oof = margin.oof
+    tree_x = tree_input(cfg.kind, features, pairs, trees, nodes, library)
     if cfg.kind == "rm":
         tree_scale, sharing, cv_loss = standardise(tree_x), "", {}
         master_x = tree_x / tree_scale
@@ -318,10 +347,10 @@ def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence
         sharing = min(cv_loss, key=cv_loss.get) if cv_loss else cfg.principle_weights
         master_x = inputs[sharing]
     master = fit_logistic(master_x, y, cfg.seed)
-    m = Master(config=cfg, run_id=run_id(cfg, data_hash(pairs, trees)), margin_weights=margin_w.tolist(),
-               margin_scale=scale.tolist(), twin_weight=float(twin[0]), tree_weights=master.tolist(),
+    m = Master(config=cfg, run_id=run_id(cfg, data_hash(pairs, trees)), margin_weights=margin.weights.tolist(),
+               margin_scale=margin.scale.tolist(), twin_weight=margin.twin, tree_weights=master.tolist(),
                tree_scale=tree_scale.tolist(), principle_weights=sharing)
-    oof_twin = sigmoid(twin[0] * oof)
+    oof_twin = sigmoid(margin.twin * oof)
     oof_master = sigmoid(master_x @ master)
     m.metrics = {
         "train_pairs": len(pairs),

@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from w2s.master import FEATURES, Master, MasterConfig, node_features, train
+from w2s.master import FEATURES, Master, MasterConfig, fit_margin, node_features, train
 from w2s.principles import load_library
 from w2s.store import Node, Pair, Tree
 
@@ -54,6 +54,18 @@ def test_node_features_are_signed_and_masked_by_role():
     assert x[0] == pytest.approx([v, v, v, v * 0.8])  # exit, both orders agree, relevance 0.8
     assert x[1][1] == 0.0  # a continue node has no exit feature
     assert (x[3:] == 0).all()  # principles without a node
+
+
+def test_a_shared_margin_fit_gives_the_same_master():
+    pairs, trees, nodes = synthetic(80, seed=3)
+    cfg = MasterConfig(strong="s", tree_config="c", library="correctness", principle_weights="shared")
+    alone = train(pairs, trees, nodes, LIB, cfg, features=noise_features)
+    shared = train(pairs, trees, nodes, LIB, cfg, features=noise_features,
+                   margin=fit_margin(pairs, noise_features, cfg))
+    assert shared == alone
+    with pytest.raises(ValueError, match="margin fit is of 80 pairs, not these 40"):
+        train(pairs[:40], trees[:40], nodes[:40], LIB, cfg, features=noise_features,
+              margin=fit_margin(pairs, noise_features, cfg))
 
 
 def test_master_believes_inverts_and_ignores():
