@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import re
 import tempfile
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def import_sample(path: str | Path, url: str, n: int | None = None, seed: int = 
 
     from sqlmodel import select
 
-    from w2s.importers import ImportConfig, import_file, record_to_pair
+    from w2s.importers import ImportConfig, RecordError, import_file, record_to_pair
     from w2s.store import Pair, session_scope
 
     dataset, split = dataset_of(path)
@@ -62,8 +63,10 @@ def import_sample(path: str | Path, url: str, n: int | None = None, seed: int = 
         sample = Path(tmp) / Path(path).name
         sample.write_text("\n".join(lines[i] for i in take) + "\n", encoding="utf-8")
         result = import_file(sample, config, url=url)
-    for error in result.skipped:
-        print(f"skipped invalid record: {error}")
+    for error in result.skipped:  # named by the pair file's own line, not the shuffled sample's
+        line = re.fullmatch(r"line (\d+)", error.where)
+        where = f"line {take[int(line.group(1)) - 1] + 1}" if line else error.where
+        print(f"skipped invalid record: {RecordError(str(path), where, error.field, error.message)}")
     ids = []  # in sample order, as the importer keys them
     for i in take:
         try:

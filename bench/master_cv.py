@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -100,6 +101,7 @@ def main() -> None:
     p_gold = {name: np.zeros((args.repeats, len(common))) for name in [*names, "twin"]}
     chosen = {name: Counter() for name in names}
     jobs = tqdm(total=args.repeats * args.folds * len(names), desc="masters", disable=None)
+    start = time.monotonic()
     for r in range(args.repeats):
         folds = StratifiedKFold(args.folds, shuffle=True, random_state=args.seed + r).split(np.zeros(len(y)), y)
         for fit_idx, held in folds:
@@ -121,6 +123,8 @@ def main() -> None:
                     p_gold[f"{h}/{pw}"][r, held] = gold_side(master.p_a(diffs, x), y[held])
                     jobs.update()
                 p_gold["twin"][r, held] = gold_side(master.p_a_alone(diffs), y[held])
+        if not sys.stdout.isatty():  # a log file gets a line per repeat instead of the bar
+            print(f"repeat {r + 1}/{args.repeats} done after {time.monotonic() - start:.0f} s", flush=True)
     jobs.close()
 
     def summary(name: str) -> dict:
