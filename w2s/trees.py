@@ -26,9 +26,11 @@ Each step advances every unfinished pair's search by one node, so each step cost
 `generate` calls (thoughts, one per order) and three batched `score_choices` (verdict A first,
 post-thought relevance, verdict B first).
 Trees are stored per (pair, strong model, config hash): building again skips pairs that have one, so a
-killed build resumes where it stopped and a finished one is idempotent. A tree built with a smaller search
-budget (B, D) is the start of the larger budget's search: `build_trees(..., extend_from=HASH)` goes on from
-its stored nodes instead of building again.
+killed build resumes where it stopped and a finished one is idempotent. The search's thresholds (B, D and
+the taus) decide which nodes are expanded and where the search stops, never what a node says, so a tree
+built under other thresholds is replayed under new ones: `build_trees(..., extend_from=HASH)` goes through
+its stored nodes with the new roles and stops, and asks the strong model only for nodes the stored search
+never reached (none when the new thresholds stop it sooner, e.g. a lower tau_exit).
 """
 
 from __future__ import annotations
@@ -116,21 +118,20 @@ class TreeConfig:
         return cls(**{f.name: tree.config[f.name] for f in dataclasses.fields(cls)})
 
 
-SEARCH_BUDGET = ("max_backtraces", "max_depth")
+SEARCH_CONTROL = ("max_backtraces", "max_depth", "tau_exit", "tau_rel", "tau_uniform", "tau_min")
+"""The fields that steer the search (which node comes next, a node's role, when to stop) without
+changing what any node says: a tree built under other values of them is replayed, not rebuilt."""
 
 
 def extension_problem(tree: Tree, nodes: Sequence[Node], cfg: TreeConfig) -> str | None:
-    """Why `cfg`'s search cannot go on from `tree` (None when it can). It can when the tree's config is
-    `cfg` but for a search budget (B, D) that is nowhere larger, and its templates and principle library
-    are unchanged since (its hash still computes): the search then pops the same principles in the same
-    order and reads the same nodes, up to where the smaller budget stopped it."""
+    """Why `cfg`'s search cannot be replayed from `tree` (None when it can). It can when the tree's config
+    is `cfg` but for the search-control fields, and its templates and principle library are unchanged
+    since (its hash still computes): the search then pops the same principles in the same order and reads
+    the same nodes, up to where either search stops."""
     old = TreeConfig.of_tree(tree)
-    differ = [k for k, v in old.as_dict().items() if k not in SEARCH_BUDGET and v != getattr(cfg, k)]
+    differ = [k for k, v in old.as_dict().items() if k not in SEARCH_CONTROL and v != getattr(cfg, k)]
     if differ:
-        return f"its config differs in {', '.join(differ)} (only {' and '.join(SEARCH_BUDGET)} may grow)"
-    smaller = [k for k in SEARCH_BUDGET if getattr(old, k) > getattr(cfg, k)]
-    if smaller:
-        return f"its {', '.join(smaller)} is larger than the new config's"
+        return f"its config differs in {', '.join(differ)} (only {', '.join(SEARCH_CONTROL)} may)"
     if old.hash() != tree.config_hash:
         return "a template or the principle library changed since it was built"
     if len(tree.config.get("orders") or []) != len(nodes):
@@ -222,9 +223,9 @@ class Search:
 
     @classmethod
     def resume(cls, pair: Pair, tree: Tree, nodes: Sequence[Node], library: Library, cfg: TreeConfig) -> Search:
-        """A stored tree's search, replayed under `cfg` (a larger budget: see `extension_problem`): its
-        nodes with the roles `cfg` gives them (a stored tail exit is a continue node again), the
-        principles it never tried still queued in the order it would have popped them."""
+        """A stored tree's search, replayed under `cfg`'s thresholds (see `extension_problem`): its nodes
+        with the roles `cfg` gives them (a stored tail exit is a continue node again) up to where `cfg`
+        stops, the principles it never tried still queued in the order it would have popped them."""
         by_id = {p.id: p for p in library.principles}
         r = tree.config["initial_relevance"]
         s = cls.start(pair, library.principles, [r[p.id] for p in library.principles])
@@ -241,6 +242,8 @@ class Search:
                           seconds=n.seconds)  # fmt: skip
             draft.role = node_role(draft.relevance, draft.v, cfg)
             s.add(draft, cfg)
+            if s.stop:  # e.g. a lower tau_exit: the stored nodes after this one are not part of this tree
+                break
         return s
 
     def pop(self, cfg: TreeConfig) -> P | None:

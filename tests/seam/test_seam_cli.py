@@ -91,8 +91,8 @@ def test_build_extend_from_goes_on_from_a_smaller_budget(db_url, script):
     with session_scope(db_url) as s:
         tree, nodes = latest_tree(s, ids[0], config_hash=big)
     assert [n.principle_name for n in nodes] == [CRIME, PRIVACY] and tree.config["extended_from"]["config_hash"] == small
-    refused = runner.invoke(app, [*base, "--tau-exit", "0.8", "--extend-from", small])
-    assert refused.exit_code == 2 and "differs in tau_exit" in refused.output
+    refused = runner.invoke(app, [*base, "--thought-tokens", "16", "--extend-from", small])
+    assert refused.exit_code == 2 and "thought_max_tokens" in refused.output  # the nodes would say other things
 
 
 def test_another_producer_config_is_stored_evaluated_and_aggregated_apart(db_url, script, tmp_path):

@@ -202,6 +202,36 @@ def test_a_larger_budget_goes_on_from_the_stored_tree(scripted, pairs, db_url):
     assert build_trees(model, pairs, big, url=db_url, extend_from=small.hash()) == 0  # idempotent
 
 
+def test_other_thresholds_replay_the_stored_trees_as_a_fresh_build_would(scripted, pairs, db_url):
+    """A lower tau_exit or a smaller depth stops the replayed search sooner: no model call, and the tree a
+    fresh build under those thresholds gives; a higher tau_exit goes past the stored exit with new nodes."""
+    script = dict(
+        relevance={CRIME: 0.9, PRIVACY: 0.8, HATE: 0.7},
+        verdict={CRIME: (0.68, 0.32), PRIVACY: (0.9, 0.1), HATE: (0.95, 0.05)},
+    )
+    model = scripted(**script)
+    stored = TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=3)  # crime 0.68 continues, privacy exits
+    build_trees(model, pairs, stored, url=db_url)
+    for cfg, roles in ((TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=3, tau_exit=0.65), ["exit"]),
+                       (TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=1), ["exit"]),
+                       (TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=3, tau_exit=0.92),
+                        ["continue", "continue", "exit"])):
+        model.calls.clear()
+        assert build_trees(model, pairs, cfg, url=db_url, extend_from=stored.hash()) == 3
+        new_calls = model.calls[:]
+        fresh_model = scripted(**script)
+        build_trees(fresh_model, pairs, cfg, url=db_url)
+        with session_scope(db_url) as s:
+            tree, nodes = latest_tree(s, pairs[0], model.spec, cfg.hash())
+            fresh, fresh_nodes = latest_tree(s, pairs[0], fresh_model.spec, cfg.hash())
+        assert [n.role for n in nodes] == roles
+        assert bool(new_calls) == (len(roles) == 3)  # only the higher tau_exit needs a node the store lacks
+        same = ("principle_id", "role", "p_a", "relevance", "thought", "info", "tokens")
+        assert [[getattr(n, k) for k in same] for n in nodes] == [[getattr(n, k) for k in same] for n in fresh_nodes]
+        assert (tree.config["stop"], tree.depth, tree.tokens) == (fresh.config["stop"], fresh.depth, fresh.tokens)
+        assert tree.config["orders"] == fresh.config["orders"]
+
+
 def test_a_tree_that_exited_extends_to_itself_and_other_configs_are_refused(scripted, pairs, db_url):
     model = scripted(relevance={CRIME: 0.9, PRIVACY: 0.8}, verdict={CRIME: (0.9, 0.1), PRIVACY: (0.9, 0.1)})
     small = TreeConfig(**PER_PRINCIPLE, max_backtraces=1, max_depth=2)
@@ -210,10 +240,8 @@ def test_a_tree_that_exited_extends_to_itself_and_other_configs_are_refused(scri
     build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, max_backtraces=3, max_depth=4), url=db_url,
                 extend_from=small.hash())  # fmt: skip
     assert model.calls == []  # the search had stopped on an exit: nothing more to ask
-    with pytest.raises(ValueError, match="differs in tau_exit"):
-        build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, tau_exit=0.8), url=db_url, extend_from=small.hash())
-    with pytest.raises(ValueError, match="max_depth is larger"):
-        build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, max_backtraces=1, max_depth=1), url=db_url,
+    with pytest.raises(ValueError, match="differs in thought_max_tokens"):  # the nodes would say other things
+        build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, thought_max_tokens=16), url=db_url,
                     extend_from=small.hash())  # fmt: skip
     with session_scope(db_url) as s:  # a tree from before per-order verdicts were stored
         tree, _ = latest_tree(s, pairs[0], config_hash=small.hash())

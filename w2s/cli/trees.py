@@ -101,7 +101,8 @@ def build(
     batch_size: int = typer.Option(8, "--batch-size", help="Pairs searched in lock-step per batched model call."),
     extend_from: str | None = typer.Option(
         None, "--extend-from", metavar="CONFIG_HASH",
-        help="Go on from this config's trees (same strong model; only -B/-D larger) instead of building again.",
+        help="Replay this config's trees (same strong model; only -B/-D and the taus may differ) instead of "
+             "building again: only nodes its searches never reached cost tokens.",
     ),
     # defaults: TreeConfig's (one place)
     tau_exit: float = typer.Option(TreeConfig.tau_exit, help="Exit when max(v) >= tau_exit."),
@@ -127,7 +128,8 @@ def build(
 ) -> None:
     """Build the FF-tree of every selected pair (skips pairs that already have one for this model and
     config, so a killed build resumes and a rerun adds nothing). With --extend-from, a pair that has a tree
-    of that config (a smaller search budget) gets its search continued: only the new nodes cost tokens.
+    of that config (other search thresholds: -B, -D, the taus) gets its search replayed under these ones:
+    only nodes the stored search never reached cost tokens (none when these stop it sooner).
     Without --principles each pair is judged with the library its dataset's name picks (a dataset that
     picks none is named, with the fallback)."""
     from w2s.backends import get_model
