@@ -5,9 +5,10 @@
 | aligned       | the master's no-tree twin                 | the pair alone               |
 | seam-aligned  | a `features` master                       | the pair and its tree's features |
 | seam-aligned-rm | an `rm` master                          | the pair with the tree's notes as text |
+| cot-aligned   | a `cot-v1`/`cot-v2`/`cot-v3` master        | the pair with that CoT's stored reasoning |
 
-Both are stored under `master:<run id>`, so labels of different masters never share a dedup key, and
-both use the trees (for seam-aligned) of the strong model and tree config the master was trained on.
+All are stored under `master:<run id>`, so labels of different masters never share a dedup key, and
+each reads the trees (or the reasoning) of the strong model and config the master was trained on.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from dataclasses import asdict, dataclass
 from sqlmodel import Session
 
 from annotators.base import Annotator, AnnotatorOptions, Decision, register_annotator
-from w2s.master import Master, WeakFeatures, tree_input
+from w2s.master import KINDS, Master, WeakFeatures, reasoning_prompt, tree_input
 from w2s.options import typed_options
 from w2s.principles import load_library
+from w2s.reasoning import COT_METHODS, missing_reasoning_error, stored_reasoning
 from w2s.store import session_scope
 from w2s.trees import latest_tree
 
@@ -35,8 +37,8 @@ class MasterOptions(AnnotatorOptions):
 
 class _Aligned(Annotator):
     Options = MasterOptions
-    kinds: tuple[str, ...] = ("features", "rm")
-    """The master kinds this method decides with."""
+    kinds: tuple[str, ...] = KINDS
+    """The master kinds this method decides with (the twin: any)."""
 
     def __init__(self, weak=None, strong=None, *, url: str | None = None, **options):
         self.url = url
@@ -102,10 +104,30 @@ class SeamAligned(_Aligned):
                 for p, (tid, nids) in zip(p_a, ids)]
 
 
-
 @register_annotator
 class SeamAlignedRM(SeamAligned):
     """The aligned weak reward model reading the pair with its FF-tree's notes as text."""
 
     name = "seam-aligned-rm"
     kinds = ("rm",)
+
+
+@register_annotator
+class CoTAligned(_Aligned):
+    """The aligned master reading the pair with the strong model's free reasoning: the CoT baseline's
+    reasoning (stored with its labels) decided by a master trained on gold, as the tree is by seam-aligned-rm."""
+
+    name = "cot-aligned"
+    kinds = COT_METHODS
+
+    def decide(self, pairs, variant, session: Session | None):
+        cfg = self.master.config
+        with session_scope(self.url) if session is None else nullcontext(session) as s:
+            _, found = stored_reasoning(s, [p.id for p in pairs], cfg.kind, cfg.strong, cfg.reasoning_max_tokens)
+        missing = [p.id for p in pairs if p.id not in found]
+        if missing:
+            raise LookupError(missing_reasoning_error(cfg.kind, cfg.strong, cfg.reasoning_max_tokens, missing))
+        x = self.features(pairs, prompts=[reasoning_prompt(p, found[p.id].text) for p in pairs])
+        p_a = self.master.p_a(self.features(pairs), x)
+        return [Decision(p_a=float(q), meta={"master": self.master.run_id, "reasoning_from": found[p.id].annotation_id})
+                for q, p in zip(p_a, pairs)]

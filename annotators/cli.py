@@ -15,7 +15,7 @@ err = console(True)
 def annotate(
     annotator: str = typer.Option(
         "seam", "--annotator", "-a",
-        help="seam, naive, strong, cot-v1, cot-v2, cot-v3, consistency; aligned or seam-aligned (with --master).",
+        help="seam, naive, strong, cot-v1, cot-v2, cot-v3, consistency; aligned, seam-aligned, seam-aligned-rm or cot-aligned (with --master).",
     ),
     weak: str | None = typer.Option(None, "--weak", help="Weak model spec, e.g. transformers:smollm2 (not with --master)."),
     strong: str | None = typer.Option(None, "--strong", help="Strong model spec (seam, strong, cot-*, consistency)."),
@@ -44,7 +44,7 @@ def annotate(
     reasoning_max_tokens: int | None = typer.Option(
         None, help=f"cot-*: token budget of the strong reasoning [default: {CoTOptions.reasoning_max_tokens}]."
     ),
-    master: str | None = typer.Option(None, "--master", help="aligned, seam-aligned: a run of `w2s master train`."),
+    master: str | None = typer.Option(None, "--master", help="aligned, seam-aligned(-rm), cot-aligned: a run of `w2s master train`."),
 ) -> None:
     """Label the selected pairs with ANNOTATOR; one transaction per batch, so a killed run resumes
     exactly where it stopped and a rerun adds nothing. Every label records its producer (method, models,

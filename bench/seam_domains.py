@@ -10,12 +10,15 @@ Steps (each resumable: the database keeps every tree and label, so a rerun or a 
 2. import the tree corpora given (--train-trees/--test-trees; by default `bench/trees/<dataset>-<split>.jsonl.gz`
    when it exists) and build only the missing trees, train pairs first (--save-trees writes them back);
 3. train the aligned masters (`features`, and `rm` when seam-aligned-rm is asked for) and the no-tree
-   twin on the train pairs' gold and trees (`w2s.master`);
+   twin on the train pairs' gold and trees (`w2s.master`); for cot-vN-aligned, label the train pairs
+   with cot-vN (the strong model's reasoning, stored with the labels) and train a master reading it;
 4. label the test pairs with every method and score them on the pairs every method labelled.
 
 Methods: naive (weak zero-shot), strong (strong zero-shot), cot-v1/v2/v3 (strong reasoning, weak
 decides), seam (zero-shot weak master over the tree), aligned (the masters' twin, pair only),
-seam-aligned (the features master with the tree) and seam-aligned-rm (the rm master reading the tree). Gaps are paired-bootstrap 95% intervals over the test pairs.
+seam-aligned (the features master with the tree), seam-aligned-rm (the rm master reading the tree) and
+cot-v1/v2/v3-aligned (the same kind of master reading cot-vN's reasoning instead of the tree; cot-vN is
+then labelled too). Gaps are paired-bootstrap 95% intervals over the test pairs.
 The principle library is chosen by the files' dataset name unless --principles names one.
 """
 
@@ -25,6 +28,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,10 +45,13 @@ from common import (
 )
 from trees_dev import config_from
 
-METHODS = ["naive", "strong", "cot-v1", "cot-v2", "cot-v3", "seam", "aligned", "seam-aligned", "seam-aligned-rm"]
-NEEDS_STRONG = {"strong", "cot-v1", "cot-v2", "cot-v3", "seam"}
+COTS = ["cot-v1", "cot-v2", "cot-v3"]
+COT_ALIGNED = {f"{c}-aligned": c for c in COTS}
+"""Each CoT decided by an aligned master reading its reasoning (a master of kind cot-vN)."""
+TREE_MASTERS = {"aligned": "features", "seam-aligned": "features", "seam-aligned-rm": "rm"}
+METHODS = ["naive", "strong", *COTS, "seam", "aligned", "seam-aligned", "seam-aligned-rm", *COT_ALIGNED]
 GAPS = [("seam-aligned", "aligned"), ("seam-aligned", "strong"), ("seam-aligned", "best-cot"),
-        ("seam-aligned-rm", "aligned")]
+        ("seam-aligned", "best-cot-aligned"), ("seam-aligned-rm", "aligned"), ("seam-aligned-rm", "best-cot-aligned")]
 
 
 def build(strong, ids: list[str], cfg, url: str, deadline: float | None, label: str,
@@ -69,6 +76,20 @@ def build(strong, ids: list[str], cfg, url: str, deadline: float | None, label: 
     if todo and tty:
         print()
     return built
+
+
+def progress(label: str, total: int):
+    """An `annotate_all` callback: one line per committed batch (a log file), or one updated line (a
+    terminal). Its first call reports the pairs already labelled, which the rate leaves out."""
+    seen, tty, start = [], sys.stdout.isatty(), time.monotonic()
+
+    def on_batch(n: int, _added: int) -> None:
+        seen.append(n)
+        done = sum(seen)
+        rate = (time.monotonic() - start) / max(1, done - seen[0])
+        print(f"\r{label}: {done}/{total} pairs ({rate:.1f} s/pair)", end="" if tty and done < total else "\n", flush=True)
+
+    return on_batch
 
 
 def gold_p(url: str, method_rows: dict[str, dict[str, float]], ids: list[str]) -> dict[str, list[float]]:
@@ -132,8 +153,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from annotators.base import annotate_all, get_annotator
     from w2s.backends import get_model
-    from w2s.cli.master import training_rows
-    from w2s.master import MasterConfig
+    from w2s.cli.master import reasoning_rows, training_rows
+    from w2s.master import MasterConfig, WeakFeatures, fit_margin
     from w2s.master import train as fit
     from w2s.principles import fallback_notice, library_for_dataset, load_library
     from w2s.store import Tree, session_scope
@@ -181,38 +202,63 @@ def main() -> None:
     # the master: trained on the train pairs that have a tree
     with session_scope(url) as s:
         _, pairs, trees, nodes = training_rows(s, train_ok, strong.spec, cfg.hash())
-    methods = [m for m in args.methods.split(",") if m]
-    runs = {}
-    for kind in ("features", "rm") if "seam-aligned-rm" in methods else ("features",):
-        mcfg = MasterConfig(kind=kind, weak=args.master_weak, seed=args.seed, strong=strong.spec,
-                            tree_config=cfg.hash(), library=library, principle_weights=args.principle_weights)
-        master = fit(pairs, trees, nodes, load_library(library), mcfg)
-        runs[kind] = Path(db).with_suffix("") / "masters" / master.run_id
-        if not (runs[kind] / "master.json").exists():
-            master.save(runs[kind])
+    methods = []
+    for m in (m for m in args.methods.split(",") if m):  # a CoT's aligned master reads that CoT's labels
+        methods += [c for c in (COT_ALIGNED.get(m), m) if c and c not in methods]
+    mcfg = MasterConfig(weak=args.master_weak, seed=args.seed, strong=strong.spec, tree_config=cfg.hash(),
+                        library=library, principle_weights=args.principle_weights)
+    features = WeakFeatures(mcfg)
+    margin = fit_margin(pairs, features, mcfg)  # every master here shares the train pairs' margin and twin
+
+    def save(master, what: str) -> Path:
+        run = Path(db).with_suffix("") / "masters" / master.run_id
+        if not (run / "master.json").exists():
+            master.save(run)
         m = master.metrics
-        sharing = f"{master.principle_weights} weights, " if kind == "features" else ""
-        print(f"{kind} master {master.run_id} on {len(pairs)} train pairs ({sharing}training accuracy "
+        sharing = f"{master.principle_weights} weights, " if master.config.kind == "features" else ""
+        print(f"{what} master {master.run_id} on {m['train_pairs']} train pairs ({sharing}training accuracy "
               f"{m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})"
               + "".join(f"; {r['name']} {r['trust']:+.2f}" for r in m["trust"]))
+        return run
+
+    runs = {}
+    for kind in sorted({k for m, k in TREE_MASTERS.items() if m in methods} | {"features"}):
+        master = fit(pairs, trees, nodes, load_library(library), replace(mcfg, kind=kind), features, margin)
+        runs[kind] = save(master, kind)
         if kind == "features":
             features_master = master
 
-    weak = get_model(args.weak) if any(m not in {"aligned", "seam-aligned", "seam-aligned-rm"} for m in methods) else None
+    weak = get_model(args.weak) if any(m not in TREE_MASTERS for m in methods) else None
     annotators = {}
     for m in methods:
-        if m in ("aligned", "seam-aligned", "seam-aligned-rm"):
-            annotators[m] = get_annotator(m, None, None, master=str(runs["rm" if m == "seam-aligned-rm" else "features"]))
+        if m in TREE_MASTERS:
+            annotators[m] = get_annotator(m, None, None, master=str(runs[TREE_MASTERS[m]]))
+        elif m in COT_ALIGNED:
+            cot = COT_ALIGNED[m]
+            if deadline is not None and time.monotonic() > deadline:
+                print(f"time budget reached before {cot} on the train pairs: {m} left out")
+                continue
+            start = time.monotonic()
+            added = annotate_all(annotators[cot], train_ok, url=url, batch_size=8,
+                                 on_batch=progress(f"{cot} (train)", len(train_ok)))
+            print(f"{cot} on the train pairs: {added} labels added in {time.monotonic() - start:.0f} s")
+            with session_scope(url) as s:
+                _, cot_pairs, reasoning = reasoning_rows(s, train_ok, cot, strong.spec, args.cot_tokens)
+            cot_margin = margin if [p.id for p in cot_pairs] == [p.id for p in pairs] else None
+            master = fit(cot_pairs, [], [], None, replace(mcfg, kind=cot, tree_config="", library="",
+                         reasoning_max_tokens=args.cot_tokens), features, cot_margin, reasoning=reasoning)
+            runs[m] = save(master, cot)
+            annotators[m] = get_annotator("cot-aligned", None, None, master=str(runs[m]))
         else:
             options = {"seam": {"tree_config": cfg.hash()}}.get(m, {"reasoning_max_tokens": args.cot_tokens}
-                                                                   if m.startswith("cot-") else {})
+                                                                   if m in COTS else {})
             annotators[m] = get_annotator(m, weak, strong, **options)
     for name, ann in annotators.items():
         if deadline is not None and time.monotonic() > deadline:
             print(f"time budget reached before {name}")
             break
         start = time.monotonic()
-        added = annotate_all(ann, test_ok, url=url, batch_size=8)
+        added = annotate_all(ann, test_ok, url=url, batch_size=8, on_batch=progress(name, len(test_ok)))
         print(f"{name}: {added} labels added in {time.monotonic() - start:.0f} s")
 
     stored = labels_of(url, annotators, test_ok)
@@ -240,9 +286,9 @@ def main() -> None:
         result["methods"][m] = {"accuracy": correct / len(common), "ci_low": lo, "ci_high": hi, "n": len(common),
                                 "coverage": cover, "s_per_pair": sec}
         print(f"{m:<14} {correct / len(common):>6.3f} [{lo:.3f},{hi:.3f}] {len(common):>4} {cover:>6.2f} {sec:>7.2f}")
-    cots = [m for m in ("cot-v1", "cot-v2", "cot-v3") if m in probs]
-    if cots:
-        probs["best-cot"] = probs[max(cots, key=lambda m: result["methods"][m]["accuracy"])]
+    for best, group in (("best-cot", COTS), ("best-cot-aligned", list(COT_ALIGNED))):
+        if any(m in probs for m in group):  # the best on these test pairs: the gap against it is the hardest
+            probs[best] = probs[max((m for m in group if m in probs), key=lambda m: result["methods"][m]["accuracy"])]
     for a, b in GAPS:
         if a in probs and b in probs:
             gap = accuracy_gap_ci(probs[b], probs[a])

@@ -30,6 +30,10 @@ Bradley–Terry head, on h(prompt + the tree's notes, response) — each chain n
 and verdict written under the conversation. Its twin is the head on the pair alone (the features
 master's margin). A head-only reward model on frozen features is a logistic regression on the feature
 differences (the head's bias cancels in r(A) − r(B)), so scikit-learn fits it here too.
+
+A `cot-v1`/`cot-v2`/`cot-v3` master is the same reward model reading the pair with the strong model's
+free reasoning (that CoT baseline's, as stored with its labels: w2s.reasoning) instead of the tree's
+notes: tree against free reasoning, decided by the same kind of aligned master (issue 11).
 """
 
 from __future__ import annotations
@@ -43,10 +47,15 @@ from pathlib import Path
 import numpy as np
 
 from w2s.principles import Library
+from w2s.reasoning import COT_METHODS
 from w2s.store import Node, Pair, Tree
 
 FEATURES = ("verdict", "exit", "both_orders", "relevance")
 """Per principle: v, v·exit, v·both_orders, v·relevance (see the module docstring)."""
+
+TEXT_KINDS = ("rm", *COT_METHODS)
+"""The master kinds that read text with the weak model (a reward model head), not tree features."""
+KINDS = ("features", *TEXT_KINDS)
 
 
 @dataclass
@@ -55,7 +64,8 @@ class MasterConfig:
 
     kind: str = "features"
     """'features': the logistic model over tree features and the weak margin; 'rm': the weak reward
-    model reading the pair with the tree's notes as text."""
+    model reading the pair with the tree's notes as text; 'cot-v1', 'cot-v2', 'cot-v3': that reward
+    model reading the pair with that CoT baseline's reasoning by `strong` (no tree)."""
     weak: str = "transformers:smollm2"
     """The weak model whose frozen features give the margin m (a Hugging Face folder or alias)."""
     pooling: str = "mean"
@@ -66,7 +76,7 @@ class MasterConfig:
     """Cross-fitting folds for the out-of-fold margin the master learns from."""
     seed: int = 0
     strong: str = ""
-    """Trees by this strong model."""
+    """Trees (or, for a cot-* kind, reasoning) by this strong model."""
     tree_config: str = ""
     """... of this config hash."""
     library: str = ""
@@ -76,6 +86,8 @@ class MasterConfig:
     principle (every node's evidence pooled); 'shrunk', the shared four plus per-principle offsets that
     the L2 penalty pulls toward 0, i.e. each principle's weights toward the shared ones; 'auto', the one
     of these with the lowest cross-validated log-loss on the training pairs."""
+    reasoning_max_tokens: int = 0
+    """cot-*: the token budget of the reasoning read (as `w2s annotate -a cot-v1 --reasoning-max-tokens`)."""
 
 
 # ---------------------------------------------------------------------------------------------- pure math
@@ -233,7 +245,7 @@ class Master:
 
     def p_a(self, diffs: np.ndarray, tree_x: np.ndarray) -> np.ndarray:
         """P(A better) from the pair's feature differences and `tree_input`'s rows."""
-        if self.config.kind == "rm":
+        if self.config.kind in TEXT_KINDS:
             return sigmoid((tree_x / np.asarray(self.tree_scale)) @ np.asarray(self.tree_weights))
         k = len(tree_x[0]) // len(FEATURES) if len(tree_x) else 0
         x = np.column_stack([self.margin(diffs), design(tree_x, self.principle_weights, k)])
@@ -269,18 +281,30 @@ def tree_input(kind: str, features, pairs: Sequence[Pair], trees: Sequence[Tree]
     if kind == "rm":
         return features(pairs, prompts=[notes_prompt(p, ns) for p, ns in zip(pairs, nodes)])
     if kind != "features":
-        raise ValueError(f"unknown master kind {kind!r}: features or rm")
+        raise ValueError(f"unknown tree master kind {kind!r}: features or rm")
     return np.stack([node_features(t, ns, library) for t, ns in zip(trees, nodes)])
 
 
-def data_hash(pairs: Sequence[Pair], trees: Sequence[Tree]) -> str:
-    """12 hex digits over the training pairs (ids, gold) and their trees' ids by content."""
-    blob = json.dumps([[p.id, p.gold, t.strong_model, t.config_hash] for p, t in zip(pairs, trees)])
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+def reasoning_prompt(pair: Pair, reasoning: str) -> str:
+    """The conversation followed by the strong model's free reasoning (what a cot-* master reads)."""
+    return f"{pair.prompt}\n\nA reviewer's reasoning about Reply A and Reply B:\n{reasoning}"
+
+
+def data_hash(pairs: Sequence[Pair], trees: Sequence[Tree], reasoning: Sequence[str] | None = None) -> str:
+    """12 hex digits over the training pairs (ids, gold) and their trees' ids by content, or the
+    reasoning texts a cot-* master read."""
+    if reasoning is None:
+        rows = [[p.id, p.gold, t.strong_model, t.config_hash] for p, t in zip(pairs, trees, strict=True)]
+    else:
+        rows = [[p.id, p.gold, r] for p, r in zip(pairs, reasoning, strict=True)]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:12]
 
 
 def run_id(cfg: MasterConfig, data: str) -> str:
-    return hashlib.sha256(json.dumps({"config": asdict(cfg), "data": data}, sort_keys=True).encode()).hexdigest()[:12]
+    config = asdict(cfg)
+    if cfg.kind not in COT_METHODS:
+        del config["reasoning_max_tokens"]  # a tree master's id is what it was before cot-* masters
+    return hashlib.sha256(json.dumps({"config": config, "data": data}, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -322,9 +346,15 @@ def fit_margin(pairs: Sequence[Pair], features: WeakFeatures, cfg: MasterConfig)
 
 
 def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence[Node]], library: Library,
-          cfg: MasterConfig, features: WeakFeatures | None = None, margin: MarginFit | None = None) -> Master:
-    """Fit the margin head, the twin and the master on gold pairs with their trees (`margin`: a
-    `fit_margin` of these same pairs and config, reused instead of fitted again)."""
+          cfg: MasterConfig, features: WeakFeatures | None = None, margin: MarginFit | None = None,
+          reasoning: Sequence[str] | None = None) -> Master:
+    """Fit the margin head, the twin and the master on gold pairs with their trees, or for a cot-*
+    kind with their `reasoning` (then `trees` and `nodes` are not read). `margin`: a `fit_margin` of
+    these same pairs and config, reused instead of fitted again."""
+    if cfg.kind not in KINDS:
+        raise ValueError(f"unknown master kind {cfg.kind!r}: {', '.join(KINDS)}")
+    if (cfg.kind in COT_METHODS) != (reasoning is not None):
+        raise ValueError(f"a {cfg.kind} master {'reads' if cfg.kind in COT_METHODS else 'does not read'} reasoning")
     if cfg.principle_weights not in (*PRINCIPLE_WEIGHTS, "auto"):
         raise ValueError(f"unknown principle_weights {cfg.principle_weights!r}: "
                          f"{', '.join(PRINCIPLE_WEIGHTS)} or auto")
@@ -335,8 +365,11 @@ def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence
     elif len(margin.oof) != len(pairs):
         raise ValueError(f"the margin fit is of {len(margin.oof)} pairs, not these {len(pairs)}")
     oof = margin.oof
-    tree_x = tree_input(cfg.kind, features, pairs, trees, nodes, library)
-    if cfg.kind == "rm":
+    if reasoning is not None:
+        tree_x = features(pairs, prompts=[reasoning_prompt(p, r) for p, r in zip(pairs, reasoning, strict=True)])
+    else:
+        tree_x = tree_input(cfg.kind, features, pairs, trees, nodes, library)
+    if cfg.kind in TEXT_KINDS:
         tree_scale, sharing, cv_loss = standardise(tree_x), "", {}
         master_x = tree_x / tree_scale
     else:
@@ -347,14 +380,15 @@ def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence
         sharing = min(cv_loss, key=cv_loss.get) if cv_loss else cfg.principle_weights
         master_x = inputs[sharing]
     master = fit_logistic(master_x, y, cfg.seed)
-    m = Master(config=cfg, run_id=run_id(cfg, data_hash(pairs, trees)), margin_weights=margin.weights.tolist(),
+    data = data_hash(pairs, trees, reasoning)
+    m = Master(config=cfg, run_id=run_id(cfg, data), margin_weights=margin.weights.tolist(),
                margin_scale=margin.scale.tolist(), twin_weight=margin.twin, tree_weights=master.tolist(),
                tree_scale=tree_scale.tolist(), principle_weights=sharing)
     oof_twin = sigmoid(margin.twin * oof)
     oof_master = sigmoid(master_x @ master)
     m.metrics = {
         "train_pairs": len(pairs),
-        "data_hash": data_hash(pairs, trees),
+        "data_hash": data,
         "pair_ids_hash": hashlib.sha256("\n".join(p.id for p in pairs).encode()).hexdigest()[:12],
         # in-sample on the training pairs (the margin out-of-fold); test accuracy comes from `w2s annotate`
         "train_accuracy_twin": float(((oof_twin > 0.5) == (y == 1)).mean()),

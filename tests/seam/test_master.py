@@ -182,3 +182,56 @@ def test_rm_master_reads_the_notes_and_keeps_the_twin():
     assert master.metrics["train_accuracy_master"] > 0.95  # the first note's verdict is right
     features_master, _ = fit(n=60)
     assert master.twin_weight == features_master.twin_weight  # the same pair-only twin
+
+
+def reasoned(n: int, seed: int = 0, right: float = 1.0):
+    """Pairs with gold and a reasoning text that names the gold reply with probability `right`."""
+    rng = np.random.default_rng(seed)
+    pairs, texts = [], []
+    for i in range(n):
+        gold = "a" if rng.random() < 0.5 else "b"
+        named = gold if rng.random() < right else {"a": "b", "b": "a"}[gold]
+        pairs.append(Pair(id=f"r{i}", dataset="code", prompt=str(i), response_a="a", response_b="b", gold=gold))
+        texts.append(f"Step by step, Reply {named.upper()} is correct.")
+    return pairs, texts
+
+
+def reading_features(ps, prompts=None):
+    """A weak model whose only signal is the reply the reasoning names (noise on the pair alone)."""
+    if prompts is None:
+        return noise_features(ps)
+    named = [1.0 if "Reply A is correct" in q else -1.0 for q in prompts]
+    return np.column_stack([named, noise_features(ps)[:, :3]])
+
+
+def test_cot_master_reads_the_reasoning_and_keeps_the_twin():
+    pairs, texts = reasoned(60)
+    cfg = MasterConfig(kind="cot-v1", strong="s", reasoning_max_tokens=64)
+    master = train(pairs, [], [], None, cfg, features=reading_features, reasoning=texts)
+    assert master.metrics["train_accuracy_master"] > 0.95 and master.metrics["trust"] == []
+    assert master.metrics["train_accuracy_twin"] < 0.7
+    twin = fit_margin(pairs, reading_features, cfg)
+    assert master.twin_weight == twin.twin  # the pair-only twin, as for a tree master
+    # its run id names the reasoning it read: other texts (or another budget) give another master
+    flipped = [t.replace("Reply A", "Reply X").replace("Reply B", "Reply A").replace("Reply X", "Reply B") for t in texts]
+    assert train(pairs, [], [], None, cfg, features=reading_features, reasoning=flipped).run_id != master.run_id
+    other_budget = replace(cfg, reasoning_max_tokens=96)
+    assert train(pairs, [], [], None, other_budget, features=reading_features, reasoning=texts).run_id != master.run_id
+
+
+def test_a_cot_master_needs_reasoning_and_a_tree_master_none():
+    pairs, texts = reasoned(20)
+    with pytest.raises(ValueError, match="a cot-v2 master reads reasoning"):
+        train(pairs, [], [], None, MasterConfig(kind="cot-v2"), features=reading_features)
+    tree_pairs, trees, nodes = synthetic(20)
+    with pytest.raises(ValueError, match="a features master does not read reasoning"):
+        train(tree_pairs, trees, nodes, LIB, MasterConfig(), features=noise_features, reasoning=texts)
+    with pytest.raises(ValueError, match="unknown master kind 'cot-v9'"):
+        train(pairs, [], [], None, MasterConfig(kind="cot-v9"), features=reading_features, reasoning=texts)
+
+
+def test_a_tree_masters_run_id_ignores_the_reasoning_budget():
+    """Tree masters trained before cot-* masters existed keep their run ids (and so their labels)."""
+    master, (pairs, trees, nodes) = fit(n=40)
+    again = train(pairs, trees, nodes, LIB, replace(master.config, reasoning_max_tokens=64), features=noise_features)
+    assert again.run_id == master.run_id

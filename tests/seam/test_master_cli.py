@@ -55,3 +55,37 @@ def test_train_a_master_then_label_with_it(scripted, db_url, tmp_path):
     assert all(r.tree_id is not None for r in rows if r.method == "seam-aligned")
     wrong = runner.invoke(app, ["annotate", "-a", "seam-aligned-rm", "--master", str(run), "--dataset", "code-demo"])
     assert wrong.exit_code != 0 and "kind rm" in " ".join(wrong.output.split())
+
+
+@pytest.mark.slow
+def test_a_cot_master_reads_the_reasoning_stored_with_cot_labels(scripted, db_url, tmp_path):
+    ids = add_code_pairs(db_url, "train", 12) + add_code_pairs(db_url, "test", 4, offset=50)
+    strong, weak = scripted(thought="Reply A is correct."), scripted(decision=(0.6, 0.5))
+    run = tmp_path / "cot"
+    train = ["master", "train", "--kind", "cot-v1", "--strong", strong.spec, "--dataset", "code-demo", "--split", "train",
+             "--out", str(run)]
+    none = runner.invoke(app, train)
+    assert none.exit_code == 1 and f"run `w2s annotate -a cot-v1 --strong {strong.spec}`" in " ".join(none.output.split())
+    cot = ["annotate", "-a", "cot-v1", "--weak", weak.spec, "--strong", strong.spec, "--dataset", "code-demo",
+           "--reasoning-max-tokens", "3"]
+    assert runner.invoke(app, [*cot, "--split", "train"]).exit_code == 0
+    result = runner.invoke(app, train)
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "reads the reasoning as text" in out and "cot-v1 reasoning of 3 tokens" in out
+    config = (run / "config.json").read_text()
+    assert '"kind": "cot-v1"' in config and '"reasoning_max_tokens": 3' in config
+
+    label = ["annotate", "-a", "cot-aligned", "--master", str(run), "--dataset", "code-demo", "--split", "test"]
+    missing = runner.invoke(app, label)  # the test pairs have no reasoning yet
+    assert missing.exit_code == 1
+    assert f"run `w2s annotate -a cot-v1 --strong {strong.spec} --reasoning-max-tokens 3`" in " ".join(missing.output.split())
+    assert runner.invoke(app, [*cot, "--split", "test"]).exit_code == 0
+    result = runner.invoke(app, label)
+    assert result.exit_code == 0 and "added 4 annotations" in " ".join(result.output.split()), result.output
+    with session_scope(db_url) as s:
+        rows = {r.method: r for r in s.exec(select(Annotation).where(Annotation.pair_id == ids[-1]))}
+    assert rows["cot-aligned"].meta["reasoning_from"] == rows["cot-v1"].id  # which reasoning it read
+    assert rows["cot-v1"].meta["reasoning"] == "Reply A is"
+    wrong = runner.invoke(app, ["annotate", "-a", "seam-aligned", "--master", str(run), "--dataset", "code-demo"])
+    assert wrong.exit_code != 0 and "kind features" in " ".join(wrong.output.split())

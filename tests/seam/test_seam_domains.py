@@ -46,12 +46,15 @@ def test_seam_domains_end_to_end(tmp_path, monkeypatch):
     run(args, monkeypatch)
     result = json.loads(out.read_text())
     assert set(result["methods"]) == {"naive", "strong", "cot-v1", "cot-v2", "cot-v3", "seam", "aligned", "seam-aligned",
-                                      "seam-aligned-rm"}
+                                      "seam-aligned-rm", "cot-v1-aligned", "cot-v2-aligned", "cot-v3-aligned"}
     for m in result["methods"].values():
         assert m["n"] == 4 and 0 <= m["accuracy"] <= 1 and m["ci_low"] <= m["accuracy"] <= m["ci_high"]
     assert result["methods"]["strong"]["accuracy"] == 0.5  # position-free "A" on alternating gold
     assert set(result["gaps"]) == {"seam-aligned - aligned", "seam-aligned - strong", "seam-aligned - best-cot",
-                                   "seam-aligned-rm - aligned"}
+                                   "seam-aligned - best-cot-aligned", "seam-aligned-rm - aligned",
+                                   "seam-aligned-rm - best-cot-aligned"}
+    assert {k: len(v) for k, v in result["masters"].items()} == {  # one master per kind, the CoTs' by their reasoning
+        "features": 12, "rm": 12, "cot-v1-aligned": 12, "cot-v2-aligned": 12, "cot-v3-aligned": 12}
     assert result["trees"]["built"] == {"train": 12, "test": 4} and result["trees"]["reused"] == 0
     per_pair = result["per_pair"]  # what bench/pool_runs.py reads: P(gold) per test pair and method
     assert len(per_pair["ids"]) == 4 and set(per_pair["p_gold"]) == set(result["methods"])

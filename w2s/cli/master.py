@@ -1,4 +1,5 @@
-"""`w2s master train` and `w2s master show`: aligned weak masters trained on gold pairs and their trees."""
+"""`w2s master train` and `w2s master show`: aligned weak masters trained on gold pairs and their trees
+(or, for a cot-* master, the strong model's stored free reasoning)."""
 
 from __future__ import annotations
 
@@ -56,12 +57,30 @@ def training_rows(session, pair_ids: list[str], strong: str, config_hash: str | 
     return config_hash, pairs, tree_rows, nodes
 
 
+def reasoning_rows(session, pair_ids: list[str], method: str, strong: str, max_tokens: int | None):
+    """(token budget, pairs, reasoning texts): the pairs of `pair_ids` (in that order) with gold a/b and
+    `method`'s stored reasoning by `strong` (of that budget, or the most common one), detached."""
+    from w2s.reasoning import stored_reasoning
+
+    gold = {p.id: p for p in session.exec(select(Pair).where(Pair.id.in_(pair_ids), Pair.gold.in_(["a", "b"])))}
+    budget, found = stored_reasoning(session, list(gold), method, strong, max_tokens)
+    chosen = [pid for pid in pair_ids if pid in gold and pid in found]
+    for pid in chosen:
+        session.expunge(gold[pid])
+    return budget, [gold[pid] for pid in chosen], [found[pid].text for pid in chosen]
+
+
 @master_app.command("train")
 def train(
     out_dir: Path = typer.Option(..., "--out", help="Run directory to write (config.json, master.json)."),
     strong: str = typer.Option(..., "--strong", help="The strong model whose trees the master reads."),
     tree_config: str | None = typer.Option(None, "--tree-config", help="Tree config hash [default: the most common]."),
-    kind: str = typer.Option("features", "--kind", help="features (tree features + weak margin) or rm (reads the tree as text)."),
+    kind: str = typer.Option(
+        "features", "--kind",
+        help="features (tree features + weak margin), rm (reads the tree as text), or cot-v1, cot-v2, cot-v3 (reads "
+             "that CoT's stored reasoning by --strong as text, no tree: label the pairs with `w2s annotate -a cot-v1` first)."),
+    reasoning_max_tokens: int | None = typer.Option(
+        None, "--reasoning-max-tokens", help="cot-*: the reasoning of this token budget [default: the most common]."),
     weak: str = typer.Option("transformers:smollm2", "--weak", help="Weak model whose frozen features give its margin."),
     principle_weights: str = typer.Option(
         "auto", "--principle-weights",
@@ -73,16 +92,24 @@ def train(
     limit: int | None = typer.Option(None, "--limit", "-n"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Train a master (KIND features or rm) and its no-tree twin on the selected gold pairs that have a tree."""
+    """Train a master (KIND features or rm) and its no-tree twin on the selected gold pairs that have a tree
+    (KIND cot-v1/2/3: that have the CoT's reasoning)."""
     from w2s.cli.trees import select_pair_ids
-    from w2s.master import MasterConfig
+    from w2s.master import KINDS, MasterConfig
     from w2s.master import train as fit
     from w2s.principles import load_library
+    from w2s.reasoning import COT_METHODS
 
     if (out_dir / "master.json").exists() or (out_dir.exists() and any(out_dir.iterdir())):
         err.print(f"[red]{out_dir} exists and is not empty: choose a new run directory[/]")
         raise typer.Exit(1)
+    if kind not in KINDS:
+        err.print(f"[red]unknown master kind {kind!r}: {', '.join(KINDS)}[/]")
+        raise typer.Exit(1)
     ids = select_pair_ids(dataset, split, pairs, limit)
+    if kind in COT_METHODS:
+        _train_on_reasoning(out_dir, ids, kind, strong, reasoning_max_tokens, weak, seed)
+        return
     with session_scope() as session:
         config_hash, pair_rows, tree_rows, node_rows = training_rows(session, ids, strong, tree_config)
     if not pair_rows:
@@ -109,10 +136,36 @@ def train(
     out.print(f"master {master.run_id} ({len(pair_rows)} pairs, trees {config_hash} by {strong}) written to {out_dir}")
 
 
+def _train_on_reasoning(out_dir: Path, ids: list[str], kind: str, strong: str, max_tokens: int | None, weak: str,
+                        seed: int) -> None:
+    from w2s.master import MasterConfig
+    from w2s.master import train as fit
+
+    with session_scope() as session:
+        budget, pair_rows, reasoning = reasoning_rows(session, ids, kind, strong, max_tokens)
+    if not pair_rows:
+        err.print(f"[red]none of the {len(ids)} selected pairs has gold (a/b) and {kind} reasoning by {strong}: "
+                  f"run `w2s annotate -a {kind} --strong {strong}` on them first[/]")
+        raise typer.Exit(1)
+    if len(ids) > len(pair_rows):
+        err.print(f"[yellow]{len(ids) - len(pair_rows)} selected pairs have no gold or no {kind} reasoning "
+                  f"({budget} tokens): left out[/]")
+    cfg = MasterConfig(kind=kind, weak=weak, seed=seed, strong=strong, reasoning_max_tokens=budget)
+    try:
+        master = fit(pair_rows, [], [], None, cfg, reasoning=reasoning)
+    except ValueError as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from e
+    master.save(out_dir)
+    out.print(trust_view(master))
+    out.print(f"master {master.run_id} ({len(pair_rows)} pairs, {kind} reasoning of {budget} tokens by {strong}) "
+              f"written to {out_dir}")
+
+
 def trust_view(master) -> Table:
     m = master.metrics
     margin = (f"{master.principle_weights} weights, margin weight {m['margin_weight']:+.2f}; "
-              if m["margin_weight"] is not None else "reads the tree as text; ")
+              if m["margin_weight"] is not None else f"reads the {'tree' if master.config.kind == 'rm' else 'reasoning'} as text; ")
     table = Table(title=f"trust table of {master.config.kind} master {master.run_id} ({margin}"
                         f"training accuracy {m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})")
     for col in ("principle", "verdict", "×exit", "×both orders", "×relevance", "trust"):
