@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from sqlmodel import Session
 
 from annotators.base import Annotator, AnnotatorOptions, Decision, register_annotator
-from w2s.master import KINDS, Master, WeakFeatures, reasoning_prompt, tree_input
+from w2s.master import KINDS, Master, WeakFeatures, reasoning_input, tree_input
 from w2s.options import typed_options
 from w2s.principles import load_library
 from w2s.reasoning import COT_METHODS, missing_reasoning_error, stored_reasoning
@@ -127,7 +127,7 @@ class CoTAligned(_Aligned):
         missing = [p.id for p in pairs if p.id not in found]
         if missing:
             raise LookupError(missing_reasoning_error(cfg.kind, cfg.strong, cfg.reasoning_max_tokens, missing))
-        x = self.features(pairs, prompts=[reasoning_prompt(p, found[p.id].text) for p in pairs])
+        x = reasoning_input(self.features, pairs, [found[p.id].text for p in pairs])
         p_a = self.master.p_a(self.features(pairs), x)
         return [Decision(p_a=float(q), meta={"master": self.master.run_id, "reasoning_from": found[p.id].annotation_id})
                 for q, p in zip(p_a, pairs)]

@@ -290,6 +290,11 @@ def reasoning_prompt(pair: Pair, reasoning: str) -> str:
     return f"{pair.prompt}\n\nA reviewer's reasoning about Reply A and Reply B:\n{reasoning}"
 
 
+def reasoning_input(features, pairs: Sequence[Pair], reasoning: Sequence[str]) -> np.ndarray:
+    """What a cot-* master reads: the pair with the reasoning, as the weak model's feature differences."""
+    return features(pairs, prompts=[reasoning_prompt(p, r) for p, r in zip(pairs, reasoning, strict=True)])
+
+
 def data_hash(pairs: Sequence[Pair], trees: Sequence[Tree], reasoning: Sequence[str] | None = None) -> str:
     """12 hex digits over the training pairs (ids, gold) and their trees' ids by content, or the
     reasoning texts a cot-* master read."""
@@ -366,7 +371,7 @@ def train(pairs: Sequence[Pair], trees: Sequence[Tree], nodes: Sequence[Sequence
         raise ValueError(f"the margin fit is of {len(margin.oof)} pairs, not these {len(pairs)}")
     oof = margin.oof
     if reasoning is not None:
-        tree_x = features(pairs, prompts=[reasoning_prompt(p, r) for p, r in zip(pairs, reasoning, strict=True)])
+        tree_x = reasoning_input(features, pairs, reasoning)
     else:
         tree_x = tree_input(cfg.kind, features, pairs, trees, nodes, library)
     if cfg.kind in TEXT_KINDS:

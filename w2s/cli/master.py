@@ -96,7 +96,6 @@ def train(
     (KIND cot-v1/2/3: that have the CoT's reasoning)."""
     from w2s.cli.trees import select_pair_ids
     from w2s.master import KINDS, MasterConfig
-    from w2s.master import train as fit
     from w2s.principles import load_library
     from w2s.reasoning import COT_METHODS
 
@@ -126,20 +125,26 @@ def train(
         err.print(f"[yellow]{skipped} selected pairs have no gold or no tree of config {config_hash}: left out[/]")
     cfg = MasterConfig(kind=kind, weak=weak, seed=seed, strong=strong, tree_config=config_hash, library=library.name,
                        principle_weights=principle_weights)
+    _fit_and_save(out_dir, f"trees {config_hash} by {strong}", pair_rows, tree_rows, node_rows, library, cfg)
+
+
+def _fit_and_save(out_dir: Path, read: str, pairs, *args, **kwargs) -> None:
+    """Train (`w2s.master.train(pairs, *args, **kwargs)`), write the run directory, print the trust table."""
+    from w2s.master import train as fit
+
     try:
-        master = fit(pair_rows, tree_rows, node_rows, library, cfg)
+        master = fit(pairs, *args, **kwargs)
     except ValueError as e:
         err.print(f"[red]{e}[/]")
         raise typer.Exit(1) from e
     master.save(out_dir)
     out.print(trust_view(master))
-    out.print(f"master {master.run_id} ({len(pair_rows)} pairs, trees {config_hash} by {strong}) written to {out_dir}")
+    out.print(f"master {master.run_id} ({len(pairs)} pairs, {read}) written to {out_dir}")
 
 
 def _train_on_reasoning(out_dir: Path, ids: list[str], kind: str, strong: str, max_tokens: int | None, weak: str,
                         seed: int) -> None:
     from w2s.master import MasterConfig
-    from w2s.master import train as fit
 
     with session_scope() as session:
         budget, pair_rows, reasoning = reasoning_rows(session, ids, kind, strong, max_tokens)
@@ -151,15 +156,8 @@ def _train_on_reasoning(out_dir: Path, ids: list[str], kind: str, strong: str, m
         err.print(f"[yellow]{len(ids) - len(pair_rows)} selected pairs have no gold or no {kind} reasoning "
                   f"({budget} tokens): left out[/]")
     cfg = MasterConfig(kind=kind, weak=weak, seed=seed, strong=strong, reasoning_max_tokens=budget)
-    try:
-        master = fit(pair_rows, [], [], None, cfg, reasoning=reasoning)
-    except ValueError as e:
-        err.print(f"[red]{e}[/]")
-        raise typer.Exit(1) from e
-    master.save(out_dir)
-    out.print(trust_view(master))
-    out.print(f"master {master.run_id} ({len(pair_rows)} pairs, {kind} reasoning of {budget} tokens by {strong}) "
-              f"written to {out_dir}")
+    _fit_and_save(out_dir, f"{kind} reasoning of {budget} tokens by {strong}", pair_rows, [], [], None, cfg,
+                  reasoning=reasoning)
 
 
 def trust_view(master) -> Table:
