@@ -56,7 +56,10 @@ def main() -> None:
     ap.add_argument("--weak-head-lr", type=float, default=3e-3, help="the weak supervisor's reward-head learning rate")
     ap.add_argument("--pooling", default="mean", choices=["last", "mean"], help="the student's pooling")
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--seam-labels", default=None)
+    ap.add_argument("--seam-labels", default=None,
+                    help="an export of SEAM labels on train_w2s pairs (bench/seam_labels.py)")
+    ap.add_argument("--aligned-labels", default=None,
+                    help="the aligned master's no-tree labels on the same pairs: a student beside the SEAM one")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: the cores left idle by the load average, at least 1: "
                          "two threads on two cores that another process is using run ~3x slower than one)")
@@ -77,6 +80,7 @@ def main() -> None:
         weak_pooling="mean", weak_frozen=args.weak_frozen, strong_pooling=args.pooling, weak_lr=5e-5, strong_lr=args.lr, head_lr=args.head_lr, weak_head_lr=args.weak_head_lr,
         strong_lora=LoraSpec(r=8, alpha=16, dropout=0.05, last_n_layers=args.lora_last_n),
         epochs=args.epochs, weak_epochs=args.weak_epochs, batch_size=args.batch_size, max_length=args.max_length, seam_labels=args.seam_labels,
+        aligned_labels=args.aligned_labels,
         cache_frozen_prefix=True, torch_threads=threads, progress=True)
     exp = Experiment(cfg)
     t0 = time.time()
@@ -104,6 +108,9 @@ def main() -> None:
         print(f"| {LABELS[k]:40s} | {t.get('rows', ''):>4} | {acc[k]:8.3f} | {pg:22s} | "
               f"{t.get('pairs_per_s', float('nan')):13.2f} | {'' if not pre else f'{pre:14.2f}':>14} | "
               f"{t.get('seconds', float('nan')):7.0f} | {t.get('score_test_pairs_per_s', float('nan')):13.2f} |")
+    if g := res.get("seam_minus_aligned"):
+        print(f"\nw2s on SEAM labels − w2s on aligned weak labels (same pairs): {g['gap']:+.3f} "
+              f"(paired bootstrap 95% interval {g['lo']:+.3f} … {g['hi']:+.3f})")
     print(f"\npeak RSS (whole run, one process): {res['peak_rss_mb']:.0f} MiB; wall time {wall / 60:.1f} min")
     print(f"report: {Path(args.out) / 'report.md'}")
     (Path(args.out) / "bench.json").write_text(json.dumps({"wall_s": wall, "machine": machine(), "threads": threads, "load_start": load, "load_end": load_end, **res}, indent=2, default=str))

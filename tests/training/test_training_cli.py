@@ -54,20 +54,32 @@ def test_experiment_w2s_writes_one_report(tiny_model, tmp_path):
                                       for r in toy_rows(n, seed)])
     out = tmp_path / "exp"
     seam = _write(tmp_path / "seam.jsonl", toy_rows(24, 1))  # stands in for an export of SEAM labels
-    r = runner.invoke(app, ["experiment", "w2s", "--weak", tiny_model, "--strong", tiny_model, "--data", str(d),
-                            "--out", str(out), "--batch-size", "8", "--conflict", "--lora-r", "4",
-                            "--intermediate", tiny_model, "--seam-labels", str(seam), "--weak-gt", "16"])
+    # the aligned master's labels on the same pairs, a third of them the wrong way round
+    aligned = _write(tmp_path / "aligned.jsonl", [dict(r, chosen=r["rejected"], rejected=r["chosen"]) if i % 3 == 0
+                                                   else r for i, r in enumerate(toy_rows(24, 1))])
+    other = _write(tmp_path / "other.jsonl", toy_rows(20, 1))
+    args = ["experiment", "w2s", "--weak", tiny_model, "--strong", tiny_model, "--data", str(d), "--out", str(out),
+            "--batch-size", "8", "--lora-r", "4", "--weak-gt", "16", "--seam-labels", str(seam)]
+    r = runner.invoke(app, args + ["--aligned-labels", str(other)])  # not the same pairs: refused before training
+    assert r.exit_code == 1 and "label different pairs (4 in one only" in r.output and not (out / "weak").exists()
+    r = runner.invoke(app, args + ["--aligned-labels", str(aligned), "--conflict", "--intermediate", tiny_model])
     assert r.exit_code == 0, r.output
     res = json.loads((out / "results.json").read_text())
     assert res["sizes"] == {"train_gt": 24, "train_w2s": 24, "test_dev": 16, "weak_train_gt": 16}
     assert res["timings"]["weak"]["rows"] == 16 and res["timings"]["ceiling"]["rows"] == 24
     assert set(res["accuracy"]) >= {"weak", "ceiling", "w2s_naive", "w2s_aux_conf", "w2s_filtered",
-                                   "w2s_reweighted", "w2s_conflict", "w2s_seam", "intermediate", "w2s_bootstrap"}
+                                   "w2s_reweighted", "w2s_conflict", "w2s_seam", "w2s_aligned", "intermediate",
+                                   "w2s_bootstrap"}
+    assert res["train_rows"]["seam"] == res["train_rows"]["aligned"] == 24
+    gap = res["seam_minus_aligned"]
+    assert gap["gap"] == res["accuracy"]["w2s_seam"] - res["accuracy"]["w2s_aligned"] and gap["lo"] <= gap["hi"]
+    assert "w2s_seam − w2s_aligned:" in r.output
     assert res["timings"]["w2s_bootstrap"]["rows"] == 12  # the intermediate labels the second half of the pool
     assert res["train_rows"]["filtered"] < 24  # half the pool by entropy (ties at the median stay)
     assert res["deception"]["areas"] and sum(res["deception"]["areas"].values()) == 16
     report = (out / "report.md").read_text()
     assert "| strong ceiling (trained on gt) |" in report and "deception score" in report
+    assert "| w2s on aligned weak labels (no tree) |" in report and "w2s on SEAM labels − w2s on aligned" in report
     assert "| w2s on SEAM labels |" in report and "| w2s bootstrapped via intermediate |" in report
     for png in ("calibration.png", "entropy_accuracy.png", "accuracy.png"):
         assert (out / png).stat().st_size > 1000

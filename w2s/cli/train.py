@@ -127,6 +127,9 @@ def experiment_w2s_cmd(
     lora_r: int = typer.Option(8),
     lora_last_n: int | None = typer.Option(None, help="Student LoRA on the last n layers only."),
     seam_labels: Path | None = typer.Option(None, help="Export rows with SEAM labels on train_w2s."),
+    aligned_labels: Path | None = typer.Option(
+        None, help="Export rows with the aligned weak master's no-tree labels on the same pairs: "
+                   "a student beside the SEAM one, and their paired gap."),
     intermediate: str | None = typer.Option(None, help="Bootstrap through this intermediate model."),
     conflict: bool = typer.Option(False, "--conflict", help="Add an explicit-conflict student and the deception score."),
     seed: int = typer.Option(0),
@@ -143,14 +146,23 @@ def experiment_w2s_cmd(
                            head_lr=head_lr, weak_frozen=weak_frozen, weak_epochs=weak_epochs, weak_head_lr=weak_head_lr,
                            cache_frozen_prefix=cache_frozen_prefix,
                            strong_lora=LoraSpec(r=lora_r, alpha=2 * lora_r, last_n_layers=lora_last_n),
-                           seam_labels=str(seam_labels) if seam_labels else None, intermediate=intermediate,
+                           seam_labels=str(seam_labels) if seam_labels else None,
+                           aligned_labels=str(aligned_labels) if aligned_labels else None, intermediate=intermediate,
                            conflict=conflict, seed=seed, torch_threads=threads)
-    res = run_experiment(cfg)
+    from w2s.training.data import DataError
+
+    try:
+        res = run_experiment(cfg)
+    except (DataError, ValueError, FileNotFoundError) as e:  # bad input: say what, without a traceback
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(1)
     t = Table("model", "test accuracy", "PGR")
     for k, a in res["accuracy"].items():
         p = res["pgr"].get(k)
         t.add_row(k, f"{a:.3f}", "" if not k.startswith("w2s_") else ("undefined" if p is None else f"{p:.3f}"))
     out.print(t)
+    if g := res.get("seam_minus_aligned"):
+        out.print(f"w2s_seam − w2s_aligned: {g['gap']:+.3f} ({g['lo']:+.3f} … {g['hi']:+.3f})")
     out.print(f"report: {out_dir / 'report.md'}")
 
 

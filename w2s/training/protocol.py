@@ -58,6 +58,9 @@ class ExperimentConfig:
     max_length: int = 256
     variants: list[str] = field(default_factory=lambda: ["naive", "aux_conf", "filtered", "reweighted"])
     seam_labels: str | None = None  # export rows with SEAM labels on train_w2s (adds a "seam" student)
+    # export rows with the aligned weak master's no-tree labels on the same pairs (adds an "aligned"
+    # student, and the paired gap seam − aligned: what the tree adds to the labels a student learns from)
+    aligned_labels: str | None = None
     intermediate: str | None = None  # bootstrapping: weak → intermediate → strong
     conflict: bool = False  # an explicit-conflict student (α below) and the deception score
     conflict_alpha: float = 0.5
@@ -75,6 +78,19 @@ def label_rows(rows: list[dict], p: np.ndarray, T: float, source: str) -> list[d
     h = binary_entropy(p)
     return [dict(r, soft_label=float(pi), entropy=float(hi), weight=float(wi), n_votes=1, source=source, gold=1.0)
             for r, pi, hi, wi in zip(rows, p, h, w)]
+
+
+def label_exports(c: ExperimentConfig) -> dict[str, str]:
+    """The students trained on exported labels, by name. SEAM and aligned labels side by side must
+    cover the same pairs, or their students' gap would mix the labels with the data."""
+    exports = {k: v for k, v in (("seam", c.seam_labels), ("aligned", c.aligned_labels)) if v}
+    if len(exports) == 2:
+        ids = {k: sorted(r["pair_id"] for r in load_rows(v)) for k, v in exports.items()}
+        if ids["seam"] != ids["aligned"]:
+            only = sorted(set(ids["seam"]) ^ set(ids["aligned"]))
+            raise ValueError(f"{c.seam_labels} and {c.aligned_labels} label different pairs "
+                             f"({len(only)} in one only, e.g. {only[:3]}): export both for the same pairs")
+    return exports
 
 
 class Experiment:
@@ -129,6 +145,7 @@ class Experiment:
 
     def run(self) -> dict:
         c = self.cfg
+        exports = label_exports(c)  # checked before anything trains
         data = self.splits()
         gt, pool, test = data["train_gt"], data["train_w2s"], data["test_dev"]
 
@@ -153,9 +170,10 @@ class Experiment:
             run = self.fit(f"w2s_{name}", weak_labels, c.strong, strong=True, **students[name])
             train_rows[name] = self.timings[f"w2s_{name}"]["rows"]
             p_test[f"w2s_{name}"] = self.scores(run, test, "test")
-        if c.seam_labels:
-            run = self.fit("w2s_seam", load_rows(c.seam_labels), c.strong, strong=True, use_weights=False)
-            p_test["w2s_seam"] = self.scores(run, test, "test")
+        for name, path in exports.items():
+            run = self.fit(f"w2s_{name}", load_rows(path), c.strong, strong=True, use_weights=False)
+            train_rows[name] = self.timings[f"w2s_{name}"]["rows"]
+            p_test[f"w2s_{name}"] = self.scores(run, test, "test")
         if c.intermediate:  # weak labels half the pool → intermediate; it labels the other half → student
             half = len(pool) // 2
             mid = self.fit("intermediate", weak_labels[:half], c.intermediate, strong=True, use_weights=False)
@@ -184,6 +202,8 @@ class Experiment:
             "ceiling_minus_weak": M.accuracy_gap_ci(p_test["weak"], p_test["ceiling"], seed=c.seed),
             "pgr_ci": {k: M.pgr_ci(p_test["weak"], v, p_test["ceiling"], seed=c.seed)
                        for k, v in p_test.items() if k.startswith("w2s_")},
+            "seam_minus_aligned": (M.accuracy_gap_ci(p_test["w2s_aligned"], p_test["w2s_seam"], seed=c.seed)
+                                   if "w2s_seam" in p_test and "w2s_aligned" in p_test else None),
             "ece": {k: M.expected_calibration_error(v) for k, v in p_test.items()},
             "train_rows": train_rows,
             "timings": self.timings,

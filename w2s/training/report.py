@@ -16,6 +16,7 @@ LABELS = {
     "w2s_filtered": "w2s, uncertainty-filtered",
     "w2s_reweighted": "w2s, reliability re-weighted",
     "w2s_seam": "w2s on SEAM labels",
+    "w2s_aligned": "w2s on aligned weak labels (no tree)",
     "intermediate": "intermediate model (bootstrap step)",
     "w2s_bootstrap": "w2s bootstrapped via intermediate",
     "w2s_conflict": "w2s under explicit conflict",
@@ -120,6 +121,9 @@ def write_report(out: Path, results: dict, p_test: dict[str, np.ndarray], p_pool
         f"- weak-label accuracy on train_w2s: {results['weak_label_accuracy']:.3f}",
         *([(f"- ceiling − weak on test: {g['gap']:+.3f} (paired bootstrap {g['level']:.0%} interval "
             f"{g['lo']:+.3f} … {g['hi']:+.3f})")] if (g := results.get("ceiling_minus_weak")) else []),
+        *([(f"- w2s on SEAM labels − w2s on aligned weak labels (same pairs): {g['gap']:+.3f} (paired "
+            f"bootstrap {g['level']:.0%} interval {g['lo']:+.3f} … {g['hi']:+.3f})")]
+          if (g := results.get("seam_minus_aligned")) else []),
         f"- machine: {machine()}; peak RSS {results['peak_rss_mb']:.0f} MiB",
         "",
         "| model | train rows | test accuracy | PGR [95% interval] | ECE | train pairs/s | frozen-layers pass pairs/s | train s |",
