@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seam_domains import GAPS
+from seam_domains import GAPS, add_best
 
 from w2s.annotation_eval import wilson_interval
 from w2s.w2s_metrics import accuracy_gap_ci, correct
@@ -33,6 +33,7 @@ def pooled(runs: list[dict]) -> dict:
         right = int(correct(probs[m]).sum())
         lo, hi = wilson_interval(right, n)
         out["methods"][m] = {"accuracy": right / n, "ci_low": lo, "ci_high": hi}
+    add_best(probs, {m: r["accuracy"] for m, r in out["methods"].items()})
     for a, b in GAPS:
         if a in probs and b in probs:
             out["gaps"][f"{a} - {b}"] = accuracy_gap_ci(probs[b], probs[a])

@@ -54,6 +54,15 @@ GAPS = [("seam-aligned", "aligned"), ("seam-aligned", "strong"), ("seam-aligned"
         ("seam-aligned", "best-cot-aligned"), ("seam-aligned-rm", "aligned"), ("seam-aligned-rm", "best-cot-aligned")]
 
 
+def add_best(probs: dict[str, list[float]], accuracy: dict[str, float]) -> None:
+    """Add "best-cot" and "best-cot-aligned": the most accurate of each group on these test pairs, so that
+    the gap against it is the hardest one."""
+    for best, group in (("best-cot", COTS), ("best-cot-aligned", list(COT_ALIGNED))):
+        present = [m for m in group if m in probs]
+        if present:
+            probs[best] = probs[max(present, key=lambda m: accuracy[m])]
+
+
 def build(strong, ids: list[str], cfg, url: str, deadline: float | None, label: str,
           extend_from: str | None = None) -> int:  # fmt: skip
     """Build the missing trees of `ids` one pair at a time (llama.cpp keeps one prefix cached), going on
@@ -286,9 +295,7 @@ def main() -> None:
         result["methods"][m] = {"accuracy": correct / len(common), "ci_low": lo, "ci_high": hi, "n": len(common),
                                 "coverage": cover, "s_per_pair": sec}
         print(f"{m:<14} {correct / len(common):>6.3f} [{lo:.3f},{hi:.3f}] {len(common):>4} {cover:>6.2f} {sec:>7.2f}")
-    for best, group in (("best-cot", COTS), ("best-cot-aligned", list(COT_ALIGNED))):
-        if any(m in probs for m in group):  # the best on these test pairs: the gap against it is the hardest
-            probs[best] = probs[max((m for m in group if m in probs), key=lambda m: result["methods"][m]["accuracy"])]
+    add_best(probs, {m: r["accuracy"] for m, r in result["methods"].items()})
     for a, b in GAPS:
         if a in probs and b in probs:
             gap = accuracy_gap_ci(probs[b], probs[a])

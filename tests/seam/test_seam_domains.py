@@ -89,6 +89,14 @@ def test_pool_runs_counts_every_runs_pairs_and_pairs_the_gaps(tmp_path):
     assert result["methods"]["seam-aligned"]["accuracy"] == pytest.approx(4 / 5)
     gap = result["gaps"]["seam-aligned - aligned"]
     assert gap["gap"] == pytest.approx(2 / 5) and gap["lo"] <= gap["gap"] <= gap["hi"]
+    # the best aligned CoT over the pooled pairs is the one the gap is taken against (cot-v2 here, 3/5)
+    cots = {"cot-v1-aligned": [0.4, 0.4, 0.6, 0.3, 0.6], "cot-v2-aligned": [0.6, 0.6, 0.4, 0.3, 0.6]}
+    one = run_json("one", {"aligned": [0.9, 0.2, 0.4], "seam-aligned": [0.9, 0.8, 0.6],
+                           **{m: v[:3] for m, v in cots.items()}})
+    two = run_json("two", {"aligned": [0.7, 0.3], "seam-aligned": [0.2, 0.6], **{m: v[3:] for m, v in cots.items()}})
+    result = pooled([one, two])
+    assert result["methods"]["cot-v2-aligned"]["accuracy"] == pytest.approx(3 / 5)
+    assert result["gaps"]["seam-aligned - best-cot-aligned"]["gap"] == pytest.approx(1 / 5)
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"methods": {}}))
     with pytest.raises(SystemExit, match="old.json: no per-pair figures"):
