@@ -107,7 +107,7 @@ def main() -> None:
     print(f"master {master.run_id} on {m['train_pairs']} gold pairs ({master.principle_weights} weights, training "
           f"accuracy {m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})")
 
-    exports, annotators = {}, {}
+    exports, annotators, pool = {}, {}, set(pool_ok)
     for name in LABELLERS:
         ann = annotators[name] = get_annotator(name, None, None, master=str(run))
         added = annotate_all(ann, pool_ok, url=url, batch_size=8, on_batch=progress(name, len(pool_ok)))
@@ -116,7 +116,7 @@ def main() -> None:
             build_label_set(s, name=label_set, method="soft", temperature=None, annotators=[ann.annotator_id],
                             methods=[name])
         with session_scope(url) as s:
-            rows = [r for r in iter_export_rows(s, label_set) if r["pair_id"] in set(pool_ok)]
+            rows = [r for r in iter_export_rows(s, label_set) if r["pair_id"] in pool]
         exports[name] = out / f"{name}.jsonl"
         write_jsonl(rows, exports[name])
         print(f"{name}: {added} labels added; {len(rows)} rows exported to {exports[name]}")

@@ -80,12 +80,12 @@ def label_rows(rows: list[dict], p: np.ndarray, T: float, source: str) -> list[d
             for r, pi, hi, wi in zip(rows, p, h, w)]
 
 
-def label_exports(c: ExperimentConfig) -> dict[str, str]:
-    """The students trained on exported labels, by name. SEAM and aligned labels side by side must
-    cover the same pairs, or their students' gap would mix the labels with the data."""
-    exports = {k: v for k, v in (("seam", c.seam_labels), ("aligned", c.aligned_labels)) if v}
+def label_exports(c: ExperimentConfig) -> dict[str, list[dict]]:
+    """The rows of the students trained on exported labels, by name. SEAM and aligned labels side by side
+    must cover the same pairs, or their students' gap would mix the labels with the data."""
+    exports = {k: load_rows(v) for k, v in (("seam", c.seam_labels), ("aligned", c.aligned_labels)) if v}
     if len(exports) == 2:
-        ids = {k: sorted(r["pair_id"] for r in load_rows(v)) for k, v in exports.items()}
+        ids = {k: sorted(r["pair_id"] for r in rows) for k, rows in exports.items()}
         if ids["seam"] != ids["aligned"]:
             only = sorted(set(ids["seam"]) ^ set(ids["aligned"]))
             raise ValueError(f"{c.seam_labels} and {c.aligned_labels} label different pairs "
@@ -145,7 +145,7 @@ class Experiment:
 
     def run(self) -> dict:
         c = self.cfg
-        exports = label_exports(c)  # checked before anything trains
+        exports = label_exports(c)  # read and checked before anything trains
         data = self.splits()
         gt, pool, test = data["train_gt"], data["train_w2s"], data["test_dev"]
 
@@ -170,8 +170,8 @@ class Experiment:
             run = self.fit(f"w2s_{name}", weak_labels, c.strong, strong=True, **students[name])
             train_rows[name] = self.timings[f"w2s_{name}"]["rows"]
             p_test[f"w2s_{name}"] = self.scores(run, test, "test")
-        for name, path in exports.items():
-            run = self.fit(f"w2s_{name}", load_rows(path), c.strong, strong=True, use_weights=False)
+        for name, rows in exports.items():
+            run = self.fit(f"w2s_{name}", rows, c.strong, strong=True, use_weights=False)
             train_rows[name] = self.timings[f"w2s_{name}"]["rows"]
             p_test[f"w2s_{name}"] = self.scores(run, test, "test")
         if c.intermediate:  # weak labels half the pool → intermediate; it labels the other half → student
