@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("file", help="a pair file (JSONL) with gold labels")
     ap.add_argument("--strong", required=True, help="the strong model whose trees the master reads")
     ap.add_argument("--configs", default=None, help="comma-separated tree config hashes [default: every one stored]")
-    ap.add_argument("--principle-weights", default="auto", help="comma-separated: per-principle, shared, shrunk, auto")
+    ap.add_argument("--principle-weights", default="auto", help="comma-separated: per-principle, shared, shrunk, none, auto")
     ap.add_argument("--weak", default="transformers:smollm2", help="the master's weak model (frozen features)")
     ap.add_argument("--n", type=int, default=None, help="the first N pairs of the seeded order [default: all]")
     ap.add_argument("--folds", type=int, default=5)

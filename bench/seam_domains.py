@@ -146,7 +146,8 @@ def main() -> None:
                     help="the aligned master's weak model (frozen features, trained on the train split)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--principle-weights", default="auto",
-                    help="the features master's weight sharing: per-principle, shared, shrunk or auto (by CV on train)")
+                    help="the features master's weight sharing: per-principle, shared, shrunk, none (the twin) "
+                         "or auto (by CV on train)")
     ap.add_argument("--principles", default=None)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a TreeConfig field")
     ap.add_argument("--cot-tokens", type=int, default=64)

@@ -14,10 +14,12 @@ weak model's own margin on the pair:
             both presentation orders; r_p its relevance
 
 `principle_weights` sets how the weights are shared: one set per principle (above), one set for every
-principle (w_p = w: a node's evidence counts the same whatever its principle), or `shrunk`, w_p = w + δ_p
-with the L2 penalty on δ_p pulling each principle toward the shared set; `auto` (the default) picks
-one by cross-validation on the training pairs. Per-principle weights need data on every principle, and
-deeper trees spread their nodes over more principles (docs/seam_domains.md).
+principle (w_p = w: a node's evidence counts the same whatever its principle), `shrunk`, w_p = w + δ_p
+with the L2 penalty on δ_p pulling each principle toward the shared set, or `none` (no tree weights: the
+master is its twin); `auto` (the default) picks one by cross-validation on the training pairs, so a
+master whose trees do not lower the held-out log-loss on its own training pairs falls back to its twin
+rather than add their noise. Per-principle weights need data on every principle, and deeper trees
+spread their nodes over more principles (docs/seam_domains.md).
 
 Every feature is odd under swapping A and B and there is no intercept, so the master is too
 (P(A | A,B) = 1 − P(A | B,A)); the training rows are used in both orders. A weight may be negative:
@@ -84,8 +86,9 @@ class MasterConfig:
     principle_weights: str = "auto"
     """`features`: 'per-principle', four weights per principle; 'shared', four weights whatever the
     principle (every node's evidence pooled); 'shrunk', the shared four plus per-principle offsets that
-    the L2 penalty pulls toward 0, i.e. each principle's weights toward the shared ones; 'auto', the one
-    of these with the lowest cross-validated log-loss on the training pairs."""
+    the L2 penalty pulls toward 0, i.e. each principle's weights toward the shared ones; 'none', no tree
+    weights (the master is its twin: the ablation, and `auto`'s fallback); 'auto', the one of these with
+    the lowest cross-validated log-loss on the training pairs."""
     reasoning_max_tokens: int = 0
     """cot-*: the token budget of the reasoning read (as `w2s annotate -a cot-v1 --reasoning-max-tokens`)."""
 
@@ -109,7 +112,7 @@ def node_features(tree: Tree, nodes: Sequence[Node], library: Library) -> np.nda
     return x.reshape(-1)
 
 
-PRINCIPLE_WEIGHTS = ("per-principle", "shared", "shrunk")
+PRINCIPLE_WEIGHTS = ("per-principle", "shared", "shrunk", "none")
 """The ways a features master shares its weights across principles (`auto` chooses one of them)."""
 
 
@@ -119,6 +122,8 @@ def design(x: np.ndarray, principle_weights: str, k: int) -> np.ndarray:
         raise ValueError(f"unknown principle_weights {principle_weights!r}: {', '.join(PRINCIPLE_WEIGHTS)}")
     if principle_weights == "per-principle":
         return x
+    if principle_weights == "none":
+        return np.zeros((len(x), 0))
     pooled = x.reshape(len(x), k, len(FEATURES)).sum(1)
     return pooled if principle_weights == "shared" else np.column_stack([pooled, x])
 
@@ -126,6 +131,8 @@ def design(x: np.ndarray, principle_weights: str, k: int) -> np.ndarray:
 def principle_weight_rows(weights: np.ndarray, principle_weights: str, k: int) -> np.ndarray:
     """Each principle's effective FEATURES weights (K × 4) from the fitted `design` weights."""
     f = len(FEATURES)
+    if principle_weights == "none":
+        return np.zeros((k, f))
     if principle_weights == "shared":
         return np.tile(weights, (k, 1))
     if principle_weights == "shrunk":
@@ -309,6 +316,9 @@ def run_id(cfg: MasterConfig, data: str) -> str:
     config = asdict(cfg)
     if cfg.kind not in COT_METHODS:
         del config["reasoning_max_tokens"]  # a tree master's id is what it was before cot-* masters
+    if cfg.kind == "features" and cfg.principle_weights == "auto":
+        # what `auto` chooses from: a run from before `none` was a candidate must not pass for one after
+        config["auto_candidates"] = list(PRINCIPLE_WEIGHTS)
     return hashlib.sha256(json.dumps({"config": config, "data": data}, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -102,12 +102,39 @@ def test_auto_chooses_weights_that_can_invert_a_principle_when_one_is_inverted()
     cfg = MasterConfig(strong="s", tree_config="c", library="correctness", principle_weights="auto")
     auto = train(pairs, trees, nodes, LIB, cfg, features=noise_features)
     losses = auto.metrics["principle_weights_cv_log_loss"]
-    assert set(losses) == {"per-principle", "shared", "shrunk"}
+    assert set(losses) == {"per-principle", "shared", "shrunk", "none"}
     assert auto.principle_weights == min(losses, key=losses.get) != "shared"
     assert losses["shared"] > 0.6 > max(losses["per-principle"], losses["shrunk"])
     chosen = train(pairs, trees, nodes, LIB, replace(cfg, principle_weights=auto.principle_weights),
                    features=noise_features)
     assert chosen.tree_weights == auto.tree_weights and chosen.run_id != auto.run_id
+
+
+def test_auto_falls_back_to_the_twin_when_the_trees_carry_nothing():
+    """Trees whose every verdict is noise, a weak margin that knows gold: cross-validation on the training
+    pairs must find that no tree weights beat none, and the master is then its twin, pair for pair."""
+    pairs, trees, nodes = synthetic(400, seed=1)
+    rng = np.random.default_rng(2)
+    for ns in nodes:
+        for n in ns:
+            n.p_a = rng.uniform(0.05, 0.95)
+            n.p_b = 1 - n.p_a
+    gold = np.array([1.0 if p.gold == "a" else -1.0 for p in pairs])
+
+    def knowing_features(ps):
+        return gold[: len(ps), None] * 0.3 + np.random.default_rng(3).normal(size=(len(ps), 8))
+
+    cfg = MasterConfig(strong="s", tree_config="c", library="correctness", principle_weights="auto")
+    auto = train(pairs, trees, nodes, LIB, cfg, features=knowing_features)
+    losses = auto.metrics["principle_weights_cv_log_loss"]
+    assert auto.principle_weights == "none" == min(losses, key=losses.get)
+    assert len(auto.tree_weights) == 1 and all(r["trust"] == 0.0 for r in auto.metrics["trust"])
+    d = knowing_features(pairs)
+    x = np.stack([node_features(t, ns, LIB) for t, ns in zip(trees, nodes)])
+    assert auto.p_a(d, x) == pytest.approx(auto.p_a_alone(d))
+    assert auto.metrics["train_accuracy_master"] == auto.metrics["train_accuracy_twin"] > 0.7
+    # the informative trees of the other tests are kept: `auto` drops trees only when they do not help
+    assert fit(principle_weights="auto")[0].principle_weights != "none"
 
 
 def test_unknown_principle_weights_is_a_clear_error():
@@ -116,7 +143,7 @@ def test_unknown_principle_weights_is_a_clear_error():
         train(pairs, trees, nodes, LIB, MasterConfig(principle_weights="pooled"), features=noise_features)
 
 
-@pytest.mark.parametrize("principle_weights", ["per-principle", "shared", "shrunk"])
+@pytest.mark.parametrize("principle_weights", ["per-principle", "shared", "shrunk", "none"])
 def test_master_is_antisymmetric_in_a_and_b(principle_weights):
     master, (pairs, trees, nodes) = fit(principle_weights=principle_weights)
     d = noise_features(pairs)

@@ -38,9 +38,12 @@ def test_train_a_master_then_label_with_it(scripted, db_url, tmp_path):
                                  "--out", str(run)])
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
-    assert "trust table" in out and "No missing logic" in out and "weights, margin weight" in out and (run / "master.json").is_file()
+    assert "trust table" in out and "No missing logic" in out and "margin weight" in out and (run / "master.json").is_file()
     again = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--out", str(run)])
     assert again.exit_code == 1 and "not empty" in again.output  # a run directory is never overwritten
+    twin = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--split", "train",
+                               "--principle-weights", "none", "--out", str(tmp_path / "twin")])
+    assert twin.exit_code == 0 and "so it is its twin" in " ".join(twin.output.split())
 
     for method in ("seam-aligned", "aligned"):
         result = runner.invoke(app, ["annotate", "-a", method, "--master", str(run), "--dataset", "code-demo",

@@ -53,7 +53,7 @@ def test_master_cv_scores_configs_on_the_same_pairs_and_folds(tmp_path, monkeypa
             assert row["minus_twin"]["lo"] <= row["minus_twin"]["gap"] <= row["minus_twin"]["hi"]
             assert sum(row["chosen"].values()) == 3 * 2  # one master per fold and repeat
     assert rows[f"{shallow.hash()}/shared"]["chosen"] == {"shared": 6}
-    assert set(rows[f"{deep.hash()}/auto"]["chosen"]) <= {"per-principle", "shared", "shrunk"}
+    assert set(rows[f"{deep.hash()}/auto"]["chosen"]) <= {"per-principle", "shared", "shrunk", "none"}
     first = rows[f"{shallow.hash()}/auto"]
     assert first["minus_first"]["gap"] == first["minus_first"]["lo"] == 0.0  # paired: a row against itself
 

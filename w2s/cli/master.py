@@ -85,7 +85,8 @@ def train(
     principle_weights: str = typer.Option(
         "auto", "--principle-weights",
         help="features: per-principle, shared (one set whatever the principle), shrunk (per-principle, pulled "
-             "toward shared) or auto (the lowest cross-validated log-loss on these pairs)."),
+             "toward shared), none (no tree weights: the twin) or auto (the lowest cross-validated log-loss on "
+             "these pairs; none when the trees do not lower it)."),
     dataset: str | None = typer.Option(None, "--dataset", "-d"),
     split: str | None = typer.Option(None, "--split", "-s"),
     pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
@@ -162,7 +163,11 @@ def _train_on_reasoning(out_dir: Path, ids: list[str], kind: str, strong: str, m
 
 def trust_view(master) -> Table:
     m = master.metrics
-    margin = (f"{master.principle_weights} weights, margin weight {m['margin_weight']:+.2f}; "
+    why = ("auto: the trees did not lower the cross-validated log-loss on its training pairs"
+           if master.config.principle_weights == "auto" else "--principle-weights none")
+    sharing = (f"no tree weights ({why}), so it is its twin"
+               if master.principle_weights == "none" else f"{master.principle_weights} weights")
+    margin = (f"{sharing}, margin weight {m['margin_weight']:+.2f}; "
               if m["margin_weight"] is not None else f"reads the {'tree' if master.config.kind == 'rm' else 'reasoning'} as text; ")
     table = Table(title=f"trust table of {master.config.kind} master {master.run_id} ({margin}"
                         f"training accuracy {m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})")
