@@ -63,6 +63,19 @@ def add_best(probs: dict[str, list[float]], accuracy: dict[str, float]) -> None:
             probs[best] = probs[max(present, key=lambda m: accuracy[m])]
 
 
+def save_master(master, root: Path, what: str) -> Path:
+    """Write a trained master to root/<run id> (unless it is there already) and print what it learnt."""
+    run = root / master.run_id
+    if not (run / "master.json").exists():
+        master.save(run)
+    m = master.metrics
+    sharing = f"{master.principle_weights} weights, " if master.config.kind == "features" else ""
+    print(f"{what} master {master.run_id} on {m['train_pairs']} train pairs ({sharing}training accuracy "
+          f"{m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})"
+          + "".join(f"; {r['name']} {r['trust']:+.2f}" for r in m["trust"]))
+    return run
+
+
 def build(strong, ids: list[str], cfg, url: str, deadline: float | None, label: str,
           extend_from: str | None = None) -> int:  # fmt: skip
     """Build the missing trees of `ids` one pair at a time (llama.cpp keeps one prefix cached), going on
@@ -220,21 +233,12 @@ def main() -> None:
     features = WeakFeatures(mcfg)
     margin = fit_margin(pairs, features, mcfg)  # every master here shares the train pairs' margin and twin
 
-    def save(master, what: str) -> Path:
-        run = Path(db).with_suffix("") / "masters" / master.run_id
-        if not (run / "master.json").exists():
-            master.save(run)
-        m = master.metrics
-        sharing = f"{master.principle_weights} weights, " if master.config.kind == "features" else ""
-        print(f"{what} master {master.run_id} on {m['train_pairs']} train pairs ({sharing}training accuracy "
-              f"{m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})"
-              + "".join(f"; {r['name']} {r['trust']:+.2f}" for r in m["trust"]))
-        return run
+    masters = Path(db).with_suffix("") / "masters"
 
     runs = {}
     for kind in sorted({k for m, k in TREE_MASTERS.items() if m in methods} | {"features"}):
         master = fit(pairs, trees, nodes, load_library(library), replace(mcfg, kind=kind), features, margin)
-        runs[kind] = save(master, kind)
+        runs[kind] = save_master(master, masters, kind)
         if kind == "features":
             features_master = master
 
@@ -257,7 +261,7 @@ def main() -> None:
             cot_margin = margin if [p.id for p in cot_pairs] == [p.id for p in pairs] else None
             master = fit(cot_pairs, [], [], None, replace(mcfg, kind=cot, tree_config="", library="",
                          reasoning_max_tokens=args.cot_tokens), features, cot_margin, reasoning=reasoning)
-            runs[m] = save(master, cot)
+            runs[m] = save_master(master, masters, cot)
             annotators[m] = get_annotator("cot-aligned", None, None, master=str(runs[m]))
         else:
             options = {"seam": {"tree_config": cfg.hash()}}.get(m, {"reasoning_max_tokens": args.cot_tokens}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import dataset_of, default_corpus, import_corpus, import_sample, load_model, machine, sqlite_url
-from seam_domains import build, gold_p, labels_of, progress
+from seam_domains import build, gold_p, labels_of, progress, save_master
 from trees_dev import config_from
 
 LABELLERS = ("seam-aligned", "aligned")
@@ -100,12 +100,8 @@ def main() -> None:
     mcfg = MasterConfig(weak=args.master_weak, seed=args.seed, strong=args.strong, tree_config=cfg.hash(),
                         library=library, principle_weights=args.principle_weights)
     master = fit(pairs, trees, nodes, load_library(library), mcfg)
-    run = out / "masters" / master.run_id
-    if not (run / "master.json").exists():
-        master.save(run)
+    run = save_master(master, out / "masters", "features")
     m = master.metrics
-    print(f"master {master.run_id} on {m['train_pairs']} gold pairs ({master.principle_weights} weights, training "
-          f"accuracy {m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})")
 
     exports, annotators, pool = {}, {}, set(pool_ok)
     for name in LABELLERS:
