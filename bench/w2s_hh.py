@@ -60,6 +60,9 @@ def main() -> None:
                     help="an export of SEAM labels on train_w2s pairs (bench/seam_labels.py)")
     ap.add_argument("--aligned-labels", default=None,
                     help="the aligned master's no-tree labels on the same pairs: a student beside the SEAM one")
+    ap.add_argument("--variants", default="all",
+                    help="the students on the weak labels: all, some of naive,aux_conf,filtered,reweighted, or none "
+                         "(only the --seam-labels and --aligned-labels students; a later run resumes the rest)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: the cores left idle by the load average, at least 1: "
                          "two threads on two cores that another process is using run ~3x slower than one)")
@@ -68,7 +71,7 @@ def main() -> None:
     import torch
 
     from w2s.training import LoraSpec
-    from w2s.training.protocol import Experiment, ExperimentConfig
+    from w2s.training.protocol import Experiment, ExperimentConfig, parse_variants
     from w2s.training.report import LABELS, machine, pgr_cell
 
     load = os.getloadavg()
@@ -80,7 +83,7 @@ def main() -> None:
         weak_pooling="mean", weak_frozen=args.weak_frozen, strong_pooling=args.pooling, weak_lr=5e-5, strong_lr=args.lr, head_lr=args.head_lr, weak_head_lr=args.weak_head_lr,
         strong_lora=LoraSpec(r=8, alpha=16, dropout=0.05, last_n_layers=args.lora_last_n),
         epochs=args.epochs, weak_epochs=args.weak_epochs, batch_size=args.batch_size, max_length=args.max_length, seam_labels=args.seam_labels,
-        aligned_labels=args.aligned_labels,
+        aligned_labels=args.aligned_labels, variants=parse_variants(args.variants),
         cache_frozen_prefix=True, torch_threads=threads, progress=True)
     exp = Experiment(cfg)
     t0 = time.time()

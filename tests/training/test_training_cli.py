@@ -136,3 +136,33 @@ def test_experiment_with_a_frozen_weak_probe_and_a_cached_student_prefix(tiny_mo
     timings = json.loads((out / "results.json").read_text())["timings"]
     unique = len({(r["prompt"], r[side]) for r in toy_rows(16, 0) for side in ("chosen", "rejected")})
     assert timings["weak"]["prefix_sequences"] == timings["ceiling"]["prefix_sequences"] == unique
+
+
+def test_experiment_runs_only_the_chosen_students_and_a_later_run_adds_the_rest(tiny_model, tmp_path):
+    """--variants none trains only the students on the exported labels (the quick SEAM-labels run);
+    a later run with a weak-label student resumes the finished runs and adds it; an unknown name is
+    refused before anything trains."""
+    d = tmp_path / "data"
+    d.mkdir()
+    for split, n, seed in (("train_gt", 16, 0), ("train_w2s", 16, 1), ("test_dev", 8, 2)):
+        _write(d / f"{split}.jsonl", toy_rows(n, seed))
+    seam = _write(tmp_path / "seam.jsonl", toy_rows(12, 1))
+    aligned = _write(tmp_path / "aligned.jsonl", [dict(r, chosen=r["rejected"], rejected=r["chosen"]) if i % 2
+                                                   else r for i, r in enumerate(toy_rows(12, 1))])
+    out = tmp_path / "exp"
+    args = ["experiment", "w2s", "--weak", tiny_model, "--strong", tiny_model, "--data", str(d), "--out", str(out),
+            "--batch-size", "8", "--lora-r", "4", "--seam-labels", str(seam), "--aligned-labels", str(aligned)]
+    r = runner.invoke(app, args + ["--variants", "naive,bogus"])
+    assert r.exit_code == 1 and "unknown variant 'bogus'" in r.output and not (out / "weak").exists()
+    r = runner.invoke(app, args + ["--variants", "none"])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["accuracy"]) == {"weak", "ceiling", "w2s_seam", "w2s_aligned"}
+    assert res["train_rows"] == {"seam": 12, "aligned": 12} and res["seam_minus_aligned"] is not None
+    mtime = (out / "ceiling" / "model" / "trainable.pt").stat().st_mtime
+    r = runner.invoke(app, args + ["--variants", "naive"])
+    assert r.exit_code == 0, r.output
+    again = json.loads((out / "results.json").read_text())
+    assert set(again["accuracy"]) == {"weak", "ceiling", "w2s_seam", "w2s_aligned", "w2s_naive"}
+    assert (out / "ceiling" / "model" / "trainable.pt").stat().st_mtime == mtime  # resumed, not retrained
+    assert again["accuracy"]["w2s_seam"] == res["accuracy"]["w2s_seam"]

@@ -130,6 +130,9 @@ def experiment_w2s_cmd(
     aligned_labels: Path | None = typer.Option(
         None, help="Export rows with the aligned weak master's no-tree labels on the same pairs: "
                    "a student beside the SEAM one, and their paired gap."),
+    variants: str = typer.Option(
+        "all", help="The students on the weak labels: all, or some of naive,aux_conf,filtered,reweighted, or none "
+                    "(only the students on --seam-labels and --aligned-labels; a later run resumes the rest)."),
     intermediate: str | None = typer.Option(None, help="Bootstrap through this intermediate model."),
     conflict: bool = typer.Option(False, "--conflict", help="Add an explicit-conflict student and the deception score."),
     seed: int = typer.Option(0),
@@ -138,7 +141,7 @@ def experiment_w2s_cmd(
     """The standard protocol: weak and ceiling on train_gt, weak labels on train_w2s, students on them,
     everything scored on test_dev; writes OUT/report.md with plots."""
     from w2s.training import LoraSpec
-    from w2s.training.protocol import ExperimentConfig, run_experiment
+    from w2s.training.protocol import ExperimentConfig, parse_variants, run_experiment
 
     cfg = ExperimentConfig(weak=weak, strong=strong, data=str(data), out=str(out_dir), n_train_gt=subsample, n_weak_gt=weak_gt,
                            n_train_w2s=subsample, n_test=n_test or subsample, epochs=epochs, batch_size=batch_size,
@@ -147,8 +150,8 @@ def experiment_w2s_cmd(
                            cache_frozen_prefix=cache_frozen_prefix,
                            strong_lora=LoraSpec(r=lora_r, alpha=2 * lora_r, last_n_layers=lora_last_n),
                            seam_labels=str(seam_labels) if seam_labels else None,
-                           aligned_labels=str(aligned_labels) if aligned_labels else None, intermediate=intermediate,
-                           conflict=conflict, seed=seed, torch_threads=threads)
+                           aligned_labels=str(aligned_labels) if aligned_labels else None, variants=parse_variants(variants),
+                           intermediate=intermediate, conflict=conflict, seed=seed, torch_threads=threads)
     from w2s.training.data import DataError
 
     try:

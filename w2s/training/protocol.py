@@ -28,6 +28,23 @@ from w2s.training.trainer import peak_rss_mb, train
 from w2s.vocab import binary_entropy
 
 SPLITS = ("train_gt", "train_w2s", "test_dev")
+# The students on the weak supervisor's labels, by name: how each trains on them, given the experiment
+WEAK_LABEL_STUDENTS = {
+    "naive": lambda c: {"use_weights": False},
+    "aux_conf": lambda c: {"use_weights": False, "aux_conf": True},
+    "filtered": lambda c: {"use_weights": False, "filter_entropy_percentile": c.filter_percentile},
+    "reweighted": lambda c: {"use_weights": True},
+}
+
+
+def parse_variants(text: str) -> list[str]:
+    """Weak-label students, comma-separated: 'all' (the default), or 'none' (e.g. a run of only the
+    exported labels' students, which a later run with them resumes). `Experiment.run` refuses an unknown
+    name before anything trains."""
+    text = text.strip()
+    if text in ("all", "none"):
+        return list(WEAK_LABEL_STUDENTS) if text == "all" else []
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 @dataclass
@@ -56,7 +73,7 @@ class ExperimentConfig:
     weak_epochs: float | None = None  # the weak supervisor's epochs (default: epochs)
     batch_size: int = 4
     max_length: int = 256
-    variants: list[str] = field(default_factory=lambda: ["naive", "aux_conf", "filtered", "reweighted"])
+    variants: list[str] = field(default_factory=lambda: list(WEAK_LABEL_STUDENTS))  # students on weak labels
     seam_labels: str | None = None  # export rows with SEAM labels on train_w2s (adds a "seam" student)
     # export rows with the aligned weak master's no-tree labels on the same pairs (adds an "aligned"
     # student, and the paired gap seam − aligned: what the tree adds to the labels a student learns from)
@@ -146,6 +163,9 @@ class Experiment:
     def run(self) -> dict:
         c = self.cfg
         exports = label_exports(c)  # read and checked before anything trains
+        if unknown := [n for n in c.variants if n not in WEAK_LABEL_STUDENTS]:
+            raise ValueError(f"unknown variant {unknown[0]!r}; choose from {', '.join(WEAK_LABEL_STUDENTS)}, "
+                             "'all' or 'none'")
         data = self.splits()
         gt, pool, test = data["train_gt"], data["train_w2s"], data["test_dev"]
 
@@ -157,17 +177,9 @@ class Experiment:
         weak_labels = label_rows(pool, p_pool, c.reweight_T, f"weak:{c.weak}")
         write_rows(weak_labels, self.out / "weak_labels.jsonl")
 
-        students = {
-            "naive": {"use_weights": False},
-            "aux_conf": {"use_weights": False, "aux_conf": True},
-            "filtered": {"use_weights": False, "filter_entropy_percentile": c.filter_percentile},
-            "reweighted": {"use_weights": True},
-        }
         train_rows = {}
         for name in c.variants:
-            if name not in students:
-                raise ValueError(f"unknown variant {name!r}; choose from {', '.join(students)}")
-            run = self.fit(f"w2s_{name}", weak_labels, c.strong, strong=True, **students[name])
+            run = self.fit(f"w2s_{name}", weak_labels, c.strong, strong=True, **WEAK_LABEL_STUDENTS[name](c))
             train_rows[name] = self.timings[f"w2s_{name}"]["rows"]
             p_test[f"w2s_{name}"] = self.scores(run, test, "test")
         for name, rows in exports.items():
