@@ -72,7 +72,7 @@ def main() -> None:
 
     from w2s.training import LoraSpec
     from w2s.training.protocol import Experiment, ExperimentConfig, parse_variants
-    from w2s.training.report import LABELS, machine, pgr_cell
+    from w2s.training.report import LABELS, gap_line, machine, pgr_cell
 
     load = os.getloadavg()
     threads = args.threads or max(1, (os.cpu_count() or 1) - round(load[0]))
@@ -99,8 +99,7 @@ def main() -> None:
     print(f"weak supervisor: MiniLM {'frozen + reward head' if args.weak_frozen else 'fully fine-tuned'} "
           f"on {res['sizes']['weak_train_gt']} train_gt pairs, {args.weak_epochs} epochs, head lr {args.weak_head_lr}")
     print(f"weak-label accuracy on train_w2s: {res['weak_label_accuracy']:.3f}")
-    g = res["ceiling_minus_weak"]
-    print(f"ceiling − weak on test: {g['gap']:+.3f} (paired bootstrap 95% interval {g['lo']:+.3f} … {g['hi']:+.3f})\n")
+    print(gap_line("ceiling_minus_weak", res["ceiling_minus_weak"]) + "\n")
     print(f"| {'model':40s} | rows | test acc | PGR [95% interval]     | train pairs/s | prefix pairs/s | train s | score pairs/s |")
     print(f"|{'-' * 42}|------|----------|------------------------|---------------|----------------|---------|---------------|")
     for k in [k for k in LABELS if k in acc]:
@@ -112,8 +111,7 @@ def main() -> None:
               f"{t.get('pairs_per_s', float('nan')):13.2f} | {'' if not pre else f'{pre:14.2f}':>14} | "
               f"{t.get('seconds', float('nan')):7.0f} | {t.get('score_test_pairs_per_s', float('nan')):13.2f} |")
     if g := res.get("seam_minus_aligned"):
-        print(f"\nw2s on SEAM labels − w2s on aligned weak labels (same pairs): {g['gap']:+.3f} "
-              f"(paired bootstrap 95% interval {g['lo']:+.3f} … {g['hi']:+.3f})")
+        print("\n" + gap_line("seam_minus_aligned", g))
     print(f"\npeak RSS (whole run, one process): {res['peak_rss_mb']:.0f} MiB; wall time {wall / 60:.1f} min")
     print(f"report: {Path(args.out) / 'report.md'}")
     (Path(args.out) / "bench.json").write_text(json.dumps({"wall_s": wall, "machine": machine(), "threads": threads, "load_start": load, "load_end": load_end, **res}, indent=2, default=str))

@@ -24,6 +24,17 @@ LABELS = {
 }
 
 
+# The paired gaps an experiment reports, by results key
+GAPS = {
+    "ceiling_minus_weak": "ceiling − weak on test",
+    "seam_minus_aligned": "w2s on SEAM labels − w2s on aligned weak labels (same pairs)",
+}
+
+
+def gap_line(key: str, g: dict) -> str:
+    return f"{GAPS[key]}: {g['gap']:+.3f} (paired bootstrap {g['level']:.0%} interval {g['lo']:+.3f} … {g['hi']:+.3f})"
+
+
 def _fmt(x, nd=3):
     return "undefined" if x is None else f"{x:.{nd}f}"
 
@@ -119,10 +130,7 @@ def write_report(out: Path, results: dict, p_test: dict[str, np.ndarray], p_pool
          f"train_w2s {s['train_w2s']}, test {s['test_dev']} pairs; "
          f"epochs {cfg.epochs}, batch {cfg.batch_size}, max_length {cfg.max_length}, seed {cfg.seed}"),
         f"- weak-label accuracy on train_w2s: {results['weak_label_accuracy']:.3f}",
-        *(f"- {what}: {g['gap']:+.3f} (paired bootstrap {g['level']:.0%} interval {g['lo']:+.3f} … {g['hi']:+.3f})"
-          for key, what in (("ceiling_minus_weak", "ceiling − weak on test"),
-                            ("seam_minus_aligned", "w2s on SEAM labels − w2s on aligned weak labels (same pairs)"))
-          if (g := results.get(key))),
+        *(f"- {gap_line(key, g)}" for key in GAPS if (g := results.get(key))),
         f"- machine: {machine()}; peak RSS {results['peak_rss_mb']:.0f} MiB",
         "",
         "| model | train rows | test accuracy | PGR [95% interval] | ECE | train pairs/s | frozen-layers pass pairs/s | train s |",
