@@ -193,7 +193,7 @@ def _bad_utf8(raw: bytes, err: UnicodeDecodeError) -> str:
 def read_jsonl(path: Path, file: str, progress: Callable[[int], None]) -> Iterator[Row]:
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
-            progress(len(raw))
+            progress(1)
             if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             where = f"line {n}"
@@ -232,7 +232,6 @@ def read_csv(path: Path, file: str, progress: Callable[[int], None]) -> Iterator
     def lines() -> Iterator[str]:
         with path.open("rb") as f:
             for i, raw in enumerate(f):
-                progress(len(raw))
                 if i == 0 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
                 yield raw.decode("utf-8", "surrogateescape")  # bad bytes are reported per field below
@@ -244,6 +243,7 @@ def read_csv(path: Path, file: str, progress: Callable[[int], None]) -> Iterator
         return
     last_line = reader.line_num
     for values in reader:
+        progress(1)
         where, last_line = f"line {last_line + 1}", reader.line_num
         if not any(v.strip() for v in values):
             continue
@@ -563,8 +563,19 @@ def _other_split(session, ids: Iterable[str], split: str) -> int:
     return len(session.execute(q).all())
 
 
+def count_lines(path: Path) -> int:
+    """Lines of a text file (a last line without a newline counts), read in blocks."""
+    n, last = 0, b"\n"
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")
+
+
 def iter_records(path: Path, config: ImportConfig, file: str, progress: Callable[[int], None]):
-    """(total units for the progress bar, iterator of (where, record or RecordError))."""
+    """(records expected, or None where unknown before reading; iterator of (where, record or RecordError)).
+    `progress(1)` is called per record read (per line of a JSONL file, blank ones included)."""
     fmt = detect_format(path) if config.format == "auto" else config.format
     if fmt not in FORMATS[1:]:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -581,8 +592,9 @@ def iter_records(path: Path, config: ImportConfig, file: str, progress: Callable
         except Exception as e:
             raise ImportFailed(file, [], reason=f"not a readable Parquet file: {e}") from e
         return total, read_parquet(path, file, progress)
-    reader = read_jsonl if fmt == "jsonl" else read_csv
-    return path.stat().st_size, reader(path, file, progress)
+    if fmt == "jsonl":
+        return count_lines(path), read_jsonl(path, file, progress)
+    return None, read_csv(path, file, progress)  # a quoted field may span lines: rows are known once read
 
 
 def import_file(
@@ -595,7 +607,7 @@ def import_file(
 ) -> ImportResult:
     """Import one file in one transaction. Raises ImportFailed (storing nothing) on any invalid record,
     unless `config.skip_invalid`, which stores the valid records and lists the others in `result.skipped`.
-    `on_start(total)` and `on_progress(advance)` drive a progress bar (bytes for text files, rows otherwise).
+    `on_start(total)` and `on_progress(advance)` drive a progress bar in records (total None for CSV).
     """
     path = Path(path)
     file = str(path)

@@ -444,7 +444,12 @@ def test_progress_callbacks_cover_the_whole_file(db_url, tmp_path):
     path = write_jsonl(tmp_path / "p.jsonl", [trl(i) for i in range(50)])
     totals, done = [], []
     import_file(path, cfg(), db_url, on_start=totals.append, on_progress=done.append)
-    assert totals == [path.stat().st_size] == [sum(done)]
+    assert totals == [50] == [sum(done)]  # records, not bytes
+    cpath = tmp_path / "p.csv"
+    cpath.write_text("prompt,chosen,rejected\n" + "".join(f'q{i},"a\nline",b{i}\n' for i in range(20)))
+    totals, done = [], []
+    import_file(cpath, cfg(), db_url, on_start=totals.append, on_progress=done.append)
+    assert (totals, sum(done)) == ([None], 20)  # a quoted field spans lines: rows are counted as read
     ppath = tmp_path / "p.parquet"
     pq.write_table(pa.Table.from_pylist([trl(i) for i in range(50, 80)]), ppath)
     totals, done = [], []

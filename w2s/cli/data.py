@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     MofNCompleteColumn,
     TextColumn,
     TimeRemainingColumn,
@@ -71,13 +70,13 @@ def import_cmd(
     bar = CliProgress(
         TextColumn("importing"),
         BarColumn(),
-        DownloadColumn() if fmt in ("jsonl", "csv") else MofNCompleteColumn(),  # bytes or rows
+        MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=True,
         disable=not (progress and err.is_terminal),
     )
-    task = bar.add_task("import", total=None)
+    task = bar.add_task("records imported", total=None)
     try:
         with bar:
             result = import_file(
