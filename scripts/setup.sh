@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs w2s and what it needs on a fresh machine (Debian, Python 3.11). Safe to run again.
 #   bash scripts/setup.sh          # the tool and its default model
-#   bash scripts/setup.sh --dev    # plus test tools, Chromium and PostgreSQL for the test suite
+#   bash scripts/setup.sh --dev    # plus test tools, Chromium, PostgreSQL and Node.js for the test suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,8 @@ if [ "$dev" = 1 ]; then
   need=()
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -x /usr/lib/postgresql/15/bin/postgres ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+  # tests/test_demo_code.py runs the JavaScript pairs of data/demo-code with node
+  command -v node >/dev/null 2>&1 || need+=(nodejs)
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   fi
