@@ -216,8 +216,8 @@ class WorkQueue:
         for i in range(0, len(ids), 500):
             session.execute(
                 update(WorkItem)
-                .where(WorkItem.job_id == self.job_id, WorkItem.item.in_(ids[i : i + 500]))
-                .values(done=True, lease_until=None, worker=self.worker)
+                .where(WorkItem.job_id == self.job_id, WorkItem.item.in_(ids[i : i + 500]), WorkItem.done == False)  # noqa: E712
+                .values(done=True, lease_until=None, worker=self.worker)  # who finished it: the first to say so
             )
 
     def _enqueue(self, items: list[str]) -> int:
