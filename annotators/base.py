@@ -272,6 +272,7 @@ def annotate_shared(
     variant: Variant = CANONICAL,
     on_batch: Callable[[int, int], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
+    poll_seconds: float = 5.0,
 ) -> int:
     """`annotate_all` over chunks claimed from `source` (e.g. `annotation_queue`), until no pair is left
     to any worker; returns the number of rows this process added. The annotator must be bound already."""
@@ -283,7 +284,7 @@ def annotate_shared(
         for i in range(0, len(chunk), batch_size):
             added += _label_batch(annotator, chunk[i : i + batch_size], url, variant, on_batch)
 
-    drain(source, work, on_wait=on_wait)
+    drain(source, work, on_wait=on_wait, poll_seconds=poll_seconds)
     return added
 
 

@@ -60,6 +60,7 @@ def annotate(
     the store: each claims chunks of pairs under a lease (see README, "Many workers, one store")."""
     from annotators.base import annotate_shared, annotation_queue, get_annotator
     from w2s.cli.trees import progress_bar, rate_text, select_pair_ids
+    from w2s.work import waiting_line
 
     ids = select_pair_ids(dataset, split, pairs, limit)
     if not ids:
@@ -80,13 +81,16 @@ def annotate(
         task = bar.add_task(annotator, total=len(ids), rate="- pairs/s")
 
         def advance(done: int, _added: int) -> None:
-            bar.advance(task, done)
+            # the whole job's progress: this worker's pairs, and what the others finished meanwhile
+            job_wide = len(ids) - queue.counts()["left"]
+            bar.update(task, completed=max(bar.tasks[task].completed + done, job_wide))
             bar.update(task, rate=rate_text(bar.tasks[task]))
 
-        advance(already, 0)
+        advance(0, 0)
         try:
             added = annotate_shared(ann, queue, batch_size=batch_size, on_batch=advance,
-                                    on_wait=lambda status: err.print(f"worker {queue.worker} waits: {status}"))
+                                    on_wait=lambda status: err.print(waiting_line(queue.worker, status)),
+                                    poll_seconds=min(5.0, lease_seconds / 3))  # fmt: skip
         except LookupError as e:
             err.print(f"[red]{e}[/]")
             raise typer.Exit(1) from e

@@ -250,6 +250,11 @@ class WorkQueue:
         return insert(table).values(rows).on_conflict_do_nothing()
 
 
+def waiting_line(worker: str, status: str) -> str:
+    """What a worker with nothing to claim says while others hold the rest."""
+    return f"worker {worker} waits: {status} (their chunks come here if their leases run out)"
+
+
 def drain(
     source: PairSource,
     work: Callable[[list[str]], None],

@@ -144,7 +144,7 @@ def build(
     from w2s.backends import get_model
     from w2s.principles import fallback_notice, library_for_dataset, load_library
     from w2s.trees import build_trees
-    from w2s.work import drain
+    from w2s.work import drain, waiting_line
 
     if principles:
         try:
@@ -183,7 +183,7 @@ def build(
                 bar.update(task, completed=len(group) - queue.counts()["left"] + len(chunk))
                 bar.update(task, rate=rate_text(bar.tasks[task]))
 
-            drain(queue, work, on_wait=lambda status: err.print(f"worker {queue.worker} waits: {status}"),
+            drain(queue, work, on_wait=lambda status: err.print(waiting_line(queue.worker, status)),
                   poll_seconds=min(5.0, lease_seconds / 3))  # fmt: skip
             bar.update(task, completed=len(group))
         others = len(group) - already - built
