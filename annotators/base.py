@@ -43,6 +43,7 @@ from w2s.store import Annotation, Pair, add_annotation, session_scope
 from w2s.templates import template_hash
 from w2s.variants import CANONICAL, Variant
 from w2s.vocab import label_of, p_a_from_first, present, producer_hash  # noqa: F401  (re-exported)
+from w2s.work import PairSource, WorkQueue, drain
 
 
 @dataclass(frozen=True)
@@ -211,13 +212,19 @@ def pending(session: Session, annotator: Annotator, pairs: Iterable[Pair], varia
     """The pairs this annotator has not yet labelled under this variant (by dedup key)."""
     pairs = list(pairs)
     annotator.bind(session, pairs)
+    done = labelled(session, annotator, [p.id for p in pairs], variant)
+    return [p for p in pairs if p.id not in done]
+
+
+def labelled(session: Session, annotator: Annotator, pair_ids: Sequence[str], variant: Variant) -> set[str]:
+    """The pairs among `pair_ids` this (bound) annotator has labelled under this variant (by dedup key)."""
     digest = annotator.producer_hash()
-    keys = {annotator.key(p.id, variant, digest): p for p in pairs}
-    done: set[str] = set()
+    keys = {annotator.key(pid, variant, digest): pid for pid in pair_ids}
     chunk = list(keys)
+    done: set[str] = set()
     for i in range(0, len(chunk), 500):
         done.update(session.exec(select(Annotation.dedup_key).where(Annotation.dedup_key.in_(chunk[i : i + 500]))))
-    return [p for k, p in keys.items() if k not in done]
+    return {keys[k] for k in done}
 
 
 def annotate_all(
@@ -241,18 +248,57 @@ def annotate_all(
         todo = [p.id for p in pending(session, annotator, _load(session, pair_ids), variant)]
     if on_batch is not None:
         on_batch(len(pair_ids) - len(todo), 0)
+    return sum(_label_batch(annotator, todo[i : i + batch_size], url, variant, on_batch)
+               for i in range(0, len(todo), batch_size))  # fmt: skip
+
+
+def annotation_queue(annotator: Annotator, pair_ids: Sequence[str], *, url: str | None = None,
+                     variant: Variant = CANONICAL, **kwargs) -> WorkQueue:  # fmt: skip
+    """The work of labelling `pair_ids` with this annotator, shared by every worker given the same pairs
+    and the same producer (w2s.work): the job is the producer hash and the variant; a pair with this
+    producer's label is done. Binds the annotator over all the pairs first, so every chunk has one producer."""
+    with session_scope(url) as session:
+        annotator.bind(session, _load(session, pair_ids))
+    job = f"annotate {annotator.producer_hash()} {variant.id or 'canonical'}"
+    return WorkQueue(url, job, pair_ids, stored=lambda s, ids: labelled(s, annotator, ids, variant), **kwargs)
+
+
+def annotate_shared(
+    annotator: Annotator,
+    source: PairSource,
+    *,
+    url: str | None = None,
+    batch_size: int = 16,
+    variant: Variant = CANONICAL,
+    on_batch: Callable[[int, int], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    poll_seconds: float = 5.0,
+) -> int:
+    """`annotate_all` over chunks claimed from `source` (e.g. `annotation_queue`), until no pair is left
+    to any worker; returns the number of rows this process added. The annotator must be bound already."""
+    annotator.url = url
     added = 0
-    for i in range(0, len(todo), batch_size):
-        batch = todo[i : i + batch_size]
-        with session_scope(url) as session:
-            pairs = _load(session, batch)
-        rows = annotator.annotate(pairs, variant=variant)
-        with session_scope(url) as session:
-            n = sum(add_annotation(session, row) is not None for row in rows)
-        added += n
-        if on_batch is not None:
-            on_batch(len(batch), n)
+
+    def work(chunk: list[str]) -> None:
+        nonlocal added
+        for i in range(0, len(chunk), batch_size):
+            added += _label_batch(annotator, chunk[i : i + batch_size], url, variant, on_batch)
+
+    drain(source, work, on_wait=on_wait, poll_seconds=poll_seconds)
     return added
+
+
+def _label_batch(annotator: Annotator, batch: list[str], url: str | None, variant: Variant,
+                 on_batch: Callable[[int, int], None] | None) -> int:  # fmt: skip
+    """Label one batch and commit it; a row whose dedup key is stored (by a rerun) is not added."""
+    with session_scope(url) as session:
+        pairs = _load(session, batch)
+    rows = annotator.annotate(pairs, variant=variant)
+    with session_scope(url) as session:
+        n = sum(add_annotation(session, row) is not None for row in rows)
+    if on_batch is not None:
+        on_batch(len(batch), n)
+    return n
 
 
 def _load(session: Session, pair_ids: Sequence[str]) -> list[Pair]:

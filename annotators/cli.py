@@ -45,12 +45,22 @@ def annotate(
         None, help=f"cot-*: token budget of the strong reasoning [default: {CoTOptions.reasoning_max_tokens}]."
     ),
     master: str | None = typer.Option(None, "--master", help="aligned, seam-aligned(-rm), cot-aligned: a run of `w2s master train`."),
+    chunk_size: int | None = typer.Option(
+        None, "--chunk-size", min=1, help="Pairs claimed at a time from the work shared with other workers "
+        "[default: --batch-size]."),
+    lease_seconds: float = typer.Option(
+        300.0, "--lease-seconds", min=1.0, help="A claimed chunk is this worker's for this long, renewed while "
+        "it runs; a killed worker's chunk goes to the others when it ends."),
+    worker_id: str | None = typer.Option(None, "--worker-id", help="This worker's name in the store [default: host-pid]."),
 ) -> None:
     """Label the selected pairs with ANNOTATOR; one transaction per batch, so a killed run resumes
     exactly where it stopped and a rerun adds nothing. Every label records its producer (method, models,
-    options, templates, principles, tree config): a run with other options is stored beside the old one."""
-    from annotators.base import annotate_all, get_annotator
+    options, templates, principles, tree config): a run with other options is stored beside the old one.
+    Any number of runs of the same selection and options, on one machine or many, share the work through
+    the store: each claims chunks of pairs under a lease (see README, "Many workers, one store")."""
+    from annotators.base import annotate_shared, annotation_queue, get_annotator
     from w2s.cli.trees import progress_bar, rate_text, select_pair_ids
+    from w2s.work import waiting_line
 
     ids = select_pair_ids(dataset, split, pairs, limit)
     if not ids:
@@ -64,19 +74,30 @@ def annotate(
         ann = get_annotator(annotator, weak, strong, **options)
     except (ValueError, FileNotFoundError) as e:
         raise typer.BadParameter(str(e)) from e
-    with progress_bar() as bar:
+    queue = annotation_queue(ann, ids, worker=worker_id, chunk_size=chunk_size or batch_size,
+                             lease_seconds=lease_seconds)  # fmt: skip
+    with queue, progress_bar() as bar:
+        already = len(ids) - queue.counts()["left"]
         task = bar.add_task(annotator, total=len(ids), rate="- pairs/s")
 
         def advance(done: int, _added: int) -> None:
-            bar.advance(task, done)
+            # the whole job's progress: this worker's pairs, and what the others finished meanwhile
+            job_wide = len(ids) - queue.counts()["left"]
+            bar.update(task, completed=max(bar.tasks[task].completed + done, job_wide))
             bar.update(task, rate=rate_text(bar.tasks[task]))
 
+        advance(0, 0)
         try:
-            added = annotate_all(ann, ids, batch_size=batch_size, on_batch=advance)
+            added = annotate_shared(ann, queue, batch_size=batch_size, on_batch=advance,
+                                    on_wait=lambda status: err.print(waiting_line(queue.worker, status)),
+                                    poll_seconds=min(5.0, lease_seconds / 3))  # fmt: skip
         except LookupError as e:
             err.print(f"[red]{e}[/]")
             raise typer.Exit(1) from e
-    out.print(f"{annotator}: added {added} annotations ({len(ids) - added} already stored) by {ann.annotator_id}, "
+        bar.update(task, completed=len(ids))
+    others = len(ids) - already - added
+    shared = f", {others} by other workers" if others else ""
+    out.print(f"{annotator}: added {added} annotations ({already} already stored{shared}) by {ann.annotator_id}, "
               f"producer {ann.producer_hash()}")
 
 

@@ -2,14 +2,12 @@
 on SQLite and on a real PostgreSQL server, for HH train_gt (4000 records)."""
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the PostgreSQL server helper of the test suite
-from pg import PostgresServer, find_bin_dir, _free_port, _admin_execute
+from pg_server import throwaway
 from w2s.importers import ImportConfig, import_file, record_to_pair, read_jsonl
 from w2s.store import Pair, session_scope
 
@@ -42,12 +40,5 @@ def run(name, url_fn):
 tmp = Path(tempfile.mkdtemp())
 n = iter(range(100))
 run("sqlite", lambda: f"sqlite:///{tmp}/b{next(n)}.db")
-srv = PostgresServer(find_bin_dir(), Path(tempfile.mkdtemp(prefix="w2s-pg-")), _free_port(), "postgres" if os.geteuid() == 0 else None)
-srv.start()
-try:
-    def pgurl():
-        name = f"bench{next(n)}"; _admin_execute(srv.admin_url, f"CREATE DATABASE {name}")
-        return srv.admin_url.rsplit("/", 1)[0] + "/" + name
-    run("postgresql", pgurl)
-finally:
-    srv.stop()
+with throwaway() as srv:
+    run("postgresql", lambda: srv.create_database(f"bench{next(n)}"))

@@ -123,7 +123,19 @@ def fallback_notice(dataset: str | None) -> str | None:
 
 def sync(session: Session, library: Library) -> None:
     """Insert or update the library's principles in the store."""
+    from sqlalchemy.exc import IntegrityError
+
     for p in library.principles:
-        row = session.get(Principle, p.id) or Principle(id=p.id, library=library.name, name="", definition="", cue_question="")
+        row = session.get(Principle, p.id)
+        if row is None:
+            try:  # in a savepoint: workers starting together on a new store may insert the same principle
+                with session.begin_nested():
+                    session.add(Principle(id=p.id, library=library.name, name=p.name, definition=p.definition,
+                                          cue_question=p.cue))  # fmt: skip
+                continue
+            except IntegrityError:
+                row = session.get(Principle, p.id)
+                if row is None:
+                    raise
         row.name, row.definition, row.cue_question = p.name, p.definition, p.cue
         session.add(row)

@@ -165,6 +165,19 @@ class Job(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class WorkItem(SQLModel, table=True):
+    """One item (a pair id) of a Job that many worker processes share: who leases it until when, or done.
+    w2s.work hands items out in leased chunks; a killed worker's lease runs out and its items go back."""
+
+    __table_args__ = (Index("ix_workitem_claim", "job_id", "done", "position"),)
+    job_id: int = Field(foreign_key="job.id", primary_key=True)
+    item: str = Field(primary_key=True)
+    position: int = Field(default=0, description="order of the item in the job's list")
+    worker: Optional[str] = Field(default=None, description="the worker holding (or that finished) it")
+    lease_until: Optional[float] = Field(default=None, description="epoch seconds; None when not leased")
+    done: bool = False
+
+
 class Draft(SQLModel, table=True):
     """An annotator's unsaved work on a pair (label, prunes, comment), kept across server restarts."""
 

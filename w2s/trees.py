@@ -44,6 +44,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from w2s.backends import Model
@@ -458,6 +459,19 @@ def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig)
     return tree
 
 
+def save_unless_stored(session: Session, search: Search, model: Model, cfg: TreeConfig) -> bool:
+    """Save a search's tree; False when another worker saved this pair's tree (same model and config)
+    first: a lost race is a skip. Uses a savepoint so the caller's batch goes on."""
+    try:
+        with session.begin_nested():
+            save_search(session, search, model, cfg)
+    except IntegrityError:
+        if search.pair.id not in stored_pair_ids(session, model.spec, cfg.hash()):
+            raise  # not the one-tree-per-pair constraint (e.g. the pair is gone): do not hide it
+        return False
+    return True
+
+
 def build_trees(
     model: Model,
     pair_ids: Sequence[str],
@@ -492,8 +506,7 @@ def build_trees(
         with session_scope(url) as session:
             again = stored_pair_ids(session, model.spec, cfg.hash())  # a concurrent build may have won
             for s in searches:
-                if s.pair.id not in again:
-                    save_search(session, s, model, cfg)
+                if s.pair.id not in again and save_unless_stored(session, s, model, cfg):
                     built += 1
         if on_batch is not None:
             on_batch(len(batch))

@@ -200,3 +200,31 @@ def test_messages_name_a_store_without_its_password():
     url = "postgresql://w2s:S3cret-pw@db.example:5432/w2s"
     # text from --db and an engine's URL (what `w2s db current` and StoreOutOfDate show) read the same
     assert safe_url(url) == safe_url(make_engine(url).url) == "postgresql+psycopg://w2s:***@db.example:5432/w2s"
+
+
+def test_a_store_of_the_previous_revision_upgrades_and_holds_one_tree_per_pair_model_and_config(store_url):
+    """0002 -> 0003 adds the work-item table of shared builds; the one-tree rule (a unique constraint since
+    the baseline) is what turns two workers saving the same tree into one row and one lost race."""
+    from alembic import command
+    from sqlalchemy.exc import IntegrityError
+
+    from w2s.schema import _config
+
+    engine = make_engine(store_url)
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0002")
+        conn.execute(sa.text("INSERT INTO pair (id, dataset, split, prompt, response_a, response_b, source, swapped, "
+                             "created_at) VALUES ('p', 'd', '', 'q', 'a', 'b', '', false, '2024-01-01')"))
+        tree = ("INSERT INTO tree (pair_id, strong_model, library, config_hash, depth, backtraces, tokens, seconds, "
+                "cached_tokens, created_at) VALUES ('p', 's', 'l', 'c', 0, 0, 0, 0, 0, '2024-01-01')")
+        conn.execute(sa.text(tree))
+    engine.dispose()
+    result = runner.invoke(app, ["--db", store_url, "db", "upgrade"])
+    assert result.exit_code == 0 and f"revision 0002 -> {head()}" in result.output, result.output
+    assert schema_diff(store_url) == []
+    engine = make_engine(store_url)
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text(tree))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM tree")).scalar() == 1
+    engine.dispose()

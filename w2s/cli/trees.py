@@ -125,16 +125,26 @@ def build(
         TreeConfig.thought_both_orders,
         help="Write the thought in both A/B orders (cancels its position bias; twice the generation).",
     ),
+    chunk_size: int | None = typer.Option(
+        None, "--chunk-size", min=1, help="Pairs claimed at a time from the work shared with other workers "
+        "[default: --batch-size]."),
+    lease_seconds: float = typer.Option(
+        300.0, "--lease-seconds", min=1.0, help="A claimed chunk is this worker's for this long, renewed while "
+        "it runs; a killed worker's chunk goes to the others when it ends."),
+    worker_id: str | None = typer.Option(None, "--worker-id", help="This worker's name in the store [default: host-pid]."),
 ) -> None:
     """Build the FF-tree of every selected pair (skips pairs that already have one for this model and
     config, so a killed build resumes and a rerun adds nothing). With --extend-from, a pair that has a tree
     of that config (other search thresholds: -B, -D, the taus) gets its search replayed under these ones:
     only nodes the stored search never reached cost tokens (none when these stop it sooner).
     Without --principles each pair is judged with the library its dataset's name picks (a dataset that
-    picks none is named, with the fallback)."""
+    picks none is named, with the fallback).
+    Any number of builds of the same selection, on one machine or many, share the work through the store:
+    each claims chunks of pairs under a lease (see README, "Many workers, one store")."""
     from w2s.backends import get_model
     from w2s.principles import fallback_notice, library_for_dataset, load_library
     from w2s.trees import build_trees
+    from w2s.work import drain, waiting_line
 
     if principles:
         try:
@@ -157,20 +167,41 @@ def build(
             tau_uniform=tau_uniform, tau_min=tau_min, relevance=relevance, thought_max_tokens=thought_tokens,
             thought_template=thought_template, post_relevance=post_relevance, thought_both_orders=thought_both_orders,
         )
-        with progress_bar() as bar:
-            task = bar.add_task(f"trees ({library})", total=len(group), rate="- pairs/s")
+        queue = tree_queue(model.spec, cfg, group, worker=worker_id, chunk_size=chunk_size or batch_size,
+                           lease_seconds=lease_seconds)  # fmt: skip
+        built = 0
+        with queue, progress_bar() as bar:
+            already = len(group) - queue.counts()["left"]
+            task = bar.add_task(f"trees ({library})", total=len(group), completed=already, rate="- pairs/s")
 
-            def advance(n: int, task=task) -> None:
-                bar.advance(task, n)
+            def work(chunk: list[str], task=task) -> None:
+                nonlocal built
+                try:
+                    built += build_trees(model, chunk, cfg, batch_size=batch_size, extend_from=extend_from)
+                except ValueError as e:
+                    raise typer.BadParameter(str(e), param_hint="--extend-from") from e
+                bar.update(task, completed=len(group) - queue.counts()["left"] + len(chunk))
                 bar.update(task, rate=rate_text(bar.tasks[task]))
 
-            try:
-                built = build_trees(model, group, cfg, batch_size=batch_size, on_batch=advance,
-                                    extend_from=extend_from)  # fmt: skip
-            except ValueError as e:
-                raise typer.BadParameter(str(e), param_hint="--extend-from") from e
-        out.print(f"built {built} trees ({len(group) - built} already stored), library {library}, "
+            drain(queue, work, on_wait=lambda status: err.print(waiting_line(queue.worker, status)),
+                  poll_seconds=min(5.0, lease_seconds / 3))  # fmt: skip
+            bar.update(task, completed=len(group))
+        others = len(group) - already - built
+        shared = f", {others} built by other workers" if others else ""
+        out.print(f"built {built} trees ({already} already stored{shared}), library {library}, "
                   f"config {cfg.hash()}, strong {strong}")
+
+
+def tree_queue(strong_spec: str, cfg: TreeConfig, pair_ids: list[str], **kwargs):
+    """The work of building `pair_ids`' trees by one strong model under one config, shared by every
+    worker given the same pairs; a pair with such a tree is done."""
+    from w2s.work import WorkQueue
+
+    def stored(session, ids) -> set[str]:
+        query = select(Tree.pair_id).where(Tree.strong_model == strong_spec, Tree.config_hash == cfg.hash())
+        return {pid for i in range(0, len(ids), 500) for pid in session.exec(query.where(Tree.pair_id.in_(ids[i : i + 500])))}
+
+    return WorkQueue(None, f"trees {strong_spec} {cfg.hash()}", pair_ids, stored=stored, **kwargs)
 
 
 def datasets_of(pair_ids: list[str]) -> dict[str, list[str]]:
