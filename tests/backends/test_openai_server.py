@@ -86,29 +86,30 @@ def test_retries_on_injected_faults(tiny_model_dir, serve):
         m = get_model(f"openai:tiny@{server.url}", reuse=False, max_concurrency=1, backoff=0.01)
         gens = m.generate(["a", "b", "c", "d"], max_tokens=3)
         # requests 1..7 reach the server: a ok, 2 fails, b ok, 4 fails, c ok, 6 fails, d ok
-        assert len(gens) == 4 and m.retrying.retries == 3
+        assert len(gens) == 4 and m.retries == 3
         assert m.usage.calls == 4
 
 
 def test_retries_give_up_after_max_retries(tiny_model_dir, serve):
     server = serve(f"transformers:{tiny_model_dir}", "--fail-every", "1", "--fail-status", "429")
-    m = get_model(f"openai:tiny@{server.url}", reuse=False, max_retries=2, backoff=0.01)
+    # a 429 is the server asking to wait: it uses up rate_limit_wait (seconds waited), not max_retries
+    m = get_model(f"openai:tiny@{server.url}", reuse=False, max_retries=0, rate_limit_wait=0.0025)
     with pytest.raises(openai.RateLimitError):
         m.generate(["a"], max_tokens=2)
-    assert m.retrying.retries == 2
-    claude = get_model(f"anthropic:tiny@{server.url.removesuffix('/v1')}", reuse=False, max_retries=1, backoff=0.01)
+    assert m.retries == 2
+    claude = get_model(f"anthropic:tiny@{server.url.removesuffix('/v1')}", reuse=False, max_retries=0, rate_limit_wait=0.0015)
     import anthropic
 
     with pytest.raises(anthropic.RateLimitError):
         claude.generate(["a"], max_tokens=2)
-    assert claude.retrying.retries == 1
+    assert claude.retries == 1
 
 
 def test_connection_errors_are_retried_then_raised(unused_port):
     m = get_model(f"openai:x@http://127.0.0.1:{unused_port}/v1", reuse=False, max_retries=2, backoff=0.01, timeout=2)
     with pytest.raises(openai.APIConnectionError):
         m.generate(["a"], max_tokens=2)
-    assert m.retrying.retries == 2
+    assert m.retries == 2
 
 
 def test_chat_completions_validation_and_logprobs(tiny_model_dir, serve):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import typer
@@ -98,7 +99,26 @@ def build(
     split: str | None = typer.Option(None, "--split", "-s"),
     pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
     limit: int | None = typer.Option(None, "--limit", "-n", help="At most this many pairs (in id order)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Pairs searched in lock-step per batched model call."),
+    in_flight: int = typer.Option(
+        32, "--in-flight", "--batch-size",
+        help="Pairs searched at once, each its own search; a finished one's slot goes to the next pair at once "
+             "(--batch-size is the old name).",
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", help="Remote backends: requests in flight at once [default: --in-flight]."
+    ),
+    timeout: float | None = typer.Option(None, "--timeout", help="Remote backends: seconds per request."),
+    rpm: float | None = typer.Option(None, "--rpm", help="Remote backends: requests per minute at most."),
+    tpm: float | None = typer.Option(None, "--tpm", help="Remote backends: tokens per minute at most."),
+    option: list[str] = typer.Option(
+        [], "--option", "-o", metavar="KEY=VALUE", help="Any option of the strong model's backend (repeatable)."
+    ),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", help="Token budget: start no pair once the run has spent this many tokens "
+                                   "(the pairs in flight finish and are saved)."
+    ),
+    price_in: float | None = typer.Option(None, "--price-in", help="USD per 1M prompt tokens (for the cost line)."),
+    price_out: float | None = typer.Option(None, "--price-out", help="USD per 1M completion tokens."),
     extend_from: str | None = typer.Option(
         None, "--extend-from", metavar="CONFIG_HASH",
         help="Replay this config's trees (same strong model; only -B/-D and the taus may differ) instead of "
@@ -134,7 +154,7 @@ def build(
     picks none is named, with the fallback)."""
     from w2s.backends import get_model
     from w2s.principles import fallback_notice, library_for_dataset, load_library
-    from w2s.trees import build_trees
+    from w2s.trees import ListSource, run_build
 
     if principles:
         try:
@@ -150,7 +170,15 @@ def build(
         if not principles and fallback_notice(name):
             err.print(f"[yellow]{escape(fallback_notice(name))}[/]")
         groups.setdefault(principles or library_for_dataset(name), []).extend(pair_ids)
-    model = get_model(strong)
+    named = {"max_concurrency": concurrency, "timeout": timeout, "rpm": rpm, "tpm": tpm}
+    try:
+        options = {**backend_options(option), **{k: v for k, v in named.items() if v is not None}}
+        model = get_model(strong, **options)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--option") from e
+    if concurrency is None and hasattr(getattr(model, "config", None), "max_concurrency"):
+        model.config.max_concurrency = max(model.config.max_concurrency, in_flight)
+    budget = max_tokens
     for library, group in groups.items():
         cfg = TreeConfig(
             library=library, tau_exit=tau_exit, max_backtraces=max_backtraces, max_depth=max_depth, tau_rel=tau_rel,
@@ -160,17 +188,47 @@ def build(
         with progress_bar() as bar:
             task = bar.add_task(f"trees ({library})", total=len(group), rate="- pairs/s")
 
-            def advance(n: int, task=task) -> None:
-                bar.advance(task, n)
-                bar.update(task, rate=rate_text(bar.tasks[task]))
+            def advance(report, task=task, library=library) -> None:
+                bar.update(task, completed=report.done, rate=rate_text(bar.tasks[task]),
+                           description=f"trees ({library}){': ' + escape(report.note) if report.note else ''}")
 
             try:
-                built = build_trees(model, group, cfg, batch_size=batch_size, on_batch=advance,
-                                    extend_from=extend_from)  # fmt: skip
+                report = asyncio.run(run_build(model, ListSource(group), cfg, in_flight=in_flight, progress=advance,
+                                               extend_from=extend_from, max_tokens=budget))  # fmt: skip
             except ValueError as e:
                 raise typer.BadParameter(str(e), param_hint="--extend-from") from e
-        out.print(f"built {built} trees ({len(group) - built} already stored), library {library}, "
+        out.print(f"built {report.built} trees ({report.stored} already stored"
+                  f"{f', {report.elsewhere} built elsewhere' if report.elsewhere else ''}), library {library}, "
                   f"config {cfg.hash()}, strong {strong}")
+        out.print(run_line(report, getattr(model, "retries", 0), price_in, price_out))
+        if budget is not None:
+            budget -= report.tokens
+            if report.budget_reached:
+                out.print(f"stopped at the token budget (--max-tokens {max_tokens}): rerun to go on")
+                break
+
+
+def backend_options(pairs: list[str]) -> dict[str, str]:
+    """`--option key=value` pairs (the backend's typed options convert and check them)."""
+    options = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def run_line(report, retries: int, price_in: float | None, price_out: float | None) -> str:
+    """The run's summary: trees/s, calls, tokens (and their cost when prices are given), retries."""
+    rate = report.built / report.seconds if report.seconds else 0.0
+    line = (f"run: {report.seconds:.1f} s, {rate:.2f} trees/s, {report.calls} calls, {report.tokens} tokens "
+            f"({report.prompt_tokens} prompt, {report.cached_tokens} of them cached, {report.completion_tokens} "
+            f"completion)")
+    if price_in is not None or price_out is not None:
+        usd = (report.prompt_tokens * (price_in or 0.0) + report.completion_tokens * (price_out or 0.0)) / 1e6
+        line += f", ${usd:.4f}"
+    return line + (f", {retries} requests retried" if retries else "")
 
 
 def datasets_of(pair_ids: list[str]) -> dict[str, list[str]]:
