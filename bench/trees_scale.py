@@ -48,8 +48,7 @@ def copies(path: Path, n: int, tmp: Path) -> Path:
 
 
 def run(model, ids, cfg, url, in_flight: int, bound: float) -> dict:
-    """One bounded build; trees/s over the steady part (from the first tree to the last one finished
-    while the run was still full), and overall."""
+    """One bounded build: trees/s in the steady part and overall (ramp up and drain included)."""
     stamps = []
     start = time.perf_counter()
 
@@ -68,7 +67,8 @@ def run(model, ids, cfg, url, in_flight: int, bound: float) -> dict:
     asyncio.run(bounded())
     cpu = time.process_time() - cpu
     wall = time.perf_counter() - start
-    full = [t for i, t in enumerate(stamps) if len(ids) - i > in_flight] or stamps  # before the drain
+    # steady: from the in_flight-th tree (the shallow first ones are past) to the last before the drain
+    full = stamps[in_flight - 1 : len(ids) - in_flight]
     steady = (len(full) - 1) / (full[-1] - full[0]) if len(full) > 2 and full[-1] > full[0] else len(stamps) / wall
     return {"built": len(stamps), "wall": wall, "overall": len(stamps) / wall, "steady": steady, "cpu": cpu,
             "calls": model.usage.calls}  # fmt: skip
@@ -112,7 +112,7 @@ def main() -> None:
           f"{a.slots} slots; pairs from {a.pairs}")
     tmp = Path(tempfile.mkdtemp(prefix="trees_scale_"))
     url = sqlite_url(tmp / "bench.db")
-    most = max(4 * max(levels), 64)
+    most = max(4 * max(levels), 160)
     src = copies(Path(a.pairs), most, tmp)
     ids = import_sample(src, url, seed=0)
     cfg = TreeConfig(library=library_for_dataset(src.parent.name))
@@ -130,13 +130,14 @@ def main() -> None:
         print("\n## trees/s by pairs in flight (Little's law: in flight / seconds per tree at 1 in flight)")
         rows, per_tree = [], None
         for n in levels:
-            pairs = ids[: max(3 * n, 6 if n == 1 else 24) if not a.quick else max(2 * n, 4)]
-            r = run(model(max_concurrency=max(n, 8)), pairs, cfg, url, n, bound)
-            per_tree = per_tree or (r["wall"] / max(1, r["built"]))
+            count = (4 if a.quick else 10) if n == 1 else (3 if a.quick else 4) * n
+            r = run(model(max_concurrency=max(n, 8)), ids[:count], cfg, url, n, bound)
+            if per_tree is None:  # one at a time: no ramp, every tree counts
+                per_tree, r["steady"] = r["wall"] / max(1, r["built"]), r["overall"]
             little = n / per_tree
             rows.append([n, r["built"], f"{r['wall']:.1f}", f"{r['steady']:.2f}", f"{r['overall']:.2f}",
                          f"{little:.2f}", f"{r['steady'] / little:.2f}"])  # fmt: skip
-            print(table(rows[-1:], ["in flight", "trees", "s", "trees/s", "overall", "Little", "ratio"]), flush=True)
+            print(f"  {n} in flight: {r['built']} trees in {r['wall']:.1f} s", flush=True)
         print(table(rows, ["in flight", "trees", "s", "trees/s (steady)", "trees/s (overall)", "Little's law",
                            "of Little"]))  # fmt: skip
         one = float(rows[0][3])

@@ -120,8 +120,14 @@ class TreeConfig:
     def hash(self) -> str:
         """12 hex digits over the config, the templates it renders and the principle library's content
         (editing a template or a principle is a new config: old trees are never reused for it)."""
+        return self.identity()["hash"]
+
+    def identity(self) -> dict:
+        """The hash with what it covers besides the config: the templates' and the library's hashes
+        (read from disk: a build reads them once, not per tree)."""
         blob = {**self.as_dict(), "templates": self.templates(), "library_hash": load_library(self.library).hash()}
-        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
+        return {"hash": hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12],
+                "templates": blob["templates"], "library_hash": blob["library_hash"]}
 
     @classmethod
     def of_tree(cls, tree: Tree) -> TreeConfig:
@@ -380,14 +386,14 @@ def stored_pair_ids(session: Session, strong_model: str, config_hash: str) -> se
     return set(session.exec(query))
 
 
-def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig) -> Tree:
-    """Write one finished search as a Tree and its Nodes (in the caller's transaction)."""
+def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig, identity: dict | None = None) -> Tree:
+    """Write one finished search as a Tree and its Nodes (in the caller's transaction); `identity` is
+    `cfg.identity()` when the caller has it."""
     nodes = search.nodes
+    identity = identity or cfg.identity()
     config = {
         **cfg.as_dict(),
-        "hash": cfg.hash(),
-        "templates": cfg.templates(),
-        "library_hash": load_library(cfg.library).hash(),
+        **identity,
         "initial_relevance": search.relevance,
         "stop": search.stop,
         # per node position: P(A better) with A shown first and with B shown first
@@ -399,7 +405,7 @@ def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig)
         pair_id=search.pair.id,
         strong_model=model.spec,
         library=cfg.library,
-        config_hash=cfg.hash(),
+        config_hash=identity["hash"],
         config=config,
         depth=search.depth,
         backtraces=search.backtraces,
@@ -433,16 +439,17 @@ def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig)
     return tree
 
 
-def save_tree(url: str | None, search: Search, model: Model, cfg: TreeConfig) -> bool:
+def save_tree(url: str | None, search: Search, model: Model, cfg: TreeConfig, identity: dict | None = None) -> bool:
     """Store one finished search in its own short transaction; False when the pair's tree was built
     elsewhere meanwhile (found stored, or a lost race on the unique tree key)."""
+    identity = identity or cfg.identity()
     try:
         with session_scope(url) as session:
             stored = select(Tree.id).where(Tree.pair_id == search.pair.id, Tree.strong_model == model.spec,
-                                           Tree.config_hash == cfg.hash())  # fmt: skip
+                                           Tree.config_hash == identity["hash"])  # fmt: skip
             if session.exec(stored).first() is not None:
                 return False
-            save_search(session, search, model, cfg)
+            save_search(session, search, model, cfg, identity)
         return True
     except IntegrityError:  # session_scope rolled back
         return False
@@ -536,6 +543,7 @@ async def run_build(model: Model, source: PairSource, cfg: TreeConfig, *, url: s
     with session_scope(url) as session:
         sync(session, library)
     call = as_async(model)
+    identity = cfg.identity()
     report = BuildReport(budget_reached=max_tokens is not None and max_tokens <= 0)
     base, began = dataclasses.replace(model.usage, last=[]), clock()
     queue: deque[tuple[Pair, Search | None]] = deque()
@@ -556,7 +564,7 @@ async def run_build(model: Model, source: PairSource, cfg: TreeConfig, *, url: s
         """Claim pairs until the queue has one (stored ones are done at once)."""
         while not queue and (ids := source.claim()):
             with session_scope(url) as session:
-                have = stored_pair_ids(session, model.spec, cfg.hash())
+                have = stored_pair_ids(session, model.spec, identity["hash"])
                 pairs = {p.id: p for p in session.exec(select(Pair).where(Pair.id.in_(ids)))}
                 missing = [pid for pid in ids if pid not in pairs]
                 if missing:
@@ -590,7 +598,7 @@ async def run_build(model: Model, source: PairSource, cfg: TreeConfig, *, url: s
                 if (e := task.exception()) is not None:
                     e.add_note(f"(while searching pair {pid})")
                     raise e
-                if save_tree(url, task.result(), model, cfg):
+                if save_tree(url, task.result(), model, cfg, identity):
                     report.built += 1
                 else:
                     report.elsewhere += 1

@@ -148,12 +148,13 @@ def test_retry_after_is_obeyed_in_seconds_and_as_a_date():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         m = get_model(f"openai:m@http://127.0.0.1:{server.server_port}/v1", reuse=False, backoff=0.25)
-        waits = []
+        waits, now = [], [0.0]
 
         async def fake_sleep(seconds):
             waits.append(seconds)
+            now[0] += seconds
 
-        m.sleep, m.wall = fake_sleep, lambda: 10_000.0  # "now" for the HTTP date
+        m.sleep, m.clock, m.wall = fake_sleep, lambda: now[0], lambda: 10_000.0  # wall: "now" for the HTTP date
         assert m.generate(["hi"], max_tokens=4)[0].text == "ok"
     finally:
         server.shutdown()

@@ -178,6 +178,7 @@ class RemoteModel:
         self.requests, self.tokens = Bucket(self.config.rpm), Bucket(self.config.tpm)
         self.retries = 0  # requests sent again (after a 429, a 5xx, a timeout or a lost connection)
         self.note, self.note_until = "", 0.0
+        self.hold_until = 0.0  # no request goes out before this (clock) time: the last 429's Retry-After
         self._loop = None  # the event loop the async client and the concurrency gate belong to
 
     # ------------------------------------------------------------------ one request, under the policy
@@ -210,6 +211,8 @@ class RemoteModel:
         """Send `request(client)` under the limits, retrying as the policy says; (answer, seconds)."""
         rate_waited, rate_hits, failures = 0.0, 0, 0
         while True:
+            if (held := self.hold_until - self.clock()) > 0:  # a 429 holds every request, not just its own
+                await self._wait(held, "429 from server")
             wait = max(self.requests.reserve(1), self.tokens.reserve(estimate))
             if wait > 0:
                 await self._wait(wait, "rpm/tpm limit")
@@ -227,6 +230,7 @@ class RemoteModel:
                 rate_hits += 1
                 wait = asked if asked is not None else backoff(self.config, rate_hits, self.rng)
                 rate_waited += wait
+                self.hold_until = max(self.hold_until, self.clock() + wait)
                 if rate_waited > self.config.rate_limit_wait:
                     error.add_note(f"(gave up after {rate_waited:.0f} s of 429s: rate_limit_wait)")
                     raise error
