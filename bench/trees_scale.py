@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--ttft", type=float, default=0.15)
     ap.add_argument("--tpt", type=float, default=0.005)
     ap.add_argument("--slots", type=int, default=64)
-    ap.add_argument("--levels", default="1,8,32,128,512", help="pairs in flight to measure")
+    ap.add_argument("--levels", default="1,8,32,64,128,512", help="pairs in flight to measure")
     ap.add_argument("--bound", type=float, default=40.0, help="wall-clock seconds per run at most")
     ap.add_argument("--llamacpp-batch", action="store_true",
                     help="only measure llama.cpp decoding several sequences per batch (see llamacpp_batch)")
@@ -143,7 +143,11 @@ def main() -> None:
         one = float(rows[0][3])
         at64 = next((float(r[3]) for r in rows if r[0] == 64), None)
 
-        # 2. the scheduler against today's lock-step waves, at equal pairs in flight
+        # 2. the scheduler against today's lock-step waves, at equal pairs in flight (a fresh server: each
+        # section starts from an idle one)
+        proc.kill()
+        proc, base = mock_engine.start(cpu=server_cpu, ttft=a.ttft, tpt=a.tpt, slots=a.slots)
+        procs.append(proc)
         n = 8 if a.quick else 32
         pairs = ids[: 4 * n]
         print(f"\n## scheduler against lock-step waves, {n} in flight, {len(pairs)} pairs")
@@ -179,6 +183,9 @@ def main() -> None:
               f"{r['overall']:.2f} trees/s; lost: {len(pairs) - r['built']}")
 
         # 5. kill -9 mid-run, then resume
+        proc.kill()
+        proc, base = mock_engine.start(cpu=server_cpu, ttft=a.ttft, tpt=a.tpt, slots=a.slots)
+        procs.append(proc)
         kill_resume(url, base, ids[: 48 if a.quick else 160], tmp)
         print("\n## goals")
         if at64 is not None:
