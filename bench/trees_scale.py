@@ -92,7 +92,9 @@ def main() -> None:
     ap.add_argument("--bound", type=float, default=40.0, help="wall-clock seconds per run at most")
     ap.add_argument("--llamacpp-batch", action="store_true",
                     help="only measure llama.cpp decoding several sequences per batch (see llamacpp_batch)")
-    a = ap.parse_args()
+    a, rest = ap.parse_known_args()  # the rest: llamacpp_batch's options
+    if rest and not a.llamacpp_batch:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if a.llamacpp_batch:
         from llamacpp_batch import main as batch_main
 
