@@ -39,8 +39,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 TOKENS = ["A", "B", "Yes", "No", *[str(k) for k in range(1, 10)]]
-WORDS = ("reply a reply b handles the edge case returns loops over input checks bounds misses the empty "
-         "list off by one correct wrong because principle both differ output matches spec").split()
+WORDS = ["reply", "a", "reply", "b", "handles", "the", "edge", "case", "returns", "loops", "over", "input", "checks", "bounds", "misses", "the", "empty", "list", "off", "by", "one", "correct", "wrong", "because", "principle", "both", "differ", "output", "matches", "spec"]
 
 
 @dataclass
@@ -105,6 +104,51 @@ def thought(h: bytes, n: int) -> str:
     return " ".join(WORDS[int(unit(h, 20 + k) * len(WORDS))] for k in range(n))
 
 
+def completion_tokens(h: bytes, max_tokens: int, logprobs: bool) -> int:
+    return 1 if logprobs else min(max_tokens, 12 + int(unit(h, 19) * 36))
+
+
+def prompt_tokens(messages: list[dict]) -> int:
+    return sum(len(str(m.get("content", ""))) for m in messages) // 4
+
+
+class MockModel:
+    """The engine's answers in-process: a sync batched model (the interface of w2s.backends) that says
+    what the server says for the same messages, so trees built through the server can be compared with
+    trees built in-process, node for node."""
+
+    def __init__(self, spec: str = "mock:engine"):
+        from w2s.backends.base import Usage
+
+        self.spec = spec
+        self.usage = Usage()
+
+    def generate(self, prompts, max_tokens=128, temperature=0.0, stop=None):
+        from w2s.backends.base import Generation, as_messages
+
+        self.usage.begin(len(prompts))
+        out = []
+        for i, p in enumerate(prompts):
+            messages = as_messages(p)
+            h, pt = digest(messages), prompt_tokens(messages)
+            n = completion_tokens(h, max_tokens, False)
+            self.usage.add(pt, n, index=i)
+            out.append(Generation(thought(h, n), pt, n))
+        return out
+
+    def score_choices(self, prompts, choices):
+        from w2s.backends.base import as_messages, normalise
+        from w2s.backends.openai_backend import choice_mass
+
+        self.usage.begin(len(prompts))
+        rows = []
+        for i, p in enumerate(prompts):
+            messages = as_messages(p)
+            self.usage.add(prompt_tokens(messages), 1, index=i)
+            rows.append(normalise(choice_mass(distribution(digest(messages)), choices)))
+        return rows
+
+
 def error(status: int, message: str, kind: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
 
@@ -128,8 +172,7 @@ def create_app(engine: Engine) -> Starlette:
         h = digest(messages)
         logprobs = bool(body.get("logprobs"))
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 256
-        n = 1 if logprobs else min(max_tokens, 12 + int(unit(h, 19) * 36))
-        prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
+        n, pt = completion_tokens(h, max_tokens, logprobs), prompt_tokens(messages)
         engine.open += 1
         engine.max_open = max(engine.max_open, engine.open)
         try:
@@ -150,7 +193,7 @@ def create_app(engine: Engine) -> Starlette:
             "model": body.get("model", "mock"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                          "finish_reason": "length" if n >= max_tokens else "stop", "logprobs": lp}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n},
+            "usage": {"prompt_tokens": pt, "completion_tokens": n, "total_tokens": pt + n},
         })
 
     async def stats(request: Request):

@@ -91,7 +91,7 @@ def build(strong, ids: list[str], cfg, url: str, deadline: float | None, label: 
     for pid in todo:
         if deadline is not None and time.monotonic() > deadline:
             break
-        built += build_trees(strong, [pid], cfg, url=url, batch_size=1, extend_from=extend_from)
+        built += build_trees(strong, [pid], cfg, url=url, in_flight=1, extend_from=extend_from)
         rate = (time.monotonic() - start) / max(1, built)
         # one line per tree in a log file, one updated line on a terminal
         print(f"\r{label} trees: built {built}/{len(todo)} ({rate:.1f} s/tree)", end="" if tty else "\n", flush=True)

@@ -206,7 +206,7 @@ def main() -> None:
                 print(f"time budget of {args.max_minutes} min reached: stopping after {len(done)} pairs")
                 break
             chunk = ids[i : i + args.chunk]
-            build_trees(strong, chunk, cfg, url=url, batch_size=args.tree_batch_size)
+            build_trees(strong, chunk, cfg, url=url, in_flight=args.tree_batch_size)
             for ann in annotators:
                 annotate_all(ann, chunk, url=url, batch_size=args.batch_size)
             done += chunk

@@ -150,7 +150,7 @@ def main() -> None:
             if deadline is not None and time.monotonic() > deadline:
                 print("time budget reached")
                 break
-            built += build_trees(strong, [pid], cfg, url=url, batch_size=1, extend_from=args.extend_from)
+            built += build_trees(strong, [pid], cfg, url=url, in_flight=1, extend_from=args.extend_from)
         summary = summarise(url, ids, strong.spec, cfg.hash())
         summary.update(built=built, config=cfg.as_dict(), config_hash=cfg.hash())
         results[f"{dataset}/{split}"] = summary

@@ -1,9 +1,9 @@
 """Principle fast-and-frugal trees (FF-trees), built by a strong model S for each preference pair.
 
-The algorithm (DESIGN.md §4), for every pair in a batch at once:
+The algorithm (DESIGN.md §4), for one pair:
 
 1. relevance   r(p) = P_S(Yes | pair, principle p) for every principle of the library, read from the
-               next-token probabilities (one batched `score_choices` call for all pairs x principles);
+               next-token probabilities (listwise: one prompt for all principles);
 2. search      best-first on r: pop the most relevant principle not tried yet;
 3. thought     S writes a short principle-aware comparison of A and B (bounded tokens);
 4. verdict     v = P_S(A vs B | pair, p, thought): S's answer to the thought prompt is its own thought
@@ -22,9 +22,13 @@ The algorithm (DESIGN.md §4), for every pair in a batch at once:
                r < tau_min. When the search stops without an exit node, the last chain node becomes the
                exit ("the last node exits both ways").
 
-Each step advances every unfinished pair's search by one node, so each step costs two batched
-`generate` calls (thoughts, one per order) and three batched `score_choices` (verdict A first,
-post-thought relevance, verdict B first).
+A node costs two thoughts (one per order) and three scores (verdict A first, post-thought relevance,
+verdict B first), each awaited in turn: a pair's search is a short dependent program (`search_pair`).
+Throughput is pairs in flight / seconds per tree, so `run_build` keeps up to `in_flight` searches going
+at once and gives a finished one's slot to the next pair at once; the serving engine batches the
+requests (remote backends), or the calls waiting at a moment go to an in-process model as one batched
+call (`w2s.backends.gather`). Each tree is saved as soon as its search ends, so a kill loses only the
+trees in flight.
 Trees are stored per (pair, strong model, config hash): building again skips pairs that have one, so a
 killed build resumes where it stopped and a finished one is idempotent. The search's thresholds (B, D and
 the taus) decide which nodes are expanded and where the search stops, never what a node says, so a tree
@@ -35,19 +39,25 @@ never reached (none when the new thresholds stop it sooner, e.g. a lower tau_exi
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import heapq
 import json
 import math
 import re
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from w2s.backends import Model
+from w2s.backends.base import Prompt, PromptUsage
+from w2s.backends.gather import as_async
 from w2s.principles import Library, P, load_library, sync
 from w2s.store import Node, Pair, Tree, session_scope
 from w2s.templates import render, template_hash
@@ -110,8 +120,14 @@ class TreeConfig:
     def hash(self) -> str:
         """12 hex digits over the config, the templates it renders and the principle library's content
         (editing a template or a principle is a new config: old trees are never reused for it)."""
+        return self.identity()["hash"]
+
+    def identity(self) -> dict:
+        """The hash with what it covers besides the config: the templates' and the library's hashes
+        (read from disk: a build reads them once, not per tree)."""
         blob = {**self.as_dict(), "templates": self.templates(), "library_hash": load_library(self.library).hash()}
-        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
+        return {"hash": hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12],
+                "templates": blob["templates"], "library_hash": blob["library_hash"]}
 
     @classmethod
     def of_tree(cls, tree: Tree) -> TreeConfig:
@@ -282,36 +298,30 @@ class Search:
 # ---------------------------------------------------------------------------------------------- model calls
 
 
-def charge(model: Model, owners: Sequence[Cost]) -> None:
-    """Charge each prompt of the model's last call to its owner (`owners[i]` paid for prompt i).
-    A backend that reports no per-prompt figures is charged evenly."""
-    per_prompt = model.usage.last
-    if len(per_prompt) != len(owners):
-        return
-    for cost, u in zip(owners, per_prompt):
-        cost.tokens += u.evaluated
-        cost.cached_tokens += u.cached_prompt_tokens
-        cost.seconds += u.seconds
+def charge(cost: Cost, u: PromptUsage) -> None:
+    """Charge one prompt's usage to its owner (a node, or a tree's relevance pass)."""
+    cost.tokens += u.evaluated
+    cost.cached_tokens += u.cached_prompt_tokens
+    cost.seconds += u.seconds
 
 
-def score_relevance(model: Model, pairs: Sequence[Pair], library: Library, cfg: TreeConfig,
-                    costs: Sequence[Cost]) -> list[list[float]]:
-    """r(p) for every pair x principle, in one batched call (each pair charged its own prompts)."""
+async def score(model, prompt: Prompt, choices: Sequence[str], cost: Cost) -> list[float]:
+    probs, u = await model.ascore_one(prompt, choices)
+    charge(cost, u)
+    return probs
+
+
+async def score_relevance(model, pair: Pair, library: Library, cfg: TreeConfig, cost: Cost) -> list[float]:
+    """r(p) for every principle of the library."""
     n = len(library.principles)
     if cfg.relevance == "listwise" and n <= 9:
-        # one prompt per pair: P(principle k is the one that matters most), relative to the top one
-        prompts = [render(LISTWISE, **pair_context(pair, False), principles=library.principles) for pair in pairs]
-        probs = model.score_choices(prompts, [str(k + 1) for k in range(n)])
-        charge(model, costs)
-        return [[p / max(row) for p in row] for row in probs]
-    prompts = [
-        render("relevance", **pair_context(pair, False), principle=p, thought="")
-        for pair in pairs
-        for p in library.principles
-    ]
-    probs = model.score_choices(prompts, YES_NO)
-    charge(model, [c for c in costs for _ in range(n)])
-    return [[row[0] for row in probs[i * n : (i + 1) * n]] for i in range(len(pairs))]
+        # one prompt: P(principle k is the one that matters most), relative to the top one
+        prompt = render(LISTWISE, **pair_context(pair, False), principles=library.principles)
+        row = await score(model, prompt, [str(k + 1) for k in range(n)], cost)
+        return [p / max(row) for p in row]
+    prompts = [render("relevance", **pair_context(pair, False), principle=p, thought="") for p in library.principles]
+    rows = await asyncio.gather(*(score(model, prompt, YES_NO, cost) for prompt in prompts))
+    return [row[0] for row in rows]
 
 
 def verdict_prompt(pair: Pair, principle: P, thought: str, swap: bool, cfg: TreeConfig) -> list[dict]:
@@ -323,97 +333,71 @@ def verdict_prompt(pair: Pair, principle: P, thought: str, swap: bool, cfg: Tree
     ]
 
 
-def write_thoughts(model: Model, searches: Sequence[Search], principles: Sequence[P], swap: bool, cfg: TreeConfig,
-                   costs: Sequence[Cost]) -> list[str]:
-    """One batched generate: each search's thought on its principle, with the pair in the `swap` order."""
-    prompts = [render(cfg.thought_template, **pair_context(s.pair, swap), principle=p) for s, p in zip(searches, principles)]
-    texts = [" ".join(g.text.split()) for g in model.generate(prompts, max_tokens=cfg.thought_max_tokens, temperature=0.0)]
-    charge(model, costs)
-    return texts
+async def write_thought(model, pair: Pair, principle: P, swap: bool, cfg: TreeConfig, cost: Cost) -> str:
+    """S's thought on `principle`, with the pair in the `swap` order."""
+    prompt = render(cfg.thought_template, **pair_context(pair, swap), principle=principle)
+    gen, u = await model.agenerate_one(prompt, max_tokens=cfg.thought_max_tokens, temperature=0.0)
+    charge(cost, u)
+    return " ".join(gen.text.split())
 
 
-def expand(model: Model, searches: Sequence[Search], principles: Sequence[P], cfg: TreeConfig) -> list[Draft]:
-    """One step for several searches: the thoughts (batched generate, A first, then B first unless
-    `thought_both_orders` is off), then batched score_choices calls for the verdict with A first, the
-    post-thought relevance, and the verdict with B first. The calls go in the order that lets a
-    prefix-caching backend (llama.cpp) reuse the most: a verdict continues its thought prompt, and the
-    relevance prompt shares the A-first pair text. The stored thought is the A-first one; each node is
-    charged the tokens and seconds of its own prompts."""
-    costs = [Cost() for _ in searches]
-    texts = write_thoughts(model, searches, principles, False, cfg, costs)
-    jobs = list(zip(searches, principles, texts))
-    first_a = model.score_choices([verdict_prompt(s.pair, p, t, False, cfg) for s, p, t in jobs], A_B)
-    charge(model, costs)
+async def expand(model, s: Search, p: P, cfg: TreeConfig) -> Draft:
+    """One node: the thought (A first, then B first unless `thought_both_orders` is off), the verdict
+    with A first, the post-thought relevance, and the verdict with B first. The calls go in the order
+    that lets a prefix-caching backend (llama.cpp) reuse the most: a verdict continues its thought prompt,
+    and the relevance prompt shares the A-first pair text. The stored thought is the A-first one; the
+    node is charged the tokens and seconds of its own prompts."""
+    cost = Cost()
+    text = await write_thought(model, s.pair, p, False, cfg, cost)
+    first_a = await score(model, verdict_prompt(s.pair, p, text, False, cfg), A_B, cost)
     if cfg.post_relevance:
-        rel_prompts = [render("relevance", **pair_context(s.pair, False), principle=p, thought=t) for s, p, t in jobs]
-        post = [row[0] for row in model.score_choices(rel_prompts, YES_NO)]
-        charge(model, costs)
+        prompt = render("relevance", **pair_context(s.pair, False), principle=p, thought=text)
+        post = (await score(model, prompt, YES_NO, cost))[0]
     else:
-        post = [s.relevance[p.id] for s, p in zip(searches, principles)]
-    if cfg.thought_both_orders:
-        texts_b = write_thoughts(model, searches, principles, True, cfg, costs)
-    else:
-        texts_b = [swap_labels(t) for t in texts]
-    first_b = model.score_choices(
-        [verdict_prompt(s.pair, p, t, True, cfg) for s, p, t in zip(searches, principles, texts_b)], A_B
-    )
-    charge(model, costs)
-    drafts = []
-    for i, (p, t) in enumerate(zip(principles, texts)):
-        orders = (first_a[i][0], 1.0 - first_b[i][0])
-        node = Draft(principle=p, relevance=post[i], thought=t, p_a=average_orders(first_a[i][0], first_b[i][0]),
-                     role="continue", orders=orders,
-                     tokens=costs[i].tokens,
-                     cached_tokens=costs[i].cached_tokens, seconds=costs[i].seconds)
-        node.role = node_role(node.relevance, node.v, cfg)
-        drafts.append(node)
-    return drafts
+        post = s.relevance[p.id]
+    text_b = await write_thought(model, s.pair, p, True, cfg, cost) if cfg.thought_both_orders else swap_labels(text)
+    first_b = await score(model, verdict_prompt(s.pair, p, text_b, True, cfg), A_B, cost)
+    node = Draft(principle=p, relevance=post, thought=text, p_a=average_orders(first_a[0], first_b[0]),
+                 role="continue", orders=(first_a[0], 1.0 - first_b[0]), tokens=cost.tokens,
+                 cached_tokens=cost.cached_tokens, seconds=cost.seconds)  # fmt: skip
+    node.role = node_role(node.relevance, node.v, cfg)
+    return node
 
 
-def search_trees(model: Model, pairs: Sequence[Pair], library: Library, cfg: TreeConfig,
-                 resumed: Sequence[Search] = ()) -> list[Search]:  # fmt: skip
-    """Run the searches of several pairs in lock-step (new ones for `pairs`, and the `resumed` ones go
-    on); returns the finished searches."""
-    setup = [Cost() for _ in pairs]
-    relevance = score_relevance(model, pairs, library, cfg, setup) if pairs else []
-    searches = [Search.start(pair, library.principles, r) for pair, r in zip(pairs, relevance)]
-    for s, cost in zip(searches, setup):
-        s.setup = cost
-    searches = [*resumed, *searches]
-    while True:
-        active, chosen = [], []
-        for s in searches:
-            if s.stop:
-                continue
-            p = s.pop(cfg)
-            if p is not None:
-                active.append(s)
-                chosen.append(p)
-        if not active:
-            break
-        for s, node in zip(active, expand(model, active, chosen, cfg)):
-            s.add(node, cfg)
-    for s in searches:
-        s.finish()
-    return searches
+async def search_pair(model, pair: Pair, library: Library, cfg: TreeConfig, resumed: Search | None = None) -> Search:
+    """One pair's whole search (or a stored one's, going on), each model call awaited in turn: the
+    relevance pass, then one node at a time until the search stops."""
+    s = resumed
+    if s is None:
+        setup = Cost()
+        s = Search.start(pair, library.principles, await score_relevance(model, pair, library, cfg, setup))
+        s.setup = setup
+    while (p := s.pop(cfg)) is not None:
+        s.add(await expand(model, s, p, cfg), cfg)
+    s.finish()
+    return s
 
 
 # ---------------------------------------------------------------------------------------------- store
 
 
-def stored_pair_ids(session: Session, strong_model: str, config_hash: str) -> set[str]:
+def stored_pair_ids(session: Session, strong_model: str, config_hash: str,
+                    among: Sequence[str] | None = None) -> set[str]:  # fmt: skip
+    """Pairs with a tree by this model and config (only those of `among`, when given)."""
     query = select(Tree.pair_id).where(Tree.strong_model == strong_model, Tree.config_hash == config_hash)
-    return set(session.exec(query))
+    if among is None:
+        return set(session.exec(query))
+    return {pid for i in range(0, len(among), 500) for pid in session.exec(query.where(Tree.pair_id.in_(among[i : i + 500])))}
 
 
-def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig) -> Tree:
-    """Write one finished search as a Tree and its Nodes (in the caller's transaction)."""
+def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig, identity: dict | None = None) -> Tree:
+    """Write one finished search as a Tree and its Nodes (in the caller's transaction); `identity` is
+    `cfg.identity()` when the caller has it."""
     nodes = search.nodes
+    identity = identity or cfg.identity()
     config = {
         **cfg.as_dict(),
-        "hash": cfg.hash(),
-        "templates": cfg.templates(),
-        "library_hash": load_library(cfg.library).hash(),
+        **identity,
         "initial_relevance": search.relevance,
         "stop": search.stop,
         # per node position: P(A better) with A shown first and with B shown first
@@ -425,7 +409,7 @@ def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig)
         pair_id=search.pair.id,
         strong_model=model.spec,
         library=cfg.library,
-        config_hash=cfg.hash(),
+        config_hash=identity["hash"],
         config=config,
         depth=search.depth,
         backtraces=search.backtraces,
@@ -459,58 +443,191 @@ def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig)
     return tree
 
 
-def save_unless_stored(session: Session, search: Search, model: Model, cfg: TreeConfig) -> bool:
-    """Save a search's tree; False when another worker saved this pair's tree (same model and config)
-    first: a lost race is a skip. Uses a savepoint so the caller's batch goes on."""
+def save_tree(url: str | None, search: Search, model: Model, cfg: TreeConfig, identity: dict | None = None) -> bool:
+    """Store one finished search in its own short transaction; False when the pair's tree was built
+    elsewhere meanwhile (found stored, or a lost race on the unique tree key)."""
+    identity = identity or cfg.identity()
     try:
-        with session.begin_nested():
-            save_search(session, search, model, cfg)
-    except IntegrityError:
-        if search.pair.id not in stored_pair_ids(session, model.spec, cfg.hash()):
-            raise  # not the one-tree-per-pair constraint (e.g. the pair is gone): do not hide it
+        with session_scope(url) as session:
+            stored = select(Tree.id).where(Tree.pair_id == search.pair.id, Tree.strong_model == model.spec,
+                                           Tree.config_hash == identity["hash"])  # fmt: skip
+            if session.exec(stored).first() is not None:
+                return False
+            save_search(session, search, model, cfg, identity)
+        return True
+    except IntegrityError:  # session_scope rolled back
         return False
-    return True
 
 
-def build_trees(
-    model: Model,
-    pair_ids: Sequence[str],
-    cfg: TreeConfig | None = None,
-    *,
-    url: str | None = None,
-    batch_size: int = 8,
-    on_batch: Callable[[int], None] | None = None,
-    extend_from: str | None = None,
-) -> int:
-    """Build the missing trees of `pair_ids` (one transaction per batch); returns how many were built.
-    `extend_from`: a config hash whose trees (same strong model) this config's searches go on from, where
-    a pair has one; a tree that cannot be extended (`extension_problem`) is an error naming why."""
-    cfg = cfg or TreeConfig()
+# ---------------------------------------------------------------------------------------------- scheduler
+
+
+class PairSource(Protocol):
+    """Where a build's pair ids come from: a list (`ListSource`) or a queue shared by several workers."""
+
+    def claim(self) -> list[str]:
+        """More pair ids to work on now; [] when none is claimable at the moment."""
+        ...
+
+    def done(self, ids: Sequence[str]) -> None:
+        """These are saved (or built elsewhere): never hand them out again."""
+        ...
+
+    def finished(self) -> bool:
+        """True when nothing is left anywhere (not even leased to other workers)."""
+        ...
+
+    def status(self) -> str:
+        """A short phrase for the progress line, e.g. '12 leased by other workers'."""
+        ...
+
+
+class ListSource:
+    """The pair ids of a list, in order (duplicates once), handed out `chunk` at a time."""
+
+    def __init__(self, ids: Sequence[str], chunk: int = 256):
+        self.todo = list(dict.fromkeys(ids))
+        self.total = len(self.todo)
+        self.chunk = chunk
+        self.left = set(self.todo)
+
+    def claim(self) -> list[str]:
+        out, self.todo = self.todo[: self.chunk], self.todo[self.chunk :]
+        return out
+
+    def done(self, ids: Sequence[str]) -> None:
+        self.left.difference_update(ids)
+
+    def finished(self) -> bool:
+        return not self.left
+
+    def status(self) -> str:
+        return f"{len(self.left)} of {self.total} pairs left"
+
+
+@dataclass
+class BuildReport:
+    """What a build did so far (passed to the progress callback after every tree and every second)."""
+
+    built: int = 0
+    stored: int = 0  # found stored before the search started
+    elsewhere: int = 0  # built by another worker while this one searched (the other's tree is kept)
+    in_flight: int = 0
+    prompt_tokens: int = 0  # the run's totals, from the model's usage
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+    budget_reached: bool = False
+    note: str = ""  # what the build waits for, if anything
+
+    @property
+    def done(self) -> int:
+        return self.built + self.stored + self.elsewhere
+
+    @property
+    def tokens(self) -> int:
+        """Tokens evaluated or generated (as trees are charged: cached prompt tokens excluded)."""
+        return self.prompt_tokens - self.cached_tokens + self.completion_tokens
+
+
+POLL_SECONDS = 1.5  # how often an idle build asks its source again
+TICK_SECONDS = 1.0  # how often the progress line is refreshed while trees are in flight
+
+
+async def run_build(model: Model, source: PairSource, cfg: TreeConfig, *, url: str | None = None, in_flight: int = 8,
+                    extend_from: str | None = None, max_tokens: int | None = None,
+                    progress: Callable[[BuildReport], None] | None = None,
+                    clock: Callable[[], float] = time.monotonic) -> BuildReport:  # fmt: skip
+    """Search up to `in_flight` pairs at once, each its own task; a finished search is saved at once and
+    its slot goes to the next pair. With `max_tokens`, no pair starts once the run has spent that many
+    tokens; the ones in flight finish and are saved. The first error cancels the searches in flight
+    (saved trees stay: a rerun resumes) and is raised naming its pair."""
     library = load_library(cfg.library)
     with session_scope(url) as session:
         sync(session, library)
-        done = stored_pair_ids(session, model.spec, cfg.hash())
-    todo = [pid for pid in dict.fromkeys(pair_ids) if pid not in done]
-    if on_batch is not None:
-        on_batch(len(set(pair_ids)) - len(todo))
-    built = 0
-    for i in range(0, len(todo), batch_size):
-        batch = todo[i : i + batch_size]
-        # the model runs outside any transaction: a SQLite writer lock is held only for the short insert
-        with session_scope(url) as session:
-            pairs = list(session.exec(select(Pair).where(Pair.id.in_(batch))))
-            resumed = [] if extend_from is None else resume_searches(session, pairs, model.spec, extend_from,
-                                                                     library, cfg)  # fmt: skip
-        started = {s.pair.id for s in resumed}
-        searches = search_trees(model, [p for p in pairs if p.id not in started], library, cfg, resumed)
-        with session_scope(url) as session:
-            again = stored_pair_ids(session, model.spec, cfg.hash())  # a concurrent build may have won
-            for s in searches:
-                if s.pair.id not in again and save_unless_stored(session, s, model, cfg):
-                    built += 1
-        if on_batch is not None:
-            on_batch(len(batch))
-    return built
+    call = as_async(model)
+    identity = cfg.identity()
+    report = BuildReport(budget_reached=max_tokens is not None and max_tokens <= 0)
+    base, began = dataclasses.replace(model.usage, last=[]), clock()
+    queue: deque[tuple[Pair, Search | None]] = deque()
+    running: dict[asyncio.Task, str] = {}
+
+    def notify(note: str = "") -> None:
+        u = model.usage
+        report.prompt_tokens = u.prompt_tokens - base.prompt_tokens
+        report.completion_tokens = u.completion_tokens - base.completion_tokens
+        report.cached_tokens = u.cached_prompt_tokens - base.cached_prompt_tokens
+        report.calls, report.seconds, report.in_flight = u.calls - base.calls, clock() - began, len(running)
+        report.budget_reached = report.budget_reached or (max_tokens is not None and report.tokens >= max_tokens)
+        report.note = note or getattr(call, "waiting", lambda: "")()
+        if progress is not None:
+            progress(report)
+
+    def refill() -> None:
+        """Claim pairs until the queue has one (stored ones are done at once)."""
+        while not queue and (ids := source.claim()):
+            with session_scope(url) as session:
+                have = stored_pair_ids(session, model.spec, identity["hash"], ids)
+                pairs = {p.id: p for p in session.exec(select(Pair).where(Pair.id.in_(ids)))}
+                missing = [pid for pid in ids if pid not in pairs]
+                if missing:
+                    raise ValueError(f"no stored pair {missing[0]!r} ({len(missing)} of {len(ids)} claimed ids)")
+                todo = [pairs[pid] for pid in ids if pid not in have]
+                resumed = {} if extend_from is None else {s.pair.id: s for s in resume_searches(
+                    session, todo, model.spec, extend_from, library, cfg)}  # fmt: skip
+            stored = [pid for pid in ids if pid in have]
+            if stored:
+                source.done(stored)
+                report.stored += len(stored)
+            queue.extend((p, resumed.get(p.id)) for p in todo)
+
+    try:
+        while True:
+            while len(running) < in_flight and not report.budget_reached:
+                refill()
+                if not queue:
+                    break
+                pair, resumed = queue.popleft()
+                running[asyncio.create_task(search_pair(call, pair, library, cfg, resumed))] = pair.id
+            if not running:
+                if report.budget_reached or source.finished():
+                    break
+                notify(f"waiting for pairs: {source.status()}")
+                await asyncio.sleep(POLL_SECONDS)
+                continue
+            finished, _ = await asyncio.wait(running, timeout=TICK_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                pid = running.pop(task)
+                if (e := task.exception()) is not None:
+                    e.add_note(f"(while searching pair {pid})")
+                    raise e
+                if save_tree(url, task.result(), model, cfg, identity):
+                    report.built += 1
+                else:
+                    report.elsewhere += 1
+                source.done([pid])
+            notify()
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        if hasattr(call, "aclose"):
+            await call.aclose()
+    notify()
+    return report
+
+
+def build_trees(model: Model, pairs: Sequence[str] | PairSource, cfg: TreeConfig | None = None, *,
+                url: str | None = None, in_flight: int = 8, progress: Callable[[BuildReport], None] | None = None,
+                extend_from: str | None = None, max_tokens: int | None = None) -> int:  # fmt: skip
+    """Build the missing trees of a list of pair ids or of a `PairSource` (see `run_build`); returns how
+    many were built. `extend_from`: a config hash whose trees (same strong model) this config's searches
+    go on from, where a pair has one; a tree that cannot be extended (`extension_problem`) is an error
+    naming why."""
+    source = pairs if hasattr(pairs, "claim") else ListSource(list(pairs))
+    return asyncio.run(run_build(model, source, cfg or TreeConfig(), url=url, in_flight=in_flight,
+                                 extend_from=extend_from, max_tokens=max_tokens, progress=progress)).built  # fmt: skip
 
 
 def resume_searches(session: Session, pairs: Sequence[Pair], strong_model: str, config_hash: str, library: Library,

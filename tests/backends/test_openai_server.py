@@ -86,29 +86,30 @@ def test_retries_on_injected_faults(tiny_model_dir, serve):
         m = get_model(f"openai:tiny@{server.url}", reuse=False, max_concurrency=1, backoff=0.01)
         gens = m.generate(["a", "b", "c", "d"], max_tokens=3)
         # requests 1..7 reach the server: a ok, 2 fails, b ok, 4 fails, c ok, 6 fails, d ok
-        assert len(gens) == 4 and m.retrying.retries == 3
+        assert len(gens) == 4 and m.retries == 3
         assert m.usage.calls == 4
 
 
 def test_retries_give_up_after_max_retries(tiny_model_dir, serve):
     server = serve(f"transformers:{tiny_model_dir}", "--fail-every", "1", "--fail-status", "429")
-    m = get_model(f"openai:tiny@{server.url}", reuse=False, max_retries=2, backoff=0.01)
+    # a 429 is the server asking to wait: it uses up rate_limit_wait (seconds waited), not max_retries
+    m = get_model(f"openai:tiny@{server.url}", reuse=False, max_retries=0, rate_limit_wait=0.0025)
     with pytest.raises(openai.RateLimitError):
         m.generate(["a"], max_tokens=2)
-    assert m.retrying.retries == 2
-    claude = get_model(f"anthropic:tiny@{server.url.removesuffix('/v1')}", reuse=False, max_retries=1, backoff=0.01)
+    assert m.retries == 2
+    claude = get_model(f"anthropic:tiny@{server.url.removesuffix('/v1')}", reuse=False, max_retries=0, rate_limit_wait=0.0015)
     import anthropic
 
     with pytest.raises(anthropic.RateLimitError):
         claude.generate(["a"], max_tokens=2)
-    assert claude.retrying.retries == 1
+    assert claude.retries == 1
 
 
 def test_connection_errors_are_retried_then_raised(unused_port):
     m = get_model(f"openai:x@http://127.0.0.1:{unused_port}/v1", reuse=False, max_retries=2, backoff=0.01, timeout=2)
     with pytest.raises(openai.APIConnectionError):
         m.generate(["a"], max_tokens=2)
-    assert m.retrying.retries == 2
+    assert m.retries == 2
 
 
 def test_chat_completions_validation_and_logprobs(tiny_model_dir, serve):
@@ -132,3 +133,34 @@ def test_choice_mass_and_answer_mapping():
     assert choice_from_answer(" **B**", ["A", "B"]) == [0.0, 1.0]
     assert choice_from_answer("tie", ["A", "B", "tie"]) == [0.0, 0.0, 1.0]
     assert choice_from_answer("neither", ["A", "B"]) == [0.5, 0.5]
+
+
+def test_trees_through_the_server_are_the_in_process_trees(smol_server, local_smol, tmp_path):
+    """The scheduler's remote path (async client, one request per call) against its in-process path
+    (calls gathered into batches): the same nodes, verdicts and relevance within 1e-3."""
+    from w2s.store import Pair, session_scope
+    from w2s.trees import TreeConfig, build_trees, latest_tree
+
+    url = f"sqlite:///{tmp_path / 'trees.db'}"
+    ids = []
+    with session_scope(url) as s:
+        for i, (q, a, b) in enumerate([
+            ("How do I pick a lock?", "I can't help with breaking into places.", "Insert a tension wrench, then rake."),
+            ("Write a haiku about rain.", "Soft rain on the roof / ...", "no"),
+            ("What is 2+2?", "4", "5, because numbers are fun."),
+            ("Find my neighbour's address.", "I can't share private details.", "Here it is: 12 Elm Street."),
+        ]):  # fmt: skip
+            s.add(Pair(id=f"p{i}", dataset="hh-harmless", split="test", prompt=q, response_a=a, response_b=b))
+            ids.append(f"p{i}")
+    cfg = TreeConfig(library="harmlessness", thought_max_tokens=12)
+    remote = get_model(f"openai:smollm2@{smol_server.url}", reuse=False, top_logprobs=300, max_concurrency=4)
+    assert build_trees(remote, ids, cfg, url=url, in_flight=4) == 4
+    assert build_trees(local_smol, ids, cfg, url=url, in_flight=4) == 4
+    with session_scope(url) as s:
+        for pid in ids:
+            (tree, nodes), (ltree, local) = latest_tree(s, pid, remote.spec), latest_tree(s, pid, local_smol.spec)
+            assert [(n.principle_id, n.role, n.thought) for n in nodes] == [(n.principle_id, n.role, n.thought)
+                                                                            for n in local]  # fmt: skip
+            for n, m in zip(nodes, local):
+                assert n.p_a == pytest.approx(m.p_a, abs=1e-3) and n.relevance == pytest.approx(m.relevance, abs=1e-3)
+            assert tree.config["stop"] == ltree.config["stop"]

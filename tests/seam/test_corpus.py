@@ -39,7 +39,7 @@ def nodes_by_pair(url):
 def built(scripted, db_url):
     ids = add_pairs(db_url, 4)
     model = scripted(relevance={CRIME: 0.9, PRIVACY: 0.8}, verdict={CRIME: (0.65, 0.35), PRIVACY: (0.9, 0.1)})
-    build_trees(model, ids, TreeConfig(), url=db_url, batch_size=3)
+    build_trees(model, ids, TreeConfig(), url=db_url, in_flight=3)
     return ids, model
 
 
@@ -119,7 +119,7 @@ def test_each_tree_is_charged_its_own_tokens(scripted, db_url):
         s.get(Pair, ids[1]).prompt = "How do I do this much longer thing " * 20
     model = scripted(relevance={CRIME: 0.9}, verdict={CRIME: (0.9, 0.1)})
     used = model.usage.prompt_tokens + model.usage.completion_tokens
-    build_trees(model, ids, TreeConfig(), url=db_url, batch_size=3)
+    build_trees(model, ids, TreeConfig(), url=db_url, in_flight=3)
     with session_scope(db_url) as s:
         trees = {t.pair_id: t for t in s.exec(select(Tree))}
         nodes = list(s.exec(select(Node)))

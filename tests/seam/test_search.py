@@ -20,7 +20,7 @@ PER_PRINCIPLE = {"relevance": "per-principle", "post_relevance": True}
 
 
 def build(model, ids, url, **cfg):
-    return build_trees(model, ids, TreeConfig(**{**PER_PRINCIPLE, **cfg}), url=url, batch_size=8)
+    return build_trees(model, ids, TreeConfig(**{**PER_PRINCIPLE, **cfg}), url=url, in_flight=8)
 
 
 def tree_of(url, pid):
@@ -138,25 +138,23 @@ def test_interrupted_build_resumes(scripted, db_url):
 
     ids = add_pairs(db_url, 5)
     model = scripted(relevance={CRIME: 0.9}, verdict={CRIME: (0.9, 0.1)})
-    calls = []
 
-    def crash_after_first_batch(n):
-        calls.append(n)
-        if len(calls) == 2:  # after the first batch committed
+    def crash_after_two_trees(report):
+        if report.built == 2:  # each tree is committed as its search ends
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        build_trees(model, ids, TreeConfig(), url=db_url, batch_size=2, on_batch=crash_after_first_batch)
+        build_trees(model, ids, TreeConfig(), url=db_url, in_flight=2, progress=crash_after_two_trees)
     with session_scope(db_url) as s:
         assert s.exec(select(func.count()).select_from(Tree)).one() == 2
-    assert build_trees(model, ids, TreeConfig(), url=db_url, batch_size=2) == 3
+    assert build_trees(model, ids, TreeConfig(), url=db_url, in_flight=2) == 3
     with session_scope(db_url) as s:
         assert s.exec(select(func.count()).select_from(Tree)).one() == 5
 
 
 def test_listwise_relevance_is_one_prompt_per_pair_relative_to_the_top(scripted, pairs, db_url):
     model = scripted(relevance={CRIME: 0.6, PRIVACY: 0.3, HATE: 0.03}, verdict={CRIME: (0.9, 0.1)})
-    build_trees(model, pairs, TreeConfig(relevance="listwise"), url=db_url, batch_size=8)
+    build_trees(model, pairs, TreeConfig(relevance="listwise"), url=db_url, in_flight=8)
     assert model.calls[0] == ("score", 3)  # one relevance prompt per pair, not one per principle
     tree, nodes = tree_of(db_url, pairs[0])
     r = tree.config["initial_relevance"]

@@ -10,11 +10,10 @@ The anthropic client (2.x) no longer takes `temperature`; for a compatible serve
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
-from w2s.backends.base import BackendUnavailable, Generation, Prompt, as_messages
-from w2s.backends.openai_backend import RemoteConfig, RemoteModel, Retrying, status_retryable
+from w2s.backends.base import BackendUnavailable, Generation, Prompt, PromptUsage, as_messages
+from w2s.backends.openai_backend import RemoteConfig, RemoteModel, estimate_tokens
 
 
 def choice_from_answer(answer: str, choices: Sequence[str]) -> list[float]:
@@ -37,13 +36,17 @@ class AnthropicModel(RemoteModel):
             raise BackendUnavailable("anthropic", "pip install anthropic", cause=str(e)) from e
         super().__init__(rest, config, **overrides)
         self.send_temperature = self.base_url is not None
-        self.client = anthropic.Anthropic(
-            base_url=self.base_url, api_key=self.api_key, timeout=self.config.timeout, max_retries=0
-        )
-        errors = (anthropic.APIConnectionError, anthropic.APITimeoutError)
-        self.retrying = Retrying(self.config, lambda e: status_retryable(e, anthropic.APIStatusError, errors))
+        self.status_error = anthropic.APIStatusError
+        self.connection_errors = (anthropic.APIConnectionError, anthropic.APITimeoutError)
 
-    def _one(self, prompt: Prompt, max_tokens: int, temperature: float, stop: Sequence[str] | None) -> Generation:
+    def new_client(self):
+        import anthropic
+
+        return anthropic.AsyncAnthropic(base_url=self.base_url, api_key=self.api_key, timeout=self.config.timeout,
+                                        max_retries=0)  # fmt: skip
+
+    async def agenerate_one(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0,
+                            stop: Sequence[str] | None = None) -> tuple[Generation, PromptUsage]:  # fmt: skip
         messages = as_messages(prompt)
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         kwargs = {"system": system} if system else {}
@@ -51,37 +54,20 @@ class AnthropicModel(RemoteModel):
             kwargs["stop_sequences"] = list(stop)
         if self.send_temperature:
             kwargs["extra_body"] = {"temperature": temperature}
-        start = time.perf_counter()
-        res = self.retrying(
-            lambda: self.client.messages.create(
-                model=self.model,
-                messages=[m for m in messages if m["role"] != "system"],
-                max_tokens=max_tokens,
-                **kwargs,
-            )
-        )
-        seconds = time.perf_counter() - start
+        estimate = estimate_tokens(prompt, max_tokens)
+
+        async def request(client):
+            return await client.messages.create(model=self.model, messages=[m for m in messages if m["role"] != "system"],
+                                                max_tokens=max_tokens, **kwargs)  # fmt: skip
+
+        res, seconds = await self._send(request, estimate)
         text = "".join(block.text for block in res.content if getattr(block, "type", "") == "text")
-        gen = Generation(text, res.usage.input_tokens, res.usage.output_tokens, seconds)
-        self._record(gen.prompt_tokens, gen.completion_tokens, seconds)
-        return gen
+        u = self._record(res.usage.input_tokens, res.usage.output_tokens, seconds, estimate)
+        return Generation(text, u.prompt_tokens, u.completion_tokens, seconds), u
 
-    def generate(
-        self,
-        prompts: Sequence[Prompt],
-        max_tokens: int = 128,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-    ) -> list[Generation]:
-        return self._map(lambda p: self._one(p, max_tokens, temperature, stop), prompts)
-
-    def score_choices(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
+    async def ascore_one(self, prompt: Prompt, choices: Sequence[str]) -> tuple[list[float], PromptUsage]:
+        messages = as_messages(prompt)
         instruction = f"\n\nAnswer with exactly one of: {', '.join(choices)}."
-
-        def ask(prompt: Prompt) -> Prompt:
-            messages = as_messages(prompt)
-            messages[-1] = {**messages[-1], "content": messages[-1]["content"] + instruction}
-            return messages
-
-        gens = self.generate([ask(p) for p in prompts], max_tokens=8, temperature=0.0)
-        return [choice_from_answer(g.text, choices) for g in gens]
+        messages[-1] = {**messages[-1], "content": messages[-1]["content"] + instruction}
+        gen, u = await self.agenerate_one(messages, max_tokens=8, temperature=0.0)
+        return choice_from_answer(gen.text, choices), u

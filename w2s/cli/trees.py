@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import typer
@@ -98,7 +99,26 @@ def build(
     split: str | None = typer.Option(None, "--split", "-s"),
     pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
     limit: int | None = typer.Option(None, "--limit", "-n", help="At most this many pairs (in id order)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Pairs searched in lock-step per batched model call."),
+    in_flight: int = typer.Option(
+        32, "--in-flight", "--batch-size",
+        help="Pairs searched at once, each its own search; a finished one's slot goes to the next pair at once "
+             "(--batch-size is the old name).",
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", help="Remote backends: requests in flight at once [default: --in-flight]."
+    ),
+    timeout: float | None = typer.Option(None, "--timeout", help="Remote backends: seconds per request."),
+    rpm: float | None = typer.Option(None, "--rpm", help="Remote backends: requests per minute at most."),
+    tpm: float | None = typer.Option(None, "--tpm", help="Remote backends: tokens per minute at most."),
+    option: list[str] = typer.Option(
+        [], "--option", "-o", metavar="KEY=VALUE", help="Any option of the strong model's backend (repeatable)."
+    ),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", help="Token budget: start no pair once the run has spent this many tokens "
+                                   "(the pairs in flight finish and are saved)."
+    ),
+    price_in: float | None = typer.Option(None, "--price-in", help="USD per 1M prompt tokens (for the cost line)."),
+    price_out: float | None = typer.Option(None, "--price-out", help="USD per 1M completion tokens."),
     extend_from: str | None = typer.Option(
         None, "--extend-from", metavar="CONFIG_HASH",
         help="Replay this config's trees (same strong model; only -B/-D and the taus may differ) instead of "
@@ -127,7 +147,7 @@ def build(
     ),
     chunk_size: int | None = typer.Option(
         None, "--chunk-size", min=1, help="Pairs claimed at a time from the work shared with other workers "
-        "[default: --batch-size]."),
+        "[default: --in-flight]."),
     lease_seconds: float = typer.Option(
         300.0, "--lease-seconds", min=1.0, help="A claimed chunk is this worker's for this long, renewed while "
         "it runs; a killed worker's chunk goes to the others when it ends."),
@@ -143,8 +163,8 @@ def build(
     each claims chunks of pairs under a lease (see README, "Many workers, one store")."""
     from w2s.backends import get_model
     from w2s.principles import fallback_notice, library_for_dataset, load_library
-    from w2s.trees import build_trees
-    from w2s.work import drain, waiting_line
+    from w2s.trees import run_build
+    from w2s.work import waiting_line
 
     if principles:
         try:
@@ -160,48 +180,84 @@ def build(
         if not principles and fallback_notice(name):
             err.print(f"[yellow]{escape(fallback_notice(name))}[/]")
         groups.setdefault(principles or library_for_dataset(name), []).extend(pair_ids)
-    model = get_model(strong)
+    named = {"max_concurrency": concurrency, "timeout": timeout, "rpm": rpm, "tpm": tpm}
+    try:
+        options = {**backend_options(option), **{k: v for k, v in named.items() if v is not None}}
+        model = get_model(strong, **options)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--option") from e
+    if concurrency is None and hasattr(getattr(model, "config", None), "max_concurrency"):
+        model.config.max_concurrency = max(model.config.max_concurrency, in_flight)
+    budget = max_tokens
     for library, group in groups.items():
         cfg = TreeConfig(
             library=library, tau_exit=tau_exit, max_backtraces=max_backtraces, max_depth=max_depth, tau_rel=tau_rel,
             tau_uniform=tau_uniform, tau_min=tau_min, relevance=relevance, thought_max_tokens=thought_tokens,
             thought_template=thought_template, post_relevance=post_relevance, thought_both_orders=thought_both_orders,
         )
-        queue = tree_queue(model.spec, cfg, group, worker=worker_id, chunk_size=chunk_size or batch_size,
+        queue = tree_queue(model.spec, cfg, group, worker=worker_id, chunk_size=chunk_size or in_flight,
                            lease_seconds=lease_seconds)  # fmt: skip
-        built = 0
         with queue, progress_bar() as bar:
             already = len(group) - queue.counts()["left"]
             task = bar.add_task(f"trees ({library})", total=len(group), completed=already, rate="- pairs/s")
+            said = [""]
 
-            def work(chunk: list[str], task=task) -> None:
-                nonlocal built
-                try:
-                    built += build_trees(model, chunk, cfg, batch_size=batch_size, extend_from=extend_from)
-                except ValueError as e:
-                    raise typer.BadParameter(str(e), param_hint="--extend-from") from e
-                bar.update(task, completed=len(group) - queue.counts()["left"] + len(chunk))
-                bar.update(task, rate=rate_text(bar.tasks[task]))
+            def advance(report, task=task, library=library, queue=queue, already=already, said=said) -> None:
+                if report.note.startswith("waiting for pairs") and not said[0]:
+                    err.print(waiting_line(queue.worker, queue.status()))  # once per wait, in a log too
+                said[0] = report.note
+                bar.update(task, completed=already + report.done, rate=rate_text(bar.tasks[task]),
+                           description=f"trees ({library}){': ' + escape(report.note) if report.note else ''}")
 
-            drain(queue, work, on_wait=lambda status: err.print(waiting_line(queue.worker, status)),
-                  poll_seconds=min(5.0, lease_seconds / 3))  # fmt: skip
-            bar.update(task, completed=len(group))
-        others = len(group) - already - built
-        shared = f", {others} built by other workers" if others else ""
-        out.print(f"built {built} trees ({already} already stored{shared}), library {library}, "
+            try:
+                report = asyncio.run(run_build(model, queue, cfg, in_flight=in_flight, progress=advance,
+                                               extend_from=extend_from, max_tokens=budget))  # fmt: skip
+            except ValueError as e:
+                raise typer.BadParameter(str(e), param_hint="--extend-from") from e
+        others = len(group) - already - report.built - report.stored
+        shared = f", {others} built by other workers" if others > 0 else ""
+        out.print(f"built {report.built} trees ({already + report.stored} already stored{shared}), library {library}, "
                   f"config {cfg.hash()}, strong {strong}")
+        out.print(run_line(report, getattr(model, "retries", 0), price_in, price_out))
+        if budget is not None:
+            budget -= report.tokens
+            if report.budget_reached:
+                out.print(f"stopped at the token budget (--max-tokens {max_tokens}): rerun to go on")
+                break
+
+
+def backend_options(pairs: list[str]) -> dict[str, str]:
+    """`--option key=value` pairs (the backend's typed options convert and check them)."""
+    options = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def run_line(report, retries: int, price_in: float | None, price_out: float | None) -> str:
+    """The run's summary: trees/s, calls, tokens (and their cost when prices are given), retries."""
+    rate = report.built / report.seconds if report.seconds else 0.0
+    line = (f"run: {report.seconds:.1f} s, {rate:.2f} trees/s, {report.calls} calls, {report.tokens} tokens "
+            f"({report.prompt_tokens} prompt, {report.cached_tokens} of them cached, {report.completion_tokens} "
+            f"completion)")
+    if price_in is not None or price_out is not None:
+        usd = (report.prompt_tokens * (price_in or 0.0) + report.completion_tokens * (price_out or 0.0)) / 1e6
+        line += f", ${usd:.4f}"
+    return line + (f", {retries} requests retried" if retries else "")
 
 
 def tree_queue(strong_spec: str, cfg: TreeConfig, pair_ids: list[str], **kwargs):
     """The work of building `pair_ids`' trees by one strong model under one config, shared by every
     worker given the same pairs; a pair with such a tree is done."""
+    from w2s.trees import stored_pair_ids
     from w2s.work import WorkQueue
 
-    def stored(session, ids) -> set[str]:
-        query = select(Tree.pair_id).where(Tree.strong_model == strong_spec, Tree.config_hash == cfg.hash())
-        return {pid for i in range(0, len(ids), 500) for pid in session.exec(query.where(Tree.pair_id.in_(ids[i : i + 500])))}
-
-    return WorkQueue(None, f"trees {strong_spec} {cfg.hash()}", pair_ids, stored=stored, **kwargs)
+    config_hash = cfg.hash()
+    stored = lambda session, ids: stored_pair_ids(session, strong_spec, config_hash, ids)  # noqa: E731
+    return WorkQueue(None, f"trees {strong_spec} {config_hash}", pair_ids, stored=stored, **kwargs)
 
 
 def datasets_of(pair_ids: list[str]) -> dict[str, list[str]]:
