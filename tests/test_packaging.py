@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import site
 import subprocess
 import sys
 import tomllib
@@ -112,10 +113,15 @@ def test_pip_install_into_a_fresh_venv(tmp_path, editable):
     for name in sorted(PACKAGES):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     venv = tmp_path / "venv"
-    # without a pip of its own, so that the build uses this Python's setuptools (offline, no build isolation)
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-                   check=True)  # fmt: skip
+    # The new venv borrows this environment's packages (pip, setuptools, the dependencies) through a .pth
+    # file, so that the build runs offline without build isolation. `--system-site-packages` would borrow
+    # the base interpreter's instead, which inside a user's venv lacks them (or has an old setuptools).
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    own_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                              check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    borrowed = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])]
+    (Path(own_site) / "w2s_test_borrowed.pth").write_text("\n".join(borrowed) + "\n")
     pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run([*pip, *(["-e"] if editable else []), str(src)], check=True, cwd=tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what was installed
