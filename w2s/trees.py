@@ -1,6 +1,6 @@
 """Principle fast-and-frugal trees (FF-trees), built by a strong model S for each preference pair.
 
-The algorithm (DESIGN.md §4), for one pair:
+The algorithm (docs/design.md#trees), for one pair:
 
 1. relevance   r(p) = P_S(Yes | pair, principle p) for every principle of the library, read from the
                next-token probabilities (listwise: one prompt for all principles);
@@ -10,8 +10,8 @@ The algorithm (DESIGN.md §4), for one pair:
                continued with "... the better reply is Reply", and v is the next token's A vs B, in both
                presentation orders (a thought written in each order) and averaged, so position bias
                cancels, in the thought as in the verdict. Asking a fresh "which is better?" question
-               instead lets a small strong model's position bias swamp its thought (v ~ 0.5 on every
-               node, measured);
+               instead lets a small strong model's position bias swamp its thought (v near 0.5 on every
+               node: docs/results/seam_hh.md);
                entropy H(v) in nats, info = r * (1 - H(v) / ln 2), with r the post-thought relevance
                (S asked again, now with the thought in view);
 5. role        post-thought relevance < tau_rel or max(v) < tau_uniform (near-uniform) -> the node is a
@@ -89,23 +89,23 @@ class TreeConfig:
     """Stop when the best remaining principle's relevance is below tau_min."""
     relevance: str = "listwise"
     """How r(p) is read: 'listwise' asks once which principle matters most and takes each principle's
-    probability relative to the top one (one short prompt per pair: on code pairs the per-principle pass
-    cost half of every tree and gave r = 0.66-0.73 to every principle); 'per-principle' asks
-    P(Yes | "does p matter?") for each (libraries of more than 9 principles always use it)."""
+    probability relative to the top one (one short prompt per pair, where the per-principle pass costs a
+    prompt per principle and ranked code principles barely at all: docs/results/trees_dev.md);
+    'per-principle' asks P(Yes | "does p matter?") for each (libraries of more than 9 principles always
+    use it)."""
     thought_max_tokens: int = 48
     """Token budget of a thought."""
     thought_template: str = "thought-analyse"
     """The thought prompt (`prompts/templates/<name>.jinja`): `thought-analyse` has S check each reply
-    against the principle before it concludes (code dev pairs: exits on 4 of 8 trees, all right, against
-    2 of 8, one right, for `thought`, which asks for the winner first)."""
+    against the principle before it concludes; `thought` asks for the winner first, and a small model
+    then names the reply it saw first (docs/results/trees_dev.md compares them)."""
     post_relevance: bool = False
     """Score relevance again after the thought (with the thought in view); False reuses the initial r
-    (the default: it cost a sixth of a node and never pruned a code node)."""
+    (the default: the second pass cost more than it pruned, docs/results/trees_dev.md)."""
     thought_both_orders: bool = True
     """Write the thought in both presentation orders and read each order's verdict after its own thought.
     False writes it once (A first) and swaps its labels for the B-first verdict: half the generation,
-    but a position bias of the thought itself then survives the averaging (Qwen2.5-Coder-1.5B's
-    A-first thoughts favoured the second-shown reply on 44 of 52 HH pairs, gold being A on 31)."""
+    but a position bias of the thought itself then survives the averaging (docs/results/seam_hh.md)."""
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -46,8 +46,8 @@ def _lexer(language: str | None):
 _STYLE = HtmlFormatter(style="default")
 _STYLED = {line.split()[1][1:] for line in _STYLE.get_token_style_defs(".x")} - {"w", "o"}
 """Pygments' classes that the style colours, but for whitespace and operators (grey on grey): the others
-are left out of the HTML. Fewer, merged spans: a browser lays out a 2,000-line pair ~4x slower with a span
-per token than as plain text."""
+are left out of the HTML. Fewer, merged spans: a browser lays out a long pair several times slower with a
+span per token than as plain text (docs/results/app_load.md)."""
 
 
 @lru_cache(maxsize=512)
@@ -81,8 +81,8 @@ def code_pieces(text: str, language: str | None) -> tuple[tuple[int, int, str], 
 
 
 LEX_ONCE_CHARS = 20_000
-"""Above this size, B's code is not lexed again where it repeats A's lines (a 2,000-line Python pair takes
-Pygments about 0.4 s a side here): those lines take A's colours, and only B's changed lines are lexed."""
+"""Above this size, B's code is not lexed again where it repeats A's lines (lexing a long pair is most of its
+render time: docs/results/app_load.md): those lines take A's colours, and only B's changed lines are lexed."""
 
 
 def code_pieces_beside(

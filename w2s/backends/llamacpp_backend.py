@@ -6,10 +6,10 @@ Prompts run one after another through one context, and a prompt reuses the KV ca
 shares with the prompt before it (the pair text is the prefix of every relevance, thought and verdict
 prompt of a tree, so most of a tree's prompt tokens are evaluated once). Reuse must not change the
 numbers: llama.cpp's kernels round differently for a few-token batch than for a long one (reusing an
-unaligned prefix moved Qwen2.5-Coder Q4_K_M's logits by up to 0.41; SmolLM2's Q4_1 kernels happened not
-to move), so tokens are always evaluated in chunks of `prefix_chunk` aligned at
-absolute positions 0, c, 2c, ..., and only whole cached chunks are kept. A chunk's computation is then
-the same whether the prompt is evaluated afresh or after another prompt, and so are its scores.
+unaligned prefix moves some quantised models' logits visibly: docs/results/seam_hh.md), so tokens are
+always evaluated in chunks of `prefix_chunk` aligned at absolute positions 0, c, 2c, ..., and only whole
+cached chunks are kept. A chunk's computation is then the same whether the prompt is evaluated afresh or
+after another prompt, and so are its scores.
 
 A tree alternates between the two presentation orders (thought A-first, thought B-first, then the
 verdicts that extend each thought), so one cached prompt is not enough: each switch would evaluate the
