@@ -1,28 +1,54 @@
 #!/usr/bin/env bash
-# Installs w2s, then runs the whole flow on the demo pairs with the embedded default models.
-# Everything it writes goes to out/demo/. Safe to run again: every step is idempotent, so a second run
-# adds nothing and finishes quickly. N (default 12) pairs get trees and weak-model labels: on 2 CPU cores
-# the strong model takes about 15 s a tree.
+# Installs w2s, then runs SEAM end to end on the demo code pairs (data/demo-code/): import the pairs and
+# their committed trees (built by Qwen2.5-Coder-1.5B), train an aligned master and its no-tree twin on
+# the train split, label the test split with naive, aligned and seam-aligned, score them against gold,
+# then build, export and report a label set. Everything it writes goes to out/demo/; a rerun adds nothing.
+#
+#   bash scripts/demo.sh                                          # committed trees: no strong model needed
+#   STRONG=llamacpp:qwen2.5-coder-1.5b bash scripts/demo.sh       # build the trees fresh (out/demo-fresh/)
+#
+# The fresh build needs `w2s models fetch qwen2.5-coder-1.5b` and `pip install 'w2s[llamacpp]'`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-mkdir -p out/demo
-export W2S_DB="sqlite:///$PWD/out/demo/w2s.db"
+TREES_BY=llamacpp:qwen2.5-coder-1.5b   # the strong model that built data/demo-code/trees-*.jsonl.gz
 WEAK=${WEAK:-transformers:smollm2}
-STRONG=${STRONG:-transformers:smollm2}   # a real strong model: w2s models fetch qwen2.5-coder-1.5b, then
-N=${N:-12}                               # STRONG=llamacpp:qwen2.5-coder-1.5b (pip install 'w2s[llamacpp]')
+STRONG=${STRONG:-}
+OUT=out/demo
+[ -n "$STRONG" ] && OUT=out/demo-fresh
+mkdir -p "$OUT"
+export W2S_DB="sqlite:///$PWD/$OUT/w2s.db"
+DATA=(--dataset demo-code)
 
 run() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
-run w2s import data/demo_pairs.jsonl --dataset demo --split test
+run w2s import data/demo-code/train.jsonl --dataset demo-code --split train
+run w2s import data/demo-code/test.jsonl --dataset demo-code --split test
 run w2s pairs stats
-run w2s trees build --strong "$STRONG" --dataset demo --limit "$N"
-run w2s annotate --annotator naive --weak "$WEAK" --dataset demo --limit "$N"
-run w2s annotate --annotator seam --weak "$WEAK" --strong "$STRONG" --dataset demo --limit "$N"
-run w2s eval annotations --out out/demo/eval.json
-run w2s labels build --methods seam --method soft --weights softmax:0.2
-run w2s export --format jsonl --out out/demo/labels.jsonl
-run w2s export --raw --format jsonl --out out/demo/annotations.jsonl
-run w2s labels report --out out/demo/report
-printf '\nDone. Label set: out/demo/labels.jsonl; evaluation: out/demo/eval.json; annotate by hand: w2s --db %s serve\n' "$W2S_DB"
+if [ -z "$STRONG" ]; then
+  run w2s trees import data/demo-code/trees-train.jsonl.gz
+  run w2s trees import data/demo-code/trees-test.jsonl.gz
+else
+  # The committed corpus's tree config (code library, B = 2, D = 3), so the fresh trees are comparable.
+  start=$(date +%s)
+  run w2s trees build --strong "$STRONG" "${DATA[@]}" --principles correctness -B 2 -D 3
+  echo "trees built in $(( $(date +%s) - start )) s"
+  TREES_BY=$STRONG
+fi
+if [ ! -f "$OUT/master/master.json" ]; then
+  run w2s master train --strong "$TREES_BY" --weak "$WEAK" "${DATA[@]}" --split train --out "$OUT/master"
+else
+  run w2s master show "$OUT/master"
+fi
+run w2s annotate -a naive --weak "$WEAK" "${DATA[@]}" --split test
+run w2s annotate -a aligned --master "$OUT/master" "${DATA[@]}" --split test
+run w2s annotate -a seam-aligned --master "$OUT/master" "${DATA[@]}" --split test
+run w2s eval annotations "${DATA[@]}" --out "$OUT/eval.json"
+RUN_ID=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["run_id"])' "$OUT/master/master.json")
+run w2s labels build -a "master:$RUN_ID" --methods seam-aligned --method soft --weights none --name seam
+run w2s export --label-set seam --format jsonl --out "$OUT/labels.jsonl"
+run w2s export --raw --format jsonl --out "$OUT/annotations.jsonl"
+run w2s labels report --name seam --out "$OUT/report"
+printf '\nDone. Label set: %s/labels.jsonl; evaluation: %s/eval.json; annotate by hand: w2s --db %s serve\n' \
+  "$OUT" "$OUT" "$W2S_DB"
