@@ -12,7 +12,7 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from w2s.auth import add_user
-from w2s.store import Annotation, annotation_key, session_scope
+from w2s.store import Annotation, QueueItem, annotation_key, session_scope
 from w2s_app import queue as Q
 from w2s_app.handlers import Handlers, Refused
 
@@ -89,20 +89,22 @@ def test_the_page_and_the_api_store_the_same_annotation(tmp_path):
 
     view = page_h.show_queue("alice").view
     shown = page_h.submit("alice", view, "b", 2, "")  # evidence first: the initial label
-    pruned, _ = page_h.prune(shown.view, next(iter(api_h.api_next_pair("alice")["nodes"]))["id"], "irrelevant")
+    with session_scope(page_url) as s:
+        node_id = Q.served_tree(s, view.tree_id)[1][0].id
+    pruned, _ = page_h.prune(shown.view, node_id, "irrelevant")
     page_h.submit("alice", pruned, "a", 4, "on reflection")
 
     nxt = api_h.api_next_pair("alice")
     assert nxt["token"] == view.token and nxt["tree_id"] == view.tree_id
     api_h.api_reveal("alice", nxt["token"], "b", 2)
-    prune = json.dumps([{"node_id": nxt["nodes"][0]["id"], "reason": "irrelevant"}])
+    prune = json.dumps([{"node_id": node_id, "reason": "irrelevant"}])
     api_h.api_submit("alice", nxt["token"], "a", 4, "on reflection", prune, nxt["tree_id"])
 
     row = stored_row(page_url)
     assert row == stored_row(api_url)
     assert row["dedup_key"] == annotation_key("human", "alice", "", "", nxt["pair_id"], "0.0")
     assert row["meta"]["initial"] == {"label": "b", "rating": 2} and row["meta"]["rating"] == 4
-    assert row["pruned"] == [{"node_id": nxt["nodes"][0]["id"], "reason": "irrelevant"}]
+    assert row["pruned"] == [{"node_id": node_id, "reason": "irrelevant"}]
 
 
 def human_rows(url: str) -> list[tuple]:
@@ -143,3 +145,17 @@ def test_labels_stored_under_the_old_key_format_still_deduplicate(h, db_url):
     again = h.api_submit("alice", nxt["token"], "a", 3)
     assert (again["annotation_id"], again["created"]) == (first["annotation_id"], False)
     assert [r[-1] for r in human_rows(db_url)] == [legacy]
+
+
+def test_a_skip_through_the_api_is_the_page_skip(h, db_url):
+    by_api = h.api_next_pair("alice")
+    assert h.api_skip("alice", by_api["token"]) == "ok"
+    assert h.api_skip("alice", by_api["token"]) == "ok"  # a retry changes nothing
+    by_page = h.show_queue("alice").view
+    after = h.skip("alice", by_page)
+    assert len({by_api["pair_id"], by_page.pair_id, after.view.pair_id}) == 3
+    with pytest.raises(Refused, match="not in your queue"):
+        h.api_skip("alice", "999.0.0")
+    with session_scope(db_url) as s:
+        status = {it.pair_id: it.status for it in s.exec(select(QueueItem).where(QueueItem.user == "alice"))}
+    assert status == {by_api["pair_id"]: "skipped", by_page.pair_id: "skipped", after.view.pair_id: "open"}
