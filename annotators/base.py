@@ -19,7 +19,7 @@ batch, not per pair). This module does the rest the same way for every method:
 - identity: `producer()` describes what makes the label (method, models, options, template hashes,
   principle libraries, and what a subclass adds, e.g. the tree config); its hash is stored in
   `Annotation.producer` and is part of the dedup key, evaluation's groups and aggregation's workers;
-- idempotency: every row carries `dedup_key = f"{method}|{annotator}|{producer}|{variant.id}|{pair_id}"`,
+- idempotency: every row carries `dedup_key = annotation_key(method, annotator, producer, variant.id, pair_id)`,
   so a rerun of the same config (or a resume after kill -9) adds nothing for pairs already done and never
   duplicates one, while a run with another config is stored beside it;
 - resumability: `annotate_all` skips pairs whose key is stored and commits after every batch.
@@ -39,7 +39,7 @@ from sqlmodel import Session, select
 from w2s.backends import Model, get_model
 from w2s.options import typed_options
 from w2s.principles import available, load_library
-from w2s.store import Annotation, Pair, add_annotation, session_scope
+from w2s.store import Annotation, Pair, add_annotation, annotation_key, session_scope
 from w2s.templates import template_hash
 from w2s.variants import CANONICAL, Variant
 from w2s.vocab import label_of, p_a_from_first, present, producer_hash  # noqa: F401  (re-exported)
@@ -70,10 +70,6 @@ class Decision:
     meta: dict = field(default_factory=dict)
     label: str | None = None
     """Force a label (e.g. 'tie' from a filter); by default the argmax of p_a."""
-
-
-def dedup_key(method: str, annotator: str, producer: str, variant: Variant, pair_id: str) -> str:
-    return f"{method}|{annotator}|{producer}|{variant.id}|{pair_id}"
 
 
 def resolve(model: Model | str | None) -> Model | None:
@@ -134,7 +130,7 @@ class Annotator(ABC):
         """Fix what the store decides about this run before keys are computed (SEAM: which trees)."""
 
     def key(self, pair_id: str, variant: Variant = CANONICAL, producer: str | None = None) -> str:
-        return dedup_key(self.name, self.annotator_id, producer or self.producer_hash(), variant, pair_id)
+        return annotation_key(self.name, self.annotator_id, producer or self.producer_hash(), variant.id, pair_id)
 
     @abstractmethod
     def decide(self, pairs: Sequence[Pair], variant: Variant, session: Session | None) -> list[Decision]:

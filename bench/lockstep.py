@@ -16,9 +16,9 @@ from w2s.trees import (
     LISTWISE,
     YES_NO,
     Cost,
-    Draft,
-    P,
+    LibraryPrinciple,
     Search,
+    SearchNode,
     TreeConfig,
     average_orders,
     node_role,
@@ -61,7 +61,9 @@ def thoughts(model: Model, searches, principles, swap: bool, cfg: TreeConfig, co
     return texts
 
 
-def step(model: Model, searches: Sequence[Search], principles: Sequence[P], cfg: TreeConfig) -> list[Draft]:
+def step(
+    model: Model, searches: Sequence[Search], principles: Sequence[LibraryPrinciple], cfg: TreeConfig
+) -> list[SearchNode]:
     costs = [Cost() for _ in searches]
     texts = thoughts(model, searches, principles, False, cfg, costs)
     first_a = model.score_choices([verdict_prompt(s.pair, p, t, False, cfg) for s, p, t in
@@ -81,7 +83,7 @@ def step(model: Model, searches: Sequence[Search], principles: Sequence[P], cfg:
     charge(model, costs)
     drafts = []
     for i, (p, t) in enumerate(zip(principles, texts)):
-        node = Draft(principle=p, relevance=post[i], thought=t, p_a=average_orders(first_a[i][0], first_b[i][0]),
+        node = SearchNode(principle=p, relevance=post[i], thought=t, p_a=average_orders(first_a[i][0], first_b[i][0]),
                      role="continue", orders=(first_a[i][0], 1.0 - first_b[i][0]), tokens=costs[i].tokens,
                      cached_tokens=costs[i].cached_tokens, seconds=costs[i].seconds)  # fmt: skip
         node.role = node_role(node.relevance, node.v, cfg)

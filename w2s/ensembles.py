@@ -173,7 +173,7 @@ def annotate_pairs(session, scorer: PairScorer, pairs: Sequence, *, method: str,
     """Label store `Pair`s with one scorer as model annotations (p_a = P(A better)); idempotent through
     dedup keys. Store every ensemble member this way (annotator 'NAME#i') and `w2s labels build
     --methods METHOD --method majority|soft` is hard / soft voting over the members."""
-    from w2s.store import Annotation, add_annotation
+    from w2s.store import Annotation, add_annotation, annotation_key
 
     rows = [{"prompt": p.prompt, "chosen": p.response_a, "rejected": p.response_b} for p in pairs]
     p_a = scorer.p_chosen(rows) if rows else []
@@ -184,7 +184,7 @@ def annotate_pairs(session, scorer: PairScorer, pairs: Sequence, *, method: str,
         label, confidence = label_of(float(pa))
         row = Annotation(pair_id=pair.id, annotator=annotator, annotator_kind="model", label=label,
                          confidence=confidence, p_a=float(pa), method=method, producer=producer,
-                         dedup_key=f"{method}|{annotator}|{producer}||{pair.id}")  # fmt: skip
+                         dedup_key=annotation_key(method, annotator, producer, "", pair.id))  # fmt: skip
         added += add_annotation(session, row) is not None
     return added
 

@@ -35,7 +35,7 @@ DEFAULT_LIBRARY = "harmlessness"
 
 
 @dataclass(frozen=True)
-class P:
+class LibraryPrinciple:
     """One principle as the prompts see it."""
 
     id: str
@@ -49,7 +49,7 @@ class Library:
     name: str
     description: str
     question: str
-    principles: tuple[P, ...]
+    principles: tuple[LibraryPrinciple, ...]
 
     def hash(self) -> str:
         """12 hex digits over what the prompts see (the question and the principles): an edit of any
@@ -90,7 +90,7 @@ def parse_library(name: str, text: str, where: str) -> Library:
             raise ValueError(f"{where}: principle #{i + 1}: duplicate id '{entry['id']}'")
         seen.add(entry["id"])
         principles.append(
-            P(id=f"{name}/{entry['id']}", name=entry["name"].strip(), definition=" ".join(entry["definition"].split()),
+            LibraryPrinciple(id=f"{name}/{entry['id']}", name=entry["name"].strip(), definition=" ".join(entry["definition"].split()),
               cue=" ".join(entry["cue"].split()))
         )
     return Library(name=name, description=data.get("description", ""), question=data["question"].strip(),

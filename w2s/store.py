@@ -134,6 +134,17 @@ class Annotation(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+def annotation_key(
+    method: str, annotator: str, producer: str, variant: str, pair_id: str, revision: str = ""
+) -> str:
+    """`Annotation.dedup_key`, one format for every annotator, human or model: a row whose key is stored
+    adds nothing, so a rerun, a resume or a retried submit never stores a label twice. `revision` tells a
+    human's successive labels of one pair apart (the queue state it was served in, or an undo); a model
+    labels a pair once per producer and variant, and its keys have no revision."""
+    key = f"{method}|{annotator}|{producer}|{variant}|{pair_id}"
+    return f"{key}|{revision}" if revision else key
+
+
 class LabelSet(SQLModel, table=True):
     """The aggregate label of a pair that export and training read."""
 

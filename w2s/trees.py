@@ -58,7 +58,7 @@ from sqlmodel import Session, select
 from w2s.backends import Model
 from w2s.backends.base import Prompt, PromptUsage
 from w2s.backends.gather import as_async
-from w2s.principles import Library, P, load_library, sync
+from w2s.principles import Library, LibraryPrinciple, load_library, sync
 from w2s.store import Node, Pair, Tree, session_scope
 from w2s.templates import render, template_hash
 from w2s.vocab import average_orders, entropy, present
@@ -198,10 +198,10 @@ class Cost:
 
 
 @dataclass
-class Draft:
-    """A node before it is stored."""
+class SearchNode:
+    """A node of a pair's search, before it is stored."""
 
-    principle: P
+    principle: LibraryPrinciple
     relevance: float
     thought: str
     p_a: float
@@ -224,7 +224,7 @@ class Search:
     pair: Pair
     relevance: dict[str, float]
     queue: list = field(default_factory=list)  # heap of (-r, order, principle)
-    nodes: list[Draft] = field(default_factory=list)
+    nodes: list[SearchNode] = field(default_factory=list)
     backtraces: int = 0
     depth: int = 0
     stop: str = ""  # why the search ended ('' while running)
@@ -232,7 +232,7 @@ class Search:
     extended_from: dict | None = None  # the stored tree this search went on from
 
     @classmethod
-    def start(cls, pair: Pair, principles: Sequence[P], relevance: Sequence[float]) -> Search:
+    def start(cls, pair: Pair, principles: Sequence[LibraryPrinciple], relevance: Sequence[float]) -> Search:
         s = cls(pair=pair, relevance={p.id: r for p, r in zip(principles, relevance)})
         s.queue = [(-r, i, p) for i, (p, r) in enumerate(zip(principles, relevance))]
         heapq.heapify(s.queue)
@@ -254,7 +254,7 @@ class Search:
                        tree.seconds - sum(n.seconds for n in nodes))  # fmt: skip
         s.extended_from = {"tree_id": tree.id, "config_hash": tree.config_hash}
         for n, orders in zip(nodes, tree.config["orders"]):
-            draft = Draft(principle=by_id[n.principle_id], relevance=n.relevance, thought=n.thought, p_a=n.p_a,
+            draft = SearchNode(principle=by_id[n.principle_id], relevance=n.relevance, thought=n.thought, p_a=n.p_a,
                           role="continue", orders=tuple(orders), tokens=n.tokens, cached_tokens=n.cached_tokens,
                           seconds=n.seconds)  # fmt: skip
             draft.role = node_role(draft.relevance, draft.v, cfg)
@@ -263,7 +263,7 @@ class Search:
                 break
         return s
 
-    def pop(self, cfg: TreeConfig) -> P | None:
+    def pop(self, cfg: TreeConfig) -> LibraryPrinciple | None:
         """The next principle to expand, or None (and `stop` set) when the search is over."""
         if not self.queue:
             self.stop = "queue empty"
@@ -273,7 +273,7 @@ class Search:
             return None
         return heapq.heappop(self.queue)[2]
 
-    def add(self, node: Draft, cfg: TreeConfig) -> None:
+    def add(self, node: SearchNode, cfg: TreeConfig) -> None:
         """Append an expanded node and apply the exit / backtrace / depth rules."""
         self.nodes.append(node)
         if node.role == PRUNED:
@@ -324,7 +324,9 @@ async def score_relevance(model, pair: Pair, library: Library, cfg: TreeConfig, 
     return [row[0] for row in rows]
 
 
-def verdict_prompt(pair: Pair, principle: P, thought: str, swap: bool, cfg: TreeConfig) -> list[dict]:
+def verdict_prompt(
+    pair: Pair, principle: LibraryPrinciple, thought: str, swap: bool, cfg: TreeConfig
+) -> list[dict]:
     """The thought prompt (in the order `swap` gives) answered with a thought written for that order,
     continued up to the verdict ("... the better reply is Reply"): v is read from the next token."""
     return [
@@ -333,7 +335,9 @@ def verdict_prompt(pair: Pair, principle: P, thought: str, swap: bool, cfg: Tree
     ]
 
 
-async def write_thought(model, pair: Pair, principle: P, swap: bool, cfg: TreeConfig, cost: Cost) -> str:
+async def write_thought(
+    model, pair: Pair, principle: LibraryPrinciple, swap: bool, cfg: TreeConfig, cost: Cost
+) -> str:
     """S's thought on `principle`, with the pair in the `swap` order."""
     prompt = render(cfg.thought_template, **pair_context(pair, swap), principle=principle)
     gen, u = await model.agenerate_one(prompt, max_tokens=cfg.thought_max_tokens, temperature=0.0)
@@ -341,7 +345,7 @@ async def write_thought(model, pair: Pair, principle: P, swap: bool, cfg: TreeCo
     return " ".join(gen.text.split())
 
 
-async def expand(model, s: Search, p: P, cfg: TreeConfig) -> Draft:
+async def expand(model, s: Search, p: LibraryPrinciple, cfg: TreeConfig) -> SearchNode:
     """One node: the thought (A first, then B first unless `thought_both_orders` is off), the verdict
     with A first, the post-thought relevance, and the verdict with B first. The calls go in the order
     that lets a prefix-caching backend (llama.cpp) reuse the most: a verdict continues its thought prompt,
@@ -357,7 +361,7 @@ async def expand(model, s: Search, p: P, cfg: TreeConfig) -> Draft:
         post = s.relevance[p.id]
     text_b = await write_thought(model, s.pair, p, True, cfg, cost) if cfg.thought_both_orders else swap_labels(text)
     first_b = await score(model, verdict_prompt(s.pair, p, text_b, True, cfg), A_B, cost)
-    node = Draft(principle=p, relevance=post, thought=text, p_a=average_orders(first_a[0], first_b[0]),
+    node = SearchNode(principle=p, relevance=post, thought=text, p_a=average_orders(first_a[0], first_b[0]),
                  role="continue", orders=(first_a[0], 1.0 - first_b[0]), tokens=cost.tokens,
                  cached_tokens=cost.cached_tokens, seconds=cost.seconds)  # fmt: skip
     node.role = node_role(node.relevance, node.v, cfg)

@@ -1,6 +1,7 @@
 """What the app does, as plain methods: the annotator page, the admin dashboard and the HTTP API,
-callable (and tested) without a browser. `w2s_app/ui.py` lays out the page and wires Gradio's events to
-these methods; it is the only module that knows about Gradio.
+callable (and tested) without a browser. The page and the API are thin views over one labelling service
+(`w2s_app.labelling`); `w2s_app/ui.py` lays out the page and wires Gradio's events to these methods; it is
+the only module that knows about Gradio.
 
 Every method takes the signed-in user's name, opens its own store transaction and returns a named
 result (`PairPage`, `AdminPage`, plain dicts for the API), so nothing submitted lives only in the
@@ -10,41 +11,27 @@ server's memory. A refusal meant for the user (not a fault) is raised as `Refuse
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 import pandas as pd
 from sqlmodel import Session
 
 from w2s.reliance import COLUMNS as RELIANCE_COLUMNS
-from w2s.store import Annotation, Pair, QueueItem, Tree, db_url, get_setting, session_scope, set_setting
+from w2s.store import QueueItem, Tree, db_url, get_setting, session_scope, set_setting
+from w2s_app import labelling as L
 from w2s_app import queue as Q
 from w2s_app import render, security, stats
 from w2s_app.exports import AdminExports, ExportRefused
-
-CONF_MIN, CONF_MAX = 1, 5
-SERVER_DRAFT_KEYS = ("initial", "revealed", "tree_id")  # evidence first: written by /reveal and the page only
-
-
-class Refused(Exception):
-    """A message for the user; not a server fault."""
+from w2s_app.labelling import CONF_MAX, CONF_MIN, SERVER_DRAFT_KEYS, Refused
 
 
 def asset(name: str) -> str:
     return resources.files("w2s_app").joinpath(name).read_text(encoding="utf-8")
-
-
-def rating_to_confidence(rating: float) -> float:
-    """1..5 on the page -> probability-like confidence 0.5..1.0 in the store (a weak model's scale)."""
-    rating = min(max(float(rating), CONF_MIN), CONF_MAX)
-    return 0.5 + 0.5 * (rating - CONF_MIN) / (CONF_MAX - CONF_MIN)
-
-
-def confidence_to_rating(conf: float) -> int:
-    return round(CONF_MIN + (min(max(conf, 0.5), 1.0) - 0.5) / 0.5 * (CONF_MAX - CONF_MIN))
 
 
 def tree_caption(tree: Tree | None) -> str:
@@ -56,32 +43,41 @@ def guidelines(session: Session) -> str:
     return get_setting(session, "guidelines") or asset("guidelines.md")
 
 
-def retree(s: Session, view: dict) -> str:
+@dataclass
+class PageState:
+    """The annotator page's state for the item it shows; kept on the server (Gradio's session state), so
+    the page cannot make up what evidence first committed."""
+
+    token: str | None = None
+    """What a submit sends back (`queue.make_token`); None: nothing to submit."""
+    pair_id: str | None = None
+    tree_id: int | None = None
+    """The tree served: the page's prunes and initial label name its nodes, whatever is built since."""
+    pruned: dict[str, str] = field(default_factory=dict)
+    """{node id: prune reason}"""
+    hist: int | None = None
+    """The item's place in the annotator's history; None for the queue."""
+    opened: float = 0.0
+    """When the page was shown (epoch seconds): the time a label took."""
+    revealed: bool = True
+    """The strong model's verdicts are on the page (evidence first holds them back until `initial`)."""
+    initial: dict | None = None
+    """The label committed before the verdicts were shown (evidence first), or None."""
+
+    def pruned_list(self) -> list[dict]:
+        return [{"node_id": int(k), "reason": v} for k, v in self.pruned.items()]
+
+
+def retree(s: Session, view: PageState) -> str:
     """The page's tree after a prune or restore: the tree it was served (not one built since, whose node
     ids the page's prunes do not name), with the pruned nodes marked, its verdicts shown once revealed."""
-    _, nodes = Q.served_tree(s, view.get("tree_id"))
+    _, nodes = Q.served_tree(s, view.tree_id)
     return tree_for(nodes, view)
 
 
-def tree_for(nodes, view: dict) -> str:
-    pruned = {int(k): v for k, v in (view.get("pruned") or {}).items()}
-    return render.tree_html(nodes, pruned, reveal=bool(view.get("revealed", True)), reasons=Q.PRUNE_REASONS)
-
-
-def keep_committed(s: Session, user: str, pair_id: str, state: dict) -> dict:
-    """`state` with what evidence first committed for this pair (the initial label, its reveal, the tree it
-    was made on) as stored: a later draft (another tab, the API) never drops or rewrites it."""
-    stored = Q.load_draft(s, user, pair_id) or {}
-    if not stored.get("initial"):
-        return state
-    return {**state, **{k: stored[k] for k in SERVER_DRAFT_KEYS if k in stored}}
-
-
-def initial_of(s: Session, ann: Annotation) -> dict | None:
-    """The initial (pre-verdict) label an annotation carried; for an undo's row, the withdrawn label's."""
-    if ann.retracted and ann.supersedes_id:
-        ann = s.get(Annotation, ann.supersedes_id) or ann
-    return (ann.meta or {}).get("initial")
+def tree_for(nodes, view: PageState) -> str:
+    pruned = {int(k): v for k, v in view.pruned.items()}
+    return render.tree_html(nodes, pruned, reveal=view.revealed, reasons=Q.PRUNE_REASONS)
 
 
 def api_nodes(nodes, *, verdicts: bool) -> list[dict]:
@@ -98,13 +94,19 @@ def api_nodes(nodes, *, verdicts: bool) -> list[dict]:
     return out
 
 
+def refused_input(fn, *args):
+    """`fn(*args)` with a bad input (`security.InputError`) refused with its message."""
+    try:
+        return fn(*args)
+    except security.InputError as e:
+        raise Refused(str(e)) from None
+
+
 @dataclass
 class PairPage:
     """Everything the annotator page shows for one item (or the empty queue)."""
 
-    view: dict
-    """The page's state: token, pair_id, tree_id (the tree served), pruned {node_id: reason}, hist, opened,
-    revealed (the verdicts are on the page), initial (the label committed before they were; or None)."""
+    view: PageState
     status: str
     progress: str
     conversation: str = ""
@@ -185,70 +187,57 @@ class Handlers:
         prog = Q.progress(s, user, cfg)
         progress = render.progress_html(prog["done"], prog["remaining"])
         if item is None:
-            view = {"token": None, "pair_id": None, "tree_id": None, "pruned": {}, "hist": None,
-                    "opened": time.time()}  # fmt: skip
             msg = note or "Your queue is empty: thank you! Use ← to review your history."
-            return PairPage(view, msg, progress, tree="<div class='w2s-notree'>Nothing to label.</div>")
-        pair = s.get(Pair, item.pair_id)
-        state = Q.load_draft(s, user, pair.id)
-        source = "draft"
-        if state is None and item.annotation_id:
-            ann = s.get(Annotation, item.annotation_id)
-            state = {
-                "label": ann.label,
-                "rating": (ann.meta or {}).get("rating", confidence_to_rating(ann.confidence)),
-                "comment": "" if ann.retracted else ann.comment,
-                "pruned": {str(p["node_id"]): p["reason"] for p in ann.pruned or []},
-                "initial": initial_of(s, ann),
-                "revealed": True,  # labelled once: the verdicts were seen
-            }
-            source = "withdrawn label" if ann.retracted else "your label"
-        state = state or {}
-        # the tree the draft's or label's prunes name, not one built or chosen since (Q.item_tree)
-        tree, nodes = Q.item_tree(s, item)
-        pruned = {int(k): v for k, v in (state.get("pruned") or {}).items()}
-        # evidence first: no verdict reaches the page before the annotator's own label (kept in the draft,
-        # so a reload cannot undo the order)
-        hold_back = cfg.evidence_first and bool(nodes) and not state.get("revealed") and not state.get("initial")
-        view = {
-            "token": Q.make_token(item),
-            "pair_id": pair.id,
-            "tree_id": tree.id if tree else None,
-            "pruned": {str(k): v for k, v in pruned.items()},
-            "hist": hist_index,
-            "opened": time.time(),
-            "revealed": not hold_back,
-            "initial": state.get("initial"),
-        }
+            return PairPage(
+                PageState(opened=time.time()),
+                msg,
+                progress,
+                tree="<div class='w2s-notree'>Nothing to label.</div>",
+            )
+        shown = L.view_item(s, user, item, cfg)
+        work = shown.work
+        view = PageState(
+            token=Q.make_token(item),
+            pair_id=shown.pair.id,
+            tree_id=shown.tree.id if shown.tree else None,
+            pruned={str(int(k)): v for k, v in (work.get("pruned") or {}).items()},
+            hist=hist_index,
+            opened=time.time(),
+            revealed=shown.verdicts,
+            initial=work.get("initial"),
+        )
         parts = []
         if hist_index is not None:
             parts.append(f"History {hist_index + 1}: submitting stores a correction of your label.")
         elif item.attempt and item.status == "open":
             parts.append("Reopened by undo.")
-        if source == "draft" and state:
+        if shown.source == "draft" and work:
             parts.append("Draft restored.")
         if not cfg.blind:
-            others = Q.others_labels(s, user, pair.id)
+            others = Q.others_labels(s, user, shown.pair.id)
             if others:
                 parts.append("Others: " + ", ".join(f"{n}={lab.upper()}" for n, lab in others))
         if note:
             parts.append(note)
-        if hold_back:
-            parts.append("Evidence first: read the principles and thoughts, choose your label, press Enter; "
-                         "then the strong model's verdicts appear and you may change your mind.")
-        shown = render.pair_html(pair.dataset, pair.meta, pair.prompt, pair.response_a, pair.response_b)
+        if not shown.verdicts:
+            parts.append(
+                "Evidence first: read the principles and thoughts, choose your label, press Enter; "
+                "then the strong model's verdicts appear and you may change your mind."
+            )
+        pair = shown.pair
+        texts = render.pair_html(pair.dataset, pair.meta, pair.prompt, pair.response_a, pair.response_b)
         return PairPage(
             view,
-            " ".join(filter(None, [*parts, tree_caption(tree)])) or f"Pair `{pair.id[:12]}`",
+            " ".join(filter(None, [*parts, tree_caption(shown.tree)])) or f"Pair `{pair.id[:12]}`",
             progress,
-            shown.conversation,
-            shown.response_a,
-            shown.response_b,
-            shown.diff,
-            tree_for(nodes, view),
-            state.get("label"),
-            state.get("rating", 3),
-            state.get("comment", ""),
+            texts.conversation,
+            texts.response_a,
+            texts.response_b,
+            texts.diff,
+            tree_for(shown.nodes, view),
+            work.get("label"),
+            work.get("rating", 3),
+            work.get("comment", ""),
         )
 
     def show_queue(self, user: str, note: str = "") -> PairPage:
@@ -256,100 +245,100 @@ class Handlers:
             cfg = Q.load_config(s)
             return self.show(s, user, Q.next_item(s, user, cfg), note=note, cfg=cfg)
 
-    def submit(self, user: str, view: dict, label: str | None, rating: float, comment: str) -> PairPage:
-        """Store the page's label with its prunes, against the tree the page was served."""
+    def submit(
+        self, user: str, view: PageState | None, label: str | None, rating: float, comment: str
+    ) -> PairPage:
+        """Store the page's label with its prunes, against the tree the page was served; while evidence first
+        holds the verdicts back, commit it as the initial label and show them instead."""
         user, _ = self.whoami(user)
-        if not view or not view.get("token"):
+        if view is None or not view.token:
             raise Refused("Nothing to submit.")
-        if label not in ("a", "b", "tie"):
+        if label is None:
             raise Refused("Choose A, B or tie first (keys 1, 2, 0).")
-        try:
-            rating = security.check_rating(rating, CONF_MIN, CONF_MAX)
-            comment = security.check_comment(comment)
-        except security.InputError as e:
-            raise Refused(str(e)) from None
-        if not view.get("revealed", True):
+        if not view.revealed:
             return self.reveal(user, view, label, rating, comment)
-        pruned = [{"node_id": int(k), "reason": v} for k, v in (view.get("pruned") or {}).items()]
-        meta = {"rating": int(rating)}
-        seconds = time.time() - float(view.get("opened", time.time()))
-        if view.get("initial"):
-            meta["initial"] = view["initial"]
-            seconds += float(view["initial"].get("seconds") or 0.0)
+        seconds = time.time() - view.opened
+        if view.initial:
+            seconds += float(view.initial.get("seconds") or 0.0)
         with self.tx() as s:
-            try:
-                Q.submit(
-                    s,
-                    user,
-                    view["token"],
-                    label,
-                    confidence=rating_to_confidence(rating),
-                    comment=comment or "",
-                    pruned=pruned,
-                    tree_id=view.get("tree_id"),
-                    seconds=seconds,
-                    meta=meta,
-                )
-            except Q.QueueError as e:
-                raise Refused(str(e)) from None
+            L.submit(
+                s,
+                user,
+                view.token,
+                label,
+                rating,
+                tree_id=view.tree_id,
+                comment=comment,
+                pruned=view.pruned_list(),
+                seconds=seconds,
+            )
         return self.show_queue(user, note=f"Saved {label.upper()}.")
 
-    def reveal(self, user: str, view: dict, label: str, rating: float, comment: str) -> PairPage:
-        """Evidence first: keep the label chosen before any verdict was shown (in the draft, so that it
-        survives a reload), then show the same pair with the verdicts."""
-        initial = {"label": label, "rating": int(rating),
-                   "seconds": round(time.time() - float(view.get("opened", time.time())), 3)}  # fmt: skip
+    def reveal(self, user: str, view: PageState, label: str, rating: float, comment: str) -> PairPage:
+        """Evidence first: commit the label chosen before any verdict was shown, then show the same pair
+        with the verdicts."""
+        seconds = round(time.time() - view.opened, 3)
         with self.tx() as s:
-            try:
-                item = Q.item_for(s, user, view["token"])
-            except Q.QueueError as e:
-                raise Refused(str(e)) from None
-            draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {},
-                     "initial": initial, "revealed": True, "tree_id": view.get("tree_id")}  # fmt: skip
-            draft = keep_committed(s, user, item.pair_id, draft)  # revealed in another tab first: that label
-            Q.save_draft(s, user, item.pair_id, draft)
-            page = self.show(s, user, item, hist_index=view.get("hist"))
-        page.status = (f"Your first label: {draft['initial']['label'].upper()}. The strong model's verdicts are "
-                       "shown now: keep your label or change it, then submit [Enter].")  # fmt: skip
+            item, draft = L.reveal(
+                s,
+                user,
+                view.token,
+                label,
+                rating,
+                tree_id=view.tree_id,
+                comment=comment,
+                pruned=view.pruned,
+                seconds=seconds,
+            )
+            page = self.show(s, user, item, hist_index=view.hist)
+        page.status = (
+            f"Your first label: {draft['initial']['label'].upper()}. The strong model's verdicts are "
+            "shown now: keep your label or change it, then submit [Enter]."
+        )
         return page
 
-    def skip(self, user: str, view: dict) -> PairPage:
+    def skip(self, user: str, view: PageState | None) -> PairPage:
         user, _ = self.whoami(user)
-        if view and view.get("token") and view.get("hist") is None:
+        if view is not None and view.token and view.hist is None:
             with self.tx() as s:
-                Q.skip(s, user, view["token"])
+                L.skip(s, user, view.token)
         return self.show_queue(user, note="Skipped.")
 
-    def save_draft(self, user: str, view: dict, label: str | None, rating: float, comment: str) -> str:
+    def save_draft(
+        self, user: str, view: PageState | None, label: str | None, rating: float, comment: str
+    ) -> str:
         user, _ = self.whoami(user)
-        if not view or not view.get("pair_id"):
+        if view is None or not view.pair_id:
             raise Refused("Nothing to save.")
         if label not in ("a", "b", "tie", None):
             raise Refused("A label is A, B or tie.")
-        try:
-            rating = security.check_rating(rating, CONF_MIN, CONF_MAX)
-            security.check_comment(comment)
-        except security.InputError as e:
-            raise Refused(str(e)) from None
+        rating = refused_input(security.check_rating, rating, CONF_MIN, CONF_MAX)
+        comment = refused_input(security.check_comment, comment)
+        draft = {
+            "label": label,
+            "rating": rating,
+            "comment": comment,
+            "pruned": view.pruned,
+            "initial": view.initial,
+            "revealed": view.revealed,
+            "tree_id": view.tree_id,
+        }
         with self.tx() as s:
-            draft = {"label": label, "rating": rating, "comment": comment or "", "pruned": view.get("pruned") or {},
-                     "initial": view.get("initial"), "revealed": bool(view.get("revealed", True)),
-                     "tree_id": view.get("tree_id")}  # fmt: skip
-            Q.save_draft(s, user, view["pair_id"], keep_committed(s, user, view["pair_id"], draft))
+            L.save_draft(s, user, view.pair_id, draft)
         return "Draft saved."
 
     def undo(self, user: str) -> PairPage:
         user, _ = self.whoami(user)
         with self.tx() as s:
-            item = Q.undo_last(s, user)
+            item = L.undo(s, user)
         note = "Undone: your last label is withdrawn." if item else "Nothing to undo."
         return self.show_queue(user, note=note)
 
-    def history(self, user: str, view: dict, step: int) -> PairPage:
+    def history(self, user: str, view: PageState | None, step: int) -> PairPage:
         user, _ = self.whoami(user)
         with self.tx() as s:
             hist = Q.history(s, user)
-            cur = view.get("hist") if view else None
+            cur = view.hist if view is not None else None
             idx = (len(hist) if cur is None else cur) + step
             if idx < 0 or not hist:
                 idx = 0 if hist else None
@@ -357,36 +346,30 @@ class Handlers:
                 return self.show(s, user, Q.next_item(s, user))
             return self.show(s, user, hist[idx], hist_index=idx)
 
-    def prune(self, view: dict, node_id, reason: str | None) -> tuple[dict, str]:
-        if not view or not view.get("tree_id"):
+    def prune(self, view: PageState | None, node_id, reason: str | None) -> tuple[PageState, str]:
+        if view is None or view.tree_id is None:
             raise Refused("This pair has no tree.")
         if node_id is None:
             raise Refused("Choose a node to prune.")
         reason = reason or "other"
         if reason not in Q.PRUNE_REASONS:
             raise Refused(f"A prune reason is one of: {', '.join(Q.PRUNE_REASONS)}.")
-        pruned = dict(view.get("pruned") or {})
-        pruned[str(int(node_id))] = reason
-        return self._retree({**view, "pruned": pruned})
+        return self._retree(dataclasses.replace(view, pruned={**view.pruned, str(int(node_id)): reason}))
 
-    def restore(self, view: dict, node_id) -> tuple[dict, str]:
-        if not view or node_id is None:
+    def restore(self, view: PageState | None, node_id) -> tuple[PageState, str]:
+        if view is None or node_id is None:
             raise Refused("Choose a node to restore.")
-        pruned = dict(view.get("pruned") or {})
-        pruned.pop(str(int(node_id)), None)
-        return self._retree({**view, "pruned": pruned})
+        pruned = {k: v for k, v in view.pruned.items() if k != str(int(node_id))}
+        return self._retree(dataclasses.replace(view, pruned=pruned))
 
-    def node_action(self, view: dict, action_json: str) -> tuple[dict, str]:
+    def node_action(self, view: PageState | None, action_json: str) -> tuple[PageState, str]:
         """A prune or restore button on a node (or its key): `{"action", "node_id", "reason"}`."""
-        try:
-            action = security.parse_node_action(action_json)
-        except security.InputError as e:
-            raise Refused(str(e)) from None
+        action = refused_input(security.parse_node_action, action_json)
         if action["action"] == "restore":
             return self.restore(view, action["node_id"])
         return self.prune(view, action["node_id"], action.get("reason"))
 
-    def _retree(self, view: dict) -> tuple[dict, str]:
+    def _retree(self, view: PageState) -> tuple[PageState, str]:
         with self.tx() as s:
             return view, retree(s, view)
 
@@ -483,24 +466,22 @@ class Handlers:
         user, _ = self.whoami(user)
         with self.tx() as s:
             cfg = Q.load_config(s)  # once per request: each read is a query
-            item = Q.next_item(s, user, cfg)
+            shown = L.next_view(s, user, cfg)
             prog = Q.progress(s, user, cfg)
-            if item is None:
+            if shown is None:
                 return {"token": None, "progress": prog}
-            pair = s.get(Pair, item.pair_id)
-            tree, nodes = Q.item_tree(s, item)
-            hidden = cfg.evidence_first and bool(nodes) and not (Q.load_draft(s, user, pair.id) or {}).get("initial")
+            tree = shown.tree
             return {
-                "token": Q.make_token(item),
-                "pair_id": pair.id,
-                "prompt": pair.prompt,
-                "response_a": pair.response_a,
-                "response_b": pair.response_b,
+                "token": Q.make_token(shown.item),
+                "pair_id": shown.pair.id,
+                "prompt": shown.pair.prompt,
+                "response_a": shown.pair.response_a,
+                "response_b": shown.pair.response_b,
                 "tree_id": tree.id if tree else None,
                 "strong_model": tree.strong_model if tree else None,
                 "tree_config": tree.config_hash if tree else None,
-                "nodes": api_nodes(nodes, verdicts=not hidden),
-                "verdicts_hidden": hidden,
+                "nodes": api_nodes(shown.nodes, verdicts=shown.verdicts),
+                "verdicts_hidden": not shown.verdicts,
                 "progress": prog,
             }
 
@@ -509,74 +490,65 @@ class Handlers:
         named by the token, then hand over the tree's nodes with their verdicts. /submit stores the initial
         label with the final one. A second call keeps the first initial label."""
         user, _ = self.whoami(user)
-        if initial_label not in ("a", "b", "tie"):
-            raise Refused("initial_label must be 'a', 'b' or 'tie'")
-        try:
-            rating = security.check_rating(confidence, CONF_MIN, CONF_MAX)
-            with self.tx() as s:
-                item = Q.item_for(s, user, token)
-                tree, nodes = Q.item_tree(s, item)
-                draft = Q.load_draft(s, user, item.pair_id) or {}
-                if not draft.get("initial"):
-                    initial = {"label": initial_label, "rating": rating, "seconds": None}
-                    Q.save_draft(s, user, item.pair_id, {**draft, "label": initial_label, "initial": initial,
-                                                         "revealed": True, "tree_id": tree.id if tree else None})  # fmt: skip
-                    draft["initial"] = initial
-                return {"initial": draft["initial"], "tree_id": tree.id if tree else None,
-                        "nodes": api_nodes(nodes, verdicts=True)}  # fmt: skip
-        except (Q.QueueError, security.InputError) as e:
-            raise Refused(str(e)) from None
+        with self.tx() as s:
+            served, _ = Q.item_tree(s, L.item_for(s, user, token))  # what /next_pair serves
+            _, draft = L.reveal(
+                s,
+                user,
+                token,
+                initial_label,
+                confidence,
+                tree_id=served.id if served else None,
+                what="initial_label",
+            )
+            tree, nodes = Q.served_tree(s, draft["tree_id"])  # the tree the first initial label was made on
+            return {
+                "initial": draft["initial"],
+                "tree_id": tree.id if tree else None,
+                "nodes": api_nodes(nodes, verdicts=True),
+            }
 
     def api_submit(
-        self, user: str, token: str, label: str, confidence: float = 3, comment: str = "",
-        pruned_json: str = "[]", tree_id: int | None = None,
-    ) -> dict:  # fmt: skip
+        self,
+        user: str,
+        token: str,
+        label: str,
+        confidence: float = 3,
+        comment: str = "",
+        pruned_json: str = "[]",
+        tree_id: int | None = None,
+    ) -> dict:
         """Store a label (confidence 1-5). Resending the same token stores nothing new. `tree_id` is the
         tree /next_pair served (a tree built since then must not be recorded as the one the label read);
         without it, the tree /next_pair serves now."""
         user, _ = self.whoami(user)
-        try:
-            rating = security.check_rating(confidence, CONF_MIN, CONF_MAX)
-            comment = security.check_comment(comment)
-            pruned = security.parse_pruned(pruned_json)
-            tree_id = security.check_tree_id(tree_id)
-            with self.tx() as s:
-                item = Q.item_for(s, user, token)
-                if tree_id is None:
-                    tree, _ = Q.item_tree(s, item)
-                else:
-                    tree = s.get(Tree, tree_id)
-                    if tree is None or tree.pair_id != item.pair_id:
-                        raise Q.QueueError(f"tree {tree_id} is not a tree of pair {item.pair_id}")
-                meta = {"rating": int(rating) if rating.is_integer() else rating}
-                initial = (Q.load_draft(s, user, item.pair_id) or {}).get("initial")
-                if initial:  # committed through /reveal before the verdicts were handed over
-                    meta["initial"] = initial
-                ann, created = Q.submit(
-                    s,
-                    user,
-                    token,
-                    label,
-                    confidence=rating_to_confidence(rating),
-                    comment=comment,
-                    pruned=pruned,
-                    tree_id=tree.id if tree else None,
-                    meta=meta,
-                )
-                return {"annotation_id": ann.id, "created": created, "pair_id": ann.pair_id}
-        except (Q.QueueError, security.InputError) as e:
-            raise Refused(str(e)) from None
+        pruned = refused_input(security.parse_pruned, pruned_json)
+        tree_id = refused_input(security.check_tree_id, tree_id)
+        with self.tx() as s:
+            if tree_id is None:
+                tree, _ = Q.item_tree(s, L.item_for(s, user, token))
+                tree_id = tree.id if tree else None
+            ann, created = L.submit(
+                s, user, token, label, confidence, tree_id=tree_id, comment=comment, pruned=pruned
+            )
+            return {"annotation_id": ann.id, "created": created, "pair_id": ann.pair_id}
+
+    def api_skip(self, user: str, token: str) -> str:
+        """Give the pair named by the token back; it never comes back to the caller."""
+        user, _ = self.whoami(user)
+        with self.tx() as s:
+            L.skip(s, user, token)
+        return "ok"
 
     def api_save_draft(self, user: str, token: str, state_json: str) -> str:
         """Save a draft (any JSON object) for the pair named by the token. The evidence-first keys are the
         server's (/reveal writes them): a draft cannot make up, rewrite or drop the initial label, its
         reveal or the tree it was made on, so the over-reliance report reads what annotators committed."""
         user, _ = self.whoami(user)
-        try:
-            state = {k: v for k, v in security.parse_draft(state_json).items() if k not in SERVER_DRAFT_KEYS}
-            with self.tx() as s:
-                item = Q.item_for(s, user, token)
-                Q.save_draft(s, user, item.pair_id, keep_committed(s, user, item.pair_id, state))
-        except (Q.QueueError, security.InputError) as e:
-            raise Refused(str(e)) from None
+        state = refused_input(security.parse_draft, state_json)
+        with self.tx() as s:
+            item = L.item_for(s, user, token)
+            L.save_draft(
+                s, user, item.pair_id, {k: v for k, v in state.items() if k not in SERVER_DRAFT_KEYS}
+            )
         return "ok"

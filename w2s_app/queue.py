@@ -31,6 +31,8 @@ from w2s.store import (
     QueueItem,
     QueuePool,
     Tree,
+    add_annotation,
+    annotation_key,
     current_annotations,
     get_setting,
     set_setting,
@@ -308,6 +310,13 @@ def _clean_pruned(session: Session, tree_id: int | None, pruned: list[dict]) -> 
     return out
 
 
+def human_keys(user: str, pair_id: str, revision: str) -> tuple[str, str]:
+    """The dedup key of a human's label (`annotation_key`), and the key the app stored such rows under before
+    that format (`human|user|pair|revision`): a row stored under either counts as stored, so a submit retried
+    across the upgrade stores nothing new."""
+    return annotation_key(HUMAN_METHOD, user, "", "", pair_id, revision), f"human|{user}|{pair_id}|{revision}"
+
+
 def submit(
     session: Session,
     user: str,
@@ -333,16 +342,23 @@ def submit(
         raise QueueError("confidence must lie in [0, 1]")
     item = item_for(session, user, token)
     _, attempt, ann_id = _parse_token(token)
-    key = f"human|{user}|{item.pair_id}|{attempt}.{ann_id}"
+    keys = human_keys(user, item.pair_id, f"{attempt}.{ann_id}")
     stale = QueueError("this pair changed since it was shown (undone or relabelled elsewhere); reload it")
-    existing = session.exec(select(Annotation).where(Annotation.dedup_key == key)).first()
-    if existing is not None:  # the token was used: a retry of that submit, or another tab's different one
-        if (existing.label, existing.comment, existing.confidence) != (
+
+    def stored() -> Annotation | None:
+        """The row this token stored: a retry of that submit returns it, another tab's different one is stale;
+        neither overwrites it."""
+        existing = session.exec(select(Annotation).where(Annotation.dedup_key.in_(keys))).first()
+        if existing is not None and (existing.label, existing.comment, existing.confidence) != (
             label,
             comment or "",
             float(confidence),
         ):
             raise stale
+        return existing
+
+    existing = stored()
+    if existing is not None:
         return existing, False
     if (item.attempt, item.annotation_id or 0) != (attempt, ann_id):
         raise stale
@@ -373,12 +389,12 @@ def submit(
         comment=comment or "",
         seconds=float(seconds),
         supersedes_id=ann_id or None,
-        dedup_key=key,
+        dedup_key=keys[0],
         meta={**(meta or {}), "gold_check": bool(item.is_gold)},
         created_at=now,
     )
-    session.add(ann)
-    session.flush()
+    if add_annotation(session, ann) is None:  # a concurrent request with this token stored it first
+        return stored(), False
     item.status, item.annotation_id, item.done_at = "done", ann.id, now
     session.add(item)
     draft = session.exec(select(Draft).where(Draft.user == user, Draft.pair_id == item.pair_id)).first()
@@ -426,12 +442,12 @@ def undo_last(session: Session, user: str) -> QueueItem | None:
         pruned=list(last.pruned or []),  # what was withdrawn, so the reopened page shows it again
         supersedes_id=last.id,
         retracted=True,
-        dedup_key=f"human|{user}|{item.pair_id}|undo.{last.id}",
+        dedup_key=human_keys(user, item.pair_id, f"undo.{last.id}")[0],
         comment="undo",
         created_at=now,
     )
-    session.add(retraction)
-    session.flush()
+    if add_annotation(session, retraction) is None:  # a concurrent undo of the same label came first
+        return item
     item.status, item.attempt, item.annotation_id = "open", item.attempt + 1, retraction.id
     item.done_at, item.served_at = None, now
     session.add(item)

@@ -24,7 +24,8 @@ from starlette.middleware import Middleware
 from w2s.store import db_url, redact, session_scope
 from w2s_app import queue as Q
 from w2s_app import render, security
-from w2s_app.handlers import CONF_MAX, CONF_MIN, Handlers, PairPage, Refused, asset
+from w2s_app.handlers import Handlers, PageState, PairPage, asset
+from w2s_app.labelling import CONF_MAX, CONF_MIN, Refused
 
 HELP_HTML = """<div id="w2s-help" role="dialog" aria-label="Keyboard shortcuts"><b>Keyboard</b><br>
 <kbd>1</kbd>/<kbd>A</kbd> A &nbsp; <kbd>2</kbd>/<kbd>B</kbd> B &nbsp; <kbd>0</kbd>/<kbd>T</kbd> tie<br>
@@ -164,6 +165,11 @@ def build_app(url: str) -> gr.Blocks:
         return h.api_reveal(user_of(request), token, initial_label, confidence)
 
     @shown_to_user
+    def api_skip(token: str, request: gr.Request = None) -> str:
+        """Give the pair named by the token back; it never comes back to you."""
+        return h.api_skip(user_of(request), token)
+
+    @shown_to_user
     def api_save_draft(token: str, state_json: str, request: gr.Request = None) -> str:
         """Save a draft (any JSON object) for the pair named by the token."""
         return h.api_save_draft(user_of(request), token, state_json)
@@ -171,7 +177,7 @@ def build_app(url: str) -> gr.Blocks:
     # ------------------------------------------------------------------------------ layout
 
     with gr.Blocks(title="w2s annotation") as demo:
-        view = gr.State({})
+        view = gr.State(PageState())
         with gr.Row(equal_height=True):
             header = gr.Markdown()
             gr.Button("Log out", link="/logout", size="sm", scale=0, elem_id="w2s-logout")
@@ -316,6 +322,7 @@ def build_app(url: str) -> gr.Blocks:
         gr.api(api_next_pair, api_name="next_pair")
         gr.api(api_submit, api_name="submit")
         gr.api(api_reveal, api_name="reveal")
+        gr.api(api_skip, api_name="skip")
         gr.api(api_save_draft, api_name="save_draft")
     demo.w2s_guard = {"credentials": h.roles, "exports": h.exports}  # for launch's middleware
     return demo

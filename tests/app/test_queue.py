@@ -284,7 +284,7 @@ def test_pairs_imported_later_join_the_pool(db_url):
 
 def test_a_prune_redraws_the_served_tree_not_a_newer_one(db_url):
     from w2s.store import Node, Tree
-    from w2s_app.handlers import retree
+    from w2s_app.handlers import PageState, retree
 
     pid = make_pairs(db_url, 1)[0]
     served, node_ids = make_tree(db_url, pid, [("served-a", 0.9, 0.8, 0.5), ("served-b", 0.8, 0.7, 0.3)])
@@ -296,5 +296,5 @@ def test_a_prune_redraws_the_served_tree_not_a_newer_one(db_url):
                    relevance=0.9, info=0.9))
     with session_scope(db_url) as s:
         assert Q.tree_to_serve(s, pid)[0].id != served
-        html = retree(s, {"pair_id": pid, "tree_id": served, "pruned": {str(node_ids[0]): "irrelevant"}})
+        html = retree(s, PageState(pair_id=pid, tree_id=served, pruned={str(node_ids[0]): "irrelevant"}))
     assert "served-a" in html and "served-b" in html and "newer-node" not in html and "w2s-node-pruned" in html

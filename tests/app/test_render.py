@@ -163,7 +163,7 @@ def test_before_the_reveal_nodes_go_by_relevance_not_by_what_the_verdict_says():
                     relevance=relevance, p_a=0.9, p_b=0.1, info=info, thought="t", role="continue")  # fmt: skip
 
     by_info = [node(1, "decided", 0.4, 0.3), node(2, "relevant", 0.9, 0.05)]
-    names = lambda out: re.findall(r"<b>(\w+)</b>", out)  # noqa: E731
+    names = lambda out: re.findall(r"<b>(\w+)</b>", out)
     assert names(render.tree_html(by_info, {}, reveal=False)) == ["relevant", "decided"]
     assert names(render.tree_html(by_info, {})) == ["decided", "relevant"]
     assert "info 0.30" in render.tree_html(by_info, {})

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from annotators.base import dedup_key, label_of, p_a_from_first, present
+from annotators.base import label_of, p_a_from_first, present
 from w2s.annotation_eval import corrections, decisive_exit_label, exit_label, wilson_interval
-from w2s.store import Pair
+from w2s.store import Pair, annotation_key
 from w2s.trees import PRUNED, TreeConfig, average_orders, entropy, info, node_role, swap_labels
 from w2s.variants import CANONICAL, Variant
 
@@ -62,8 +62,8 @@ def test_labels_and_presentation():
     assert present(pair) == ("ra", "rb")
     assert present(pair, swap=True) == ("rb", "ra")
     assert p_a_from_first(0.8, swap=True) == pytest.approx(0.2)
-    assert dedup_key("seam", "transformers:smollm2", "f00", CANONICAL, "x") == "seam|transformers:smollm2|f00||x"
-    assert dedup_key("naive", "m", "f00", Variant(id="swap", swap=True), "x") == "naive|m|f00|swap|x"
+    assert annotation_key("seam", "transformers:smollm2", "f00", CANONICAL.id, "x") == "seam|transformers:smollm2|f00||x"
+    assert annotation_key("naive", "m", "f00", Variant(id="swap", swap=True).id, "x") == "naive|m|f00|swap|x"
 
 
 def test_wilson_interval_hand_computed():

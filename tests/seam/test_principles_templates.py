@@ -75,7 +75,7 @@ def test_templates_render_and_hash():
 
 def test_editing_a_principle_changes_the_tree_config_hash(monkeypatch):
     from w2s import trees
-    from w2s.principles import Library, P
+    from w2s.principles import Library, LibraryPrinciple
     from w2s.trees import TreeConfig
 
     cfg = TreeConfig(library="correctness")
@@ -83,7 +83,7 @@ def test_editing_a_principle_changes_the_tree_config_hash(monkeypatch):
     lib = load_library("correctness")
     first = lib.principles[0]
     edited = Library(lib.name, lib.description, lib.question,
-                     (P(first.id, first.name, first.definition + " Also check the types.", first.cue), *lib.principles[1:]))
+                     (LibraryPrinciple(first.id, first.name, first.definition + " Also check the types.", first.cue), *lib.principles[1:]))
     monkeypatch.setattr(trees, "load_library", lambda name: edited)
     assert cfg.hash() != before
     monkeypatch.setattr(trees, "load_library", lambda name: lib)
