@@ -11,6 +11,7 @@
   some verdicts exit at once, some are near-uniform (backtraces) and some go on (trees 1-5 nodes deep).
 - Above `--rps-limit` requests per second (a token bucket of one second's burst) it answers 429 with
   `Retry-After` (and `retry-after-ms`, `x-ratelimit-*`), before any slot is taken.
+- `--storm N`: the first N requests get a 429 whatever the rate (for tests that must not depend on timing).
 - `--error-rate`: that share of requests get a 503 (seeded by `--seed`).
 - `GET /stats`: counts (requests, answered, 429s, 5xx, the most requests open at once) and how often each
   prompt was answered (by hash), so a test can tell which calls were repeated. `POST /stats/reset`.
@@ -51,6 +52,7 @@ class Engine:
     error_rate: float = 0.0
     seed: int = 0
     retry_after: float | None = None  # fixed Retry-After seconds; default: until the bucket has a token
+    storm: int = 0  # the first `storm` requests get a 429 whatever the rate: a storm tests can count on
 
     rng: random.Random = field(init=False)
     counts: Counter = field(default_factory=Counter)
@@ -68,6 +70,8 @@ class Engine:
 
     def admit(self) -> float:
         """0 when a request may go on now, else the seconds until the rate limit has room for it."""
+        if self.counts["requests"] <= self.storm:
+            return self.retry_after if self.retry_after is not None else 0.05
         if self.rps_limit <= 0:
             return 0.0
         now = time.monotonic()
@@ -266,6 +270,7 @@ def main() -> None:
     ap.add_argument("--slots", type=int, default=64, help="requests served at once; more queue")
     ap.add_argument("--rps-limit", type=float, default=0.0, help="429 above this many requests/s (0: none)")
     ap.add_argument("--retry-after", type=float, default=None, help="fixed Retry-After seconds on a 429")
+    ap.add_argument("--storm", type=int, default=0, help="429 to the first N requests, whatever the rate")
     ap.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 503")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -273,7 +278,7 @@ def main() -> None:
     import uvicorn
 
     async def serve():
-        engine = Engine(a.ttft, a.tpt, a.slots, a.rps_limit, a.error_rate, a.seed, a.retry_after)
+        engine = Engine(a.ttft, a.tpt, a.slots, a.rps_limit, a.error_rate, a.seed, a.retry_after, a.storm)
         config = uvicorn.Config(create_app(engine), host="127.0.0.1", port=a.port, log_level="warning",
                                 access_log=False, backlog=4096, timeout_keep_alive=60)
         await uvicorn.Server(config).serve()

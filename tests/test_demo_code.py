@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import runpy
 import shutil
 import subprocess
 import sys
@@ -18,15 +19,7 @@ from tests.paths import ROOT
 
 DATA = ROOT / "data" / "demo-code"
 SPLITS = ("train", "test")
-BUG_TYPES = {
-    "operator",
-    "constant",
-    "off-by-one",
-    "missing condition",
-    "extra condition",
-    "wrong variable",
-    "wrong call",
-}
+BUG_TYPES = set(runpy.run_path(str(ROOT / "scripts" / "make_demo_code.py"))["BUG_TYPES"])  # one home: the writer
 NODE_MISSING = (
     "`node` is not on PATH: the JavaScript pairs of data/demo-code cannot be checked. "
     "Install Debian's nodejs (apt-get install -y nodejs, or bash scripts/setup.sh --dev)."

@@ -182,7 +182,9 @@ def test_annotator_keyboard_prune_undo_and_inert_html(site):
     press(page, "ArrowLeft")
     page.wait_for_function("document.querySelector('#w2s-status').innerText.includes('History 1')")
     assert page.locator('#w2s-label input[value="a"]').is_checked()
+    # one key at a time: a second press while the first is in flight may be dropped by the page
     press(page, "ArrowRight")
+    page.wait_for_function("document.querySelector('#w2s-status').innerText.includes('History 2')")
     press(page, "ArrowRight")
     page.wait_for_function("!document.querySelector('#w2s-status').innerText.includes('History')")
 

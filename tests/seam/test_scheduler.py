@@ -89,13 +89,13 @@ def test_through_a_server_the_trees_are_the_in_process_ones_and_the_request_cap_
 
 def test_a_429_storm_and_5xx_lose_nothing(db_url, engine):
     ids = add_pairs(db_url, 8)
-    url = engine(rps_limit=40, error_rate=0.05, seed=1)
+    url = engine(storm=12, retry_after=0.01, error_rate=0.05, seed=1)  # a storm counted, not timed
     remote = get_model(f"openai:mock@{url}", reuse=False, max_concurrency=16, backoff=0.01)
     notes = []
     report = run_and_watch(remote, ids, db_url, notes)
     assert report.built == 8
     stats = mock_engine.stats(url)
-    assert stats["429"] > 0 and stats.get("5xx", 0) > 0
+    assert stats["429"] == 12 and stats.get("5xx", 0) > 0
     assert remote.retries == stats["429"] + stats.get("5xx", 0)
     assert stats["answered"] == remote.usage.calls == report.calls  # every answer used once
     local = mock_engine.MockModel("mock:local")
