@@ -21,8 +21,11 @@ def typed_options(cls: type[T], options: dict[str, Any], owner: str, base: T | N
 
 
 def _coerce(value: Any, f: Field, owner: str) -> Any:
-    """A command line's text for an option, as the type of its default (int, float or bool)."""
+    """A command line's text for an option, as the type of its default (int, float or bool); a None
+    default takes the type its annotation names (`int | None`)."""
     kind = type(f.default)
+    if f.default is None and isinstance(f.type, str):  # annotations are strings (from __future__)
+        kind = next((k for k in (bool, int, float) if f.type.startswith(f"{k.__name__} |")), kind)
     if not isinstance(value, str) or kind not in (int, float, bool):
         return value
     if kind is bool:
