@@ -1,6 +1,6 @@
 """Aligned weak masters: small models trained on gold (the ground-truth split) that decide a pair's
 label, with its principle tree (the master) or from the pair alone (its no-tree twin, "aligned weak
-alone"). See docs/design.md, "Aligned weak masters".
+alone"). See docs/design.md#aligned-masters.
 
 - estimators in the scikit-learn style: `FeaturesMaster` and `TwinMaster` (w2s.masters.estimators);
   the text-reading ones are in w2s.masters.experimental (`TextMaster`);

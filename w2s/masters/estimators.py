@@ -2,7 +2,7 @@
 attributes end in `_`, and `predict_proba(X)` has two columns: column 0 is P(B better) (class 0), column 1
 P(A better) (class 1), as `classes_ = [0, 1]` says. y is 1 where A is better (gold a), 0 where B is.
 
-`FeaturesMaster` (docs/design.md, "Aligned weak masters") is a logistic model over what the tree says plus
+`FeaturesMaster` (docs/design.md#aligned-masters) is a logistic model over what the tree says plus
 the aligned weak model's margin on the pair:
 
     P(A better) = σ( a·m + Σ_p [ w_p·v_p + x_p·v_p·exit_p + b_p·v_p·both_p + c_p·v_p·r_p ] )
@@ -14,7 +14,7 @@ one set for every principle (w_p = w: a node's evidence counts the same whatever
 `none` (no tree weights: the master is its twin); `auto` picks one by cross-validation on the training
 pairs, so a master whose trees do not lower the held-out log-loss falls back to its twin rather than add
 their noise. Per-principle weights need data on every principle, and deeper trees spread their nodes
-over more principles.
+over more principles (docs/results/seam_domains.md).
 
 There is no intercept and the training rows are used in both orders, so the master is antisymmetric in
 A and B. A weight may be negative: the master can learn to *invert* a principle whose verdicts are
