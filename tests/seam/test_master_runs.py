@@ -6,11 +6,11 @@ through the store (import, load by name, export)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.make_master_runs import synthetic, weak
 
 from w2s.masters import (
     Master,
@@ -29,8 +29,6 @@ from w2s.store import session_scope
 FIXTURES = Path(__file__).parent / "fixtures"
 RUNS = FIXTURES / "master_runs"
 EXPECTED = json.loads((RUNS / "expected.json").read_text())
-sys.path.insert(0, str(FIXTURES))
-from make_master_runs import synthetic, weak  # noqa: E402
 
 
 def predictions(master: Master, run: dict) -> tuple[np.ndarray, np.ndarray]:

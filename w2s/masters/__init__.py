@@ -16,7 +16,15 @@ from w2s.masters.config import FEATURES, PRINCIPLE_WEIGHTS, MasterConfig
 from w2s.masters.data import reasoning_rows, training_inputs, training_rows, trees_for_master
 from w2s.masters.estimators import FeaturesMaster, TwinMaster
 from w2s.masters.experimental import TextMaster
-from w2s.masters.features import MasterInputs, design, features_x, gold_labels, node_features, tree_features, trust_table
+from w2s.masters.features import (
+    MasterInputs,
+    design,
+    features_x,
+    gold_labels,
+    node_features,
+    tree_features,
+    trust_table,
+)
 from w2s.masters.kinds import KINDS, Kind, get_kind
 from w2s.masters.master import Master, train_master
 from w2s.masters.runs import data_hash, is_run_dir, run_id

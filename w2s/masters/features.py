@@ -50,9 +50,10 @@ class MasterInputs:
 
     def subset(self, idx: Sequence[int]) -> MasterInputs:
         """The inputs of the pairs at `idx` (in that order)."""
-        pick = lambda xs: [xs[i] for i in idx] if xs else xs  # noqa: E731
-        return MasterInputs([self.pairs[i] for i in idx], pick(self.trees), pick(self.nodes), self.library,
-                            None if self.reasoning is None else [self.reasoning[i] for i in idx])
+        def pick(xs):
+            return None if xs is None else [xs[i] for i in idx] if len(xs) else xs
+
+        return MasterInputs(pick(self.pairs), pick(self.trees), pick(self.nodes), self.library, pick(self.reasoning))
 
 
 def node_features(tree: Tree, nodes: Sequence[Node], library: Library) -> np.ndarray:
