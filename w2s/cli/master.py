@@ -146,11 +146,13 @@ def list_cmd() -> None:
 
     with session_scope() as session:
         rows = saved_masters(session)
-        table = Table("name", "kind", "run id", "strong", "reads", "train pairs", "created")
+        table = Table()
+        for col in ("name", "kind", "run id", "strong", "reads", "pairs", "created"):
+            table.add_column(col, no_wrap=col in ("name", "run id"))
         for r in rows:
             reads = r.config.get("tree_config") or (f"{r.config.get('reasoning_max_tokens')} tokens" if r.kind.startswith("cot") else "")
             table.add_row(r.name, r.kind, r.run_id, r.config.get("strong", ""), reads,
-                          str((r.state.get("metrics") or {}).get("train_pairs", "")), f"{r.created_at:%Y-%m-%d %H:%M}")
+                          str((r.state.get("metrics") or {}).get("train_pairs", "")), f"{r.created_at:%Y-%m-%d}")
     if not rows:
         err.print("[yellow]no master is saved in this store: `w2s master train --name NAME` or `w2s master import DIR`[/]")
         return
