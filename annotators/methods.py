@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from annotators.base import Annotator, AnnotatorOptions, Decision, p_a_from_first, register_annotator
 from w2s.backends import Model

@@ -176,7 +176,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from annotators.base import annotate_all, get_annotator
     from w2s.backends import get_model
-    from w2s.masters import MasterConfig, MasterInputs, WeakFeatures, fit_margin, reasoning_rows, training_rows
+    from w2s.masters import (
+        MasterConfig,
+        MasterInputs,
+        WeakFeatures,
+        fit_margin,
+        reasoning_rows,
+        training_rows,
+    )
     from w2s.masters import train_master as fit
     from w2s.principles import fallback_notice, library_for_dataset, load_library
     from w2s.store import Tree, session_scope
