@@ -1,4 +1,5 @@
-"""Annotators that decide with a trained aligned weak master (`w2s master train`).
+"""Annotators that decide with a trained aligned weak master (`w2s master train`), named by `--master`:
+a master saved in the store (its name) or a run directory.
 
 | name          | decides                                   | reads                        |
 |---------------|-------------------------------------------|------------------------------|
@@ -19,12 +20,11 @@ from dataclasses import asdict, dataclass
 from sqlmodel import Session
 
 from annotators.base import Annotator, AnnotatorOptions, Decision, register_annotator
-from w2s.master import KINDS, Master, WeakFeatures, reasoning_input, tree_input
+from w2s.masters import KINDS, MasterInputs, WeakFeatures, resolve_master, trees_for_master
 from w2s.options import typed_options
 from w2s.principles import load_library
 from w2s.reasoning import COT_METHODS, missing_reasoning_error, stored_reasoning
 from w2s.store import session_scope
-from w2s.trees import latest_tree
 
 _FEATURES: dict[tuple, WeakFeatures] = {}
 
@@ -32,20 +32,21 @@ _FEATURES: dict[tuple, WeakFeatures] = {}
 @dataclass(frozen=True)
 class MasterOptions(AnnotatorOptions):
     master: str | None = None
-    """A run directory of `w2s master train`: the master decides (its weak model, its trees)."""
+    """A master saved in the store (its name: `w2s master list`) or a run directory of `w2s master train
+    --out`: the master decides (its weak model, its trees)."""
 
 
 class _Aligned(Annotator):
     Options = MasterOptions
-    kinds: tuple[str, ...] = KINDS
+    kinds: tuple[str, ...] = tuple(KINDS)
     """The master kinds this method decides with (the twin: any)."""
 
     def __init__(self, weak=None, strong=None, *, url: str | None = None, **options):
         self.url = url
         self.options = typed_options(self.Options, options, f"annotator '{self.name}'")
         if not self.options.master:
-            raise ValueError(f"annotator '{self.name}' needs a trained master (--master RUN_DIR)")
-        self.master = Master.load(self.options.master)
+            raise ValueError(f"annotator '{self.name}' needs a trained master (--master NAME or RUN_DIR)")
+        self.master = resolve_master(self.options.master, url)
         cfg = self.master.config
         if cfg.kind not in self.kinds:
             raise ValueError(f"annotator '{self.name}' needs a master of kind {' or '.join(self.kinds)}; "
@@ -88,15 +89,14 @@ class SeamAligned(_Aligned):
         cfg = self.master.config
         library = load_library(cfg.library)  # the master's own: its features follow this library's order
         with session_scope(self.url) if session is None else nullcontext(session) as s:
-            loaded = []
+            found = trees_for_master(s, [p.id for p in pairs], cfg.strong, cfg.tree_config)
             for pair in pairs:
-                tree, nodes = latest_tree(s, pair.id, cfg.strong, cfg.tree_config)
-                if tree is None:
+                if pair.id not in found:
                     raise LookupError(f"pair {pair.id} has no tree by {cfg.strong} of config {cfg.tree_config}: "
                                       f"run `w2s trees build --strong {cfg.strong}` (with that config) first")
-                loaded.append((tree, nodes))
-            trees, nodes = [t for t, _ in loaded], [ns for _, ns in loaded]
-            x = tree_input(cfg.kind, self.features, pairs, trees, nodes, library)
+            loaded = [found[p.id] for p in pairs]
+            inputs = MasterInputs(pairs, [t for t, _ in loaded], [ns for _, ns in loaded], library)
+            x = self.master.kind.x(self.features, inputs)
             ids = [(t.id, [n.id for n in ns]) for t, ns in loaded]
         p_a = self.master.p_a(self.features(pairs), x)
         return [Decision(p_a=float(p), tree_id=tid, consulted_node_ids=nids,
@@ -127,7 +127,7 @@ class CoTAligned(_Aligned):
         missing = [p.id for p in pairs if p.id not in found]
         if missing:
             raise LookupError(missing_reasoning_error(cfg.kind, cfg.strong, cfg.reasoning_max_tokens, missing))
-        x = reasoning_input(self.features, pairs, [found[p.id].text for p in pairs])
+        x = self.master.kind.x(self.features, MasterInputs(pairs, reasoning=[found[p.id].text for p in pairs]))
         p_a = self.master.p_a(self.features(pairs), x)
         return [Decision(p_a=float(q), meta={"master": self.master.run_id, "reasoning_from": found[p.id].annotation_id})
                 for q, p in zip(p_a, pairs)]

@@ -44,7 +44,7 @@ def annotate(
     reasoning_max_tokens: int | None = typer.Option(
         None, help=f"cot-*: token budget of the strong reasoning [default: {CoTOptions.reasoning_max_tokens}]."
     ),
-    master: str | None = typer.Option(None, "--master", help="aligned, seam-aligned(-rm), cot-aligned: a run of `w2s master train`."),
+    master: str | None = typer.Option(None, "--master", help="aligned, seam-aligned(-rm), cot-aligned: a master saved in the store (its name, `w2s master list`) or a run directory."),
     chunk_size: int | None = typer.Option(
         None, "--chunk-size", min=1, help="Pairs claimed at a time from the work shared with other workers "
         "[default: --batch-size]."),

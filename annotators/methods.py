@@ -19,14 +19,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from annotators.base import Annotator, AnnotatorOptions, Decision, p_a_from_first, register_annotator
 from w2s.backends import Model
 from w2s.principles import Library, library_for_dataset, load_library
 from w2s.store import Node, Pair, Tree, session_scope
 from w2s.templates import render, template_hash
-from w2s.trees import A_B, PRUNED, YES_NO, latest_tree, pair_context, swap_labels
+from w2s.tree_select import TreeSelector
+from w2s.trees import A_B, PRUNED, YES_NO, pair_context, swap_labels
 from w2s.variants import Variant
 
 
@@ -184,7 +185,8 @@ class Seam(Annotator):
 
     def bind(self, session: Session, pairs) -> None:
         # One config per run, so that the producer names it: a new tree config is a new producer.
-        self.tree_config = self.options.tree_config or newest_tree_config(session, [p.id for p in pairs], self.strong.spec)
+        choice = None if self.options.tree_config else TreeSelector(self.strong.spec).choice(session, [p.id for p in pairs])
+        self.tree_config = self.options.tree_config or (choice[1] if choice else None)
 
     def producer(self) -> dict:
         return {**super().producer(), "tree_config": self.tree_config}
@@ -193,8 +195,9 @@ class Seam(Annotator):
         if self.tree_config is None:
             self.bind(session, pairs)
         out = []
+        found = TreeSelector(self.strong.spec, self.tree_config).settle_with_nodes(session, [p.id for p in pairs])
         for pair in pairs:
-            tree, nodes = latest_tree(session, pair.id, self.strong.spec, self.tree_config)
+            tree, nodes = found.get(pair.id, (None, []))
             if tree is None:
                 config = f" under tree config {self.tree_config}" if self.tree_config else ""
                 raise LookupError(
@@ -244,20 +247,6 @@ class Seam(Annotator):
             )
             for x, t, ns, pr in zip(p_a, trees, kept, pruned)
         ]
-
-
-def newest_tree_config(session: Session, pair_ids: Sequence[str], strong_model: str) -> str | None:
-    """The config hash of the newest tree by `strong_model` among the pairs (None when there is none)."""
-    newest: tuple[int, str] | None = None
-    for i in range(0, len(pair_ids), 500):
-        row = session.exec(
-            select(Tree.id, Tree.config_hash)
-            .where(Tree.strong_model == strong_model, Tree.pair_id.in_(pair_ids[i : i + 500]))
-            .order_by(Tree.id.desc())
-        ).first()
-        if row is not None and (newest is None or row[0] > newest[0]):
-            newest = tuple(row)
-    return newest[1] if newest else None
 
 
 def _principle(node: Node) -> dict:

@@ -5,7 +5,7 @@ on one pair file's gold pairs and trees, for each tree config and weight sharing
         --configs 60de9d4fff52,65c34f6375d4 --principle-weights auto,per-principle
 
 Every config is scored on the same pairs (those with a gold label and a tree of every config given) and
-the same folds. Inside each fold the master is trained by `w2s.master.train` as `w2s master train` trains
+the same folds. Inside each fold the master is trained by `w2s.masters.train_master` as `w2s master train` trains
 it (its own out-of-fold margin, its own `auto` choice) and scores the held-out fold. Printed, and written
 to --json: accuracy and log-loss of each (config, sharing) and of the twin, what `auto` chose, and the
 paired-bootstrap gap of each row against the first row and against the twin, over per-pair shares of
@@ -66,8 +66,8 @@ def main() -> None:
     from sklearn.model_selection import StratifiedKFold
     from tqdm import tqdm
 
-    from w2s.cli.master import training_rows
-    from w2s.master import MasterConfig, WeakFeatures, fit_margin, train, tree_input
+    from w2s.masters import MasterConfig, MasterInputs, WeakFeatures, fit_margin, training_rows, tree_features
+    from w2s.masters import train_master as train
     from w2s.principles import load_library
     from w2s.store import session_scope
     from w2s.w2s_metrics import mean_gap_ci
@@ -112,13 +112,13 @@ def main() -> None:
                 test = [rows[h][common[i]] for i in held]
                 held_pairs = [p for p, _, _ in test]
                 diffs = features(held_pairs)
-                x = tree_input("features", features, held_pairs, [t for _, t, _ in test], [ns for _, _, ns in test],
-                               libraries[h])
+                x = tree_features(MasterInputs(held_pairs, [t for _, t, _ in test], [ns for _, _, ns in test],
+                                               libraries[h]))
                 for pw in sharings:
                     cfg = MasterConfig(weak=args.weak, seed=args.seed, strong=args.strong, tree_config=h,
                                        library=libraries[h].name, principle_weights=pw)
-                    master = train([p for p, _, _ in fit], [t for _, t, _ in fit], [ns for _, _, ns in fit],
-                                   libraries[h], cfg, features, margin)
+                    master = train(MasterInputs([p for p, _, _ in fit], [t for _, t, _ in fit], [ns for _, _, ns in fit],
+                                                libraries[h]), cfg, features, margin)
                     chosen[f"{h}/{pw}"][master.principle_weights] += 1
                     p_gold[f"{h}/{pw}"][r, held] = gold_side(master.p_a(diffs, x), y[held])
                     jobs.update()

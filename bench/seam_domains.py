@@ -10,7 +10,7 @@ Steps (each resumable: the database keeps every tree and label, so a rerun or a 
 2. import the tree corpora given (--train-trees/--test-trees; by default `bench/trees/<dataset>-<split>.jsonl.gz`
    when it exists) and build only the missing trees, train pairs first (--save-trees writes them back);
 3. train the aligned masters (`features`, and `rm` when seam-aligned-rm is asked for) and the no-tree
-   twin on the train pairs' gold and trees (`w2s.master`); for cot-vN-aligned, label the train pairs
+   twin on the train pairs' gold and trees (`w2s.masters`); for cot-vN-aligned, label the train pairs
    with cot-vN (the strong model's reasoning, stored with the labels) and train a master reading it;
 4. label the test pairs with every method and score them on the pairs every method labelled.
 
@@ -176,9 +176,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from annotators.base import annotate_all, get_annotator
     from w2s.backends import get_model
-    from w2s.cli.master import reasoning_rows, training_rows
-    from w2s.master import MasterConfig, WeakFeatures, fit_margin
-    from w2s.master import train as fit
+    from w2s.masters import (
+        MasterConfig,
+        MasterInputs,
+        WeakFeatures,
+        fit_margin,
+        reasoning_rows,
+        training_rows,
+    )
+    from w2s.masters import train_master as fit
     from w2s.principles import fallback_notice, library_for_dataset, load_library
     from w2s.store import Tree, session_scope
     from w2s.w2s_metrics import accuracy_gap_ci
@@ -237,7 +243,7 @@ def main() -> None:
 
     runs = {}
     for kind in sorted({k for m, k in TREE_MASTERS.items() if m in methods} | {"features"}):
-        master = fit(pairs, trees, nodes, load_library(library), replace(mcfg, kind=kind), features, margin)
+        master = fit(MasterInputs(pairs, trees, nodes, load_library(library)), replace(mcfg, kind=kind), features, margin)
         runs[kind] = save_master(master, masters, kind)
         if kind == "features":
             features_master = master
@@ -259,8 +265,8 @@ def main() -> None:
             with session_scope(url) as s:
                 _, cot_pairs, reasoning = reasoning_rows(s, train_ok, cot, strong.spec, args.cot_tokens)
             cot_margin = margin if [p.id for p in cot_pairs] == [p.id for p in pairs] else None
-            master = fit(cot_pairs, [], [], None, replace(mcfg, kind=cot, tree_config="", library="",
-                         reasoning_max_tokens=args.cot_tokens), features, cot_margin, reasoning=reasoning)
+            master = fit(MasterInputs(cot_pairs, reasoning=reasoning), replace(mcfg, kind=cot, tree_config="", library="",
+                         reasoning_max_tokens=args.cot_tokens), features, cot_margin)
             runs[m] = save_master(master, masters, cot)
             annotators[m] = get_annotator("cot-aligned", None, None, master=str(runs[m]))
         else:

@@ -56,10 +56,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from annotators.base import annotate_all, get_annotator
     from w2s.aggregate import build_label_set
-    from w2s.cli.master import training_rows
     from w2s.export import iter_export_rows, write_jsonl
-    from w2s.master import MasterConfig
-    from w2s.master import train as fit
+    from w2s.masters import MasterConfig, MasterInputs, training_rows
+    from w2s.masters import train_master as fit
     from w2s.principles import library_for_dataset, load_library
     from w2s.store import Tree, session_scope
     from w2s.w2s_metrics import accuracy_gap_ci
@@ -99,7 +98,7 @@ def main() -> None:
         _, pairs, trees, nodes = training_rows(s, gt_ok, args.strong, cfg.hash())
     mcfg = MasterConfig(weak=args.master_weak, seed=args.seed, strong=args.strong, tree_config=cfg.hash(),
                         library=library, principle_weights=args.principle_weights)
-    master = fit(pairs, trees, nodes, load_library(library), mcfg)
+    master = fit(MasterInputs(pairs, trees, nodes, load_library(library)), mcfg)
     run = save_master(master, out / "masters", "features")
     m = master.metrics
 

@@ -36,17 +36,20 @@ else
   echo "trees built in $(( $(date +%s) - start )) s"
   TREES_BY=$STRONG
 fi
-if [ ! -f "$OUT/master/master.json" ]; then
-  run w2s master train --strong "$TREES_BY" --weak "$WEAK" "${DATA[@]}" --split train --out "$OUT/master"
+# The master is saved in the store as "demo" (and written as a run directory, its export format).
+MASTER=demo
+if w2s master show "$MASTER" >/dev/null 2>&1; then
+  run w2s master show "$MASTER"
+elif [ -f "$OUT/master/master.json" ]; then
+  run w2s master import "$OUT/master" --name "$MASTER"
 else
-  run w2s master show "$OUT/master"
+  run w2s master train --strong "$TREES_BY" --weak "$WEAK" "${DATA[@]}" --split train --name "$MASTER" --out "$OUT/master"
 fi
 run w2s annotate -a naive --weak "$WEAK" "${DATA[@]}" --split test
-run w2s annotate -a aligned --master "$OUT/master" "${DATA[@]}" --split test
-run w2s annotate -a seam-aligned --master "$OUT/master" "${DATA[@]}" --split test
+run w2s annotate -a aligned --master "$MASTER" "${DATA[@]}" --split test
+run w2s annotate -a seam-aligned --master "$MASTER" "${DATA[@]}" --split test
 run w2s eval annotations "${DATA[@]}" --out "$OUT/eval.json"
-RUN_ID=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["run_id"])' "$OUT/master/master.json")
-run w2s labels build -a "master:$RUN_ID" --methods seam-aligned --method soft --weights none --name seam
+run w2s labels build --master "$MASTER" --methods seam-aligned --method soft --weights none --name seam
 run w2s export --label-set seam --format jsonl --out "$OUT/labels.jsonl"
 run w2s export --raw --format jsonl --out "$OUT/annotations.jsonl"
 run w2s labels report --name seam --out "$OUT/report"

@@ -12,9 +12,8 @@ CODE_DIRS = ("w2s", "annotators", "w2s_app", "bench", "scripts")
 DOC_PATH = re.compile(r"\bdocs/[\w./-]*\w(?:#[\w-]+)?")
 MD_LINK = re.compile(r"\]\(([^)\s:]+)\)")  # relative links only: a URL has a scheme (':')
 
-# Being replaced (issue 29, item 1) by another change; its docstring still cites DESIGN.md and the old
-# docs/seam_domains.md. Remove the entry once the file is gone or cites docs/design.md.
-PENDING = {"w2s/master.py"}
+# Files whose citations are being fixed by another change (none now).
+PENDING: set[str] = set()
 
 
 def slug(heading: str) -> str:

@@ -237,6 +237,22 @@ class QueuePool(SQLModel, table=True):
     priority: float = Field(default=0.0, description="lower goes first: minus the weak labels' uncertainty")
 
 
+class SavedMaster(SQLModel, table=True):
+    """A trained aligned master kept under a name (`w2s master train --name`, w2s.masters.saved): its
+    kind, run id, config and fitted state, as its run directory (the export format) holds them."""
+
+    __tablename__ = "saved_master"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, description="what `--master NAME` names; KIND-RUN_ID by default")
+    kind: str = Field(description="the master kind (w2s.masters.kinds)")
+    run_id: str = Field(index=True, description="the master's run id: its labels are stored under master:RUN_ID")
+    config: dict = Field(default_factory=dict, sa_column=Column(JSON), description="MasterConfig as a dict")
+    state: dict = Field(default_factory=dict, sa_column=Column(JSON), description="the fitted weights and metrics")
+    producer: dict = Field(default_factory=dict, sa_column=Column(JSON),
+                           description="what produced it: the command, or the run directory it was imported from")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 # ---------------------------------------------------------------------------------------------- engine
 
 

@@ -651,14 +651,8 @@ def resume_searches(session: Session, pairs: Sequence[Pair], strong_model: str, 
 
 
 def latest_tree(session: Session, pair_id: str, strong_model: str | None = None, config_hash: str | None = None):
-    """The newest tree of a pair (optionally by strong model / config), with its nodes in order."""
-    query = select(Tree).where(Tree.pair_id == pair_id)
-    if strong_model:
-        query = query.where(Tree.strong_model == strong_model)
-    if config_hash:
-        query = query.where(Tree.config_hash == config_hash)
-    tree = session.exec(query.order_by(Tree.id.desc())).first()
-    if tree is None:
-        return None, []
-    nodes = list(session.exec(select(Node).where(Node.tree_id == tree.id).order_by(Node.position)))
-    return tree, nodes
+    """The newest tree of a pair (optionally by strong model / config), with its nodes in order: the
+    `w2s.tree_select.TreeSelector` rule for one pair."""
+    from w2s.tree_select import TreeSelector
+
+    return TreeSelector(strong_model, config_hash).tree(session, pair_id)

@@ -22,7 +22,6 @@ from sqlalchemy import func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from w2s import trees
 from w2s.store import (
     LABELS,
     Annotation,
@@ -38,6 +37,7 @@ from w2s.store import (
     set_setting,
     utcnow,
 )
+from w2s.tree_select import TreeSelector
 from w2s.vocab import binary_entropy, p_a_of
 
 HUMAN_METHOD = "human"
@@ -483,7 +483,8 @@ def load_draft(session: Session, user: str, pair_id: str) -> dict[str, Any] | No
 @dataclass(frozen=True)
 class TreeSource:
     """Which of a pair's trees the app serves: the newest built by `strong_model` (under `config_hash` when
-    given); with neither set, the newest of any strong model. A project setting (the `trees` Setting, set
+    given); with neither set, the newest of any strong model (`w2s.tree_select.TreeSelector`'s rule for one
+    pair). A project setting (the `trees` Setting, set
     by `w2s serve --strong SPEC [--tree-config HASH]`), so that every server of a project serves the same
     trees."""
 
@@ -510,7 +511,7 @@ def tree_to_serve(
     """The tree a pair is served with now, the newest one the project's `TreeSource` allows, and its nodes
     ordered by info (most informative first). The one place the app picks a tree for a pair."""
     source = source or load_tree_source(session)
-    tree, nodes = trees.latest_tree(session, pair_id, source.strong_model or None, source.config_hash or None)
+    tree, nodes = TreeSelector(source.strong_model or None, source.config_hash or None).tree(session, pair_id)
     return tree, _by_info(nodes)
 
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from w2s.master import FEATURES, Master, MasterConfig, fit_margin, node_features, train
+from w2s.masters import FEATURES, Master, MasterConfig, MasterInputs, fit_margin, node_features, train_master
 from w2s.principles import load_library
 from w2s.store import Node, Pair, Tree
 
@@ -44,7 +44,7 @@ def fit(n=160, seed=0, principle_weights="per-principle"):
     pairs, trees, nodes = synthetic(n, seed)
     cfg = MasterConfig(strong="s", tree_config="c", library="correctness", seed=seed,
                        principle_weights=principle_weights)
-    return train(pairs, trees, nodes, LIB, cfg, features=noise_features), (pairs, trees, nodes)
+    return train_master(MasterInputs(pairs, trees, nodes, LIB), cfg, features=noise_features), (pairs, trees, nodes)
 
 
 def test_node_features_are_signed_and_masked_by_role():
@@ -59,12 +59,12 @@ def test_node_features_are_signed_and_masked_by_role():
 def test_a_shared_margin_fit_gives_the_same_master():
     pairs, trees, nodes = synthetic(80, seed=3)
     cfg = MasterConfig(strong="s", tree_config="c", library="correctness", principle_weights="shared")
-    alone = train(pairs, trees, nodes, LIB, cfg, features=noise_features)
-    shared = train(pairs, trees, nodes, LIB, cfg, features=noise_features,
+    alone = train_master(MasterInputs(pairs, trees, nodes, LIB), cfg, features=noise_features)
+    shared = train_master(MasterInputs(pairs, trees, nodes, LIB), cfg, features=noise_features,
                    margin=fit_margin(pairs, noise_features, cfg))
     assert shared == alone
     with pytest.raises(ValueError, match="margin fit is of 80 pairs, not these 40"):
-        train(pairs[:40], trees[:40], nodes[:40], LIB, cfg, features=noise_features,
+        train_master(MasterInputs(pairs[:40], trees[:40], nodes[:40], LIB), cfg, features=noise_features,
               margin=fit_margin(pairs, noise_features, cfg))
 
 
@@ -100,12 +100,12 @@ def test_auto_chooses_weights_that_can_invert_a_principle_when_one_is_inverted()
     the training pairs must prefer weights per principle, and the master is then that master."""
     pairs, trees, nodes = synthetic(160, exits=False)
     cfg = MasterConfig(strong="s", tree_config="c", library="correctness", principle_weights="auto")
-    auto = train(pairs, trees, nodes, LIB, cfg, features=noise_features)
+    auto = train_master(MasterInputs(pairs, trees, nodes, LIB), cfg, features=noise_features)
     losses = auto.metrics["principle_weights_cv_log_loss"]
     assert set(losses) == {"per-principle", "shared", "shrunk", "none"}
     assert auto.principle_weights == min(losses, key=losses.get) != "shared"
     assert losses["shared"] > 0.6 > max(losses["per-principle"], losses["shrunk"])
-    chosen = train(pairs, trees, nodes, LIB, replace(cfg, principle_weights=auto.principle_weights),
+    chosen = train_master(MasterInputs(pairs, trees, nodes, LIB), replace(cfg, principle_weights=auto.principle_weights),
                    features=noise_features)
     assert chosen.tree_weights == auto.tree_weights and chosen.run_id != auto.run_id
 
@@ -125,7 +125,7 @@ def test_auto_falls_back_to_the_twin_when_the_trees_carry_nothing():
         return gold[: len(ps), None] * 0.3 + np.random.default_rng(3).normal(size=(len(ps), 8))
 
     cfg = MasterConfig(strong="s", tree_config="c", library="correctness", principle_weights="auto")
-    auto = train(pairs, trees, nodes, LIB, cfg, features=knowing_features)
+    auto = train_master(MasterInputs(pairs, trees, nodes, LIB), cfg, features=knowing_features)
     losses = auto.metrics["principle_weights_cv_log_loss"]
     assert auto.principle_weights == "none" == min(losses, key=losses.get)
     assert len(auto.tree_weights) == 1 and all(r["trust"] == 0.0 for r in auto.metrics["trust"])
@@ -140,7 +140,7 @@ def test_auto_falls_back_to_the_twin_when_the_trees_carry_nothing():
 def test_unknown_principle_weights_is_a_clear_error():
     pairs, trees, nodes = synthetic(20)
     with pytest.raises(ValueError, match="unknown principle_weights 'pooled'.*or auto"):
-        train(pairs, trees, nodes, LIB, MasterConfig(principle_weights="pooled"), features=noise_features)
+        train_master(MasterInputs(pairs, trees, nodes, LIB), MasterConfig(principle_weights="pooled"), features=noise_features)
 
 
 @pytest.mark.parametrize("principle_weights", ["per-principle", "shared", "shrunk", "none"])
@@ -156,7 +156,7 @@ def test_twin_never_sees_tree_features():
     for ns in nodes:  # every verdict flipped: the master changes, the twin must not
         for n in ns:
             n.p_a, n.p_b = n.p_b, n.p_a
-    flipped = train(pairs, trees, nodes, LIB, master.config, features=noise_features)
+    flipped = train_master(MasterInputs(pairs, trees, nodes, LIB), master.config, features=noise_features)
     assert flipped.twin_weight == master.twin_weight
     assert flipped.margin_weights == master.margin_weights
     assert flipped.tree_weights != master.tree_weights
@@ -189,7 +189,7 @@ def test_a_run_from_before_principle_weights_loads_as_per_principle(tmp_path):
 def test_too_few_pairs_is_a_clear_error():
     pairs, trees, nodes = synthetic(6)
     with pytest.raises(ValueError, match="at least 10 gold pairs"):
-        train(pairs, trees, nodes, LIB, MasterConfig(), features=noise_features)
+        train_master(MasterInputs(pairs, trees, nodes, LIB), MasterConfig(), features=noise_features)
 
 
 def test_rm_master_reads_the_notes_and_keeps_the_twin():
@@ -204,7 +204,7 @@ def test_rm_master_reads_the_notes_and_keeps_the_twin():
         return np.column_stack([first, noise_features(ps)[:, :3]])
 
     cfg = MasterConfig(kind="rm", strong="s", tree_config="c", library="correctness")
-    master = train(pairs, trees, nodes, LIB, cfg, features=features)
+    master = train_master(MasterInputs(pairs, trees, nodes, LIB), cfg, features=features)
     assert master.metrics["trust"] == [] and master.metrics["margin_weight"] is None
     assert master.metrics["train_accuracy_master"] > 0.95  # the first note's verdict is right
     features_master, _ = fit(n=60)
@@ -234,31 +234,84 @@ def reading_features(ps, prompts=None):
 def test_cot_master_reads_the_reasoning_and_keeps_the_twin():
     pairs, texts = reasoned(60)
     cfg = MasterConfig(kind="cot-v1", strong="s", reasoning_max_tokens=64)
-    master = train(pairs, [], [], None, cfg, features=reading_features, reasoning=texts)
+    master = train_master(MasterInputs(pairs, reasoning=texts), cfg, features=reading_features)
     assert master.metrics["train_accuracy_master"] > 0.95 and master.metrics["trust"] == []
     assert master.metrics["train_accuracy_twin"] < 0.7
     twin = fit_margin(pairs, reading_features, cfg)
     assert master.twin_weight == twin.twin  # the pair-only twin, as for a tree master
     # its run id names the reasoning it read: other texts (or another budget) give another master
     flipped = [t.replace("Reply A", "Reply X").replace("Reply B", "Reply A").replace("Reply X", "Reply B") for t in texts]
-    assert train(pairs, [], [], None, cfg, features=reading_features, reasoning=flipped).run_id != master.run_id
+    assert train_master(MasterInputs(pairs, reasoning=flipped), cfg, features=reading_features).run_id != master.run_id
     other_budget = replace(cfg, reasoning_max_tokens=96)
-    assert train(pairs, [], [], None, other_budget, features=reading_features, reasoning=texts).run_id != master.run_id
+    assert train_master(MasterInputs(pairs, reasoning=texts), other_budget, features=reading_features).run_id != master.run_id
 
 
 def test_a_cot_master_needs_reasoning_and_a_tree_master_none():
     pairs, texts = reasoned(20)
     with pytest.raises(ValueError, match="a cot-v2 master reads reasoning"):
-        train(pairs, [], [], None, MasterConfig(kind="cot-v2"), features=reading_features)
+        train_master(MasterInputs(pairs), MasterConfig(kind="cot-v2"), features=reading_features)
     tree_pairs, trees, nodes = synthetic(20)
     with pytest.raises(ValueError, match="a features master does not read reasoning"):
-        train(tree_pairs, trees, nodes, LIB, MasterConfig(), features=noise_features, reasoning=texts)
+        train_master(MasterInputs(tree_pairs, trees, nodes, LIB, reasoning=texts), MasterConfig(), features=noise_features)
     with pytest.raises(ValueError, match="unknown master kind 'cot-v9'"):
-        train(pairs, [], [], None, MasterConfig(kind="cot-v9"), features=reading_features, reasoning=texts)
+        train_master(MasterInputs(pairs, reasoning=texts), MasterConfig(kind="cot-v9"), features=reading_features)
 
 
 def test_a_tree_masters_run_id_ignores_the_reasoning_budget():
     """Tree masters trained before cot-* masters existed keep their run ids (and so their labels)."""
     master, (pairs, trees, nodes) = fit(n=40)
-    again = train(pairs, trees, nodes, LIB, replace(master.config, reasoning_max_tokens=64), features=noise_features)
+    again = train_master(MasterInputs(pairs, trees, nodes, LIB), replace(master.config, reasoning_max_tokens=64), features=noise_features)
     assert again.run_id == master.run_id
+
+
+def test_features_master_is_an_estimator():
+    """fit(X, y) returns it; predict_proba has P(B), P(A) columns; fitted attributes end in `_`."""
+    from w2s.masters import FeaturesMaster, TwinMaster, features_x, tree_features
+
+    pairs, trees, nodes = synthetic(80)
+    y = np.array([p.gold == "a" for p in pairs], dtype=float)
+    margin = noise_features(pairs)[:, 0]
+    X = features_x(margin, tree_features(MasterInputs(pairs, trees, nodes, LIB)))
+    k = len(LIB.principles)
+    assert X.shape == (80, 1 + len(FEATURES) * k)
+    est = FeaturesMaster(MasterConfig(principle_weights="per-principle"))
+    with pytest.raises(ValueError, match="not fitted"):
+        est.predict_proba(X)
+    assert est.fit(X, y) is est
+    proba = est.predict_proba(X)
+    assert proba.shape == (80, 2) and np.allclose(proba.sum(1), 1) and list(est.classes_) == [0, 1]
+    assert (est.predict(X) == (proba[:, 1] > 0.5)).all() and ((proba[:, 1] > 0.5) == (y == 1)).mean() > 0.95
+    assert est.coef_.shape == (1 + len(FEATURES) * k,) and est.margin_weight_ == est.coef_[0]
+    assert est.weights_.shape == (k, len(FEATURES)) and est.trust_.shape == (k,)
+    assert est.principle_weights_ == "per-principle" and est.n_principles_ == k and est.cv_log_loss_ == {}
+    assert est.trust_[0] > 1.0 > -1.0 > est.trust_[1]  # believes the right principle, inverts the wrong one
+    np.testing.assert_allclose(est.predict_proba(-X)[:, 1], proba[:, 0])  # antisymmetric in A and B
+    with pytest.raises(ValueError, match="fitted on"):
+        est.predict_proba(X[:, :5])
+    auto = FeaturesMaster(MasterConfig(principle_weights="auto")).fit(X, y)
+    assert set(auto.cv_log_loss_) == {"per-principle", "shared", "shrunk", "none"}
+    assert auto.principle_weights_ == min(auto.cv_log_loss_, key=auto.cv_log_loss_.get)
+    twin = TwinMaster(MasterConfig()).fit(margin[:, None], y)
+    assert twin.coef_.shape == (1,) and twin.predict_proba(margin[:, None]).shape == (80, 2)
+
+
+def test_text_master_is_an_estimator():
+    from w2s.masters import TextMaster
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(60) < 0.5).astype(float)
+    X = np.column_stack([(2 * y - 1) * 3.0, rng.normal(size=(60, 3))])
+    est = TextMaster(MasterConfig(kind="rm")).fit(X, y)
+    assert est.scale_.shape == (4,) and est.coef_.shape == (4,)
+    assert est.predict_proba(X).shape == (60, 2) and (est.predict(X) == y).mean() > 0.95
+
+
+def test_the_kinds_registry():
+    from w2s.masters import KINDS, FeaturesMaster, TextMaster, get_kind
+
+    assert list(KINDS) == ["features", "rm", "cot-v1", "cot-v2", "cot-v3"]
+    assert get_kind("features").estimator is FeaturesMaster and not get_kind("features").experimental
+    assert get_kind("rm").reads == "notes" and get_kind("cot-v2").reads == "reasoning"
+    assert all(KINDS[k].estimator is TextMaster and KINDS[k].experimental for k in ("rm", "cot-v1"))
+    with pytest.raises(ValueError, match="unknown master kind 'x': features, rm, cot-v1"):
+        get_kind("x")

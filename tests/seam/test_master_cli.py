@@ -1,4 +1,4 @@
-"""The README's two commands: `w2s master train`, then `w2s annotate -a seam-aligned|aligned --master`."""
+"""The README's two commands: `w2s master train`, then `w2s annotate -a seam-aligned|aligned --master NAME|DIR`."""
 
 import pytest
 from sqlmodel import select
@@ -35,18 +35,19 @@ def test_train_a_master_then_label_with_it(scripted, db_url, tmp_path):
     assert bad.exit_code == 1 and "unknown principle_weights 'pooled'" in " ".join(bad.output.split())
     assert not (run / "master.json").exists()
     result = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--split", "train",
-                                 "--out", str(run)])
+                                 "--name", "demo", "--out", str(run)])
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
     assert "trust table" in out and "No missing logic" in out and "margin weight" in out and (run / "master.json").is_file()
+    assert "saved as demo" in out
     again = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--out", str(run)])
     assert again.exit_code == 1 and "not empty" in again.output  # a run directory is never overwritten
     twin = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--split", "train",
                                "--principle-weights", "none", "--out", str(tmp_path / "twin")])
     assert twin.exit_code == 0 and "so it is its twin" in " ".join(twin.output.split())
 
-    for method in ("seam-aligned", "aligned"):
-        result = runner.invoke(app, ["annotate", "-a", method, "--master", str(run), "--dataset", "code-demo",
+    for method, master in (("seam-aligned", "demo"), ("aligned", str(run))):  # by its name, or its run directory
+        result = runner.invoke(app, ["annotate", "-a", method, "--master", master, "--dataset", "code-demo",
                                      "--split", "test"])
         assert result.exit_code == 0, result.output
         assert "added 4 annotations" in " ".join(result.output.split())
@@ -56,8 +57,13 @@ def test_train_a_master_then_label_with_it(scripted, db_url, tmp_path):
     master_id = (run / "master.json").read_text().split('"run_id": "')[1][:12]
     assert {r.annotator for r in rows} == {f"master:{master_id}"}
     assert all(r.tree_id is not None for r in rows if r.method == "seam-aligned")
-    wrong = runner.invoke(app, ["annotate", "-a", "seam-aligned-rm", "--master", str(run), "--dataset", "code-demo"])
+    wrong = runner.invoke(app, ["annotate", "-a", "seam-aligned-rm", "--master", "demo", "--dataset", "code-demo"])
     assert wrong.exit_code != 0 and "kind rm" in " ".join(wrong.output.split())
+    # the label set of the master's labels, named as the master is
+    by_name = runner.invoke(app, ["labels", "build", "--master", "demo", "-n", "by-name"])
+    assert by_name.exit_code == 0 and "4 pairs written" in " ".join(by_name.output.split()), by_name.output
+    by_id = runner.invoke(app, ["labels", "build", "-a", f"master:{master_id}", "-n", "by-id"])
+    assert by_id.exit_code == 0 and "4 pairs written" in " ".join(by_id.output.split()), by_id.output
 
 
 @pytest.mark.slow

@@ -228,3 +228,33 @@ def test_a_store_of_the_previous_revision_upgrades_and_holds_one_tree_per_pair_m
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM tree")).scalar() == 1
     engine.dispose()
+
+
+def test_a_store_at_the_revision_before_saved_masters_upgrades_and_keeps_masters(tmp_path):
+    """0004 adds saved_master: a store made at 0003 (with a pair in it) is refused, upgrades, keeps its
+    rows, and then keeps a master under a name."""
+    from alembic import command
+
+    from w2s.masters import Master, load_saved, save_master
+    from w2s.schema import _config
+
+    url = f"sqlite:///{tmp_path / 'at0003.db'}"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0003")
+        conn.execute(sa.text("INSERT INTO pair (id, dataset, split, prompt, response_a, response_b, source, swapped, "
+                             "meta, created_at) VALUES ('p0', 'd', '', 'q', 'a', 'b', '', 0, '{}', '2024-01-01')"))
+        assert not sa.inspect(conn).has_table("saved_master")
+    engine.dispose()
+    with pytest.raises(StoreOutOfDate, match="revision 0003"):
+        get_engine(url)
+    result = runner.invoke(app, ["--db", url, "db", "upgrade"])
+    assert result.exit_code == 0 and f"0003 -> {head()}" in result.output, result.output
+    assert schema_diff(url) == []
+    run = Path(__file__).parents[1] / "seam" / "fixtures" / "master_runs" / "features-auto"
+    master = Master.load(run)
+    with session_scope(url) as s:
+        assert s.get(Pair, "p0").prompt == "q"
+        save_master(s, master, "js")
+    with session_scope(url) as s:
+        assert load_saved(s, "js") == master

@@ -42,6 +42,9 @@ def build_cmd(
     annotators: list[str] | None = typer.Option(None, "--annotators", "-a", help="Only these annotators (repeat)."),
     methods: list[str] | None = typer.Option(None, "--methods", help="Only these annotation methods (repeat)."),
     variants: bool = typer.Option(True, help="Count answers of prompt variants (--no-variants: canonical only)."),
+    masters: list[str] | None = typer.Option(
+        None, "--master", help="Only the labels of this master (repeat): a saved master's name or a run directory; "
+        "the same as -a master:RUN_ID."),
 ) -> None:
     """Aggregate the current annotations into the label set NAME, in one transaction.
 
@@ -51,6 +54,13 @@ def build_cmd(
         temperature = parse_weights(weights)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--weights") from None
+    if masters:
+        from w2s.masters import resolve_master
+
+        try:
+            annotators = [*(annotators or []), *(f"master:{resolve_master(m).run_id}" for m in masters)]
+        except (FileNotFoundError, ValueError) as e:
+            raise typer.BadParameter(str(e), param_hint="--master") from None
     with session_scope() as session:
         rep = build_label_set(session, name=name, method=method.value, temperature=temperature,
                               filter_percentile=filter_entropy, annotators=annotators, methods=methods,

@@ -1,17 +1,16 @@
-"""`w2s master train` and `w2s master show`: aligned weak masters trained on gold pairs and their trees
-(or, for a cot-* master, the strong model's stored free reasoning)."""
+"""`w2s master train|list|show|export|import`: aligned weak masters trained on gold pairs and their trees
+(or, for a cot-* master, the strong model's stored free reasoning), kept in the store under a name; a
+run directory is their export/import format. The work is in w2s.masters."""
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlmodel import select
 
-from w2s.store import Node, Pair, Tree, session_scope
+from w2s.store import session_scope
 
 master_app = typer.Typer(help="Aligned weak masters: trained on gold, they decide with (or without) a tree.",
                          no_args_is_help=True)
@@ -19,62 +18,17 @@ out = Console()
 err = Console(stderr=True)
 
 
-def trees_for(session, pair_ids: list[str], strong: str, config_hash: str | None) -> tuple[str, dict[str, Tree]]:
-    """(config hash, pair id -> tree) of the pairs' trees by `strong`; without a hash, the config that
-    most of the pairs have a tree of."""
-    trees = list(session.exec(select(Tree).where(Tree.strong_model == strong, Tree.pair_id.in_(pair_ids))))
-    if not config_hash:
-        counts = Counter(t.config_hash for t in trees)
-        if not counts:
-            return "", {}
-        config_hash = counts.most_common(1)[0][0]
-    chosen = {}
-    for t in sorted(trees, key=lambda t: t.id):
-        if t.config_hash == config_hash:
-            chosen[t.pair_id] = t
-    return config_hash, chosen
-
-
-def nodes_of(session, trees: list[Tree]) -> list[list[Node]]:
-    by_tree: dict[int, list[Node]] = {t.id: [] for t in trees}
-    ids = list(by_tree)
-    for i in range(0, len(ids), 500):
-        for n in session.exec(select(Node).where(Node.tree_id.in_(ids[i : i + 500])).order_by(Node.position)):
-            by_tree[n.tree_id].append(n)
-    return [by_tree[t.id] for t in trees]
-
-
-def training_rows(session, pair_ids: list[str], strong: str, config_hash: str | None):
-    """(config hash, pairs, trees, nodes): the pairs of `pair_ids` (in that order) with gold a/b and a
-    tree by `strong` of that config (or the most common one), detached from the session."""
-    gold = {p.id: p for p in session.exec(select(Pair).where(Pair.id.in_(pair_ids), Pair.gold.in_(["a", "b"])))}
-    config_hash, trees = trees_for(session, list(gold), strong, config_hash)
-    chosen = [pid for pid in pair_ids if pid in gold and pid in trees]
-    pairs, tree_rows = [gold[pid] for pid in chosen], [trees[pid] for pid in chosen]
-    nodes = nodes_of(session, tree_rows)
-    for row in (*pairs, *tree_rows, *[n for ns in nodes for n in ns]):
-        session.expunge(row)
-    return config_hash, pairs, tree_rows, nodes
-
-
-def reasoning_rows(session, pair_ids: list[str], method: str, strong: str, max_tokens: int | None):
-    """(token budget, pairs, reasoning texts): the pairs of `pair_ids` (in that order) with gold a/b and
-    `method`'s stored reasoning by `strong` (of that budget, or the most common one), detached."""
-    from w2s.reasoning import stored_reasoning
-
-    gold = {p.id: p for p in session.exec(select(Pair).where(Pair.id.in_(pair_ids), Pair.gold.in_(["a", "b"])))}
-    budget, found = stored_reasoning(session, list(gold), method, strong, max_tokens)
-    chosen = [pid for pid in pair_ids if pid in gold and pid in found]
-    for pid in chosen:
-        session.expunge(gold[pid])
-    return budget, [gold[pid] for pid in chosen], [found[pid].text for pid in chosen]
+def fail(message: str) -> typer.Exit:
+    err.print(f"[red]{message}[/]")
+    return typer.Exit(1)
 
 
 @master_app.command("train")
 def train(
-    out_dir: Path = typer.Option(..., "--out", help="Run directory to write (config.json, master.json)."),
     strong: str = typer.Option(..., "--strong", help="The strong model whose trees the master reads."),
-    tree_config: str | None = typer.Option(None, "--tree-config", help="Tree config hash [default: the most common]."),
+    name: str | None = typer.Option(None, "--name", help="Save the master in the store under this name [default: KIND-RUN_ID]."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Also write it as a run directory (config.json, master.json)."),
+    tree_config: str | None = typer.Option(None, "--tree-config", help="Tree config hash [default: the one with the most trees on these pairs]."),
     kind: str = typer.Option(
         "features", "--kind",
         help="features (tree features + weak margin), rm (reads the tree as text), or cot-v1, cot-v2, cot-v3 (reads "
@@ -94,71 +48,65 @@ def train(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train a master (KIND features or rm) and its no-tree twin on the selected gold pairs that have a tree
-    (KIND cot-v1/2/3: that have the CoT's reasoning)."""
+    (KIND cot-v1/2/3: that have the CoT's reasoning), and save it in the store under NAME."""
     from w2s.cli.trees import select_pair_ids
-    from w2s.master import KINDS, MasterConfig
-    from w2s.principles import load_library
-    from w2s.reasoning import COT_METHODS
+    from w2s.masters import MasterConfig, MasterInputs, get_kind, training_inputs
+    from w2s.masters.data import reasoning_rows
 
-    if (out_dir / "master.json").exists() or (out_dir.exists() and any(out_dir.iterdir())):
-        err.print(f"[red]{out_dir} exists and is not empty: choose a new run directory[/]")
-        raise typer.Exit(1)
-    if kind not in KINDS:
-        err.print(f"[red]unknown master kind {kind!r}: {', '.join(KINDS)}[/]")
-        raise typer.Exit(1)
+    if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
+        raise fail(f"{out_dir} exists and is not empty: choose a new run directory")
+    try:
+        reads = get_kind(kind).reads
+    except ValueError as e:
+        raise fail(str(e)) from e
     ids = select_pair_ids(dataset, split, pairs, limit)
-    if kind in COT_METHODS:
-        _train_on_reasoning(out_dir, ids, kind, strong, reasoning_max_tokens, weak, seed)
-        return
-    with session_scope() as session:
-        config_hash, pair_rows, tree_rows, node_rows = training_rows(session, ids, strong, tree_config)
-    if not pair_rows:
-        err.print(f"[red]none of the {len(ids)} selected pairs has gold (a/b) and a tree by {strong}: "
-                  f"run `w2s trees build` first[/]")
-        raise typer.Exit(1)
-    libraries = {t.library for t in tree_rows}
-    if len(libraries) != 1:
-        err.print(f"[red]the trees use several libraries ({', '.join(sorted(libraries))}): select one dataset[/]")
-        raise typer.Exit(1)
-    library = load_library(libraries.pop())
-    skipped = len(ids) - len(pair_rows)
-    if skipped:
-        err.print(f"[yellow]{skipped} selected pairs have no gold or no tree of config {config_hash}: left out[/]")
-    cfg = MasterConfig(kind=kind, weak=weak, seed=seed, strong=strong, tree_config=config_hash, library=library.name,
-                       principle_weights=principle_weights)
-    _fit_and_save(out_dir, f"trees {config_hash} by {strong}", pair_rows, tree_rows, node_rows, library, cfg)
+    if reads == "reasoning":
+        with session_scope() as session:
+            budget, pair_rows, reasoning = reasoning_rows(session, ids, kind, strong, reasoning_max_tokens)
+        if not pair_rows:
+            raise fail(f"none of the {len(ids)} selected pairs has gold (a/b) and {kind} reasoning by {strong}: "
+                       f"run `w2s annotate -a {kind} --strong {strong}` on them first")
+        if len(ids) > len(pair_rows):
+            err.print(f"[yellow]{len(ids) - len(pair_rows)} selected pairs have no gold or no {kind} reasoning "
+                      f"({budget} tokens): left out[/]")
+        cfg = MasterConfig(kind=kind, weak=weak, seed=seed, strong=strong, reasoning_max_tokens=budget)
+        inputs, read = MasterInputs(pair_rows, reasoning=reasoning), f"{kind} reasoning of {budget} tokens by {strong}"
+    else:
+        with session_scope() as session:
+            try:
+                config_hash, inputs = training_inputs(session, ids, strong, tree_config)
+            except ValueError as e:
+                raise fail(str(e)) from e
+        if not inputs.pairs:
+            raise fail(f"none of the {len(ids)} selected pairs has gold (a/b) and a tree by {strong}: "
+                       f"run `w2s trees build` first")
+        skipped = len(ids) - len(inputs)
+        if skipped:
+            err.print(f"[yellow]{skipped} selected pairs have no gold or no tree of config {config_hash}: left out[/]")
+        cfg = MasterConfig(kind=kind, weak=weak, seed=seed, strong=strong, tree_config=config_hash,
+                           library=inputs.library.name, principle_weights=principle_weights)
+        read = f"trees {config_hash} by {strong}"
+    producer = {"command": "w2s master train", "dataset": dataset, "split": split, "pairs": pairs, "limit": limit,
+                "read": read}
+    _fit_and_save(inputs, cfg, name, out_dir, read, producer)
 
 
-def _fit_and_save(out_dir: Path, read: str, pairs, *args, **kwargs) -> None:
-    """Train (`w2s.master.train(pairs, *args, **kwargs)`), write the run directory, print the trust table."""
-    from w2s.master import train as fit
+def _fit_and_save(inputs, cfg, name: str | None, out_dir: Path | None, read: str, producer: dict) -> None:
+    """Train, save in the store (and the run directory), print the trust table."""
+    from w2s.masters import save_master, train_master
 
     try:
-        master = fit(pairs, *args, **kwargs)
+        master = train_master(inputs, cfg)
+        with session_scope() as session:
+            row = save_master(session, master, name, producer=producer)
+            saved = row.name
     except ValueError as e:
-        err.print(f"[red]{e}[/]")
-        raise typer.Exit(1) from e
-    master.save(out_dir)
+        raise fail(str(e)) from e
+    if out_dir is not None:
+        master.save(out_dir)
     out.print(trust_view(master))
-    out.print(f"master {master.run_id} ({len(pairs)} pairs, {read}) written to {out_dir}")
-
-
-def _train_on_reasoning(out_dir: Path, ids: list[str], kind: str, strong: str, max_tokens: int | None, weak: str,
-                        seed: int) -> None:
-    from w2s.master import MasterConfig
-
-    with session_scope() as session:
-        budget, pair_rows, reasoning = reasoning_rows(session, ids, kind, strong, max_tokens)
-    if not pair_rows:
-        err.print(f"[red]none of the {len(ids)} selected pairs has gold (a/b) and {kind} reasoning by {strong}: "
-                  f"run `w2s annotate -a {kind} --strong {strong}` on them first[/]")
-        raise typer.Exit(1)
-    if len(ids) > len(pair_rows):
-        err.print(f"[yellow]{len(ids) - len(pair_rows)} selected pairs have no gold or no {kind} reasoning "
-                  f"({budget} tokens): left out[/]")
-    cfg = MasterConfig(kind=kind, weak=weak, seed=seed, strong=strong, reasoning_max_tokens=budget)
-    _fit_and_save(out_dir, f"{kind} reasoning of {budget} tokens by {strong}", pair_rows, [], [], None, cfg,
-                  reasoning=reasoning)
+    written = f", written to {out_dir}" if out_dir is not None else ""
+    out.print(f"master {master.run_id} ({len(inputs)} pairs, {read}) saved as {saved}{written}")
 
 
 def trust_view(master) -> Table:
@@ -179,17 +127,65 @@ def trust_view(master) -> Table:
 
 
 @master_app.command("show")
-def show(run_dir: Path = typer.Argument(..., help="A master run directory.")) -> None:
+def show(master: str = typer.Argument(..., help="A saved master's name, or a run directory.")) -> None:
     """Print a master's config and trust table."""
-    from w2s.master import Master
+    from w2s.masters import resolve_master
 
     try:
-        master = Master.load(run_dir)
-    except FileNotFoundError as e:
-        err.print(f"[red]{e}[/]")
-        raise typer.Exit(1) from e
-    out.print(master.config)
-    out.print(trust_view(master))
+        found = resolve_master(master)
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(str(e)) from e
+    out.print(found.config)
+    out.print(trust_view(found))
+
+
+@master_app.command("list")
+def list_cmd() -> None:
+    """The masters saved in the store."""
+    from w2s.masters import saved_masters
+
+    with session_scope() as session:
+        rows = saved_masters(session)
+        table = Table()
+        for col in ("name", "kind", "run id", "strong", "reads", "pairs", "created"):
+            table.add_column(col, no_wrap=col in ("name", "run id"))
+        for r in rows:
+            reads = r.config.get("tree_config") or (f"{r.config.get('reasoning_max_tokens')} tokens" if r.kind.startswith("cot") else "")
+            table.add_row(r.name, r.kind, r.run_id, r.config.get("strong", ""), reads,
+                          str((r.state.get("metrics") or {}).get("train_pairs", "")), f"{r.created_at:%Y-%m-%d}")
+    if not rows:
+        err.print("[yellow]no master is saved in this store: `w2s master train --name NAME` or `w2s master import DIR`[/]")
+        return
+    out.print(table)
+
+
+@master_app.command("export")
+def export_cmd(name: str = typer.Argument(..., help="A saved master's name."),
+               out_dir: Path = typer.Argument(..., help="The run directory to write (new or empty).")) -> None:
+    """Write a saved master as a run directory (config.json, master.json)."""
+    from w2s.masters import export_run
+
+    with session_scope() as session:
+        try:
+            master = export_run(session, name, out_dir)
+        except ValueError as e:
+            raise fail(str(e)) from e
+    out.print(f"master {name} ({master.config.kind} {master.run_id}) written to {out_dir}")
+
+
+@master_app.command("import")
+def import_cmd(run_dir: Path = typer.Argument(..., help="A master run directory."),
+               name: str | None = typer.Option(None, "--name", help="Save it under this name [default: KIND-RUN_ID].")) -> None:
+    """Save the master of a run directory in the store."""
+    from w2s.masters import import_run
+
+    with session_scope() as session:
+        try:
+            row = import_run(session, run_dir, name)
+            saved, run_id = row.name, row.run_id
+        except (FileNotFoundError, ValueError) as e:
+            raise fail(str(e)) from e
+    out.print(f"master {run_id} from {run_dir} saved as {saved}")
 
 
 def register(app: typer.Typer) -> None:
