@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from annotators.base import Annotator, AnnotatorOptions, Decision, p_a_from_first, register_annotator
 from w2s.backends import Model
 from w2s.principles import Library, library_for_dataset, load_library
-from w2s.store import Node, Pair, Tree, session_scope
+from w2s.store import Node, Pair, Tree, chunks, session_scope
 from w2s.templates import render, template_hash
 from w2s.trees import A_B, PRUNED, YES_NO, latest_tree, pair_context, swap_labels
 from w2s.variants import Variant
@@ -249,10 +249,10 @@ class Seam(Annotator):
 def newest_tree_config(session: Session, pair_ids: Sequence[str], strong_model: str) -> str | None:
     """The config hash of the newest tree by `strong_model` among the pairs (None when there is none)."""
     newest: tuple[int, str] | None = None
-    for i in range(0, len(pair_ids), 500):
+    for chunk in chunks(pair_ids):
         row = session.exec(
             select(Tree.id, Tree.config_hash)
-            .where(Tree.strong_model == strong_model, Tree.pair_id.in_(pair_ids[i : i + 500]))
+            .where(Tree.strong_model == strong_model, Tree.pair_id.in_(chunk))
             .order_by(Tree.id.desc())
         ).first()
         if row is not None and (newest is None or row[0] > newest[0]):

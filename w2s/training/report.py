@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import numpy as np
 
 from w2s import w2s_metrics as M
+from w2s.machine import machine  # noqa: F401  (report lines, and benches that import it here)
 
 LABELS = {
     "weak": "weak supervisor (trained on gt)",
@@ -46,20 +46,6 @@ def pgr_cell(p, ci: dict | None) -> str:
     if not ci or ci.get("lo") is None:
         return f"{p:+.3f}"
     return f"{p:+.3f} [{ci['lo']:+.2f}, {ci['hi']:+.2f}]"
-
-
-def machine() -> str:
-    import os
-
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__}, {platform.system()} {platform.release()}"
 
 
 def plot_calibration(p_test: dict[str, np.ndarray], path: Path) -> None:
