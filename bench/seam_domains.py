@@ -31,7 +31,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import COT_ALIGNED, COTS, GAPS, METHODS, TREE_MASTERS, add_best, config_from, default_corpus, load_model
+from common import (
+    COT_ALIGNED,
+    COTS,
+    GAPS,
+    METHODS,
+    TREE_MASTERS,
+    add_best,
+    config_from,
+    default_corpus,
+    load_model,
+)
 
 from w2s import pipeline as P
 from w2s.machine import machine

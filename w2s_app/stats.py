@@ -11,7 +11,17 @@ from sqlmodel import Session, select
 from w2s import export
 from w2s.annotation_eval import exit_label
 from w2s.reliance import Decision, reliance_report, report_row
-from w2s.store import Annotation, LabelSet, Node, Pair, QueueItem, QueuePool, User, current_annotations, select_in
+from w2s.store import (
+    Annotation,
+    LabelSet,
+    Node,
+    Pair,
+    QueueItem,
+    QueuePool,
+    User,
+    current_annotations,
+    select_in,
+)
 
 
 def human_annotations(session: Session) -> list[Annotation]:

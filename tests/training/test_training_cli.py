@@ -71,7 +71,7 @@ def test_experiment_w2s_writes_one_report(tiny_model, tmp_path):
                                    "w2s_reweighted", "w2s_conflict", "w2s_seam", "w2s_aligned", "intermediate",
                                    "w2s_bootstrap"}
     assert res["train_rows"]["seam"] == res["train_rows"]["aligned"] == 24
-    gap = res["seam_minus_aligned"]
+    gap = res["label_gaps"]["seam - aligned"]
     assert gap["gap"] == res["accuracy"]["w2s_seam"] - res["accuracy"]["w2s_aligned"] and gap["lo"] <= gap["hi"]
     assert "w2s_seam − w2s_aligned:" in r.output
     assert res["timings"]["w2s_bootstrap"]["rows"] == 12  # the intermediate labels the second half of the pool
@@ -158,7 +158,7 @@ def test_experiment_runs_only_the_chosen_students_and_a_later_run_adds_the_rest(
     assert r.exit_code == 0, r.output
     res = json.loads((out / "results.json").read_text())
     assert set(res["accuracy"]) == {"weak", "ceiling", "w2s_seam", "w2s_aligned"}
-    assert res["train_rows"] == {"seam": 12, "aligned": 12} and res["seam_minus_aligned"] is not None
+    assert res["train_rows"] == {"seam": 12, "aligned": 12} and res["label_gaps"]["seam - aligned"] is not None
     mtime = (out / "ceiling" / "model" / "trainable.pt").stat().st_mtime
     r = runner.invoke(app, args + ["--variants", "naive"])
     assert r.exit_code == 0, r.output

@@ -108,8 +108,7 @@ def experiment_w2s_cmd(
     weak: str = typer.Option(..., help="Weak supervisor model spec."),
     strong: str = typer.Option(..., help="Strong student / ceiling model spec."),
     data: Path | None = typer.Option(
-        None, help="Folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl: imported into a store under the "
-                   "folder's name, then read from it: --db with --label-set, else OUT/pairs.db."),
+        None, help="Folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl (or --dataset)."),
     dataset: str | None = typer.Option(
         None, "--dataset", "-d", help="Read the splits train_gt, train_w2s and test_dev of this dataset from the store."),
     out_dir: Path = typer.Option(Path("w2s-experiment"), "--out", help="Experiment directory (rerun to resume)."),

@@ -51,9 +51,9 @@ def parse_variants(text: str) -> list[str]:
 class ExperimentConfig:
     weak: str = ""  # weak supervisor model spec
     strong: str = ""  # strong student / ceiling model spec
-    data: str = ""  # folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl: imported into the store first
-    dataset: str | None = None  # the splits are this dataset's in the store [default: the data folder's name]
-    db: str | None = None  # the store [default: $W2S_DB with `dataset` or `label_sets`, else OUT/pairs.db]
+    data: str = ""  # folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl (read as they are)
+    dataset: str | None = None  # or: the splits train_gt, train_w2s, test_dev of this dataset in the store
+    db: str | None = None  # the store of `dataset` and `label_sets` [default: $W2S_DB]
     out: str = "w2s-experiment"
     n_train_gt: int | None = None  # subsample sizes (None: the whole split)
     n_train_w2s: int | None = None
@@ -104,12 +104,7 @@ def label_rows(rows: list[dict], p: np.ndarray, T: float, source: str) -> list[d
 def store_url(c: ExperimentConfig) -> str:
     from w2s.store import db_url
 
-    if c.db:
-        return db_url(c.db)
-    if c.dataset or c.label_sets:
-        return db_url()
-    Path(c.out).mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(Path(c.out) / 'pairs.db').resolve()}"
+    return db_url(c.db)
 
 
 def label_exports(c: ExperimentConfig) -> dict[str, list[dict]]:
@@ -141,18 +136,17 @@ def label_exports(c: ExperimentConfig) -> dict[str, list[dict]]:
 
 
 def split_rows(c: ExperimentConfig) -> dict[str, list[dict]]:
-    """The gold rows of each split, from the store: the data folder's files are imported first (under
-    the folder's name, or `dataset`), then every split is read back in file order."""
-    from w2s.pipeline import gold_rows, import_pairs
+    """The gold rows of each split: with `dataset`, its pairs in the store (in import order); else the
+    data folder's files as they are (an HH transcript keeps its `Human:`/`Assistant:` framing in the
+    prompt, which the store's pairs do not, so results of a data folder stay what they were)."""
+    if not c.dataset:
+        return {s: load_rows(Path(c.data) / f"{s}.jsonl") for s in SPLITS}
+    from w2s.pipeline import gold_rows
 
     url = store_url(c)
-    dataset = c.dataset or Path(c.data).resolve().name
-    if c.data:
-        for s in SPLITS:
-            import_pairs(url, Path(c.data) / f"{s}.jsonl", dataset, s, log=None)
-    rows = {s: gold_rows(url, dataset, s) for s in SPLITS}
+    rows = {s: gold_rows(url, c.dataset, s) for s in SPLITS}
     if empty := [s for s, r in rows.items() if not r]:
-        raise ValueError(f"dataset {dataset!r} has no gold pairs in split {empty[0]!r} of {url}")
+        raise ValueError(f"dataset {c.dataset!r} has no gold pairs in split {empty[0]!r} of {url}")
     return rows
 
 
