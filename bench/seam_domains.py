@@ -31,17 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (
-    COT_ALIGNED,
-    COTS,
-    GAPS,
-    METHODS,
-    TREE_MASTERS,
-    add_best,
-    config_from,
-    default_corpus,
-    load_model,
-)
+import common as C
 
 from w2s import pipeline as P
 from w2s.machine import machine
@@ -63,7 +53,7 @@ def main() -> None:
     ap.add_argument("--weak", required=True)
     ap.add_argument("--master-weak", default="transformers:smollm2",
                     help="the aligned master's weak model (frozen features, trained on the train split)")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(C.METHODS))
     ap.add_argument("--principle-weights", default="auto",
                     help="the features master's weight sharing: per-principle, shared, shrunk, none (the twin) "
                          "or auto (by CV on train)")
@@ -90,7 +80,7 @@ def main() -> None:
         if not args.principles and fallback_notice(ds):
             print(fallback_notice(ds))
     library = args.principles or library_for_dataset(test_ds)
-    cfg = config_from(args, library)
+    cfg = C.config_from(args, library)
     print(f"tree config {cfg.hash()}: {cfg.as_dict()}")
 
     # whole files are imported (so every tree of their corpora is kept); the samples are seeded prefixes
@@ -101,10 +91,10 @@ def main() -> None:
     test_ids = test_ids[: args.limit]
     print(f"train {len(train_ids)} pairs ({train_ds}/{train_split}), test {len(test_ids)} pairs ({test_ds}/{test_split})")
 
-    corpora = {"train": Path(args.train_trees) if args.train_trees else default_corpus(args.train),
-               "test": Path(args.test_trees) if args.test_trees else default_corpus(args.test)}
+    corpora = {"train": Path(args.train_trees) if args.train_trees else C.default_corpus(args.train),
+               "test": Path(args.test_trees) if args.test_trees else C.default_corpus(args.test)}
     reused = sum(P.import_tree_corpus(url, c) for c in set(corpora.values()))
-    strong = load_model(args.strong, args.threads)
+    strong = C.load_model(args.strong, args.threads)
     built = {}
     for part, ids in (("train", train_ids), ("test", test_ids)):
         built[part] = P.ensure_trees(url, strong, [] if args.no_build else ids, cfg, deadline=deadline, label=part)
@@ -117,33 +107,33 @@ def main() -> None:
 
     methods = []
     for m in (m for m in args.methods.split(",") if m):  # a CoT's aligned master reads that CoT's labels
-        methods += [c for c in (COT_ALIGNED.get(m), m) if c and c not in methods]
+        methods += [c for c in (C.COT_ALIGNED.get(m), m) if c and c not in methods]
     # the masters, trained on the train pairs that have a tree, share the weak features and the margin fit
     masters, cache = Path(db).with_suffix("") / "masters", {}
-    common = dict(strong=strong.spec, weak=args.master_weak, seed=args.seed, principle_weights=args.principle_weights,
-                  cache=cache)
-    trained = {kind: P.train_master(url, train_ok, kind=kind, tree_config=cfg.hash(), library=library, **common)
-               for kind in sorted({k for m, k in TREE_MASTERS.items() if m in methods} | {"features"})}
+    shared = {"strong": strong.spec, "weak": args.master_weak, "seed": args.seed, "cache": cache,
+              "principle_weights": args.principle_weights}
+    trained = {kind: P.train_master(url, train_ok, kind=kind, tree_config=cfg.hash(), library=library, **shared)
+               for kind in sorted({k for m, k in C.TREE_MASTERS.items() if m in methods} | {"features"})}
     runs = {kind: P.save_master(master, masters) for kind, master in trained.items()}
     features_master = trained["features"]
-    weak = get_model(args.weak) if any(m not in TREE_MASTERS for m in methods) else None
+    weak = get_model(args.weak) if any(m not in C.TREE_MASTERS for m in methods) else None
     annotators = {}
     for m in methods:
-        if m in TREE_MASTERS:
-            annotators[m] = P.annotator(m, master=runs[TREE_MASTERS[m]])
-        elif m in COT_ALIGNED:
-            cot = COT_ALIGNED[m]
+        if m in C.TREE_MASTERS:
+            annotators[m] = P.annotator(m, master=runs[C.TREE_MASTERS[m]])
+        elif m in C.COT_ALIGNED:
+            cot = C.COT_ALIGNED[m]
             if deadline is not None and time.monotonic() > deadline:
                 print(f"time budget reached before {cot} on the train pairs: {m} left out")
                 continue
             start = time.monotonic()
             added = P.annotate(url, annotators[cot], train_ok, label=f"{cot} (train)")
             print(f"{cot} on the train pairs: {added} labels added in {time.monotonic() - start:.0f} s")
-            runs[m] = P.save_master(P.train_master(url, train_ok, kind=cot, cot_tokens=args.cot_tokens, **common), masters)
+            runs[m] = P.save_master(P.train_master(url, train_ok, kind=cot, cot_tokens=args.cot_tokens, **shared), masters)
             annotators[m] = P.annotator("cot-aligned", master=runs[m])
         else:
             options = {"seam": {"tree_config": cfg.hash()}}.get(m, {"reasoning_max_tokens": args.cot_tokens}
-                                                                   if m in COTS else {})
+                                                                   if m in C.COTS else {})
             annotators[m] = P.annotator(m, weak=weak, strong=strong, **options)
     for name, ann in annotators.items():
         if deadline is not None and time.monotonic() > deadline:
@@ -172,8 +162,8 @@ def main() -> None:
         print(f"{m:<14} {r['accuracy']:>6.3f} [{r['ci_low']:.3f},{r['ci_high']:.3f}] {r['n']:>4} {r['coverage']:>6.2f} "
               f"{r['s_per_pair']:>7.2f}")
     probs = dict(scores["p_gold"])
-    add_best(probs, {m: r["accuracy"] for m, r in result["methods"].items()})
-    result["gaps"] = P.label_gaps(probs, GAPS)
+    C.add_best(probs, {m: r["accuracy"] for m, r in result["methods"].items()})
+    result["gaps"] = P.label_gaps(probs, C.GAPS)
     for name, gap in result["gaps"].items():
         print(f"{name.replace(' - ', ' − ')}: {gap['gap']:+.3f} [{gap['lo']:+.3f}, {gap['hi']:+.3f}]")
     # what bench/pool_runs.py pools over several runs (e.g. every held-out language): P(gold) per pair
