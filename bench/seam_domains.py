@@ -156,11 +156,8 @@ def main() -> None:
         return
     tree_seconds = sum(tree_of[p].seconds for p in common_ids) / len(common_ids)
     print(f"\n{len(common_ids)} test pairs labelled by every method; trees {tree_seconds:.1f} s/pair on average")
-    print(f"{'method':<14} {'acc':>6} {'95% CI':>15} {'n':>4} {'cover':>6} {'s/pair':>7}")
-    for m, r in scores["methods"].items():
-        result["methods"][m] = r
-        print(f"{m:<14} {r['accuracy']:>6.3f} [{r['ci_low']:.3f},{r['ci_high']:.3f}] {r['n']:>4} {r['coverage']:>6.2f} "
-              f"{r['s_per_pair']:>7.2f}")
+    print("\n".join(P.score_table(scores)))
+    result["methods"] = scores["methods"]
     probs = dict(scores["p_gold"])
     C.add_best(probs, {m: r["accuracy"] for m, r in result["methods"].items()})
     result["gaps"] = P.label_gaps(probs, C.GAPS)

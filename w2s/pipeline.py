@@ -351,6 +351,15 @@ def score_methods(url: str | None, annotators: dict, pair_ids: Sequence[str]) ->
     return out
 
 
+def score_table(scores: dict) -> list[str]:
+    """`score_methods`' table as text lines: accuracy, its Wilson 95% interval, n, coverage, s/pair."""
+    lines = [f"{'method':<14} {'acc':>6} {'95% CI':>15} {'n':>4} {'cover':>6} {'s/pair':>7}"]
+    for m, r in scores["methods"].items():
+        lines.append(f"{m:<14} {r['accuracy']:>6.3f} [{r['ci_low']:.3f},{r['ci_high']:.3f}] {r['n']:>4} "
+                     f"{r['coverage']:>6.2f} {r['s_per_pair']:>7.2f}")
+    return lines
+
+
 def label_gaps(p_gold: dict[str, Sequence[float]], pairs: Iterable[tuple[str, str]], seed: int = 0) -> dict[str, dict]:
     """"a - b" -> the paired-bootstrap accuracy gap of a over b (`w2s_metrics.accuracy_gap_ci`), for
     each (a, b) of `pairs` where both have P(gold) on the same items."""

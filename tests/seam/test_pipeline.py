@@ -178,9 +178,7 @@ def test_readme_from_python_runs_as_written(tmp_path, monkeypatch, capsys):
     train = P.split_ids(url, "demo-code", "train")
     cache = {}
     again = P.train_master(url, train, strong=TREES_BY, weak="transformers:smollm2", cache=cache)
-    assert again.run_id == masters[0].name and cache["margin_pairs"]
-    rm = P.train_master(url, train, strong=TREES_BY, kind="rm", weak="transformers:smollm2", cache=cache)
-    assert rm.config.kind == "rm" and rm.metrics["train_pairs"] == again.metrics["train_pairs"]
+    assert again.run_id == masters[0].name and cache["margin_pairs"] == [p for p in train if p in cache["margin_pairs"]]
     with pytest.raises(ValueError, match="none of the 1 pairs"):
         P.train_master(url, ["no-such-pair"], strong=TREES_BY)
 
