@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from w2s import w2s_metrics as M
-from w2s.machine import machine  # noqa: F401  (report lines, and benches that import it here)
+from w2s.machine import machine
 
 LABELS = {
     "weak": "weak supervisor (trained on gt)",
