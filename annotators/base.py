@@ -39,7 +39,7 @@ from sqlmodel import Session, select
 from w2s.backends import Model, get_model
 from w2s.options import typed_options
 from w2s.principles import available, load_library
-from w2s.store import Annotation, Pair, add_annotation, annotation_key, session_scope
+from w2s.store import Annotation, Pair, add_annotation, annotation_key, select_in, session_scope
 from w2s.templates import template_hash
 from w2s.variants import CANONICAL, Variant
 from w2s.vocab import label_of, p_a_from_first, present, producer_hash  # noqa: F401  (re-exported)
@@ -216,10 +216,7 @@ def labelled(session: Session, annotator: Annotator, pair_ids: Sequence[str], va
     """The pairs among `pair_ids` this (bound) annotator has labelled under this variant (by dedup key)."""
     digest = annotator.producer_hash()
     keys = {annotator.key(pid, variant, digest): pid for pid in pair_ids}
-    chunk = list(keys)
-    done: set[str] = set()
-    for i in range(0, len(chunk), 500):
-        done.update(session.exec(select(Annotation.dedup_key).where(Annotation.dedup_key.in_(chunk[i : i + 500]))))
+    done = set(select_in(session, select(Annotation.dedup_key), Annotation.dedup_key, keys))
     return {keys[k] for k in done}
 
 
@@ -300,7 +297,6 @@ def _label_batch(annotator: Annotator, batch: list[str], url: str | None, varian
 def _load(session: Session, pair_ids: Sequence[str]) -> list[Pair]:
     rows: dict[str, Pair] = {}
     ids = list(pair_ids)
-    for i in range(0, len(ids), 500):
-        for p in session.exec(select(Pair).where(Pair.id.in_(ids[i : i + 500]))):
-            rows[p.id] = p
+    for p in select_in(session, select(Pair), Pair.id, ids):
+        rows[p.id] = p
     return [rows[i] for i in ids if i in rows]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import shutil
 import signal
@@ -27,30 +26,14 @@ import time
 import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import version
 from pathlib import Path
 
 from sqlalchemy import insert
 
+from w2s.machine import machine
 from w2s.store import Annotation, Node, Pair, QueueItem, QueuePool, Tree, get_engine, session_scope
 from w2s_app import queue as Q
-
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        torch = version("torch")
-    except PackageNotFoundError:
-        torch = "not installed"
-    return (
-        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, gradio {version('gradio')}, "
-        f"torch {torch}, SQLite"
-    )
 
 
 def build_store(url: str, n_pairs: int, n_annotators: int, overlap: int) -> list[str]:
@@ -193,7 +176,7 @@ def main() -> None:
     )
     ap.add_argument("--db", default=None, help="SQLite file (default: a temporary one)")
     args = ap.parse_args()
-    print("machine:", machine())
+    print("machine:", f"{machine()}, gradio {version('gradio')}, SQLite")
     tmp = Path(tempfile.mkdtemp(prefix="w2s-appload-"))
     url = f"sqlite:///{args.db or tmp / 'bench.db'}"
     names = build_store(url, args.pairs, args.annotators, args.overlap)

@@ -12,28 +12,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
 from w2s.backends import get_model
+from w2s.machine import machine
 
 HH = Path(__file__).resolve().parents[1].parent / "shared/data/hh-harmless-single-turn/test_dev.jsonl"
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"CPU: {cpu}; cores: {os.cpu_count()}; torch {torch.__version__} ({torch.get_num_threads()} threads); "
-            f"load average {load}")
 
 
 def judgement_prompts(n: int) -> list[str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    config_from,
     dataset_of,
     default_corpus,
     import_corpus,
@@ -32,8 +33,8 @@ from common import (
     save_corpus,
     sqlite_url,
 )
-from seam_domains import build
-from trees_dev import config_from
+
+from w2s.pipeline import ensure_trees
 
 
 def main() -> None:
@@ -84,8 +85,8 @@ def main() -> None:
     for start in range(0, len(ids), args.save_every):
         if deadline is not None and time.monotonic() > deadline:
             break
-        new = build(strong, ids[start: start + args.save_every], cfg, url, deadline, f"{dataset}/{split}",
-                    args.extend_from)
+        new = ensure_trees(url, strong, ids[start: start + args.save_every], cfg, deadline=deadline,
+                           label=f"{dataset}/{split}", extend_from=args.extend_from)
         if new:
             built += new
             save_corpus(url, corpus, args.file)

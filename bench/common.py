@@ -1,87 +1,41 @@
-"""What the benchmarks share: the machine line, and a seeded sample of any pair file imported into a
-bench database (dataset = the file's folder name, split = its stem), so every bench runs unchanged on
-pair files it has never seen."""
+"""What the benchmarks share over the library (`w2s.pipeline`): the machine line, a seeded sample of any
+pair file imported into a bench database (dataset = the file's folder name, split = its stem), so every
+bench runs unchanged on pair files it has never seen, the committed tree corpora (bench/trees/), the
+`--set FIELD=VALUE` tree config, and the SEAM methods and gaps the domain benches report."""
 
 from __future__ import annotations
 
-import os
-import platform
-import random
-import re
-import tempfile
+import dataclasses
 from pathlib import Path
+
+from w2s.machine import machine  # noqa: F401  (every bench prints it)
+from w2s.pipeline import dataset_of, gold_side, import_pairs, import_tree_corpus, save_tree_corpus, sqlite_url  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared" / "data"
 
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"python {platform.python_version()}, load average {load:.1f} at start")
+COTS = ["cot-v1", "cot-v2", "cot-v3"]
+COT_ALIGNED = {f"{c}-aligned": c for c in COTS}
+"""Each CoT decided by an aligned master reading its reasoning (a master of kind cot-vN)."""
+TREE_MASTERS = {"aligned": "features", "seam-aligned": "features", "seam-aligned-rm": "rm"}
+METHODS = ["naive", "strong", *COTS, "seam", "aligned", "seam-aligned", "seam-aligned-rm", *COT_ALIGNED]
+GAPS = [("seam-aligned", "aligned"), ("seam-aligned", "strong"), ("seam-aligned", "best-cot"),
+        ("seam-aligned", "best-cot-aligned"), ("seam-aligned-rm", "aligned"), ("seam-aligned-rm", "best-cot-aligned")]
 
 
-def dataset_of(path: str | Path) -> tuple[str, str]:
-    """(dataset, split) of a pair file: its folder's name and its stem."""
-    path = Path(path)
-    return path.resolve().parent.name, path.name.split(".")[0]
-
-
-def sqlite_url(path: str | Path) -> str:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{Path(path).resolve()}"
+def add_best(probs: dict[str, list[float]], accuracy: dict[str, float]) -> None:
+    """Add "best-cot" and "best-cot-aligned": the most accurate of each group on these test pairs, so that
+    the gap against it is the hardest one."""
+    for best, group in (("best-cot", COTS), ("best-cot-aligned", list(COT_ALIGNED))):
+        present = [m for m in group if m in probs]
+        if present:
+            probs[best] = probs[max(present, key=lambda m: accuracy[m])]
 
 
 def import_sample(path: str | Path, url: str, n: int | None = None, seed: int = 0) -> list[str]:
-    """Import a seeded sample of `n` valid records of a pair file (all when n is None) and return their
-    pair ids in sample order: the same seed gives the same order, so a sample of n is the first n of
-    the whole file's. Invalid records are skipped and reported; importing again adds nothing."""
-    import json
-
-    from sqlmodel import select
-
-    from w2s.importers import ImportConfig, RecordError, import_file, record_to_pair
-    from w2s.store import Pair, session_scope
-
-    dataset, split = dataset_of(path)
-    config = ImportConfig(dataset=dataset, split=split, seed=seed, skip_invalid=True)
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    order = [i for i in range(len(lines)) if lines[i].strip()]
-    random.Random(seed).shuffle(order)
-    take = order if n is None else order[: n + n // 20 + 2]  # a few records may be invalid
-    with tempfile.TemporaryDirectory() as tmp:
-        sample = Path(tmp) / Path(path).name
-        sample.write_text("\n".join(lines[i] for i in take) + "\n", encoding="utf-8")
-        result = import_file(sample, config, url=url)
-    for error in result.skipped:  # named by the pair file's own line, not the shuffled sample's
-        line = re.fullmatch(r"line (\d+)", error.where)
-        where = f"line {take[int(line.group(1)) - 1] + 1}" if line else error.where
-        print(f"skipped invalid record: {RecordError(str(path), where, error.field, error.message)}")
-    ids = []  # in sample order, as the importer keys them
-    for i in take:
-        try:
-            ids.append(record_to_pair(json.loads(lines[i]), file="", where="line", config=config)["id"])
-        except ValueError:
-            continue
-    with session_scope(url) as s:
-        stored = set(s.exec(select(Pair.id).where(Pair.dataset == dataset, Pair.split == split)))
-    ids = [pid for pid in dict.fromkeys(ids) if pid in stored]
-    return ids if n is None else ids[:n]
-
-
-def gold_side(p_a, gold_is_a):
-    """P(the gold response is better) from P(A better) and whether gold is A (bools, 0/1 or arrays)."""
-    return gold_is_a * p_a + (1 - gold_is_a) * (1 - p_a)
+    """A seeded sample of `n` valid records of a pair file (all when None), imported; their pair ids in
+    sample order (`w2s.pipeline.import_pairs`)."""
+    return import_pairs(url, path, n=n, seed=seed)
 
 
 def load_model(spec: str, threads: int):
@@ -91,37 +45,39 @@ def load_model(spec: str, threads: int):
     return get_model(spec, threads=threads) if spec.startswith("llamacpp:") else get_model(spec)
 
 
-# ---------------------------------------------------------------------- committed tree corpora (bench/trees/)
-
-
 def default_corpus(path: str) -> Path:
+    """The committed tree corpus of a pair file: bench/trees/<dataset>-<split>.jsonl.gz."""
     dataset, split = dataset_of(path)
     return ROOT / "bench" / "trees" / f"{dataset}-{split}.jsonl.gz"
 
 
 def import_corpus(url: str, corpus: Path | None) -> int:
-    from w2s.corpus import import_trees
-    from w2s.store import session_scope
-
-    if corpus is None or not corpus.is_file():
-        return 0
-    with session_scope(url) as s:
-        report = import_trees(s, corpus)
-    print(f"{corpus}: {report.trees} trees, {report.added} added, {report.already} already stored")
-    return report.added
+    return import_tree_corpus(url, corpus)
 
 
 def save_corpus(url: str, corpus: Path, path: str) -> None:
     """Write every stored tree of the pair file's pairs (all of them are imported) to its corpus file."""
-    from sqlmodel import select
+    save_tree_corpus(url, corpus, *dataset_of(path))
 
-    from w2s.corpus import export_trees
-    from w2s.store import Pair, Tree, session_scope
 
-    dataset, split = dataset_of(path)
-    corpus.parent.mkdir(parents=True, exist_ok=True)
-    with session_scope(url) as s:
-        ids = select(Pair.id).where(Pair.dataset == dataset, Pair.split == split)
-        n = export_trees(s, corpus, s.exec(select(Tree).where(Tree.pair_id.in_(ids)).order_by(Tree.pair_id, Tree.id)),
-                         overwrite=True)
-    print(f"saved {n} trees to {corpus}")
+def typed(field: dataclasses.Field, value: str):
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    if kind == "bool":
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise SystemExit(f"--set {field.name}: expected true or false, got {value!r}")
+        return value.lower() in ("true", "1")
+    return {"int": int, "float": float}.get(kind, str)(value)
+
+
+def config_from(args, library: str):
+    """The TreeConfig of `--set FIELD=VALUE` options (args.set) and a principle library."""
+    from w2s.trees import TreeConfig
+
+    fields = {f.name: f for f in dataclasses.fields(TreeConfig)}
+    values = {"library": library}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in fields:
+            raise SystemExit(f"--set {key}: not a TreeConfig field; known: {', '.join(fields)}")
+        values[key] = typed(fields[key], value)
+    return TreeConfig(**values)

@@ -9,8 +9,6 @@ resource.getrusage is process-wide, so the baseline runs last)."""
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import tempfile
 import time
@@ -19,12 +17,7 @@ from pathlib import Path
 from sqlalchemy import insert
 from sqlmodel import select
 
-
-def machine() -> str:
-    import torch
-
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return f"{platform.node()} | {os.cpu_count()} cores | {cpu} | python {platform.python_version()} | torch {torch.__version__}"
+from w2s.machine import machine
 
 
 def populate(url: str, n: int) -> None:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seam_domains import GAPS, add_best
+from common import GAPS, add_best
 
 from w2s.annotation_eval import wilson_interval
 from w2s.w2s_metrics import accuracy_gap_ci, correct

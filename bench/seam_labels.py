@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import dataset_of, default_corpus, import_corpus, import_sample, load_model, machine, sqlite_url
-from seam_domains import build, gold_p, labels_of, progress, save_master
-from trees_dev import config_from
+from common import config_from, default_corpus, load_model
+
+from w2s import pipeline as P
+from w2s.machine import machine
 
 LABELLERS = ("seam-aligned", "aligned")
 
@@ -51,22 +52,12 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from sqlmodel import select
 
     torch.set_num_threads(args.threads)
-    from annotators.base import annotate_all, get_annotator
-    from w2s.aggregate import build_label_set
-    from w2s.export import iter_export_rows, write_jsonl
-    from w2s.masters import MasterConfig, MasterInputs, training_rows
-    from w2s.masters import train_master as fit
-    from w2s.principles import library_for_dataset, load_library
-    from w2s.store import Tree, session_scope
-    from w2s.w2s_metrics import accuracy_gap_ci
+    from w2s.principles import library_for_dataset
 
-    gt_ds, gt_split = dataset_of(args.gt)
-    pool_ds, pool_split = dataset_of(args.pool)
-    db = args.db or f"/tmp/w2s_bench/seam_labels/{gt_ds}-{gt_split}--{pool_ds}-{pool_split}.db"
-    url = sqlite_url(db)
+    (gt_ds, gt_split), (pool_ds, pool_split) = P.dataset_of(args.gt), P.dataset_of(args.pool)
+    url = P.sqlite_url(args.db or f"/tmp/w2s_bench/seam_labels/{gt_ds}-{gt_split}--{pool_ds}-{pool_split}.db")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}\ndatabase: {url}")
@@ -74,57 +65,45 @@ def main() -> None:
     cfg = config_from(args, library)
     print(f"tree config {cfg.hash()}: {cfg.as_dict()}")
 
-    samples = {"gt": import_sample(args.gt, url, None, args.seed)[: args.gt_n],
-               "pool": import_sample(args.pool, url, None, args.seed)[: args.pool_n]}
+    samples = {"gt": P.import_pairs(url, args.gt, seed=args.seed)[: args.gt_n],
+               "pool": P.import_pairs(url, args.pool, seed=args.seed)[: args.pool_n]}
     if set(samples["gt"]) & set(samples["pool"]):
         raise SystemExit(f"{args.gt} and {args.pool} share pairs: the master would label its own training pairs")
     for f in {args.gt, args.pool}:
-        import_corpus(url, default_corpus(f))
+        P.import_tree_corpus(url, default_corpus(f))
     deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
     if not args.no_build:
         strong = load_model(args.strong, args.threads)
         for part, ids in samples.items():
-            build(strong, ids, cfg, url, deadline, part)
-    with session_scope(url) as s:
-        have = set(s.exec(select(Tree.pair_id).where(Tree.strong_model == args.strong, Tree.config_hash == cfg.hash(),
-                                                     Tree.pair_id.in_(samples["gt"] + samples["pool"]))))
+            P.ensure_trees(url, strong, ids, cfg, deadline=deadline, label=part)
+    have = P.trees_of(url, samples["gt"] + samples["pool"], args.strong, cfg.hash())
     gt_ok = [p for p in samples["gt"] if p in have]
     pool_ok = [p for p in samples["pool"] if p in have]
     print(f"trees: gold {len(gt_ok)}/{len(samples['gt'])}, pool {len(pool_ok)}/{len(samples['pool'])} pairs")
     if not gt_ok or not pool_ok:
         raise SystemExit("no trees to learn from or to label: build them (bench/build_corpus.py) or drop --no-build")
 
-    with session_scope(url) as s:
-        _, pairs, trees, nodes = training_rows(s, gt_ok, args.strong, cfg.hash())
-    mcfg = MasterConfig(weak=args.master_weak, seed=args.seed, strong=args.strong, tree_config=cfg.hash(),
-                        library=library, principle_weights=args.principle_weights)
-    master = fit(MasterInputs(pairs, trees, nodes, load_library(library)), mcfg)
-    run = save_master(master, out / "masters", "features")
-    m = master.metrics
-
-    exports, annotators, pool = {}, {}, set(pool_ok)
+    master = P.train_master(url, gt_ok, strong=args.strong, tree_config=cfg.hash(), library=library,
+                            weak=args.master_weak, seed=args.seed, principle_weights=args.principle_weights)
+    run = P.save_master(master, out / "masters")
+    exports, annotators = {}, {}
     for name in LABELLERS:
-        ann = annotators[name] = get_annotator(name, None, None, master=str(run))
-        added = annotate_all(ann, pool_ok, url=url, batch_size=8, on_batch=progress(name, len(pool_ok)))
-        label_set = f"{name}-{master.run_id}"
-        with session_scope(url) as s:  # only this master's labels, P(chosen) kept as the soft label
-            build_label_set(s, name=label_set, method="soft", temperature=None, annotators=[ann.annotator_id],
-                            methods=[name])
-        with session_scope(url) as s:
-            rows = [r for r in iter_export_rows(s, label_set) if r["pair_id"] in pool]
+        ann = annotators[name] = P.annotator(name, master=run)
+        added = P.annotate(url, ann, pool_ok, label=name)
+        # only this master's labels, P(chosen) kept as the soft label
+        label_set = P.build_labels(url, f"{name}-{master.run_id}", ann, method="soft")
         exports[name] = out / f"{name}.jsonl"
-        write_jsonl(rows, exports[name])
-        print(f"{name}: {added} labels added; {len(rows)} rows exported to {exports[name]}")
+        n = P.export_labels(url, label_set, exports[name], pool_ok)
+        print(f"{name}: {added} labels added; {n} rows exported to {exports[name]}")
     # how right each set of labels is against the pool's gold (the students never see it)
-    stored = labels_of(url, annotators, pool_ok)
-    probs = gold_p(url, {m: {p: v[0] for p, v in rows.items()} for m, rows in stored.items()}, pool_ok)
-    accuracy = {m: sum(x > 0.5 for x in ps) / len(ps) for m, ps in probs.items()}
-    gap = accuracy_gap_ci(probs["aligned"], probs["seam-aligned"])
+    scores = P.score_methods(url, annotators, pool_ok)
+    accuracy = {m: r["accuracy"] for m, r in scores["methods"].items()}
+    gap = P.label_gaps(scores["p_gold"], [("seam-aligned", "aligned")])["seam-aligned - aligned"]
     print("labels against the pool's gold: " + ", ".join(f"{m} {a:.3f}" for m, a in accuracy.items())
           + f"; seam-aligned − aligned {gap['gap']:+.3f} ({gap['lo']:+.3f} … {gap['hi']:+.3f}), {len(pool_ok)} pairs")
     summary = {"machine": machine(), "gt": args.gt, "pool": args.pool, "strong": args.strong,
                "tree_config": cfg.as_dict(), "tree_config_hash": cfg.hash(), "master": master.run_id,
-               "trust": m["trust"], "gt_pairs": len(gt_ok), "pool_pairs": len(pool_ok),
+               "trust": master.metrics["trust"], "gt_pairs": len(gt_ok), "pool_pairs": len(pool_ok),
                "exports": {k: str(v) for k, v in exports.items()}, "label_accuracy": accuracy, "label_gap": gap}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"next: python bench/w2s_hh.py --seam-labels {exports['seam-aligned']} --aligned-labels {exports['aligned']}")

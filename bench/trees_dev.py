@@ -12,7 +12,6 @@ keeps every tree, so a rerun or a killed run resumes and other configs are compa
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -20,7 +19,10 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import dataset_of, default_corpus, import_corpus, import_sample, load_model, machine, sqlite_url
+from common import config_from, default_corpus, load_model
+
+from w2s import pipeline as P
+from w2s.machine import machine
 
 STEPS = ("relevance", "thought", "verdict", "post-relevance")
 
@@ -54,40 +56,17 @@ class MeteredModel:
         return out
 
 
-def typed(field: dataclasses.Field, value: str):
-    kind = field.type if isinstance(field.type, str) else field.type.__name__
-    if kind == "bool":
-        if value.lower() not in ("true", "false", "1", "0"):
-            raise SystemExit(f"--set {field.name}: expected true or false, got {value!r}")
-        return value.lower() in ("true", "1")
-    return {"int": int, "float": float}.get(kind, str)(value)
-
-
-def config_from(args, library: str):
-    from w2s.trees import TreeConfig
-
-    fields = {f.name: f for f in dataclasses.fields(TreeConfig)}
-    values = {"library": library}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if key not in fields:
-            raise SystemExit(f"--set {key}: not a TreeConfig field; known: {', '.join(fields)}")
-        values[key] = typed(fields[key], value)
-    return TreeConfig(**values)
-
-
 def summarise(url: str, ids: list[str], strong: str, config_hash: str) -> dict:
     from sqlmodel import select
 
     from w2s.annotation_eval import decisive_exit_label
-    from w2s.store import Node, Pair, Tree, session_scope
+    from w2s.store import Node, Pair, select_in, session_scope
 
+    trees = list(P.trees_of(url, ids, strong, config_hash).values())
     with session_scope(url) as s:
-        trees = list(s.exec(select(Tree).where(Tree.strong_model == strong, Tree.config_hash == config_hash,
-                                               Tree.pair_id.in_(ids))))
-        gold = dict(s.exec(select(Pair.id, Pair.gold).where(Pair.id.in_(ids))).all())
+        gold = dict(select_in(s, select(Pair.id, Pair.gold), Pair.id, ids))
         nodes = defaultdict(list)
-        for n in s.exec(select(Node).where(Node.tree_id.in_([t.id for t in trees])).order_by(Node.position)):
+        for n in select_in(s, select(Node).order_by(Node.position), Node.tree_id, [t.id for t in trees]):
             nodes[n.tree_id].append(n)
     exits = []
     for t in trees:
@@ -129,28 +108,24 @@ def main() -> None:
     args = ap.parse_args()
 
     from w2s.principles import fallback_notice, library_for_dataset
-    from w2s.trees import build_trees
 
-    url = sqlite_url(args.db)
+    url = P.sqlite_url(args.db)
     print(f"machine: {machine()}\ndatabase: {url}")
     strong = MeteredModel(load_model(args.strong, args.threads))
     deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
     results = {}
     for path in args.pairs:
-        dataset, split = dataset_of(path)
+        dataset, split = P.dataset_of(path)
         if not args.principles and fallback_notice(dataset):
             print(fallback_notice(dataset))
         cfg = config_from(args, args.principles or library_for_dataset(dataset))
-        ids = import_sample(path, url, args.n, args.seed)
+        ids = P.import_pairs(url, path, n=args.n, seed=args.seed)
         if args.extend_from:  # the trees to go on from: the file's committed corpus
-            import_corpus(url, default_corpus(path))
+            P.import_tree_corpus(url, default_corpus(path))
         print(f"\n{dataset}/{split}: {len(ids)} pairs, library {cfg.library}, config {cfg.hash()}: {cfg.as_dict()}")
-        built = 0
-        for pid in ids:
-            if deadline is not None and time.monotonic() > deadline:
-                print("time budget reached")
-                break
-            built += build_trees(strong, [pid], cfg, url=url, in_flight=1, extend_from=args.extend_from)
+        built = P.ensure_trees(url, strong, ids, cfg, deadline=deadline, extend_from=args.extend_from, log=None)
+        if deadline is not None and time.monotonic() > deadline:
+            print("time budget reached")
         summary = summarise(url, ids, strong.spec, cfg.hash())
         summary.update(built=built, config=cfg.as_dict(), config_hash=cfg.hash())
         results[f"{dataset}/{split}"] = summary

@@ -38,7 +38,10 @@ def minilm_path() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "../shared/data/hh-harmless-single-turn"))
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "../shared/data/hh-harmless-single-turn"),
+                    help="a folder of train_gt/train_w2s/test_dev.jsonl")
+    ap.add_argument("--dataset", default=None, help="read the three splits of this dataset from the store (--db)")
+    ap.add_argument("--db", default=None, help="the store of --dataset and --label-set [default: $W2S_DB]")
     ap.add_argument("--strong", default="transformers:smollm2")
     ap.add_argument("--out", default="runs/bench/w2s_hh")
     ap.add_argument("--n-gt", type=int, default=2000, help="train_gt pairs (the strong ceiling trains on all of them)")
@@ -60,6 +63,9 @@ def main() -> None:
                     help="an export of SEAM labels on train_w2s pairs (bench/seam_labels.py)")
     ap.add_argument("--aligned-labels", default=None,
                     help="the aligned master's no-tree labels on the same pairs: a student beside the SEAM one")
+    ap.add_argument("--label-set", action="append", default=[], metavar="NAME=LABEL_SET",
+                    help="a student on a label set of the store (bench/seam_labels.py builds seam-aligned-<run> ones)")
+    ap.add_argument("--gap-baseline", default="aligned", help="every label-set student's gap is against this one")
     ap.add_argument("--variants", default="all",
                     help="the students on the weak labels: all, some of naive,aux_conf,filtered,reweighted, or none "
                          "(only the --seam-labels and --aligned-labels students; a later run resumes the rest)")
@@ -70,15 +76,18 @@ def main() -> None:
 
     import torch
 
+    from w2s.machine import machine
     from w2s.training import LoraSpec
     from w2s.training.protocol import Experiment, ExperimentConfig, parse_variants
-    from w2s.training.report import LABELS, gap_line, machine, pgr_cell
+    from w2s.training.report import gap_line, label_gaps, label_of, model_order, pgr_cell
 
     load = os.getloadavg()
     threads = args.threads or max(1, (os.cpu_count() or 1) - round(load[0]))
     torch.set_num_threads(threads)
     cfg = ExperimentConfig(
-        weak=minilm_path(), strong=args.strong, data=str(Path(args.data).resolve()), out=args.out,
+        weak=minilm_path(), strong=args.strong, data="" if args.dataset else str(Path(args.data).resolve()), out=args.out,
+        dataset=args.dataset, db=args.db, label_sets=dict(s.split("=", 1) for s in args.label_set),
+        gap_baseline=args.gap_baseline,
         n_train_gt=args.n_gt, n_weak_gt=args.n_weak_gt or None, n_train_w2s=args.n_w2s, n_test=args.n_test,
         weak_pooling="mean", weak_frozen=args.weak_frozen, strong_pooling=args.pooling, weak_lr=5e-5, strong_lr=args.lr, head_lr=args.head_lr, weak_head_lr=args.weak_head_lr,
         strong_lora=LoraSpec(r=8, alpha=16, dropout=0.05, last_n_layers=args.lora_last_n),
@@ -102,16 +111,16 @@ def main() -> None:
     print(gap_line("ceiling_minus_weak", res["ceiling_minus_weak"]) + "\n")
     print(f"| {'model':40s} | rows | test acc | PGR [95% interval]     | train pairs/s | prefix pairs/s | train s | score pairs/s |")
     print(f"|{'-' * 42}|------|----------|------------------------|---------------|----------------|---------|---------------|")
-    for k in [k for k in LABELS if k in acc]:
+    for k in model_order(acc):
         t = tim.get(k, {})
         p = pgr.get(k)
         pg = pgr_cell(p, res["pgr_ci"].get(k)) if k.startswith("w2s_") else ""
         pre = t.get("prefix_pairs_per_s")
-        print(f"| {LABELS[k]:40s} | {t.get('rows', ''):>4} | {acc[k]:8.3f} | {pg:22s} | "
+        print(f"| {label_of(k):40s} | {t.get('rows', ''):>4} | {acc[k]:8.3f} | {pg:22s} | "
               f"{t.get('pairs_per_s', float('nan')):13.2f} | {'' if not pre else f'{pre:14.2f}':>14} | "
               f"{t.get('seconds', float('nan')):7.0f} | {t.get('score_test_pairs_per_s', float('nan')):13.2f} |")
-    if g := res.get("seam_minus_aligned"):
-        print("\n" + gap_line("seam_minus_aligned", g))
+    for key, g in label_gaps(res).items():
+        print("\n" + gap_line(key, g))
     print(f"\npeak RSS (whole run, one process): {res['peak_rss_mb']:.0f} MiB; wall time {wall / 60:.1f} min")
     print(f"report: {Path(args.out) / 'report.md'}")
     (Path(args.out) / "bench.json").write_text(json.dumps({"wall_s": wall, "machine": machine(), "threads": threads, "load_start": load, "load_end": load_end, **res}, indent=2, default=str))

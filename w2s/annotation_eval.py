@@ -12,7 +12,7 @@ from statistics import mean
 
 from sqlmodel import Session, select
 
-from w2s.store import Node, Pair, Tree, current_annotations
+from w2s.store import Node, Pair, Tree, current_annotations, select_in
 
 Z95 = 1.959963984540054
 
@@ -153,14 +153,11 @@ def tree_stats(session: Session, gold: dict[str, str]) -> list[dict]:
         roles: dict[str, int] = defaultdict(int)
         n_nodes = 0
         by_tree: dict[int, list[tuple[str, float]]] = defaultdict(list)
-        for i in range(0, len(ids), 500):
-            rows = session.exec(
-                select(Node.tree_id, Node.role, Node.p_a).where(Node.tree_id.in_(ids[i : i + 500])).order_by(Node.position)
-            )
-            for tree_id, role, p_a in rows:
-                roles[role] += 1
-                n_nodes += 1
-                by_tree[tree_id].append((role, p_a))
+        query = select(Node.tree_id, Node.role, Node.p_a).order_by(Node.position)
+        for tree_id, role, p_a in select_in(session, query, Node.tree_id, ids):
+            roles[role] += 1
+            n_nodes += 1
+            by_tree[tree_id].append((role, p_a))
         answers = {t.pair_id: exit_label(by_tree[t.id]) for t in trees}
         exits = {t.pair_id: decisive_exit_label(by_tree[t.id], t.config.get("tau_exit", 0.75)) for t in trees}
         out.append(

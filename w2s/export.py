@@ -29,7 +29,7 @@ from typing import NamedTuple
 from sqlalchemy import literal, select
 from sqlmodel import Session
 
-from w2s.store import Annotation, LabelSet, Node, Pair
+from w2s.store import Annotation, LabelSet, Node, Pair, select_in
 
 FORMATS = ("jsonl", "parquet", "hf")
 CHUNK = 5000
@@ -179,9 +179,8 @@ def _raw_batch(session: Session, batch: list, superseded: set) -> Iterator[dict]
     node_ids |= {int(p["node_id"]) for rec in batch for p in rec[0].pruned or [] if "node_id" in p}
     nodes = {}
     ids = sorted(node_ids)
-    for i in range(0, len(ids), 500):
-        for n in session.execute(select(Node.id, Node.principle_id, Node.info).where(Node.id.in_(ids[i : i + 500]))):
-            nodes[n.id] = {"node_id": n.id, "principle_id": n.principle_id, "info": n.info}
+    for n in select_in(session, select(Node.id, Node.principle_id, Node.info), Node.id, ids):
+        nodes[n.id] = {"node_id": n.id, "principle_id": n.principle_id, "info": n.info}
     for ann, dataset, gold in batch:
         yield annotation_row(
             ann,

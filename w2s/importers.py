@@ -112,6 +112,9 @@ class ImportResult:
     """Records repeating an earlier record of the same file."""
     skipped: list[RecordError] = field(default_factory=list)
     seconds: float = 0.0
+    pair_ids: list[str] = field(default_factory=list)
+    """The stored id of every valid record, in file order, once each: new pairs, pairs already present
+    (under the id they are stored with, also when stored with A and B the other way round)."""
 
     def summary(self) -> str:
         parts = [f"{self.new} new", f"{self.present} already present"]
@@ -626,6 +629,7 @@ def import_file(
             return
         mirrors = [mirror_id(r) for r in batch]
         reordered = _stored_ids(session, mirrors)  # the same comparison, stored from the other A/B order
+        result.pair_ids += [m if m in reordered else r["id"] for r, m in zip(batch, mirrors)]
         result.present_reordered += len(reordered)
         result.present += len(reordered)
         batch[:] = [r for r, m in zip(batch, mirrors) if m not in reordered]

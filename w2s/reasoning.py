@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
-from w2s.store import Annotation
+from w2s.store import Annotation, select_in
 from w2s.templates import template_hash
 
 COT_METHODS = ("cot-v1", "cot-v2", "cot-v3")
@@ -34,18 +34,15 @@ def stored_reasoning(session: Session, pair_ids: Sequence[str], method: str, str
         raise ValueError(f"unknown CoT method {method!r}: {', '.join(COT_METHODS)}")
     template = template_hash(method)
     by_budget: dict[int, dict[str, Reasoning]] = {}
-    ids = list(pair_ids)
-    for i in range(0, len(ids), 500):
-        rows = session.exec(select(Annotation).where(Annotation.method == method, Annotation.pair_id.in_(ids[i : i + 500]))
-                            .order_by(Annotation.id))
-        for row in rows:
-            producer = (row.meta or {}).get("producer") or {}
-            if producer.get("strong") != strong or producer.get("templates", {}).get(method) != template:
-                continue  # another strong model, or a template edited since: not this reasoning
-            budget = producer.get("options", {}).get("reasoning_max_tokens")
-            if budget is None or "reasoning" not in row.meta:
-                continue
-            by_budget.setdefault(budget, {}).setdefault(row.pair_id, Reasoning(row.meta["reasoning"], row.id))
+    query = select(Annotation).where(Annotation.method == method).order_by(Annotation.id)
+    for row in select_in(session, query, Annotation.pair_id, pair_ids):
+        producer = (row.meta or {}).get("producer") or {}
+        if producer.get("strong") != strong or producer.get("templates", {}).get(method) != template:
+            continue  # another strong model, or a template edited since: not this reasoning
+        budget = producer.get("options", {}).get("reasoning_max_tokens")
+        if budget is None or "reasoning" not in row.meta:
+            continue
+        by_budget.setdefault(budget, {}).setdefault(row.pair_id, Reasoning(row.meta["reasoning"], row.id))
     if max_tokens is None:
         if not by_budget:
             return None, {}

@@ -406,3 +406,23 @@ def set_setting(session: Session, key: str, value: Any) -> None:
 def ping(url: str | None = None) -> bool:
     with get_engine(url).connect() as conn:
         return conn.execute(text("SELECT 1")).scalar() == 1
+
+
+# ------------------------------------------------------------------------------------- many ids at once
+
+IN_CHUNK = 500
+"""Ids per `IN (...)` clause: SQLite caps a statement's bound parameters."""
+
+
+def chunks(items, size: int = IN_CHUNK) -> Iterator[list]:
+    """`items` as lists of at most `size`, in order."""
+    items = list(items)
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def select_in(session: Session, query, column, ids, size: int = IN_CHUNK) -> Iterator:
+    """The rows of `query.where(column IN ids)`, asked `size` ids at a time (any number of ids); `query`'s
+    own order holds within each chunk."""
+    for chunk in chunks(ids, size):
+        yield from getattr(session, "exec", session.execute)(query.where(column.in_(chunk)))

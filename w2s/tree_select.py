@@ -22,10 +22,8 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
-from w2s.store import Node, Tree
+from w2s.store import Node, Tree, chunks, select_in
 
-CHUNK = 500
-"""Pair ids per IN (...) query."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +44,7 @@ class TreeSelector:
     def candidates(self, session: Session, pair_ids: Sequence[str]) -> list[Tree]:
         """Every tree of these pairs that the filters allow, oldest first."""
         ids = list(dict.fromkeys(pair_ids))
-        trees: list[Tree] = []
-        for i in range(0, len(ids), CHUNK):
-            trees.extend(session.exec(self._query(ids[i : i + CHUNK])))
+        trees = [t for chunk in chunks(ids) for t in session.exec(self._query(chunk))]
         return sorted(trees, key=lambda t: t.id)
 
     @staticmethod
@@ -92,8 +88,6 @@ class TreeSelector:
 def nodes_of(session: Session, trees: Sequence[Tree]) -> list[list[Node]]:
     """The nodes of each tree, in position order."""
     by_tree: dict[int, list[Node]] = {t.id: [] for t in trees}
-    ids = list(by_tree)
-    for i in range(0, len(ids), CHUNK):
-        for n in session.exec(select(Node).where(Node.tree_id.in_(ids[i : i + CHUNK])).order_by(Node.position)):
-            by_tree[n.tree_id].append(n)
+    for n in select_in(session, select(Node).order_by(Node.position), Node.tree_id, list(by_tree)):
+        by_tree[n.tree_id].append(n)
     return [by_tree[t.id] for t in trees]

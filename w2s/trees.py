@@ -59,7 +59,7 @@ from w2s.backends import Model
 from w2s.backends.base import Prompt, PromptUsage
 from w2s.backends.gather import as_async
 from w2s.principles import Library, LibraryPrinciple, load_library, sync
-from w2s.store import Node, Pair, Tree, session_scope
+from w2s.store import Node, Pair, Tree, select_in, session_scope
 from w2s.templates import render, template_hash
 from w2s.vocab import average_orders, entropy, present
 
@@ -391,7 +391,7 @@ def stored_pair_ids(session: Session, strong_model: str, config_hash: str,
     query = select(Tree.pair_id).where(Tree.strong_model == strong_model, Tree.config_hash == config_hash)
     if among is None:
         return set(session.exec(query))
-    return {pid for i in range(0, len(among), 500) for pid in session.exec(query.where(Tree.pair_id.in_(among[i : i + 500])))}
+    return set(select_in(session, query, Tree.pair_id, among))
 
 
 def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig, identity: dict | None = None) -> Tree:

@@ -29,7 +29,7 @@ from typing import Protocol
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from w2s.store import Job, WorkItem, get_engine, session_scope, utcnow
+from w2s.store import Job, WorkItem, chunks, get_engine, session_scope, utcnow
 
 Stored = Callable[[Session, Sequence[str]], set[str]]
 """Which of these items already have a result (read in the caller's session)."""
@@ -212,11 +212,10 @@ class WorkQueue:
                 self.heartbeat_error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
     def _mark_done(self, session: Session, ids) -> None:
-        ids = list(ids)
-        for i in range(0, len(ids), 500):
+        for chunk in chunks(ids):
             session.execute(
                 update(WorkItem)
-                .where(WorkItem.job_id == self.job_id, WorkItem.item.in_(ids[i : i + 500]), WorkItem.done == False)  # noqa: E712
+                .where(WorkItem.job_id == self.job_id, WorkItem.item.in_(chunk), WorkItem.done == False)  # noqa: E712
                 .values(done=True, lease_until=None, worker=self.worker)  # who finished it: the first to say so
             )
 
@@ -236,8 +235,8 @@ class WorkQueue:
             if self.stored:  # an item marked done whose result is gone (deleted by hand) is work again
                 marked = session.exec(select(WorkItem.item).where(WorkItem.job_id == job_id, WorkItem.done))
                 again = sorted(set(marked) - have)
-                for i in range(0, len(again), 500):
-                    reopen = WorkItem.job_id == job_id, WorkItem.item.in_(again[i : i + 500])
+                for chunk in chunks(again):
+                    reopen = WorkItem.job_id == job_id, WorkItem.item.in_(chunk)
                     session.execute(update(WorkItem).where(*reopen).values(done=False, worker=None, lease_until=None))
         return job_id
 

@@ -11,7 +11,17 @@ from sqlmodel import Session, select
 from w2s import export
 from w2s.annotation_eval import exit_label
 from w2s.reliance import Decision, reliance_report, report_row
-from w2s.store import Annotation, LabelSet, Node, Pair, QueueItem, QueuePool, User, current_annotations
+from w2s.store import (
+    Annotation,
+    LabelSet,
+    Node,
+    Pair,
+    QueueItem,
+    QueuePool,
+    User,
+    current_annotations,
+    select_in,
+)
 
 
 def human_annotations(session: Session) -> list[Annotation]:
@@ -148,14 +158,9 @@ def strong_verdicts(session: Session, tree_ids: set[int]) -> dict[int, str | Non
     """tree id -> the strong model's verdict in it (its exit node's, `w2s.annotation_eval.exit_label`)."""
     by_tree: dict[int, list[tuple[str, float]]] = defaultdict(list)
     ids = sorted(tree_ids)
-    for i in range(0, len(ids), 500):
-        rows = session.exec(
-            select(Node.tree_id, Node.role, Node.p_a)
-            .where(Node.tree_id.in_(ids[i : i + 500]))
-            .order_by(Node.tree_id, Node.position)
-        ).all()
-        for tree_id, role, p_a in rows:
-            by_tree[tree_id].append((role, p_a))
+    query = select(Node.tree_id, Node.role, Node.p_a).order_by(Node.tree_id, Node.position)
+    for tree_id, role, p_a in select_in(session, query, Node.tree_id, ids):
+        by_tree[tree_id].append((role, p_a))
     return {t: exit_label(by_tree.get(t, [])) for t in ids}
 
 

@@ -71,7 +71,7 @@ def test_experiment_w2s_writes_one_report(tiny_model, tmp_path):
                                    "w2s_reweighted", "w2s_conflict", "w2s_seam", "w2s_aligned", "intermediate",
                                    "w2s_bootstrap"}
     assert res["train_rows"]["seam"] == res["train_rows"]["aligned"] == 24
-    gap = res["seam_minus_aligned"]
+    gap = res["label_gaps"]["seam - aligned"]
     assert gap["gap"] == res["accuracy"]["w2s_seam"] - res["accuracy"]["w2s_aligned"] and gap["lo"] <= gap["hi"]
     assert "w2s_seam − w2s_aligned:" in r.output
     assert res["timings"]["w2s_bootstrap"]["rows"] == 12  # the intermediate labels the second half of the pool
@@ -158,7 +158,7 @@ def test_experiment_runs_only_the_chosen_students_and_a_later_run_adds_the_rest(
     assert r.exit_code == 0, r.output
     res = json.loads((out / "results.json").read_text())
     assert set(res["accuracy"]) == {"weak", "ceiling", "w2s_seam", "w2s_aligned"}
-    assert res["train_rows"] == {"seam": 12, "aligned": 12} and res["seam_minus_aligned"] is not None
+    assert res["train_rows"] == {"seam": 12, "aligned": 12} and res["label_gaps"]["seam - aligned"] is not None
     mtime = (out / "ceiling" / "model" / "trainable.pt").stat().st_mtime
     r = runner.invoke(app, args + ["--variants", "naive"])
     assert r.exit_code == 0, r.output
@@ -166,3 +166,48 @@ def test_experiment_runs_only_the_chosen_students_and_a_later_run_adds_the_rest(
     assert set(again["accuracy"]) == {"weak", "ceiling", "w2s_seam", "w2s_aligned", "w2s_naive"}
     assert (out / "ceiling" / "model" / "trainable.pt").stat().st_mtime == mtime  # resumed, not retrained
     assert again["accuracy"]["w2s_seam"] == res["accuracy"]["w2s_seam"]
+
+
+def test_experiment_reads_splits_and_label_sets_from_the_store(tiny_model, tmp_path, db_url):
+    """--dataset: the three splits come from the store; --label-set: a student on each stored label set,
+    and every one's paired gap against the baseline (here: aligned)."""
+    from w2s.pipeline import import_pairs, split_ids
+    from w2s.store import LabelSet, Pair, session_scope
+
+    for split, n, seed in (("train_gt", 16, 0), ("train_w2s", 12, 1), ("test_dev", 8, 2)):
+        rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in toy_rows(n, seed)]
+        assert len(import_pairs(db_url, _write(tmp_path / f"{split}.jsonl", rows), "toy", split, log=None)) == n
+    pool = split_ids(db_url, "toy", "train_w2s")
+    with session_scope(db_url) as s:  # two label sets on the pool: right, and a third of them the wrong way round
+        for name, wrong in (("seam", set()), ("aligned", set(pool[::3]))):
+            for pid in pool:
+                gold = s.get(Pair, pid).gold
+                label = gold if pid not in wrong else {"a": "b", "b": "a"}[gold]
+                s.add(LabelSet(name=name, pair_id=pid, label=label, soft_label=0.9, entropy=0.3, weight=1.0, n_votes=1,
+                               method="soft", params={}))
+    out = tmp_path / "exp"
+    args = ["experiment", "w2s", "--weak", tiny_model, "--strong", tiny_model, "--out", str(out), "--batch-size", "8",
+            "--lora-r", "4", "--variants", "none"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1 and "--data FOLDER or --dataset NAME" in r.output
+    r = runner.invoke(app, [*args, "--dataset", "toy", "--label-set", "seam=nothing-here"])
+    assert r.exit_code == 1 and "label set 'nothing-here' has no rows" in r.output
+    r = runner.invoke(app, [*args, "--dataset", "toy", "--label-set", "seam", "--label-set", "aligned=aligned"])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    assert res["sizes"] == {"train_gt": 16, "train_w2s": 12, "test_dev": 8, "weak_train_gt": 16}
+    assert res["train_rows"] == {"seam": 12, "aligned": 12} and set(res["label_gaps"]) == {"seam - aligned"}
+    gap = res["label_gaps"]["seam - aligned"]
+    assert gap["gap"] == res["accuracy"]["w2s_seam"] - res["accuracy"]["w2s_aligned"]
+    assert "w2s_seam − w2s_aligned:" in r.output
+    assert "w2s on SEAM labels − w2s on aligned weak labels (same pairs)" in (out / "report.md").read_text()
+
+
+def test_results_written_before_the_label_gaps_table_still_read():
+    from w2s.training.report import gap_line, label_gaps
+
+    g = {"gap": 0.02, "lo": -0.01, "hi": 0.05, "level": 0.95}
+    assert label_gaps({"seam_minus_aligned": g}) == {"seam - aligned": g} and label_gaps({}) == {}
+    assert label_gaps({"label_gaps": {"x - aligned": g}, "seam_minus_aligned": None}) == {"x - aligned": g}
+    assert gap_line("seam - aligned", g).startswith("w2s on SEAM labels − w2s on aligned weak labels (same pairs): +0.020")
+    assert gap_line("x - naive", g).startswith("w2s on x labels − w2s on naive labels (same pairs): +0.020")

@@ -107,7 +107,10 @@ def eval_student_cmd(
 def experiment_w2s_cmd(
     weak: str = typer.Option(..., help="Weak supervisor model spec."),
     strong: str = typer.Option(..., help="Strong student / ceiling model spec."),
-    data: Path = typer.Option(..., help="Folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl."),
+    data: Path | None = typer.Option(
+        None, help="Folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl (or --dataset)."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Read the splits train_gt, train_w2s and test_dev of this dataset from the store."),
     out_dir: Path = typer.Option(Path("w2s-experiment"), "--out", help="Experiment directory (rerun to resume)."),
     subsample: int | None = typer.Option(None, help="Pairs per split (train_gt, train_w2s, test)."),
     n_test: int | None = typer.Option(None, help="Test pairs [default: --subsample]."),
@@ -130,6 +133,10 @@ def experiment_w2s_cmd(
     aligned_labels: Path | None = typer.Option(
         None, help="Export rows with the aligned weak master's no-tree labels on the same pairs: "
                    "a student beside the SEAM one, and their paired gap."),
+    label_set: list[str] = typer.Option(
+        [], "--label-set", help="NAME=LABEL_SET: a student on a label set of the store (`w2s labels build`); repeat."),
+    gap_baseline: str = typer.Option(
+        "aligned", help="Every label-set student's paired gap is against this student (or model: weak, ceiling)."),
     variants: str = typer.Option(
         "all", help="The students on the weak labels: all, or some of naive,aux_conf,filtered,reweighted, or none "
                     "(only the students on --seam-labels and --aligned-labels; a later run resumes the rest)."),
@@ -142,8 +149,14 @@ def experiment_w2s_cmd(
     everything scored on test_dev; writes OUT/report.md with plots."""
     from w2s.training import LoraSpec
     from w2s.training.protocol import ExperimentConfig, parse_variants, run_experiment
+    from w2s.training.report import label_gaps
 
-    cfg = ExperimentConfig(weak=weak, strong=strong, data=str(data), out=str(out_dir), n_train_gt=subsample, n_weak_gt=weak_gt,
+    if data is None and dataset is None:
+        err.print("[red]error:[/] give --data FOLDER or --dataset NAME (its splits in the store)")
+        raise typer.Exit(1)
+    label_sets = dict(item.split("=", 1) if "=" in item else (item, item) for item in label_set)
+    cfg = ExperimentConfig(weak=weak, strong=strong, data=str(data) if data else "", dataset=dataset,
+                           label_sets=label_sets, gap_baseline=gap_baseline, out=str(out_dir), n_train_gt=subsample, n_weak_gt=weak_gt,
                            n_train_w2s=subsample, n_test=n_test or subsample, epochs=epochs, batch_size=batch_size,
                            max_length=max_length, weak_pooling=weak_pooling, strong_pooling=strong_pooling, weak_lr=weak_lr, strong_lr=strong_lr,
                            head_lr=head_lr, weak_frozen=weak_frozen, weak_epochs=weak_epochs, weak_head_lr=weak_head_lr,
@@ -164,8 +177,9 @@ def experiment_w2s_cmd(
         p = res["pgr"].get(k)
         t.add_row(k, f"{a:.3f}", "" if not k.startswith("w2s_") else ("undefined" if p is None else f"{p:.3f}"))
     out.print(t)
-    if g := res.get("seam_minus_aligned"):
-        out.print(f"w2s_seam − w2s_aligned: {g['gap']:+.3f} ({g['lo']:+.3f} … {g['hi']:+.3f})")
+    for name, g in label_gaps(res).items():
+        a, _, b = name.partition(" - ")
+        out.print(f"w2s_{a} − w2s_{b}: {g['gap']:+.3f} ({g['lo']:+.3f} … {g['hi']:+.3f})")
     out.print(f"report: {out_dir / 'report.md'}")
 
 

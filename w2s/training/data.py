@@ -68,6 +68,11 @@ def _normalise(raw: dict, where: str, index: int) -> dict:
     return row
 
 
+def normalise_rows(rows: Iterable[dict], where: str) -> list[dict]:
+    """Validate rows read from elsewhere than a file (e.g. a label set in the store), as `load_rows` does."""
+    return [_normalise(r, f"{where}: row {i + 1}", i) for i, r in enumerate(rows)]
+
+
 def load_rows(path: str | Path) -> list[dict]:
     """Read and validate rows from a JSONL file, a Parquet file or a `datasets` folder.
     Nothing is returned half-read: the first bad row raises a `DataError` naming file, line and field."""

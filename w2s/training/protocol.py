@@ -51,7 +51,9 @@ def parse_variants(text: str) -> list[str]:
 class ExperimentConfig:
     weak: str = ""  # weak supervisor model spec
     strong: str = ""  # strong student / ceiling model spec
-    data: str = ""  # folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl
+    data: str = ""  # folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl (read as they are)
+    dataset: str | None = None  # or: the splits train_gt, train_w2s, test_dev of this dataset in the store
+    db: str | None = None  # the store of `dataset` and `label_sets` [default: $W2S_DB]
     out: str = "w2s-experiment"
     n_train_gt: int | None = None  # subsample sizes (None: the whole split)
     n_train_w2s: int | None = None
@@ -78,6 +80,8 @@ class ExperimentConfig:
     # export rows with the aligned weak master's no-tree labels on the same pairs (adds an "aligned"
     # student, and the paired gap seam − aligned: what the tree adds to the labels a student learns from)
     aligned_labels: str | None = None
+    label_sets: dict[str, str] = field(default_factory=dict)  # student name -> a label set in the store
+    gap_baseline: str = "aligned"  # every label-set student's paired gap is against this student (or model)
     intermediate: str | None = None  # bootstrapping: weak → intermediate → strong
     conflict: bool = False  # an explicit-conflict student (α below) and the deception score
     conflict_alpha: float = 0.5
@@ -97,17 +101,53 @@ def label_rows(rows: list[dict], p: np.ndarray, T: float, source: str) -> list[d
             for r, pi, hi, wi in zip(rows, p, h, w)]
 
 
+def store_url(c: ExperimentConfig) -> str:
+    from w2s.store import db_url
+
+    return db_url(c.db)
+
+
 def label_exports(c: ExperimentConfig) -> dict[str, list[dict]]:
-    """The rows of the students trained on exported labels, by name. SEAM and aligned labels side by side
-    must cover the same pairs, or their students' gap would mix the labels with the data."""
-    exports = {k: load_rows(v) for k, v in (("seam", c.seam_labels), ("aligned", c.aligned_labels)) if v}
-    if len(exports) == 2:
-        ids = {k: sorted(r["pair_id"] for r in rows) for k, rows in exports.items()}
-        if ids["seam"] != ids["aligned"]:
-            only = sorted(set(ids["seam"]) ^ set(ids["aligned"]))
-            raise ValueError(f"{c.seam_labels} and {c.aligned_labels} label different pairs "
-                             f"({len(only)} in one only, e.g. {only[:3]}): export both for the same pairs")
+    """The rows of the students trained on labels, by name: the exported files (--seam-labels,
+    --aligned-labels) and the store's label sets (`label_sets`). Label sets compared side by side must
+    cover the same pairs, or their students' gap would mix the labels with the data."""
+    from w2s.pipeline import label_rows
+    from w2s.training.data import normalise_rows
+
+    files = {k: v for k, v in (("seam", c.seam_labels), ("aligned", c.aligned_labels)) if v}
+    exports = {k: load_rows(v) for k, v in files.items()}
+    for name, label_set in c.label_sets.items():
+        if name in exports:
+            raise ValueError(f"two label sources are named {name!r}")
+        rows = label_rows(store_url(c), label_set)
+        if not rows:
+            raise ValueError(f"label set {label_set!r} has no rows in {store_url(c)}: build it with `w2s labels build`")
+        exports[name] = normalise_rows(rows, f"label set {label_set}")
+        files[name] = f"label set {label_set}"
+    if c.gap_baseline in exports:
+        base = sorted(r["pair_id"] for r in exports[c.gap_baseline])
+        for name, rows in exports.items():
+            ids = sorted(r["pair_id"] for r in rows)
+            if ids != base:
+                only = sorted(set(ids) ^ set(base))
+                raise ValueError(f"{files[name]} and {files[c.gap_baseline]} label different pairs "
+                                 f"({len(only)} in one only, e.g. {only[:3]}): export both for the same pairs")
     return exports
+
+
+def split_rows(c: ExperimentConfig) -> dict[str, list[dict]]:
+    """The gold rows of each split: with `dataset`, its pairs in the store (in import order); else the
+    data folder's files as they are (an HH transcript keeps its `Human:`/`Assistant:` framing in the
+    prompt, which the store's pairs do not, so results of a data folder stay what they were)."""
+    if not c.dataset:
+        return {s: load_rows(Path(c.data) / f"{s}.jsonl") for s in SPLITS}
+    from w2s.pipeline import gold_rows
+
+    url = store_url(c)
+    rows = {s: gold_rows(url, c.dataset, s) for s in SPLITS}
+    if empty := [s for s, r in rows.items() if not r]:
+        raise ValueError(f"dataset {c.dataset!r} has no gold pairs in split {empty[0]!r} of {url}")
+    return rows
 
 
 class Experiment:
@@ -120,9 +160,8 @@ class Experiment:
 
     def splits(self) -> dict[str, list[dict]]:
         c = self.cfg
-        d = Path(c.data)
         sizes = {"train_gt": c.n_train_gt, "train_w2s": c.n_train_w2s, "test_dev": c.n_test}
-        return {s: subsample(load_rows(d / f"{s}.jsonl"), sizes[s], c.seed) for s in SPLITS}
+        return {s: subsample(rows, sizes[s], c.seed) for s, rows in split_rows(c).items()}
 
     def rm_config(self, name: str, model: str, strong: bool, **kw) -> RewardConfig:
         c = self.cfg
@@ -159,6 +198,14 @@ class Experiment:
         np.save(cache, p)
         timing.write_text(json.dumps({key: self.timings[run.name][key]}))
         return p
+
+    def label_gaps(self, p_test: dict[str, np.ndarray], exports: dict) -> dict[str, dict]:
+        c = self.cfg
+        base = c.gap_baseline if c.gap_baseline in p_test else f"w2s_{c.gap_baseline}"
+        if base not in p_test:
+            return {}
+        return {f"{name} - {c.gap_baseline}": M.accuracy_gap_ci(p_test[base], p_test[f"w2s_{name}"], seed=c.seed)
+                for name in exports if name != c.gap_baseline}
 
     def run(self) -> dict:
         c = self.cfg
@@ -214,8 +261,8 @@ class Experiment:
             "ceiling_minus_weak": M.accuracy_gap_ci(p_test["weak"], p_test["ceiling"], seed=c.seed),
             "pgr_ci": {k: M.pgr_ci(p_test["weak"], v, p_test["ceiling"], seed=c.seed)
                        for k, v in p_test.items() if k.startswith("w2s_")},
-            "seam_minus_aligned": (M.accuracy_gap_ci(p_test["w2s_aligned"], p_test["w2s_seam"], seed=c.seed)
-                                   if "w2s_seam" in p_test and "w2s_aligned" in p_test else None),
+            # every label-set student against the baseline, paired over the test pairs
+            "label_gaps": self.label_gaps(p_test, exports),
             "ece": {k: M.expected_calibration_error(v) for k, v in p_test.items()},
             "train_rows": train_rows,
             "timings": self.timings,

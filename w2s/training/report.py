@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import numpy as np
 
 from w2s import w2s_metrics as M
+from w2s.machine import machine
 
 LABELS = {
     "weak": "weak supervisor (trained on gt)",
@@ -31,8 +31,20 @@ GAPS = {
 }
 
 
+def label_gaps(results: dict) -> dict[str, dict]:
+    """"a - b" -> the paired gap of the student on label set a over the one on b (`results["label_gaps"]`);
+    results written before that table read their one gap, `seam_minus_aligned`, as "seam - aligned"."""
+    gaps = dict(results.get("label_gaps") or {})
+    if not gaps and results.get("seam_minus_aligned"):
+        gaps["seam - aligned"] = results["seam_minus_aligned"]
+    return gaps
+
+
 def gap_line(key: str, g: dict) -> str:
-    return f"{GAPS[key]}: {g['gap']:+.3f} (paired bootstrap {g['level']:.0%} interval {g['lo']:+.3f} … {g['hi']:+.3f})"
+    """One gap's line: `key` a GAPS key, or a label gap "a - b"."""
+    a, sep, b = key.partition(" - ")
+    what = GAPS.get(key) or GAPS.get(key.replace(" - ", "_minus_")) or (f"w2s on {a} labels − w2s on {b} labels (same pairs)" if sep else key)
+    return f"{what}: {g['gap']:+.3f} (paired bootstrap {g['level']:.0%} interval {g['lo']:+.3f} … {g['hi']:+.3f})"
 
 
 def _fmt(x, nd=3):
@@ -46,20 +58,6 @@ def pgr_cell(p, ci: dict | None) -> str:
     if not ci or ci.get("lo") is None:
         return f"{p:+.3f}"
     return f"{p:+.3f} [{ci['lo']:+.2f}, {ci['hi']:+.2f}]"
-
-
-def machine() -> str:
-    import os
-
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__}, {platform.system()} {platform.release()}"
 
 
 def plot_calibration(p_test: dict[str, np.ndarray], path: Path) -> None:
@@ -115,8 +113,18 @@ def plot_accuracy(acc: dict[str, float], path: Path) -> None:
     plt.close(fig)
 
 
+def model_order(keys) -> list[str]:
+    """The models of a results table in LABELS order, students on other label sets after the named ones."""
+    keys = list(keys)
+    return [k for k in LABELS if k in keys] + [k for k in keys if k not in LABELS]
+
+
+def label_of(key: str) -> str:
+    return LABELS.get(key) or (f"w2s on {key[4:]} labels" if key.startswith("w2s_") else key)
+
+
 def write_report(out: Path, results: dict, p_test: dict[str, np.ndarray], p_pool: np.ndarray, cfg) -> Path:
-    order = [k for k in LABELS if k in p_test]
+    order = model_order(p_test)
     acc, pgr, ece, tim = results["accuracy"], results["pgr"], results["ece"], results["timings"]
     plot_calibration({k: p_test[k] for k in order}, out / "calibration.png")
     plot_entropy(p_pool, out / "entropy_accuracy.png")
@@ -130,7 +138,8 @@ def write_report(out: Path, results: dict, p_test: dict[str, np.ndarray], p_pool
          f"train_w2s {s['train_w2s']}, test {s['test_dev']} pairs; "
          f"epochs {cfg.epochs}, batch {cfg.batch_size}, max_length {cfg.max_length}, seed {cfg.seed}"),
         f"- weak-label accuracy on train_w2s: {results['weak_label_accuracy']:.3f}",
-        *(f"- {gap_line(key, g)}" for key in GAPS if (g := results.get(key))),
+        f"- {gap_line('ceiling_minus_weak', results['ceiling_minus_weak'])}",
+        *(f"- {gap_line(key, g)}" for key, g in label_gaps(results).items()),
         f"- machine: {machine()}; peak RSS {results['peak_rss_mb']:.0f} MiB",
         "",
         "| model | train rows | test accuracy | PGR [95% interval] | ECE | train pairs/s | frozen-layers pass pairs/s | train s |",
@@ -138,7 +147,7 @@ def write_report(out: Path, results: dict, p_test: dict[str, np.ndarray], p_pool
     ]
     for k in order:
         t = tim.get(k, {})
-        lines.append(f"| {LABELS[k]} | {t.get('rows', '')} | {acc[k]:.3f} | {pgr_cell(pgr.get(k), results.get('pgr_ci', {}).get(k)) if k.startswith('w2s_') else ''} "
+        lines.append(f"| {label_of(k)} | {t.get('rows', '')} | {acc[k]:.3f} | {pgr_cell(pgr.get(k), results.get('pgr_ci', {}).get(k)) if k.startswith('w2s_') else ''} "
                      f"| {ece[k]:.3f} | {_fmt(t.get('pairs_per_s'), 2) if t else ''} "
                      f"| {_fmt(t['prefix_pairs_per_s'], 2) if t.get('prefix_pairs_per_s') else ''} "
                      f"| {_fmt(t.get('seconds'), 0) if t else ''} |")
