@@ -25,7 +25,6 @@ from sqlmodel import Session, select
 from w2s.store import Node, Tree, chunks, select_in
 
 
-
 @dataclass(frozen=True)
 class TreeSelector:
     """The rule of this module, with its filters: '' or None means any strong model / any config."""
