@@ -84,6 +84,18 @@ def gold_side(p_a, gold_is_a):
     return gold_is_a * p_a + (1 - gold_is_a) * (1 - p_a)
 
 
+def tree_config(sets: list[str], library: str):
+    """The TreeConfig of `--set FIELD=VALUE` lines (each converted by its field's type; an unknown field
+    is named with the known ones) on the library's defaults."""
+    from w2s.options import apply_sets
+    from w2s.trees import TreeConfig
+
+    try:
+        return apply_sets(TreeConfig, sets, library=library)
+    except ValueError as e:
+        raise SystemExit(f"--set: {e}") from None
+
+
 def load_model(spec: str, threads: int):
     """A model by spec; llama.cpp gets its thread count (keep it on its own cores: see README)."""
     from w2s.backends import get_model

@@ -12,7 +12,6 @@ keeps every tree, so a rerun or a killed run resumes and other configs are compa
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -54,26 +53,10 @@ class MeteredModel:
         return out
 
 
-def typed(field: dataclasses.Field, value: str):
-    kind = field.type if isinstance(field.type, str) else field.type.__name__
-    if kind == "bool":
-        if value.lower() not in ("true", "false", "1", "0"):
-            raise SystemExit(f"--set {field.name}: expected true or false, got {value!r}")
-        return value.lower() in ("true", "1")
-    return {"int": int, "float": float}.get(kind, str)(value)
-
-
 def config_from(args, library: str):
-    from w2s.trees import TreeConfig
+    from common import tree_config
 
-    fields = {f.name: f for f in dataclasses.fields(TreeConfig)}
-    values = {"library": library}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if key not in fields:
-            raise SystemExit(f"--set {key}: not a TreeConfig field; known: {', '.join(fields)}")
-        values[key] = typed(fields[key], value)
-    return TreeConfig(**values)
+    return tree_config(args.set, library)
 
 
 def summarise(url: str, ids: list[str], strong: str, config_hash: str) -> dict:
