@@ -202,7 +202,7 @@ def cli_options(
         sig = inspect.signature(func)
         if into not in sig.parameters:
             raise TypeError(f"{func.__name__} has no parameter {into!r} for {cls.__name__}")
-        hints = {k: v for k, v in get_type_hints(func).items() if k in sig.parameters}
+        hints = {k: v for k, v in get_type_hints(func).items() if k in sig.parameters or k == "return"}
         docs, types = field_docs(cls), field_types(cls)
         generated: dict[str, str] = {}  # parameter -> field
         choice_fields: dict[str, type[enum.Enum]] = {}
@@ -246,8 +246,7 @@ def cli_options(
         kept = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in kept]
         hints.pop(into, None)
         wrapper.__signature__ = sig.replace(parameters=kept + params)  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {**hints, "return": sig.return_annotation}
-        wrapper.__wrapped_config__ = getattr(func, "__wrapped_config__", {}) | {into: cls}  # type: ignore[attr-defined]
+        wrapper.__annotations__ = hints
         return wrapper
 
     return decorate
