@@ -12,7 +12,6 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from w2s.cli import app
-from w2s.cli.trees import TREE_ALIASES
 from w2s.options import UnknownField, apply_sets, cli_options, field_docs, flag
 from w2s.training.config import ExperimentConfig
 from w2s.trees import TreeConfig

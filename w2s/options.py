@@ -230,7 +230,7 @@ def cli_options(
             if tp in choice_fields.values() and default not in (None, ...):
                 default = tp(default)
             option = typer.Option(default, *decls, help=docs.get(f.name) or None, rich_help_panel=panel, **extra)
-            annotation = Optional[tp] if optional or default is None else tp
+            annotation = Optional[tp] if optional or default is None else tp  # noqa: UP045 (a runtime type)
             params.append(inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
             hints[param] = annotation
 

@@ -96,7 +96,7 @@ class TreeConfig:
     """The thought prompt (prompts/templates/NAME.jinja): thought-analyse checks each reply against the
     principle before concluding, so a small model does not just name the reply it saw first."""
     post_relevance: bool = False
-    """Score relevance again after the thought; off reuses the initial r (cheaper, and prunes about as well)."""
+    """Score relevance again after the thought; off reuses the initial r (the second pass cost more than it pruned)."""
     thought_both_orders: bool = True
     """Write the thought in both A/B orders so its position bias cancels; off writes it once (half the tokens)."""
 

@@ -55,7 +55,7 @@ class WorkOptions:
     """How one worker takes part in shared work (`w2s trees build`, `w2s annotate`)."""
 
     chunk_size: int | None = field(default=None, metadata={"cli": {"min": 1}})
-    """Pairs claimed at a time from the work shared with other workers [default: the command's batch]."""
+    """Pairs claimed at a time from the work shared with other workers [default: --in-flight or --batch-size]."""
     lease_seconds: float = field(default=300.0, metadata={"cli": {"min": 1.0}})
     """A claimed chunk is this worker's for this long, renewed while it runs; a killed worker's chunk goes
     to the others when it ends."""
