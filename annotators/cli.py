@@ -7,11 +7,14 @@ import typer
 from annotators.base import AnnotatorOptions
 from annotators.methods import CoTOptions, SeamConfig
 from w2s.cli.console import console
+from w2s.options import cli_options
+from w2s.work import WorkOptions
 
 out = console()
 err = console(True)
 
 
+@cli_options(WorkOptions, "work", panel="Shared work")
 def annotate(
     annotator: str = typer.Option(
         "seam", "--annotator", "-a",
@@ -45,13 +48,7 @@ def annotate(
         None, help=f"cot-*: token budget of the strong reasoning [default: {CoTOptions.reasoning_max_tokens}]."
     ),
     master: str | None = typer.Option(None, "--master", help="aligned, seam-aligned(-rm), cot-aligned: a master saved in the store (its name, `w2s master list`) or a run directory."),
-    chunk_size: int | None = typer.Option(
-        None, "--chunk-size", min=1, help="Pairs claimed at a time from the work shared with other workers "
-        "[default: --batch-size]."),
-    lease_seconds: float = typer.Option(
-        300.0, "--lease-seconds", min=1.0, help="A claimed chunk is this worker's for this long, renewed while "
-        "it runs; a killed worker's chunk goes to the others when it ends."),
-    worker_id: str | None = typer.Option(None, "--worker-id", help="This worker's name in the store [default: host-pid]."),
+    work: WorkOptions = None,  # --chunk-size, --lease-seconds, --worker-id
 ) -> None:
     """Label the selected pairs with ANNOTATOR; one transaction per batch, so a killed run resumes
     exactly where it stopped and a rerun adds nothing. Every label records its producer (method, models,
@@ -74,8 +71,7 @@ def annotate(
         ann = get_annotator(annotator, weak, strong, **options)
     except (ValueError, FileNotFoundError) as e:
         raise typer.BadParameter(str(e)) from e
-    queue = annotation_queue(ann, ids, worker=worker_id, chunk_size=chunk_size or batch_size,
-                             lease_seconds=lease_seconds)  # fmt: skip
+    queue = annotation_queue(ann, ids, **work.queue_kwargs(batch_size))
     with queue, progress_bar() as bar:
         already = len(ids) - queue.counts()["left"]
         task = bar.add_task(annotator, total=len(ids), rate="- pairs/s")
@@ -90,7 +86,7 @@ def annotate(
         try:
             added = annotate_shared(ann, queue, batch_size=batch_size, on_batch=advance,
                                     on_wait=lambda status: err.print(waiting_line(queue.worker, status)),
-                                    poll_seconds=min(5.0, lease_seconds / 3))  # fmt: skip
+                                    poll_seconds=min(5.0, work.lease_seconds / 3))  # fmt: skip
         except LookupError as e:
             err.print(f"[red]{e}[/]")
             raise typer.Exit(1) from e

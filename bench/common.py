@@ -38,6 +38,18 @@ def import_sample(path: str | Path, url: str, n: int | None = None, seed: int = 
     return import_pairs(url, path, n=n, seed=seed)
 
 
+def tree_config(sets: list[str], library: str):
+    """The TreeConfig of `--set FIELD=VALUE` lines (each converted by its field's type; an unknown field
+    is named with the known ones) on the library's defaults."""
+    from w2s.options import apply_sets
+    from w2s.trees import TreeConfig
+
+    try:
+        return apply_sets(TreeConfig, sets, library=library)
+    except ValueError as e:
+        raise SystemExit(f"--set: {e}") from None
+
+
 def load_model(spec: str, threads: int):
     """A model by spec; llama.cpp gets its thread count (keep it on its own cores: see README)."""
     from w2s.backends import get_model
@@ -60,24 +72,6 @@ def save_corpus(url: str, corpus: Path, path: str) -> None:
     save_tree_corpus(url, corpus, *dataset_of(path))
 
 
-def typed(field: dataclasses.Field, value: str):
-    kind = field.type if isinstance(field.type, str) else field.type.__name__
-    if kind == "bool":
-        if value.lower() not in ("true", "false", "1", "0"):
-            raise SystemExit(f"--set {field.name}: expected true or false, got {value!r}")
-        return value.lower() in ("true", "1")
-    return {"int": int, "float": float}.get(kind, str)(value)
-
-
 def config_from(args, library: str):
-    """The TreeConfig of `--set FIELD=VALUE` options (args.set) and a principle library."""
-    from w2s.trees import TreeConfig
-
-    fields = {f.name: f for f in dataclasses.fields(TreeConfig)}
-    values = {"library": library}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if key not in fields:
-            raise SystemExit(f"--set {key}: not a TreeConfig field; known: {', '.join(fields)}")
-        values[key] = typed(fields[key], value)
-    return TreeConfig(**values)
+    """The TreeConfig of a bench's `--set FIELD=VALUE` options (args.set) and a principle library."""
+    return tree_config(args.set, library)

@@ -50,7 +50,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -74,9 +74,9 @@ class TreeConfig:
     """Every knob of tree building; stored with each tree, and its hash is part of the tree's identity."""
 
     library: str = "harmlessness"
-    """Principle library (`prompts/principles/<library>.yaml`)."""
+    """Principle library (prompts/principles/NAME.yaml)."""
     tau_exit: float = 0.75
-    """A node whose verdict has max(v) >= tau_exit is an exit node: the search stops there."""
+    """A node whose verdict has max(v) >= tau_exit exits: the search stops there."""
     max_backtraces: int = 2
     """B: stop after this many backtraced (pruned_by_search) nodes."""
     max_depth: int = 4
@@ -87,25 +87,18 @@ class TreeConfig:
     """A node whose verdict has max(v) < tau_uniform (near-uniform) is a backtrace."""
     tau_min: float = 0.1
     """Stop when the best remaining principle's relevance is below tau_min."""
-    relevance: str = "listwise"
-    """How r(p) is read: 'listwise' asks once which principle matters most and takes each principle's
-    probability relative to the top one (one short prompt per pair, where the per-principle pass costs a
-    prompt per principle and ranked code principles barely at all: docs/results/trees_dev.md);
-    'per-principle' asks P(Yes | "does p matter?") for each (libraries of more than 9 principles always
-    use it)."""
+    relevance: Literal["listwise", "per-principle"] = "listwise"
+    """How r(p) is read: listwise (one prompt per pair, cheaper) or per-principle (a prompt per principle;
+    always for libraries of more than 9)."""
     thought_max_tokens: int = 48
     """Token budget of a thought."""
     thought_template: str = "thought-analyse"
-    """The thought prompt (`prompts/templates/<name>.jinja`): `thought-analyse` has S check each reply
-    against the principle before it concludes; `thought` asks for the winner first, and a small model
-    then names the reply it saw first (docs/results/trees_dev.md compares them)."""
+    """The thought prompt (prompts/templates/NAME.jinja): thought-analyse checks each reply against the
+    principle before concluding, so a small model does not just name the reply it saw first."""
     post_relevance: bool = False
-    """Score relevance again after the thought (with the thought in view); False reuses the initial r
-    (the default: the second pass cost more than it pruned, docs/results/trees_dev.md)."""
+    """Score relevance again after the thought; off reuses the initial r (the second pass cost more than it pruned)."""
     thought_both_orders: bool = True
-    """Write the thought in both presentation orders and read each order's verdict after its own thought.
-    False writes it once (A first) and swaps its labels for the B-first verdict: half the generation,
-    but a position bias of the thought itself then survives the averaging (docs/results/seam_hh.md)."""
+    """Write the thought in both A/B orders so its position bias cancels; off writes it once (half the tokens)."""
 
     def as_dict(self) -> dict:
         return asdict(self)

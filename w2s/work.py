@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy import func, update
@@ -47,6 +48,23 @@ class PairSource(Protocol):
 
     def status(self) -> str:
         """A short human phrase for the progress line, e.g. "12 leased by other workers"."""
+
+
+@dataclass
+class WorkOptions:
+    """How one worker takes part in shared work (`w2s trees build`, `w2s annotate`)."""
+
+    chunk_size: int | None = field(default=None, metadata={"cli": {"min": 1}})
+    """Pairs claimed at a time from the work shared with other workers [default: --in-flight or --batch-size]."""
+    lease_seconds: float = field(default=300.0, metadata={"cli": {"min": 1.0}})
+    """A claimed chunk is this worker's for this long, renewed while it runs; a killed worker's chunk goes
+    to the others when it ends."""
+    worker_id: str | None = None
+    """This worker's name in the store [default: host-pid]."""
+
+    def queue_kwargs(self, batch: int) -> dict:
+        """WorkQueue's keyword arguments (chunks of `batch` unless chunk_size is set)."""
+        return {"worker": self.worker_id, "chunk_size": self.chunk_size or batch, "lease_seconds": self.lease_seconds}
 
 
 def default_worker() -> str:
@@ -75,7 +93,7 @@ class WorkQueue:
         stored: Stored | None = None,
         worker: str | None = None,
         chunk_size: int = 8,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = WorkOptions.lease_seconds,
         clock: Callable[[], float] = time.time,
         heartbeat: bool = True,
     ) -> None:

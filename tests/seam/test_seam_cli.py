@@ -159,7 +159,7 @@ def test_annotator_options_are_typed_and_the_cli_matches_them(db_url, script):
     from dataclasses import fields
 
     cli = {name for name, p in inspect.signature(annotate).parameters.items() if p.default.default is None}
-    cli = (cli - {"weak", "strong", "dataset", "split", "pairs", "limit", "principles", "chunk_size", "worker_id"}) | {"library"}
+    cli = (cli - {"weak", "strong", "dataset", "split", "pairs", "limit", "principles", "work__chunk_size", "work__worker_id"}) | {"library"}
     declared = {f.name for cls in ANNOTATORS.values() for f in fields(cls.Options)}
     assert cli == declared
 

@@ -4,13 +4,15 @@ score it, and run the whole weak-to-strong protocol into one report."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from w2s.cli.console import console
-from w2s.training.config import LoraSpec, TrainConfig
+from w2s.options import cli_options
+from w2s.training.config import ExperimentConfig, LoraSpec, TrainConfig
 
 experiment_app = typer.Typer(help="Run experiments end to end.", no_args_is_help=True)
 err = console(True, soft_wrap=True)
@@ -104,67 +106,34 @@ def eval_student_cmd(
 
 
 @experiment_app.command("w2s")
+@cli_options(ExperimentConfig, "cfg", required=["weak", "strong"], panel="Experiment",
+             exclude=["weak_lora", "strong_lora", "variants", "progress", "label_sets"],
+             aliases={"n_weak_gt": ["--weak-gt"], "torch_threads": ["--threads"], "dataset": ["-d"]})  # fmt: skip
 def experiment_w2s_cmd(
-    weak: str = typer.Option(..., help="Weak supervisor model spec."),
-    strong: str = typer.Option(..., help="Strong student / ceiling model spec."),
-    data: Path | None = typer.Option(
-        None, help="Folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl (or --dataset)."),
-    dataset: str | None = typer.Option(
-        None, "--dataset", "-d", help="Read the splits train_gt, train_w2s and test_dev of this dataset from the store."),
-    out_dir: Path = typer.Option(Path("w2s-experiment"), "--out", help="Experiment directory (rerun to resume)."),
-    subsample: int | None = typer.Option(None, help="Pairs per split (train_gt, train_w2s, test)."),
-    n_test: int | None = typer.Option(None, help="Test pairs [default: --subsample]."),
-    weak_gt: int | None = typer.Option(None, help="Train the weak supervisor on only this many of the train_gt pairs."),
-    epochs: float = typer.Option(1.0),
-    batch_size: int = typer.Option(4),
-    max_length: int = typer.Option(256),
-    weak_pooling: str = typer.Option("last", help="last | mean (mean for sentence encoders)."),
-    strong_pooling: str = typer.Option("last", help="last | mean: the student's pooling."),
-    weak_lr: float = typer.Option(5e-5),
-    strong_lr: float = typer.Option(1e-4),
-    head_lr: float = typer.Option(1e-3, help="Learning rate of the reward heads."),
-    weak_frozen: bool = typer.Option(False, "--weak-frozen", help="Train only the weak supervisor's reward head (a probe on its frozen encoder)."),
-    weak_epochs: float | None = typer.Option(None, help="The weak supervisor's epochs [default: --epochs]."),
-    weak_head_lr: float | None = typer.Option(None, help="The weak supervisor's reward-head learning rate [default: --head-lr]."),
-    cache_frozen_prefix: bool = typer.Option(False, "--cache-frozen-prefix", help="Run the student's layers below its LoRA layers once per sequence (needs --lora-last-n)."),
-    lora_r: int = typer.Option(8),
+    cfg: ExperimentConfig = None,  # its fields' options (but the LoRA specs and the variants: below)
+    subsample: int | None = typer.Option(
+        None, help="Pairs per split (train_gt, train_w2s, test), for each --n-* not given."),
+    lora_r: int = typer.Option(LoraSpec.r, help="The student's LoRA rank (α = 2r)."),
     lora_last_n: int | None = typer.Option(None, help="Student LoRA on the last n layers only."),
-    seam_labels: Path | None = typer.Option(None, help="Export rows with SEAM labels on train_w2s."),
-    aligned_labels: Path | None = typer.Option(
-        None, help="Export rows with the aligned weak master's no-tree labels on the same pairs: "
-                   "a student beside the SEAM one, and their paired gap."),
     label_set: list[str] = typer.Option(
         [], "--label-set", help="NAME=LABEL_SET: a student on a label set of the store (`w2s labels build`); repeat."),
-    gap_baseline: str = typer.Option(
-        "aligned", help="Every label-set student's paired gap is against this student (or model: weak, ceiling)."),
     variants: str = typer.Option(
         "all", help="The students on the weak labels: all, or some of naive,aux_conf,filtered,reweighted, or none "
                     "(only the students on --seam-labels and --aligned-labels; a later run resumes the rest)."),
-    intermediate: str | None = typer.Option(None, help="Bootstrap through this intermediate model."),
-    conflict: bool = typer.Option(False, "--conflict", help="Add an explicit-conflict student and the deception score."),
-    seed: int = typer.Option(0),
-    threads: int | None = typer.Option(None),
 ) -> None:
     """The standard protocol: weak and ceiling on train_gt, weak labels on train_w2s, students on them,
     everything scored on test_dev; writes OUT/report.md with plots."""
-    from w2s.training import LoraSpec
-    from w2s.training.protocol import ExperimentConfig, parse_variants, run_experiment
+    from w2s.training.protocol import parse_variants, run_experiment
     from w2s.training.report import label_gaps
 
-    if data is None and dataset is None:
+    if not cfg.data and not cfg.dataset:
         err.print("[red]error:[/] give --data FOLDER or --dataset NAME (its splits in the store)")
         raise typer.Exit(1)
     label_sets = dict(item.split("=", 1) if "=" in item else (item, item) for item in label_set)
-    cfg = ExperimentConfig(weak=weak, strong=strong, data=str(data) if data else "", dataset=dataset,
-                           label_sets=label_sets, gap_baseline=gap_baseline, out=str(out_dir), n_train_gt=subsample, n_weak_gt=weak_gt,
-                           n_train_w2s=subsample, n_test=n_test or subsample, epochs=epochs, batch_size=batch_size,
-                           max_length=max_length, weak_pooling=weak_pooling, strong_pooling=strong_pooling, weak_lr=weak_lr, strong_lr=strong_lr,
-                           head_lr=head_lr, weak_frozen=weak_frozen, weak_epochs=weak_epochs, weak_head_lr=weak_head_lr,
-                           cache_frozen_prefix=cache_frozen_prefix,
-                           strong_lora=LoraSpec(r=lora_r, alpha=2 * lora_r, last_n_layers=lora_last_n),
-                           seam_labels=str(seam_labels) if seam_labels else None,
-                           aligned_labels=str(aligned_labels) if aligned_labels else None, variants=parse_variants(variants),
-                           intermediate=intermediate, conflict=conflict, seed=seed, torch_threads=threads)
+    sizes = {k: subsample for k in ("n_train_gt", "n_train_w2s", "n_test") if getattr(cfg, k) is None}
+    cfg = replace(cfg, **sizes, strong_lora=LoraSpec(r=lora_r, alpha=2 * lora_r, last_n_layers=lora_last_n),
+                  variants=parse_variants(variants), label_sets=label_sets)
+    out_dir = Path(cfg.out)
     from w2s.training.data import DataError
 
     try:

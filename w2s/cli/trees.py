@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -21,8 +22,14 @@ from sqlalchemy import or_
 from sqlmodel import select
 
 from w2s.cli.console import CliProgress, console
+from w2s.options import cli_options
 from w2s.store import Pair, Tree, session_scope
 from w2s.trees import TreeConfig
+from w2s.work import WorkOptions
+
+TREE_ALIASES = {"max_backtraces": ["--backtraces", "-B"], "max_depth": ["--depth", "-D"],
+                "thought_max_tokens": ["--thought-tokens"]}
+"""The TreeConfig options' older and short names, kept beside `--max-backtraces` etc."""
 
 trees_app = typer.Typer(help="Principle fast-and-frugal trees built by a strong model.", no_args_is_help=True)
 out = console()
@@ -90,6 +97,8 @@ def rate_text(task) -> str:
 
 
 @trees_app.command("build")
+@cli_options(WorkOptions, "work", panel="Shared work")
+@cli_options(TreeConfig, "cfg", exclude=["library"], panel="Tree search", aliases=TREE_ALIASES)
 def build(
     strong: str = typer.Option(..., "--strong", help="Strong model spec, e.g. llamacpp:qwen2.5-coder-1.5b."),
     principles: str | None = typer.Option(
@@ -124,34 +133,8 @@ def build(
         help="Replay this config's trees (same strong model; only -B/-D and the taus may differ) instead of "
              "building again: only nodes its searches never reached cost tokens.",
     ),
-    # defaults: TreeConfig's (one place)
-    tau_exit: float = typer.Option(TreeConfig.tau_exit, help="Exit when max(v) >= tau_exit."),
-    max_backtraces: int = typer.Option(
-        TreeConfig.max_backtraces, "--backtraces", "-B", help="B: stop after this many backtraces."
-    ),
-    max_depth: int = typer.Option(TreeConfig.max_depth, "--depth", "-D", help="D: stop at this chain depth."),
-    tau_rel: float = typer.Option(TreeConfig.tau_rel, help="Post-thought relevance below this is a backtrace."),
-    tau_uniform: float = typer.Option(
-        TreeConfig.tau_uniform, help="A verdict with max(v) below this is near-uniform: a backtrace."
-    ),
-    tau_min: float = typer.Option(TreeConfig.tau_min, help="Stop when the best remaining relevance is below this."),
-    relevance: str = typer.Option(TreeConfig.relevance, help="How r(p) is read: listwise or per-principle."),
-    thought_tokens: int = typer.Option(TreeConfig.thought_max_tokens, help="Token budget of a thought."),
-    thought_template: str = typer.Option(
-        TreeConfig.thought_template, help="Thought prompt (prompts/templates/NAME.jinja)."
-    ),
-    post_relevance: bool = typer.Option(TreeConfig.post_relevance, help="Re-score relevance after the thought."),
-    thought_both_orders: bool = typer.Option(
-        TreeConfig.thought_both_orders,
-        help="Write the thought in both A/B orders (cancels its position bias; twice the generation).",
-    ),
-    chunk_size: int | None = typer.Option(
-        None, "--chunk-size", min=1, help="Pairs claimed at a time from the work shared with other workers "
-        "[default: --in-flight]."),
-    lease_seconds: float = typer.Option(
-        300.0, "--lease-seconds", min=1.0, help="A claimed chunk is this worker's for this long, renewed while "
-        "it runs; a killed worker's chunk goes to the others when it ends."),
-    worker_id: str | None = typer.Option(None, "--worker-id", help="This worker's name in the store [default: host-pid]."),
+    cfg: TreeConfig = None,  # the TreeConfig fields' options (but library: --principles)
+    work: WorkOptions = None,  # --chunk-size, --lease-seconds, --worker-id
 ) -> None:
     """Build the FF-tree of every selected pair (skips pairs that already have one for this model and
     config, so a killed build resumes and a rerun adds nothing). With --extend-from, a pair that has a tree
@@ -190,13 +173,8 @@ def build(
         model.config.max_concurrency = max(model.config.max_concurrency, in_flight)
     budget = max_tokens
     for library, group in groups.items():
-        cfg = TreeConfig(
-            library=library, tau_exit=tau_exit, max_backtraces=max_backtraces, max_depth=max_depth, tau_rel=tau_rel,
-            tau_uniform=tau_uniform, tau_min=tau_min, relevance=relevance, thought_max_tokens=thought_tokens,
-            thought_template=thought_template, post_relevance=post_relevance, thought_both_orders=thought_both_orders,
-        )
-        queue = tree_queue(model.spec, cfg, group, worker=worker_id, chunk_size=chunk_size or in_flight,
-                           lease_seconds=lease_seconds)  # fmt: skip
+        cfg = replace(cfg, library=library)
+        queue = tree_queue(model.spec, cfg, group, **work.queue_kwargs(in_flight))
         with queue, progress_bar() as bar:
             already = len(group) - queue.counts()["left"]
             task = bar.add_task(f"trees ({library})", total=len(group), completed=already, rate="- pairs/s")

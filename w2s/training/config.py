@@ -6,6 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 
 @dataclass
@@ -123,3 +124,60 @@ def make_config(objective: str, **kw) -> TrainConfig:
     if objective not in CONFIGS:
         raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(CONFIGS)}")
     return CONFIGS[objective](**kw)
+
+
+# The students on the weak supervisor's labels, by name: how each trains on them, given the experiment
+WEAK_LABEL_STUDENTS = {
+    "naive": lambda c: {"use_weights": False},
+    "aux_conf": lambda c: {"use_weights": False, "aux_conf": True},
+    "filtered": lambda c: {"use_weights": False, "filter_entropy_percentile": c.filter_percentile},
+    "reweighted": lambda c: {"use_weights": True},
+}
+
+
+@dataclass
+class ExperimentConfig:
+    """The standard weak-to-strong protocol (`w2s experiment w2s`, `w2s.training.protocol`)."""
+
+    weak: str = ""  # weak supervisor model spec
+    strong: str = ""  # strong student / ceiling model spec
+    data: str = ""  # folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl (read as they are)
+    dataset: str | None = None  # or: the splits train_gt, train_w2s, test_dev of this dataset in the store
+    db: str | None = None  # the store of dataset and the label sets (None: $W2S_DB)
+    out: str = "w2s-experiment"  # experiment directory (rerun to resume)
+    n_train_gt: int | None = None  # train_gt pairs (None: the whole split)
+    n_train_w2s: int | None = None  # train_w2s pairs (None: the whole split)
+    n_test: int | None = None  # test_dev pairs (None: the whole split)
+    # The weak supervisor's share of train_gt (None: all of it): fewer ground-truth pairs make a genuinely
+    # weaker supervisor from the same model family.
+    n_weak_gt: int | None = None
+    weak_lora: LoraSpec | None = None  # None: full fine-tuning of the weak model
+    weak_frozen: bool = False  # train only the weak supervisor's reward head (a probe on its frozen encoder)
+    strong_lora: LoraSpec | None = field(default_factory=LoraSpec)  # the student's LoRA (None: full fine-tuning)
+    weak_pooling: Literal["last", "mean"] = "last"  # the weak supervisor's pooling (mean for sentence encoders)
+    strong_pooling: Literal["last", "mean"] = "last"  # the student's pooling
+    cache_frozen_prefix: bool = False  # run the student's frozen layers once per sequence (needs LoRA last n)
+    weak_lr: float = 5e-5  # the weak supervisor's learning rate
+    strong_lr: float = 1e-4  # the ceiling's and the students' learning rate
+    head_lr: float | None = 1e-3  # learning rate of the reward heads
+    weak_head_lr: float | None = None  # the weak supervisor's reward-head learning rate (None: head_lr)
+    epochs: float = 1.0  # epochs of the ceiling and the students
+    weak_epochs: float | None = None  # the weak supervisor's epochs (None: epochs)
+    batch_size: int = 4  # pairs per optimiser step
+    max_length: int = 256  # tokens per prompt+response
+    variants: list[str] = field(default_factory=lambda: list(WEAK_LABEL_STUDENTS))  # students on weak labels
+    seam_labels: str | None = None  # export rows with SEAM labels on train_w2s (adds a "seam" student)
+    # Export rows with the aligned weak master's no-tree labels on the same pairs: an "aligned" student
+    # beside the SEAM one, and their paired gap (what the tree adds to the labels).
+    aligned_labels: str | None = None
+    label_sets: dict[str, str] = field(default_factory=dict)  # student name -> a label set in the store
+    gap_baseline: str = "aligned"  # every label-set student's paired gap is against this student (or model)
+    intermediate: str | None = None  # bootstrap through this intermediate model (weak → it → strong)
+    conflict: bool = False  # add an explicit-conflict student (conflict_alpha) and the deception score
+    conflict_alpha: float = 0.5  # α of the explicit-conflict student's loss where it disagrees with the truth
+    filter_percentile: float = 50.0  # the filtered student keeps rows up to this entropy percentile (Guo & Yang 2024)
+    reweight_T: float = 0.2  # temperature of the weak labels' reliability weight (Guo & Yang 2024)
+    deception_T: float = 0.75  # the deception score's threshold T on the models' confidence
+    seed: int = 0  # seed of subsampling and training
+    torch_threads: int | None = None  # torch threads on CPU
+    progress: bool = True  # progress bars while training

@@ -15,27 +15,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from w2s import w2s_metrics as M
 from w2s.reliability import majority_weight
-from w2s.training.config import LoraSpec, RewardConfig
+from w2s.training.config import WEAK_LABEL_STUDENTS, ExperimentConfig, RewardConfig
 from w2s.training.data import load_rows, subsample, write_rows
 from w2s.training.trainer import peak_rss_mb, train
 from w2s.vocab import binary_entropy
 
 SPLITS = ("train_gt", "train_w2s", "test_dev")
-# The students on the weak supervisor's labels, by name: how each trains on them, given the experiment
-WEAK_LABEL_STUDENTS = {
-    "naive": lambda c: {"use_weights": False},
-    "aux_conf": lambda c: {"use_weights": False, "aux_conf": True},
-    "filtered": lambda c: {"use_weights": False, "filter_entropy_percentile": c.filter_percentile},
-    "reweighted": lambda c: {"use_weights": True},
-}
-
 
 def parse_variants(text: str) -> list[str]:
     """Weak-label students, comma-separated: 'all' (the default), or 'none' (e.g. a run of only the
@@ -45,52 +36,6 @@ def parse_variants(text: str) -> list[str]:
     if text in ("all", "none"):
         return list(WEAK_LABEL_STUDENTS) if text == "all" else []
     return [n.strip() for n in text.split(",") if n.strip()]
-
-
-@dataclass
-class ExperimentConfig:
-    weak: str = ""  # weak supervisor model spec
-    strong: str = ""  # strong student / ceiling model spec
-    data: str = ""  # folder with train_gt.jsonl, train_w2s.jsonl, test_dev.jsonl (read as they are)
-    dataset: str | None = None  # or: the splits train_gt, train_w2s, test_dev of this dataset in the store
-    db: str | None = None  # the store of `dataset` and `label_sets` [default: $W2S_DB]
-    out: str = "w2s-experiment"
-    n_train_gt: int | None = None  # subsample sizes (None: the whole split)
-    n_train_w2s: int | None = None
-    n_test: int | None = None
-    # The weak supervisor's share of train_gt (None: all of it). Fewer ground-truth pairs make a
-    # genuinely weaker supervisor from the same model family when the model alone is not weaker enough.
-    n_weak_gt: int | None = None
-    weak_lora: LoraSpec | None = None  # None: full fine-tuning of the weak model
-    weak_frozen: bool = False  # the weak supervisor trains its reward head only (frozen encoder + head)
-    strong_lora: LoraSpec | None = field(default_factory=LoraSpec)
-    weak_pooling: str = "last"
-    strong_pooling: str = "last"
-    cache_frozen_prefix: bool = False  # cache the student's frozen layers (needs strong_lora.last_n_layers)
-    weak_lr: float = 5e-5
-    strong_lr: float = 1e-4
-    head_lr: float | None = 1e-3
-    weak_head_lr: float | None = None  # the weak supervisor's reward-head learning rate (None: head_lr)
-    epochs: float = 1.0
-    weak_epochs: float | None = None  # the weak supervisor's epochs (default: epochs)
-    batch_size: int = 4
-    max_length: int = 256
-    variants: list[str] = field(default_factory=lambda: list(WEAK_LABEL_STUDENTS))  # students on weak labels
-    seam_labels: str | None = None  # export rows with SEAM labels on train_w2s (adds a "seam" student)
-    # export rows with the aligned weak master's no-tree labels on the same pairs (adds an "aligned"
-    # student, and the paired gap seam − aligned: what the tree adds to the labels a student learns from)
-    aligned_labels: str | None = None
-    label_sets: dict[str, str] = field(default_factory=dict)  # student name -> a label set in the store
-    gap_baseline: str = "aligned"  # every label-set student's paired gap is against this student (or model)
-    intermediate: str | None = None  # bootstrapping: weak → intermediate → strong
-    conflict: bool = False  # an explicit-conflict student (α below) and the deception score
-    conflict_alpha: float = 0.5
-    filter_percentile: float = 50.0  # Guo & Yang 2024 default
-    reweight_T: float = 0.2  # Guo & Yang 2024 default
-    deception_T: float = 0.75
-    seed: int = 0
-    torch_threads: int | None = None
-    progress: bool = True
 
 
 def label_rows(rows: list[dict], p: np.ndarray, T: float, source: str) -> list[dict]:
