@@ -39,13 +39,14 @@ from w2s.machine import machine
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", required=True)
+    ap.add_argument("--train", required=True, action="append",
+                    help="a train pair file; repeat to train the masters on several (e.g. two languages)")
     ap.add_argument("--test", required=True)
-    ap.add_argument("--train-n", type=int, default=None, help="seeded train sample [default: the whole file]")
+    ap.add_argument("--train-n", type=int, default=None, help="seeded train sample of each train file [default: all]")
     ap.add_argument("--test-n", type=int, default=None, help="seeded test sample [default: the rest / whole file]")
     ap.add_argument("--limit", type=int, default=None, help="label at most this many test pairs")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--train-trees", default=None)
+    ap.add_argument("--train-trees", default=None, help="the train file's corpus (one --train only)")
     ap.add_argument("--test-trees", default=None)
     ap.add_argument("--save-trees", action="store_true", help="write built trees back to the corpus files")
     ap.add_argument("--no-build", action="store_true", help="build no tree: use the pairs that have one")
@@ -73,10 +74,14 @@ def main() -> None:
     from w2s.principles import fallback_notice, library_for_dataset
 
     deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
-    (train_ds, train_split), (test_ds, test_split) = P.dataset_of(args.train), P.dataset_of(args.test)
-    url = P.sqlite_url(db := args.db or f"/tmp/w2s_bench/seam_domains/{train_ds}-{train_split}--{test_ds}-{test_split}.db")
+    if args.train_trees and len(args.train) > 1:
+        raise SystemExit("--train-trees names one file's corpus: give one --train with it")
+    trains = [P.dataset_of(t) for t in args.train]
+    (train_ds, _), (test_ds, test_split) = trains[0], P.dataset_of(args.test)
+    train_name = "+".join(f"{d}-{s}" for d, s in trains)
+    url = P.sqlite_url(db := args.db or f"/tmp/w2s_bench/seam_domains/{train_name}--{test_ds}-{test_split}.db")
     print(f"machine: {machine()}\ndatabase: {url}")
-    for ds in {train_ds, test_ds}:
+    for ds in {*(d for d, _ in trains), test_ds}:
         if not args.principles and fallback_notice(ds):
             print(fallback_notice(ds))
     library = args.principles or library_for_dataset(test_ds)
@@ -84,22 +89,25 @@ def main() -> None:
     print(f"tree config {cfg.hash()}: {cfg.as_dict()}")
 
     # whole files are imported (so every tree of their corpora is kept); the samples are seeded prefixes
-    train_all = P.import_pairs(url, args.train, seed=args.seed)
-    same = Path(args.train).resolve() == Path(args.test).resolve()
-    test_all = train_all if same else P.import_pairs(url, args.test, seed=args.seed)
-    train_ids, test_ids = P.train_test_ids(train_all, test_all, train_n=args.train_n, test_n=args.test_n)
+    train_all = {t: P.import_pairs(url, t, seed=args.seed) for t in args.train}
+    same = next((t for t in args.train if Path(t).resolve() == Path(args.test).resolve()), None)
+    test_all = train_all[same] if same else P.import_pairs(url, args.test, seed=args.seed)
+    train_ids = [p for ids in train_all.values() for p in ids[: args.train_n]]
+    train_ids, test_ids = P.train_test_ids(train_ids, test_all, test_n=args.test_n)
     test_ids = test_ids[: args.limit]
-    print(f"train {len(train_ids)} pairs ({train_ds}/{train_split}), test {len(test_ids)} pairs ({test_ds}/{test_split})")
+    print(f"train {len(train_ids)} pairs ({', '.join(f'{d}/{s}' for d, s in trains)}), "
+          f"test {len(test_ids)} pairs ({test_ds}/{test_split})")
 
-    corpora = {"train": Path(args.train_trees) if args.train_trees else C.default_corpus(args.train),
-               "test": Path(args.test_trees) if args.test_trees else C.default_corpus(args.test)}
+    corpora = {t: Path(args.train_trees) if args.train_trees else C.default_corpus(t) for t in args.train}
+    corpora[args.test] = Path(args.test_trees) if args.test_trees else C.default_corpus(args.test)
     reused = sum(P.import_tree_corpus(url, c) for c in set(corpora.values()))
     strong = C.load_model(args.strong, args.threads)
     built = {}
     for part, ids in (("train", train_ids), ("test", test_ids)):
         built[part] = P.ensure_trees(url, strong, [] if args.no_build else ids, cfg, deadline=deadline, label=part)
-        if args.save_trees:
-            P.save_tree_corpus(url, corpora[part], *P.dataset_of(args.train if part == "train" else args.test))
+        for path in args.train if part == "train" else [args.test]:
+            if args.save_trees:
+                P.save_tree_corpus(url, corpora[path], *P.dataset_of(path))
     tree_of = P.trees_of(url, train_ids + test_ids, strong.spec, cfg.hash())
     train_ok, test_ok = [p for p in train_ids if p in tree_of], [p for p in test_ids if p in tree_of]
     print(f"trees: train {len(train_ok)}/{len(train_ids)}, test {len(test_ok)}/{len(test_ids)} pairs "

@@ -126,9 +126,10 @@ def test_work_options_make_the_queue_arguments():
 def test_experiment_options_are_the_dataclass_fields_with_its_defaults():
     opts = options(command("experiment", "w2s"), "cfg")
     assert set(opts) == {f.name for f in fields(ExperimentConfig)} - {"weak_lora", "strong_lora", "variants",
-                                                                       "progress"}
-    for name in ("weak", "strong", "data"):
+                                                                       "progress", "label_sets"}
+    for name in ("weak", "strong"):
         assert opts[name].required
+    assert not opts["data"].required and not opts["dataset"].required  # one of the two: the command checks
     values = parsed(command("experiment", "w2s"), ["--weak", "w", "--strong", "s", "--data", "d"], "cfg")
     assert ExperimentConfig(**{k: plain(v) for k, v in values.items()}) == ExperimentConfig(weak="w", strong="s",
                                                                                           data="d")

@@ -12,10 +12,6 @@ CODE_DIRS = ("w2s", "annotators", "w2s_app", "bench", "scripts")
 DOC_PATH = re.compile(r"\bdocs/[\w./-]*\w(?:#[\w-]+)?")
 MD_LINK = re.compile(r"\]\(([^)\s:]+)\)")  # relative links only: a URL has a scheme (':')
 
-# Files whose citations are being fixed by another change (none now).
-PENDING: set[str] = set()
-
-
 def slug(heading: str) -> str:
     """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
@@ -35,7 +31,7 @@ def citing_files() -> list[Path]:
     files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     for folder in CODE_DIRS:
         files += sorted(p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".sh"))
-    return [f for f in files if f.relative_to(ROOT).as_posix() not in PENDING]
+    return files
 
 
 def broken(target: Path, anchor: str | None) -> str | None:
@@ -74,12 +70,6 @@ def test_code_cites_the_design_in_the_repository():
         f"{f.relative_to(ROOT)}" for f in citing_files() if f.suffix == ".py" and "DESIGN.md" in f.read_text()
     ]
     assert not stale, f"cite docs/design.md, not the reference DESIGN.md outside the repository: {stale}"
-
-
-@pytest.mark.parametrize("name", sorted(PENDING))
-def test_pending_files_still_need_their_exception(name):
-    f = ROOT / name
-    assert f.exists() and "DESIGN.md" in f.read_text(), f"{name} no longer needs to be in PENDING: remove it"
 
 
 RESULTS = sorted(p for p in (ROOT / "docs" / "results").glob("*.md") if p.name != "README.md")
