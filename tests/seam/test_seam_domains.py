@@ -71,6 +71,27 @@ def test_seam_domains_end_to_end(tmp_path, monkeypatch):
     assert again["masters"] == result["masters"]  # same data, same config: the same masters
 
 
+@pytest.mark.slow
+def test_seam_domains_learns_from_several_train_files(tmp_path, monkeypatch):
+    # leave-one-language-out: the master learns from two files (here two splits of one folder)
+    SCRIPTS["dom-strong"] = Script(relevance={SPEC: 0.9}, verdict={SPEC: (0.9, 0.1)}, judge=(0.8, 0.4))
+    SCRIPTS["dom-weak"] = Script(judge=(0.7, 0.4), decision=(0.6, 0.5))
+    one, two = pair_file(tmp_path / "code-demo" / "one.jsonl", 6, 0), pair_file(tmp_path / "code-demo" / "two.jsonl", 5, 50)
+    test = pair_file(tmp_path / "code-demo" / "test.jsonl", 4, 100)
+    out = tmp_path / "out.json"
+    args = ["--train", str(one), "--train", str(two), "--test", str(test), "--strong", "scripted:dom-strong",
+            "--weak", "scripted:dom-weak", "--methods", "naive,aligned,seam-aligned", "--db", str(tmp_path / "b.db"),
+            "--json", str(out)]
+    run(args, monkeypatch)
+    result = json.loads(out.read_text())
+    assert result["train"] == [str(one), str(two)]
+    assert result["trees"]["train_with_tree"] == 11 and result["trees"]["built"] == {"train": 11, "test": 4}
+    assert set(result["methods"]) == {"naive", "aligned", "seam-aligned"}
+    assert all(m["n"] == 4 for m in result["methods"].values())
+    with pytest.raises(SystemExit, match="--train-trees"):  # one corpus file cannot stand for two train files
+        run([*args, "--train-trees", str(tmp_path / "t.jsonl.gz")], monkeypatch)
+
+
 def test_pool_runs_counts_every_runs_pairs_and_pairs_the_gaps(tmp_path):
     sys.path.insert(0, str(BENCH.parent))
     from pool_runs import load_run, pooled
