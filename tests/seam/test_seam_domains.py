@@ -92,6 +92,25 @@ def test_seam_domains_learns_from_several_train_files(tmp_path, monkeypatch):
         run([*args, "--train-trees", str(tmp_path / "t.jsonl.gz")], monkeypatch)
 
 
+@pytest.mark.slow
+def test_seam_lolo_tests_each_file_on_masters_of_the_others(tmp_path, monkeypatch):
+    SCRIPTS["dom-strong"] = Script(relevance={SPEC: 0.9}, verdict={SPEC: (0.9, 0.1)}, judge=(0.8, 0.4))
+    SCRIPTS["dom-weak"] = Script(judge=(0.7, 0.4), decision=(0.6, 0.5))
+    files = [str(pair_file(tmp_path / "code-demo" / f"{lang}.jsonl", 6, 10 * i)) for i, lang in enumerate(("x", "y", "z"))]
+    lolo = BENCH.parent / "seam_lolo.py"
+    monkeypatch.setattr(sys, "argv", [str(lolo), *files, "--out", str(tmp_path / "lolo"), "--", "--strong",
+                                      "scripted:dom-strong", "--weak", "scripted:dom-weak", "--methods",
+                                      "naive,aligned,seam-aligned", "--db", str(tmp_path / "b.db")])
+    runpy.run_path(str(lolo), run_name="__main__")
+    folds = {f: json.loads((tmp_path / "lolo" / f"{f}.json").read_text()) for f in ("x", "y", "z")}
+    for name, fold in folds.items():
+        assert sorted(Path(t).stem for t in fold["train"]) == sorted({"x", "y", "z"} - {name})
+        assert Path(fold["test"]).stem == name
+        assert fold["trees"]["train_with_tree"] == 12 and len(fold["per_pair"]["ids"]) == 6
+    pooled = json.loads((tmp_path / "lolo" / "pooled.json").read_text())
+    assert pooled["n"] == 18 and pooled["runs"] == 3 and "seam-aligned - aligned" in pooled["gaps"]
+
+
 def test_pool_runs_counts_every_runs_pairs_and_pairs_the_gaps(tmp_path):
     sys.path.insert(0, str(BENCH.parent))
     from pool_runs import load_run, pooled
