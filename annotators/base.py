@@ -38,12 +38,12 @@ from sqlmodel import Session, select
 
 from w2s.backends import Model, get_model
 from w2s.options import typed_options
-from w2s.principles import available, load_library
+from w2s.trees.principles import available, load_library
 from w2s.store import Annotation, Pair, add_annotation, annotation_key, select_in, session_scope
 from w2s.templates import template_hash
-from w2s.variants import CANONICAL, Variant
+from w2s.labels.variants import CANONICAL, Variant
 from w2s.vocab import label_of, p_a_from_first, present, producer_hash  # noqa: F401  (re-exported)
-from w2s.work import PairSource, WorkQueue, drain
+from w2s.store.work import PairSource, WorkQueue, drain
 
 
 @dataclass(frozen=True)
@@ -248,7 +248,7 @@ def annotate_all(
 def annotation_queue(annotator: Annotator, pair_ids: Sequence[str], *, url: str | None = None,
                      variant: Variant = CANONICAL, **kwargs) -> WorkQueue:  # fmt: skip
     """The work of labelling `pair_ids` with this annotator, shared by every worker given the same pairs
-    and the same producer (w2s.work): the job is the producer hash and the variant; a pair with this
+    and the same producer (w2s.store.work): the job is the producer hash and the variant; a pair with this
     producer's label is done. Binds the annotator over all the pairs first, so every chunk has one producer."""
     with session_scope(url) as session:
         annotator.bind(session, _load(session, pair_ids))

@@ -8,7 +8,7 @@ from annotators.base import AnnotatorOptions
 from annotators.methods import CoTOptions, SeamConfig
 from w2s.cli.console import console
 from w2s.options import cli_options
-from w2s.work import WorkOptions
+from w2s.store.work import WorkOptions
 
 out = console()
 err = console(True)
@@ -57,7 +57,7 @@ def annotate(
     the store: each claims chunks of pairs under a lease (see README, "Many workers, one store")."""
     from annotators.base import annotate_shared, annotation_queue, get_annotator
     from w2s.cli.trees import progress_bar, rate_text, select_pair_ids
-    from w2s.work import waiting_line
+    from w2s.store.work import waiting_line
 
     ids = select_pair_ids(dataset, split, pairs, limit)
     if not ids:

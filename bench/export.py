@@ -1,4 +1,4 @@
-"""Export benchmark: N label-set rows to Parquet and JSONL, streamed in chunks (w2s.export), against a
+"""Export benchmark: N label-set rows to Parquet and JSONL, streamed in chunks (w2s.store.export), against a
 naive baseline that loads every ORM row into a pandas DataFrame first.
 
     nice -n 10 python bench/export.py [--rows 100000]
@@ -63,7 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
     args = ap.parse_args()
-    from w2s.export import export_label_set
+    from w2s.store.export import export_label_set
     from w2s.store import session_scope
 
     print(machine())

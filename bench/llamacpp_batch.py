@@ -23,7 +23,7 @@ def main() -> None:
 
     import llama_cpp as L
 
-    from w2s.fetch import resolve_model_path
+    from w2s.backends.fetch import resolve_model_path
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")

@@ -8,19 +8,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from w2s.backends import Model
-from w2s.principles import Library, load_library, sync
+from w2s.trees.principles import Library, LibraryPrinciple, load_library, sync
 from w2s.store import Pair, session_scope
 from w2s.templates import render
+from w2s.vocab import average_orders
 from w2s.trees import (
     A_B,
     LISTWISE,
     YES_NO,
     Cost,
-    LibraryPrinciple,
     Search,
     SearchNode,
     TreeConfig,
-    average_orders,
     node_role,
     pair_context,
     save_tree,

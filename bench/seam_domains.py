@@ -70,7 +70,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from w2s.backends import get_model
-    from w2s.principles import fallback_notice, library_for_dataset
+    from w2s.trees.principles import fallback_notice, library_for_dataset
 
     deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
     (train_ds, train_split), (test_ds, test_split) = P.dataset_of(args.train), P.dataset_of(args.test)

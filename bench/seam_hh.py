@@ -54,7 +54,7 @@ def pick_strong(requested: str | None, threads: int):
 def import_subset(n: int, seed: int, url: str) -> list[str]:
     from sqlmodel import select
 
-    from w2s.importers import ImportConfig, import_file
+    from w2s.store.importers import ImportConfig, import_file
     from w2s.store import Pair, session_scope
 
     lines = DATA.read_text().splitlines()
@@ -110,7 +110,7 @@ def weak_timing(weak, ids: list[str], url: str, batch_size: int) -> dict:
     from sqlmodel import select
 
     from annotators.base import get_annotator
-    from w2s.principles import load_library
+    from w2s.trees.principles import load_library
     from w2s.store import Pair, session_scope
     from w2s.templates import render
     from w2s.trees import pair_context
@@ -173,7 +173,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from annotators.base import annotate_all, get_annotator
-    from w2s.annotation_eval import evaluate_annotations
+    from w2s.labels.quality import evaluate_annotations
     from w2s.backends import get_model
     from w2s.store import session_scope
     from w2s.trees import TreeConfig, build_trees

@@ -1,4 +1,4 @@
-"""Import speed (run: python bench/store_import.py): w2s.importers.import_file (batched INSERT .. ON CONFLICT) vs a per-row ORM baseline,
+"""Import speed (run: python bench/store_import.py): w2s.store.importers.import_file (batched INSERT .. ON CONFLICT) vs a per-row ORM baseline,
 on SQLite and on a real PostgreSQL server, for HH train_gt (4000 records)."""
 import os
 import platform
@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 from pg_server import throwaway
-from w2s.importers import ImportConfig, import_file, record_to_pair, read_jsonl
+from w2s.store.importers import ImportConfig, import_file, record_to_pair, read_jsonl
 from w2s.store import Pair, session_scope
 
 HH = ROOT.parent / "shared/data/hh-harmless-single-turn/train_gt.jsonl"

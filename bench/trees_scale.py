@@ -30,7 +30,7 @@ from common import ROOT, SHARED, import_sample, machine, sqlite_url
 from lockstep import build_waves
 
 from w2s.backends import get_model
-from w2s.principles import library_for_dataset
+from w2s.trees.principles import library_for_dataset
 from w2s.trees import ListSource, TreeConfig, run_build
 
 CALLS_PER_TREE_MAX = 1 + 4 * 6  # listwise relevance, then at most D + B - 1 nodes of 4 calls (defaults)

@@ -61,7 +61,7 @@ def build_store(tmp: Path) -> tuple[str, dict[str, str]]:
     which pair each screenshot user sees first."""
     from sqlmodel import select
 
-    from w2s.auth import add_user
+    from w2s.store.auth import add_user
     from w2s.store import Node, Pair, QueueItem, Tree, session_scope
     from w2s_app import queue as Q
 

@@ -330,7 +330,7 @@ def build_app(url: str) -> gr.Blocks:
 
 def make_auth(url: str):
     """Gradio's login check, backed by the users table (hashed passwords, `w2s users add`)."""
-    from w2s.auth import authenticate
+    from w2s.store.auth import authenticate
 
     def check(name: str, password: str) -> bool:
         return authenticate(name, password, url=url) is not None

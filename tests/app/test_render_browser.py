@@ -99,7 +99,7 @@ PAIRS = {  # user -> (pair id, dataset, meta, prompt, response_a, response_b)
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from w2s.auth import add_user
+    from w2s.store.auth import add_user
 
     tmp = tmp_path_factory.mktemp("rendersite")
     url = f"sqlite:///{tmp / 'w2s.db'}"

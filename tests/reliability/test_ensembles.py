@@ -7,8 +7,8 @@ from paths import HH
 from reliability_helpers import ScriptedModel
 from sqlmodel import select
 
-from w2s.aggregate import build_label_set
-from w2s.ensembles import (
+from w2s.labels.aggregate import build_label_set
+from w2s.labels.ensembles import (
     EnsembleConfig,
     LinearRewardModel,
     ModelScorer,

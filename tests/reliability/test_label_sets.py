@@ -1,7 +1,7 @@
 import pytest
 from sqlmodel import select
 
-from w2s.aggregate import build_label_set
+from w2s.labels.aggregate import build_label_set
 from w2s.store import Annotation, LabelSet, session_scope
 
 

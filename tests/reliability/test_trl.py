@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from w2s.aggregate import build_label_set
-from w2s.export import export_label_set
+from w2s.labels.aggregate import build_label_set
+from w2s.store.export import export_label_set
 from w2s.store import session_scope
 
 

@@ -15,10 +15,10 @@ from annotators.variants import (
     option_order,
     permute_options,
 )
-from w2s.aggregate import build_label_set
+from w2s.labels.aggregate import build_label_set
 from w2s.backends import get_model
 from w2s.store import Annotation, LabelSet, Pair, session_scope
-from w2s.variants import CANONICAL, Variant, make_variants
+from w2s.labels.variants import CANONICAL, Variant, make_variants
 
 
 class FirstImpression(Annotator):

@@ -4,7 +4,7 @@ import jinja2
 import pytest
 from sqlmodel import select
 
-from w2s.principles import available, fallback_notice, library_for_dataset, load_library, parse_library, sync
+from w2s.trees.principles import available, fallback_notice, library_for_dataset, load_library, parse_library, sync
 from w2s.store import Principle, session_scope
 from w2s.templates import render, template_hash
 
@@ -74,8 +74,8 @@ def test_templates_render_and_hash():
 
 
 def test_editing_a_principle_changes_the_tree_config_hash(monkeypatch):
-    from w2s import trees
-    from w2s.principles import Library, LibraryPrinciple
+    from w2s.trees import search as trees
+    from w2s.trees.principles import Library, LibraryPrinciple
     from w2s.trees import TreeConfig
 
     cfg = TreeConfig(library="correctness")

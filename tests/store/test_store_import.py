@@ -12,7 +12,7 @@ from paths import HH
 from sqlalchemy import func
 from sqlmodel import select
 
-from w2s.importers import ImportConfig, ImportFailed, import_file, is_swapped, pair_id, write_report
+from w2s.store.importers import ImportConfig, ImportFailed, import_file, is_swapped, pair_id, write_report
 from w2s.store import Pair, session_scope
 
 HH_FILE = HH / "train_gt.jsonl"
@@ -358,7 +358,7 @@ def test_reimport_is_a_noop_even_with_another_seed(store_url, tmp_path):
 
 
 def test_reimporting_an_export_into_its_dataset_adds_nothing(store_url, tmp_path):
-    from w2s.export import export_label_set
+    from w2s.store.export import export_label_set
     from w2s.store import LabelSet
 
     rows = [trl(i) for i in range(6)] + [

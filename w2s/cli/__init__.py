@@ -60,9 +60,9 @@ def _root(
 ) -> None:
     if db:
         os.environ["W2S_DB"] = db
-    from w2s import store
+    from w2s.store import db
 
-    store.on_open = _announce
+    db.on_open = _announce  # the hook lives in w2s.store.db, where get_engine calls it
 
 
 def _announce(url: str) -> None:
@@ -94,7 +94,7 @@ _register_all()
 
 
 def main() -> None:
-    from w2s.schema import StoreOutOfDate
+    from w2s.store.schema import StoreOutOfDate
 
     try:
         app()

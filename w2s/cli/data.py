@@ -16,7 +16,7 @@ from sqlalchemy import case, func
 from sqlmodel import select
 
 from w2s.cli.console import CliProgress, console
-from w2s.importers import FORMATS, ImportConfig, ImportFailed, detect_format, import_file, write_report
+from w2s.store.importers import FORMATS, ImportConfig, ImportFailed, detect_format, import_file, write_report
 from w2s.store import Annotation, Pair, session_scope
 
 pairs_app = typer.Typer(help="Look at the stored preference pairs.", no_args_is_help=True)

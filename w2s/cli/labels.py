@@ -9,7 +9,7 @@ import typer
 from rich.progress import MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from w2s.aggregate import build_label_set, parse_weights
+from w2s.labels.aggregate import build_label_set, parse_weights
 from w2s.cli.console import CliProgress, console
 from w2s.store import session_scope
 
@@ -100,7 +100,7 @@ def report_cmd(
 ) -> None:
     """Entropy bucket vs weak-label accuracy (bar chart) and weak label vs gold (heatmap), for the pairs
     of the label set that have gold."""
-    from w2s.reports import write_report
+    from w2s.labels.calibration import write_report
 
     with session_scope() as session:
         try:
@@ -136,7 +136,7 @@ def export_cmd(
     fully, as a hard label); w2s.training.trl_reward.WeightedRewardTrainer is a RewardTrainer that uses
     both, and `w2s train` uses both for every objective.
     """
-    from w2s.export import ExportError, export_label_set, iter_raw_rows, label_set_names, write_raw
+    from w2s.store.export import ExportError, export_label_set, iter_raw_rows, label_set_names, write_raw
 
     bar = CliProgress(SpinnerColumn(), TextColumn("exporting"), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=err, transient=True)  # fmt: skip

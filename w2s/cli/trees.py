@@ -25,7 +25,7 @@ from w2s.cli.console import CliProgress, console
 from w2s.options import cli_options
 from w2s.store import Pair, Tree, session_scope
 from w2s.trees import TreeConfig
-from w2s.work import WorkOptions
+from w2s.store.work import WorkOptions
 
 TREE_ALIASES = {"max_backtraces": ["--backtraces", "-B"], "max_depth": ["--depth", "-D"],
                 "thought_max_tokens": ["--thought-tokens"]}
@@ -145,9 +145,9 @@ def build(
     Any number of builds of the same selection, on one machine or many, share the work through the store:
     each claims chunks of pairs under a lease (see README, "Many workers, one store")."""
     from w2s.backends import get_model
-    from w2s.principles import fallback_notice, library_for_dataset, load_library
+    from w2s.trees.principles import fallback_notice, library_for_dataset, load_library
     from w2s.trees import run_build
-    from w2s.work import waiting_line
+    from w2s.store.work import waiting_line
 
     if principles:
         try:
@@ -231,7 +231,7 @@ def tree_queue(strong_spec: str, cfg: TreeConfig, pair_ids: list[str], **kwargs)
     """The work of building `pair_ids`' trees by one strong model under one config, shared by every
     worker given the same pairs; a pair with such a tree is done."""
     from w2s.trees import stored_pair_ids
-    from w2s.work import WorkQueue
+    from w2s.store.work import WorkQueue
 
     config_hash = cfg.hash()
     stored = lambda session, ids: stored_pair_ids(session, strong_spec, config_hash, ids)  # noqa: E731
@@ -258,7 +258,7 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing corpus file."),
 ) -> None:
     """Write the selected trees to a portable corpus (pairs named by content, not by store id)."""
-    from w2s.corpus import export_trees
+    from w2s.trees.corpus import export_trees
 
     ids = select_pair_ids(dataset, split)
     with session_scope() as session:
@@ -283,7 +283,7 @@ def import_(
     """Add a corpus's trees to the pairs of this store that have the same content (in one transaction:
     a corrupt line stores nothing). Trees already stored are skipped; trees whose pair is not stored are
     counted and reported."""
-    from w2s.corpus import CorpusError, import_trees
+    from w2s.trees.corpus import CorpusError, import_trees
 
     try:
         with session_scope() as session:

@@ -1,4 +1,4 @@
-"""The store queries a master needs: gold pairs with their trees (`w2s.tree_select.TreeSelector`) or
+"""The store queries a master needs: gold pairs with their trees (`w2s.trees.selection.TreeSelector`) or
 their stored CoT reasoning, loaded and detached as `MasterInputs`."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from w2s.masters.features import MasterInputs
 from w2s.store import Node, Pair, Tree
-from w2s.tree_select import TreeSelector, nodes_of
+from w2s.trees.selection import TreeSelector, nodes_of
 
 
 def gold_pairs(session: Session, pair_ids: Sequence[str]) -> dict[str, Pair]:
@@ -41,7 +41,7 @@ def training_rows(session: Session, pair_ids: Sequence[str], strong: str, config
 def training_inputs(session: Session, pair_ids: Sequence[str], strong: str, config_hash: str | None
                     ) -> tuple[str, MasterInputs]:  # fmt: skip
     """`training_rows` as `MasterInputs`, with the trees' principle library (an error when they use several)."""
-    from w2s.principles import load_library
+    from w2s.trees.principles import load_library
 
     config, pairs, trees, nodes = training_rows(session, pair_ids, strong, config_hash)
     libraries = {t.library for t in trees}

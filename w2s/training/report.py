@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from w2s import w2s_metrics as M
+from w2s.training import metrics as M
 from w2s.machine import machine
 
 LABELS = {

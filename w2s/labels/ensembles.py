@@ -149,7 +149,7 @@ class ModelScorer:
 
     def __init__(self, model, question: str | None = None) -> None:
         from w2s.backends import get_model
-        from w2s.principles import DEFAULT_LIBRARY, load_library
+        from w2s.trees.principles import DEFAULT_LIBRARY, load_library
 
         self.model = get_model(model) if isinstance(model, str) else model
         self.question = question or load_library(DEFAULT_LIBRARY).question

@@ -11,7 +11,7 @@ Tie policy (the same for every method, never random, so a rebuild gives the same
 - 'tie' labels are kept in the label set; export skips them (a tie names no chosen response).
 
 Every method also returns the empirical answer distribution's entropy and the reliability weight of
-the chosen label (w2s.reliability), so that filtering and re-weighting work on top of any method.
+the chosen label (w2s.labels.reliability), so that filtering and re-weighting work on top of any method.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from w2s.reliability import answer_distribution, reliability_weights
+from w2s.labels.reliability import answer_distribution, reliability_weights
 from w2s.vocab import LABELS, TIE_EPS, entropy, label_from_p_a, p_a_of, worker_key
 
 METHODS = ("majority", "soft", "dawid-skene")
@@ -227,7 +227,7 @@ def build_label_set(
     rebuild is idempotent and a failure leaves the previous set in place. Label sets are derived data."""
     from sqlmodel import delete
 
-    from w2s.reliability import entropy_threshold, filter_by_entropy
+    from w2s.labels.reliability import entropy_threshold, filter_by_entropy
     from w2s.store import LabelSet
 
     votes = votes_from_store(session, annotators=annotators, methods=methods, include_variants=include_variants)

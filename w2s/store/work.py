@@ -30,7 +30,7 @@ from typing import Protocol
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from w2s.store import Job, WorkItem, chunks, get_engine, session_scope, utcnow
+from w2s.store.db import Job, WorkItem, chunks, get_engine, session_scope, utcnow
 
 Stored = Callable[[Session, Sequence[str]], set[str]]
 """Which of these items already have a result (read in the caller's session)."""

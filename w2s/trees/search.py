@@ -58,7 +58,7 @@ from sqlmodel import Session, select
 from w2s.backends import Model
 from w2s.backends.base import Prompt, PromptUsage
 from w2s.backends.gather import as_async
-from w2s.principles import Library, LibraryPrinciple, load_library, sync
+from w2s.trees.principles import Library, LibraryPrinciple, load_library, sync
 from w2s.store import Node, Pair, Tree, select_in, session_scope
 from w2s.templates import render, template_hash
 from w2s.vocab import average_orders, entropy, present
@@ -645,7 +645,7 @@ def resume_searches(session: Session, pairs: Sequence[Pair], strong_model: str, 
 
 def latest_tree(session: Session, pair_id: str, strong_model: str | None = None, config_hash: str | None = None):
     """The newest tree of a pair (optionally by strong model / config), with its nodes in order: the
-    `w2s.tree_select.TreeSelector` rule for one pair."""
-    from w2s.tree_select import TreeSelector
+    `w2s.trees.selection.TreeSelector` rule for one pair."""
+    from w2s.trees.selection import TreeSelector
 
     return TreeSelector(strong_model, config_hash).tree(session, pair_id)

@@ -29,7 +29,7 @@ from typing import NamedTuple
 from sqlalchemy import literal, select
 from sqlmodel import Session
 
-from w2s.store import Annotation, LabelSet, Node, Pair, select_in
+from w2s.store.db import Annotation, LabelSet, Node, Pair, select_in
 
 FORMATS = ("jsonl", "parquet", "hf")
 CHUNK = 5000

@@ -178,7 +178,7 @@ class Job(SQLModel, table=True):
 
 class WorkItem(SQLModel, table=True):
     """One item (a pair id) of a Job that many worker processes share: who leases it until when, or done.
-    w2s.work hands items out in leased chunks; a killed worker's lease runs out and its items go back."""
+    w2s.store.work hands items out in leased chunks; a killed worker's lease runs out and its items go back."""
 
     __table_args__ = (Index("ix_workitem_claim", "job_id", "done", "position"),)
     job_id: int = Field(foreign_key="job.id", primary_key=True)
@@ -312,8 +312,8 @@ on_open: Callable[[str], None] | None = None
 
 def get_engine(url: str | None = None) -> Engine:
     """One engine per URL per process. A new store is created at the newest schema revision; a store
-    at another revision raises `w2s.schema.StoreOutOfDate` (run `w2s db upgrade`)."""
-    from w2s.schema import ensure
+    at another revision raises `w2s.store.schema.StoreOutOfDate` (run `w2s db upgrade`)."""
+    from w2s.store.schema import ensure
 
     url = db_url(url)
     if url in _engines:
