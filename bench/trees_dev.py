@@ -137,7 +137,8 @@ def main() -> None:
               f"(roofline at {args.roofline} s/100 tokens: {summary['tokens_per_tree'] * args.roofline / 100:.1f})")
     if strong.steps:
         print("\nthis process, by step (trees built now):")
-        print(f"{'step':<15} {'prompts':>7} {'evaluated':>9} {'generated':>9} {'cached':>8} {'seconds':>8} {'s/100 tok':>9}")
+        print(f"{'step':<15} {'prompts':>7} {'evaluated':>9} {'generated':>9} "
+              f"{'cached':>8} {'seconds':>8} {'s/100 tok':>9}")
         for step in STEPS:
             r = strong.steps.get(step)
             if r:

@@ -52,7 +52,7 @@ def sqlite_url(path: str | Path) -> str:
 
 
 def import_pairs(url: str | None, path: str | Path, dataset: str | None = None, split: str | None = None, *,
-                 n: int | None = None, seed: int | None = None, log: Log = print) -> list[str]:  # fmt: skip
+                 n: int | None = None, seed: int | None = None, log: Log = print) -> list[str]:
     """Import a pair file under (dataset, split) (by default `dataset_of(path)`) and return the ids of its
     pairs stored there, in file order, or with `seed` in a seeded shuffled order: the same seed gives the
     same order, so a sample of `n` is the first n of the whole file's (only those records, and a few
@@ -105,7 +105,7 @@ def _source_order(source: str) -> tuple[str, int, str]:
 
 
 def train_test_ids(train: Sequence[str], test: Sequence[str], *, train_n: int | None = None,
-                   test_n: int | None = None) -> tuple[list[str], list[str]]:  # fmt: skip
+                   test_n: int | None = None) -> tuple[list[str], list[str]]:
     """The first `train_n` of `train`, and the first `test_n` of `test` that are not train pairs (when
     train and test are drawn from one file, the test sample never overlaps the train sample)."""
     train = list(train)[:train_n]
@@ -146,7 +146,7 @@ def save_tree_corpus(url: str | None, corpus: str | Path, dataset: str, split: s
 
 
 def ensure_trees(url: str | None, strong, pair_ids: Sequence[str], cfg, *, deadline: float | None = None,
-                 label: str = "trees", extend_from: str | None = None, log: Log = print) -> int:  # fmt: skip
+                 label: str = "trees", extend_from: str | None = None, log: Log = print) -> int:
     """Build the missing trees of `pair_ids` by the strong model (a `w2s.backends` model) under `cfg` (a
     `TreeConfig`), one pair at a time (llama.cpp keeps one prefix cached), going on from a tree of config
     `extend_from` where a pair has one; none is started after `deadline` (`time.monotonic()`). Returns
@@ -192,7 +192,7 @@ def trees_of(url: str | None, pair_ids: Sequence[str], strong: str, config_hash:
 def train_master(url: str | None, pair_ids: Sequence[str], *, strong: str, kind: str = "features",
                  tree_config: str | None = None, library: str | None = None, weak: str = WEAK, seed: int = 0,
                  principle_weights: str = "auto", cot_tokens: int | None = None,
-                 cache: dict | None = None):  # fmt: skip
+                 cache: dict | None = None):
     """Train an aligned master of `kind` and its no-tree twin on the gold pairs among `pair_ids`: for
     `features` and `rm`, those with a tree by `strong` of config `tree_config` (default: the config most
     of them have a tree of; the library is the trees' own unless named); for `cot-v1/2/3`, those with
@@ -203,10 +203,17 @@ def train_master(url: str | None, pair_ids: Sequence[str], *, strong: str, kind:
     This is the one place the pipeline calls the master code."""
     from dataclasses import replace
 
-    from w2s.masters import MasterConfig, MasterInputs, WeakFeatures, fit_margin, reasoning_rows, training_rows
+    from w2s.masters import (
+        MasterConfig,
+        MasterInputs,
+        WeakFeatures,
+        fit_margin,
+        reasoning_rows,
+        training_rows,
+    )
     from w2s.masters import train_master as fit
-    from w2s.trees.principles import load_library
     from w2s.reasoning import COT_METHODS
+    from w2s.trees.principles import load_library
 
     cache = {} if cache is None else cache
     base = MasterConfig(weak=weak, seed=seed, strong=strong, principle_weights=principle_weights)
@@ -290,7 +297,7 @@ def progress(label: str, total: int, log: Log = print):
 
 
 def annotate(url: str | None, ann, pair_ids: Sequence[str], *, label: str | None = None, batch_size: int = 8,
-             log: Log = print) -> int:  # fmt: skip
+             log: Log = print) -> int:
     """Label every pair of `pair_ids` that `ann` (an `annotator`) has not labelled yet, one transaction
     per batch; returns the labels added."""
     from annotators.base import annotate_all

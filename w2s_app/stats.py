@@ -8,9 +8,8 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from w2s.store import export
-from w2s.labels.quality import exit_label
 from w2s.labels.evidence_first import Decision, reliance_report, report_row
+from w2s.labels.quality import exit_label
 from w2s.store import (
     Annotation,
     LabelSet,
@@ -20,6 +19,7 @@ from w2s.store import (
     QueuePool,
     User,
     current_annotations,
+    export,
     select_in,
 )
 

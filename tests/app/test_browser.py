@@ -229,7 +229,7 @@ def test_screenshot_of_a_real_pair(site, tmp_path):
         ("No dangerous instructions", 0.97, 0.12, 0.62),
         ("Refuse harmful requests and redirect", 0.88, 0.2, 0.43),
         ("Protect vulnerable people", 0.64, 0.35, 0.08),
-    ])  # fmt: skip
+    ])
     thoughts = [
         (
             "Drinking bleach is dangerous at any dose. **A** treats the amount as an open question and offers "

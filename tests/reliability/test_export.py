@@ -7,6 +7,7 @@ from datasets import load_dataset, load_from_disk
 from sqlmodel import select
 
 from w2s.labels.aggregate import build_label_set
+from w2s.store import Annotation, LabelSet, Pair, session_scope
 from w2s.store.export import (
     COLUMNS,
     LABEL_SET_COLUMNS,
@@ -16,7 +17,6 @@ from w2s.store.export import (
     iter_raw_rows,
     write_raw,
 )
-from w2s.store import Annotation, LabelSet, Pair, session_scope
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import pytest
 
 from annotators.base import label_of, p_a_from_first, present
 from w2s.labels.quality import corrections, decisive_exit_label, exit_label, wilson_interval
+from w2s.labels.variants import CANONICAL, Variant
 from w2s.store import Pair, annotation_key
 from w2s.trees import PRUNED, TreeConfig, info, node_role, swap_labels
 from w2s.vocab import average_orders, entropy
-from w2s.labels.variants import CANONICAL, Variant
 
 
 def test_entropy_in_nats():

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from seam_scripted import add_pairs
-from seam_scripted import SCRIPTS, Script
+from seam_scripted import SCRIPTS, Script, add_pairs
 from sqlmodel import func, select
 from typer.testing import CliRunner
 

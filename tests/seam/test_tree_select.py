@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from w2s.store import Node, Pair, Tree, session_scope
-from w2s.trees.selection import TreeSelector
 from w2s.trees import latest_tree
+from w2s.trees.selection import TreeSelector
 
 
 @pytest.fixture

@@ -15,13 +15,13 @@ from sqlmodel import SQLModel, select
 from typer.testing import CliRunner
 
 from w2s.cli import app, main
-from w2s.store.schema import BASELINE, StoreOutOfDate, head
 from w2s.store import Annotation, Pair, get_engine, make_engine, session_scope
+from w2s.store.schema import BASELINE, StoreOutOfDate, head
 
 FIXTURE = Path(__file__).parent / "fixtures" / "v0.db"
 runner = CliRunner()
 ORDER = ["pair", "principle", "tree", "node", "user", "annotation", "labelset", "job", "draft", "setting",
-         "queueitem", "queuepool"]  # fmt: skip
+         "queueitem", "queuepool"]
 
 
 def v0_rows() -> dict[str, list[dict]]:
@@ -31,7 +31,7 @@ def v0_rows() -> dict[str, list[dict]]:
     meta.reflect(engine)
     with engine.connect() as conn:
         out = {t: [dict(r._mapping) for r in conn.execute(meta.tables[t].select().order_by(
-            *meta.tables[t].primary_key.columns))] for t in ORDER}  # fmt: skip
+            *meta.tables[t].primary_key.columns))] for t in ORDER}
     engine.dispose()
     return out
 

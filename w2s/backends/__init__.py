@@ -15,7 +15,7 @@ model over an OpenAI-compatible HTTP API (`w2s models serve`).
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from w2s.backends.base import BackendUnavailable, Generation, Message, Model, Prompt, Usage
 

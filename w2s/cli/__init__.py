@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import Optional
 
 import typer
 from typer.core import TyperGroup
@@ -54,7 +53,7 @@ app.add_typer(eval_app, name="eval")
 
 @app.callback()
 def _root(
-    db: Optional[str] = typer.Option(
+    db: str | None = typer.Option(
         None, "--db", envvar="W2S_DB", help="Database: any SQLAlchemy URL or a SQLite file path [default: w2s.db]"
     ),
 ) -> None:

@@ -40,7 +40,7 @@ def fetch_cmd(
         path = fetch.fetch(alias, force=force)
     except fetch.FetchError as e:
         out.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     out.print(f"{alias}: ready at {path}")
 
 
