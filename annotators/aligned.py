@@ -22,9 +22,9 @@ from sqlmodel import Session
 from annotators.base import Annotator, AnnotatorOptions, Decision, register_annotator
 from w2s.masters import KINDS, MasterInputs, WeakFeatures, resolve_master, trees_for_master
 from w2s.options import typed_options
-from w2s.principles import load_library
 from w2s.reasoning import COT_METHODS, missing_reasoning_error, stored_reasoning
 from w2s.store import session_scope
+from w2s.trees.principles import load_library
 
 _FEATURES: dict[tuple, WeakFeatures] = {}
 

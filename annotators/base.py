@@ -37,13 +37,13 @@ from dataclasses import asdict, dataclass, field
 from sqlmodel import Session, select
 
 from w2s.backends import Model, get_model
+from w2s.labels.variants import CANONICAL, Variant
 from w2s.options import typed_options
-from w2s.principles import available, load_library
 from w2s.store import Annotation, Pair, add_annotation, annotation_key, select_in, session_scope
+from w2s.store.work import PairSource, WorkQueue, drain
 from w2s.templates import template_hash
-from w2s.variants import CANONICAL, Variant
+from w2s.trees.principles import available, load_library
 from w2s.vocab import label_of, p_a_from_first, present, producer_hash  # noqa: F401  (re-exported)
-from w2s.work import PairSource, WorkQueue, drain
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class Annotator(ABC):
     def producer_hash(self) -> str:
         return producer_hash(self.producer())
 
-    def bind(self, session: Session, pairs: Sequence[Pair]) -> None:
+    def bind(self, session: Session, pairs: Sequence[Pair]) -> None:  # noqa: B027  (optional hook: most annotators fix nothing)
         """Fix what the store decides about this run before keys are computed (SEAM: which trees)."""
 
     def key(self, pair_id: str, variant: Variant = CANONICAL, producer: str | None = None) -> str:
@@ -242,13 +242,13 @@ def annotate_all(
     if on_batch is not None:
         on_batch(len(pair_ids) - len(todo), 0)
     return sum(_label_batch(annotator, todo[i : i + batch_size], url, variant, on_batch)
-               for i in range(0, len(todo), batch_size))  # fmt: skip
+               for i in range(0, len(todo), batch_size))
 
 
 def annotation_queue(annotator: Annotator, pair_ids: Sequence[str], *, url: str | None = None,
-                     variant: Variant = CANONICAL, **kwargs) -> WorkQueue:  # fmt: skip
+                     variant: Variant = CANONICAL, **kwargs) -> WorkQueue:
     """The work of labelling `pair_ids` with this annotator, shared by every worker given the same pairs
-    and the same producer (w2s.work): the job is the producer hash and the variant; a pair with this
+    and the same producer (w2s.store.work): the job is the producer hash and the variant; a pair with this
     producer's label is done. Binds the annotator over all the pairs first, so every chunk has one producer."""
     with session_scope(url) as session:
         annotator.bind(session, _load(session, pair_ids))
@@ -282,7 +282,7 @@ def annotate_shared(
 
 
 def _label_batch(annotator: Annotator, batch: list[str], url: str | None, variant: Variant,
-                 on_batch: Callable[[int, int], None] | None) -> int:  # fmt: skip
+                 on_batch: Callable[[int, int], None] | None) -> int:
     """Label one batch and commit it; a row whose dedup key is stored (by a rerun) is not added."""
     with session_scope(url) as session:
         pairs = _load(session, batch)

@@ -8,7 +8,7 @@ from annotators.base import AnnotatorOptions
 from annotators.methods import CoTOptions, SeamConfig
 from w2s.cli.console import console
 from w2s.options import cli_options
-from w2s.work import WorkOptions
+from w2s.store.work import WorkOptions
 
 out = console()
 err = console(True)
@@ -18,7 +18,8 @@ err = console(True)
 def annotate(
     annotator: str = typer.Option(
         "seam", "--annotator", "-a",
-        help="seam, naive, strong, cot-v1, cot-v2, cot-v3, consistency; aligned, seam-aligned, seam-aligned-rm or cot-aligned (with --master).",
+        help="seam, naive, strong, cot-v1, cot-v2, cot-v3, consistency; "
+        "aligned, seam-aligned, seam-aligned-rm or cot-aligned (with --master).",
     ),
     weak: str | None = typer.Option(None, "--weak", help="Weak model spec, e.g. transformers:smollm2 (not with --master)."),
     strong: str | None = typer.Option(None, "--strong", help="Strong model spec (seam, strong, cot-*, consistency)."),
@@ -47,7 +48,8 @@ def annotate(
     reasoning_max_tokens: int | None = typer.Option(
         None, help=f"cot-*: token budget of the strong reasoning [default: {CoTOptions.reasoning_max_tokens}]."
     ),
-    master: str | None = typer.Option(None, "--master", help="aligned, seam-aligned(-rm), cot-aligned: a master saved in the store (its name, `w2s master list`) or a run directory."),
+    master: str | None = typer.Option(None, "--master", help="aligned, seam-aligned(-rm), cot-aligned: a master saved in the store "
+                                                           "(its name, `w2s master list`) or a run directory."),
     work: WorkOptions = None,  # --chunk-size, --lease-seconds, --worker-id
 ) -> None:
     """Label the selected pairs with ANNOTATOR; one transaction per batch, so a killed run resumes
@@ -57,7 +59,7 @@ def annotate(
     the store: each claims chunks of pairs under a lease (see README, "Many workers, one store")."""
     from annotators.base import annotate_shared, annotation_queue, get_annotator
     from w2s.cli.trees import progress_bar, rate_text, select_pair_ids
-    from w2s.work import waiting_line
+    from w2s.store.work import waiting_line
 
     ids = select_pair_ids(dataset, split, pairs, limit)
     if not ids:
@@ -65,7 +67,7 @@ def annotate(
         raise typer.Exit(1)
     given = {"library": principles, "both_orders": both_orders, "top_k": top_k, "tau_info": tau_info,
              "weak_prune": weak_prune, "tau_weak_rel": tau_weak_rel, "tree_config": tree_config,
-             "reasoning_max_tokens": reasoning_max_tokens, "master": master}  # fmt: skip
+             "reasoning_max_tokens": reasoning_max_tokens, "master": master}
     options = {k: v for k, v in given.items() if v is not None}
     try:
         ann = get_annotator(annotator, weak, strong, **options)
@@ -86,7 +88,7 @@ def annotate(
         try:
             added = annotate_shared(ann, queue, batch_size=batch_size, on_batch=advance,
                                     on_wait=lambda status: err.print(waiting_line(queue.worker, status)),
-                                    poll_seconds=min(5.0, work.lease_seconds / 3))  # fmt: skip
+                                    poll_seconds=min(5.0, work.lease_seconds / 3))
         except LookupError as e:
             err.print(f"[red]{e}[/]")
             raise typer.Exit(1) from e

@@ -23,12 +23,12 @@ from sqlmodel import Session
 
 from annotators.base import Annotator, AnnotatorOptions, Decision, p_a_from_first, register_annotator
 from w2s.backends import Model
-from w2s.principles import Library, library_for_dataset, load_library
-from w2s.store import Node, Pair, Tree, chunks, session_scope
+from w2s.labels.variants import Variant
+from w2s.store import Node, Pair, Tree, session_scope
 from w2s.templates import render, template_hash
-from w2s.tree_select import TreeSelector
 from w2s.trees import A_B, PRUNED, YES_NO, pair_context, swap_labels
-from w2s.variants import Variant
+from w2s.trees.principles import Library, library_for_dataset, load_library
+from w2s.trees.selection import TreeSelector
 
 
 def library_of(pair: Pair, options: AnnotatorOptions) -> Library:
@@ -201,7 +201,8 @@ class Seam(Annotator):
             if tree is None:
                 config = f" under tree config {self.tree_config}" if self.tree_config else ""
                 raise LookupError(
-                    f"pair {pair.id} has no tree by {self.strong.spec}{config}: run `w2s trees build --strong {self.strong.spec}` first"
+                    f"pair {pair.id} has no tree by {self.strong.spec}{config}: "
+                    f"run `w2s trees build --strong {self.strong.spec}` first"
                 )
             out.append((tree, nodes))
         return out

@@ -5,7 +5,7 @@ each answer as its own annotation (same method and annotator, `variant` = the va
     annotator = get_annotator("seam", weak="transformers:smollm2")
     annotate_variants(annotator, pair_ids, n=5)       # canonical, A/B swap, then permuted node orders
 
-Variants come from `w2s.variants.make_variants`; the annotator applies them (`Variant.swap` shows B first
+Variants come from `w2s.labels.variants.make_variants`; the annotator applies them (`Variant.swap` shows B first
 and maps the answer back, `Variant.permute` reorders the consulted nodes). Resumable like `annotate_all`:
 a rerun adds only the (variant, pair) answers not yet stored.
 
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from annotators.base import Annotator, annotate_all
 from w2s.backends import Model, Prompt
-from w2s.variants import Variant, make_variants
+from w2s.labels.variants import Variant, make_variants
 
 
 def annotate_variants(

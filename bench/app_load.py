@@ -37,7 +37,7 @@ from w2s_app import queue as Q
 
 
 def build_store(url: str, n_pairs: int, n_annotators: int, overlap: int) -> list[str]:
-    from w2s.auth import add_user
+    from w2s.store.auth import add_user
 
     engine = get_engine(url)
     t0 = time.perf_counter()

@@ -63,7 +63,7 @@ def main() -> None:
     if not (args.strong or args.merge):
         ap.error("--strong is required (unless --merge)")
 
-    from w2s.principles import fallback_notice, library_for_dataset
+    from w2s.trees.principles import fallback_notice, library_for_dataset
 
     dataset, split = dataset_of(args.file)
     if not args.principles and fallback_notice(dataset):

@@ -5,7 +5,6 @@ bench runs unchanged on pair files it has never seen, the committed tree corpora
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from w2s.machine import machine  # noqa: F401  (every bench prints it)

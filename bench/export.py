@@ -1,4 +1,4 @@
-"""Export benchmark: N label-set rows to Parquet and JSONL, streamed in chunks (w2s.export), against a
+"""Export benchmark: N label-set rows to Parquet and JSONL, streamed in chunks (w2s.store.export), against a
 naive baseline that loads every ORM row into a pandas DataFrame first.
 
     nice -n 10 python bench/export.py [--rows 100000]
@@ -30,10 +30,10 @@ def populate(url: str, n: int) -> None:
             ids = range(start, min(n, start + 20000))
             conn.execute(insert(Pair), [dict(id=f"p{i:07d}", dataset="bench", split="train", prompt=f"Q{i} {text}",
                                               response_a=f"A{i} {text}", response_b=f"B{i} {text}", meta={})
-                                         for i in ids])  # fmt: skip
+                                         for i in ids])
             conn.execute(insert(LabelSet), [dict(name="default", pair_id=f"p{i:07d}", label="ab"[i % 2],
                                                  soft_label=0.8 if i % 2 == 0 else 0.2, entropy=0.5, weight=0.73,
-                                                 n_votes=5, method="majority", params={}) for i in ids])  # fmt: skip
+                                                 n_votes=5, method="majority", params={}) for i in ids])
 
 
 def naive_export(url: str, out: Path) -> int:
@@ -50,7 +50,7 @@ def naive_export(url: str, out: Path) -> int:
             rows.append({"prompt": p.prompt, "chosen": p.response_a if a else p.response_b,
                          "rejected": p.response_b if a else p.response_a, "weight": ls.weight,
                          "soft_label": ls.soft_label if a else 1 - ls.soft_label, "entropy": ls.entropy,
-                         "n_votes": ls.n_votes, "pair_id": ls.pair_id, "source": p.dataset})  # fmt: skip
+                         "n_votes": ls.n_votes, "pair_id": ls.pair_id, "source": p.dataset})
     pd.DataFrame(rows).to_parquet(out)
     return len(rows)
 
@@ -63,8 +63,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
     args = ap.parse_args()
-    from w2s.export import export_label_set
     from w2s.store import session_scope
+    from w2s.store.export import export_label_set
 
     print(machine())
     import pandas  # noqa: F401  (imports outside the timings)

@@ -23,7 +23,7 @@ def main() -> None:
 
     import llama_cpp as L
 
-    from w2s.fetch import resolve_model_path
+    from w2s.backends.fetch import resolve_model_path
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
@@ -36,7 +36,7 @@ def main() -> None:
     most = max(seqs)
     L.llama_backend_init()
     model = L.llama_model_load_from_file(str(resolve_model_path(a.model, prefer="gguf")).encode(),
-                                         L.llama_model_default_params())  # fmt: skip
+                                         L.llama_model_default_params())
     vocab = L.llama_model_get_vocab(model)
     n_vocab = L.llama_vocab_n_tokens(vocab)
     params = L.llama_context_default_params()
@@ -64,7 +64,7 @@ def main() -> None:
 
     def argmax(i: int) -> int:
         row = np.ctypeslib.as_array(ctypes.cast(L.llama_get_logits_ith(ctx, i), ctypes.POINTER(ctypes.c_float)),
-                                    shape=(n_vocab,))  # fmt: skip
+                                    shape=(n_vocab,))
         return int(row.argmax())
 
     base = ("Compare the two replies to the task under the principle 'handles edge cases'. " * 40)
@@ -88,7 +88,7 @@ def main() -> None:
 
     prompts_last: dict[int, int] = {}
     print(f"llama.cpp {a.model}, {a.threads} threads, {a.prompt_tokens} prompt tokens, {a.tokens} tokens decoded "
-          f"per sequence")  # fmt: skip
+          f"per sequence")
     print("| sequences | one batch: tokens/s | one at a time: tokens/s | batched / sequential |")
     print("|---|---|---|---|")
     for n in seqs:

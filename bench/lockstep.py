@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from w2s.backends import Model
-from w2s.principles import Library, load_library, sync
 from w2s.store import Pair, session_scope
 from w2s.templates import render
 from w2s.trees import (
@@ -16,18 +15,18 @@ from w2s.trees import (
     LISTWISE,
     YES_NO,
     Cost,
-    LibraryPrinciple,
     Search,
     SearchNode,
     TreeConfig,
-    average_orders,
     node_role,
     pair_context,
     save_tree,
     stored_pair_ids,
     swap_labels,
     verdict_prompt,
-)  # fmt: skip
+)
+from w2s.trees.principles import Library, LibraryPrinciple, load_library, sync
+from w2s.vocab import average_orders
 
 
 def charge(model: Model, owners: Sequence[Cost]) -> None:
@@ -47,7 +46,7 @@ def relevance(model: Model, pairs: Sequence[Pair], library: Library, cfg: TreeCo
         charge(model, costs)
         return [[p / max(row) for p in row] for row in probs]
     prompts = [render("relevance", **pair_context(pair, False), principle=p, thought="")
-               for pair in pairs for p in library.principles]  # fmt: skip
+               for pair in pairs for p in library.principles]
     probs = model.score_choices(prompts, YES_NO)
     charge(model, [c for c in costs for _ in range(n)])
     return [[row[0] for row in probs[i * n : (i + 1) * n]] for i in range(len(pairs))]
@@ -55,7 +54,7 @@ def relevance(model: Model, pairs: Sequence[Pair], library: Library, cfg: TreeCo
 
 def thoughts(model: Model, searches, principles, swap: bool, cfg: TreeConfig, costs) -> list[str]:
     prompts = [render(cfg.thought_template, **pair_context(s.pair, swap), principle=p)
-               for s, p in zip(searches, principles)]  # fmt: skip
+               for s, p in zip(searches, principles)]
     texts = [" ".join(g.text.split()) for g in model.generate(prompts, max_tokens=cfg.thought_max_tokens)]
     charge(model, costs)
     return texts
@@ -67,25 +66,25 @@ def step(
     costs = [Cost() for _ in searches]
     texts = thoughts(model, searches, principles, False, cfg, costs)
     first_a = model.score_choices([verdict_prompt(s.pair, p, t, False, cfg) for s, p, t in
-                                   zip(searches, principles, texts)], A_B)  # fmt: skip
+                                   zip(searches, principles, texts)], A_B)
     charge(model, costs)
     if cfg.post_relevance:
         post = [row[0] for row in model.score_choices(
             [render("relevance", **pair_context(s.pair, False), principle=p, thought=t)
-             for s, p, t in zip(searches, principles, texts)], YES_NO)]  # fmt: skip
+             for s, p, t in zip(searches, principles, texts)], YES_NO)]
         charge(model, costs)
     else:
         post = [s.relevance[p.id] for s, p in zip(searches, principles)]
     texts_b = thoughts(model, searches, principles, True, cfg, costs) if cfg.thought_both_orders else [
-        swap_labels(t) for t in texts]  # fmt: skip
+        swap_labels(t) for t in texts]
     first_b = model.score_choices([verdict_prompt(s.pair, p, t, True, cfg) for s, p, t in
-                                   zip(searches, principles, texts_b)], A_B)  # fmt: skip
+                                   zip(searches, principles, texts_b)], A_B)
     charge(model, costs)
     drafts = []
     for i, (p, t) in enumerate(zip(principles, texts)):
         node = SearchNode(principle=p, relevance=post[i], thought=t, p_a=average_orders(first_a[i][0], first_b[i][0]),
                      role="continue", orders=(first_a[i][0], 1.0 - first_b[i][0]), tokens=costs[i].tokens,
-                     cached_tokens=costs[i].cached_tokens, seconds=costs[i].seconds)  # fmt: skip
+                     cached_tokens=costs[i].cached_tokens, seconds=costs[i].seconds)
         node.role = node_role(node.relevance, node.v, cfg)
         drafts.append(node)
     return drafts
@@ -95,7 +94,7 @@ def search_waves(model: Model, pairs: Sequence[Pair], library: Library, cfg: Tre
     """One wave: the searches of `pairs` in lock-step, one node per step for every unfinished one."""
     setup = [Cost() for _ in pairs]
     searches = [Search.start(pair, library.principles, r)
-                for pair, r in zip(pairs, relevance(model, pairs, library, cfg, setup))]  # fmt: skip
+                for pair, r in zip(pairs, relevance(model, pairs, library, cfg, setup))]
     for s, cost in zip(searches, setup):
         s.setup = cost
     while True:
@@ -114,7 +113,7 @@ def search_waves(model: Model, pairs: Sequence[Pair], library: Library, cfg: Tre
 
 
 def build_waves(model: Model, pair_ids: Sequence[str], cfg: TreeConfig, *, url: str | None = None,
-                batch_size: int = 8) -> int:  # fmt: skip
+                batch_size: int = 8) -> int:
     """Today's build before the scheduler: waves of `batch_size` pairs, each tree saved as it is written."""
     from sqlmodel import select
 

@@ -68,9 +68,9 @@ def main() -> None:
 
     from w2s.masters import MasterConfig, MasterInputs, WeakFeatures, fit_margin, training_rows, tree_features
     from w2s.masters import train_master as train
-    from w2s.principles import load_library
     from w2s.store import session_scope
-    from w2s.w2s_metrics import mean_gap_ci
+    from w2s.training.metrics import mean_gap_ci
+    from w2s.trees.principles import load_library
 
     torch.set_num_threads(args.threads)
     tmp = tempfile.TemporaryDirectory()

@@ -92,12 +92,12 @@ class PostgresServer:
                 self._cmd(str(self.bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
                           "--encoding=UTF8", "--no-sync"),
                 check=True, capture_output=True,
-            )  # fmt: skip
+            )
             subprocess.run(
                 self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(pgdata), "-o", opts, "-l",
                           str(self.data_dir / "server.log"), "-w", "-t", "60", "start"),
                 check=True, capture_output=True,
-            )  # fmt: skip
+            )
         except subprocess.CalledProcessError as e:
             log = self.data_dir / "server.log"
             detail = (e.stderr or b"").decode(errors="replace") + (log.read_text() if log.exists() else "")

@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import GAPS, add_best
 
-from w2s.annotation_eval import wilson_interval
-from w2s.w2s_metrics import accuracy_gap_ci, correct
+from w2s.labels.quality import wilson_interval
+from w2s.training.metrics import accuracy_gap_ci, correct
 
 
 def pooled(runs: list[dict]) -> dict:

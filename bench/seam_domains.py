@@ -71,7 +71,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from w2s.backends import get_model
-    from w2s.principles import fallback_notice, library_for_dataset
+    from w2s.trees.principles import fallback_notice, library_for_dataset
 
     deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
     if args.train_trees and len(args.train) > 1:

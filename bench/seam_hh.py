@@ -54,8 +54,8 @@ def pick_strong(requested: str | None, threads: int):
 def import_subset(n: int, seed: int, url: str) -> list[str]:
     from sqlmodel import select
 
-    from w2s.importers import ImportConfig, import_file
     from w2s.store import Pair, session_scope
+    from w2s.store.importers import ImportConfig, import_file
 
     lines = DATA.read_text().splitlines()
     # a few records are invalid (an empty response) and are skipped: sample a little more, keep n
@@ -110,10 +110,10 @@ def weak_timing(weak, ids: list[str], url: str, batch_size: int) -> dict:
     from sqlmodel import select
 
     from annotators.base import get_annotator
-    from w2s.principles import load_library
     from w2s.store import Pair, session_scope
     from w2s.templates import render
     from w2s.trees import pair_context
+    from w2s.trees.principles import load_library
 
     with session_scope(url) as s:
         pairs = list(s.exec(select(Pair).where(Pair.id.in_(ids))))
@@ -173,8 +173,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from annotators.base import annotate_all, get_annotator
-    from w2s.annotation_eval import evaluate_annotations
     from w2s.backends import get_model
+    from w2s.labels.quality import evaluate_annotations
     from w2s.store import session_scope
     from w2s.trees import TreeConfig, build_trees
 
@@ -216,7 +216,8 @@ def main() -> None:
     with session_scope(url) as s:
         report = evaluate_annotations(s, dataset="hh-harmless-single-turn", pair_ids=complete)
     print(f"\naccuracy vs gold on {report['pairs_with_gold']} pairs (A/B randomised; 95% Wilson CI)")
-    print(f"{'method':<12} {'annotator':<30} {'n':>4} {'acc':>6} {'95% CI':>15} {'cover':>6} {'risky':>6} {'good':>5} {'s/pair':>7}")
+    print(f"{'method':<12} {'annotator':<30} {'n':>4} {'acc':>6} {'95% CI':>15} "
+          f"{'cover':>6} {'risky':>6} {'good':>5} {'s/pair':>7}")
     for m in report["methods"]:
         corr = m["vs_naive"] or {}
         print(f"{m['method']:<12} {m['annotator']:<30} {m['n']:>4} {m['accuracy']:>6.3f} "

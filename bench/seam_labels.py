@@ -54,7 +54,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from w2s.principles import library_for_dataset
+    from w2s.trees.principles import library_for_dataset
 
     (gt_ds, gt_split), (pool_ds, pool_split) = P.dataset_of(args.gt), P.dataset_of(args.pool)
     url = P.sqlite_url(args.db or f"/tmp/w2s_bench/seam_labels/{gt_ds}-{gt_split}--{pool_ds}-{pool_split}.db")

@@ -1,19 +1,21 @@
-"""Import speed (run: python bench/store_import.py): w2s.importers.import_file (batched INSERT .. ON CONFLICT) vs a per-row ORM baseline,
-on SQLite and on a real PostgreSQL server, for HH train_gt (4000 records)."""
+"""Import speed (run: python bench/store_import.py): w2s.store.importers.import_file (batched INSERT ..
+ON CONFLICT) vs a per-row ORM baseline, on SQLite and on a real PostgreSQL server, for HH train_gt (4000 records)."""
 import os
 import platform
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 from pg_server import throwaway
-from w2s.importers import ImportConfig, import_file, record_to_pair, read_jsonl
-from w2s.store import Pair, session_scope
 
+from w2s.store import Pair, session_scope
+from w2s.store.importers import ImportConfig, import_file, read_jsonl, record_to_pair
+
+ROOT = Path(__file__).resolve().parents[1]
 HH = ROOT.parent / "shared/data/hh-harmless-single-turn/train_gt.jsonl"
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
-print(f"machine: {os.cpu_count()} cores, {cpu}, python {platform.python_version()}, sqlite {__import__('sqlite3').sqlite_version}")
+cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+print(f"machine: {os.cpu_count()} cores, {cpu}, python {platform.python_version()}, "
+      f"sqlite {__import__('sqlite3').sqlite_version}")
 
 def baseline(url):  # one ORM object per row, session.add each, one commit (the obvious way)
     cfg = ImportConfig(dataset="hh", split="base", skip_invalid=True)
@@ -25,7 +27,8 @@ def baseline(url):  # one ORM object per row, session.add each, one commit (the 
             except Exception:
                 continue
             if s.get(Pair, row["id"]) is None:
-                s.add(Pair(**row)); s.flush()
+                s.add(Pair(**row))
+                s.flush()
     return time.perf_counter() - t
 
 def run(name, url_fn):

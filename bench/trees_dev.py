@@ -59,7 +59,7 @@ class MeteredModel:
 def summarise(url: str, ids: list[str], strong: str, config_hash: str) -> dict:
     from sqlmodel import select
 
-    from w2s.annotation_eval import decisive_exit_label
+    from w2s.labels.quality import decisive_exit_label
     from w2s.store import Node, Pair, select_in, session_scope
 
     trees = list(P.trees_of(url, ids, strong, config_hash).values())
@@ -107,7 +107,7 @@ def main() -> None:
                     help="seconds per 100 evaluated tokens the CPU can reach (2 cores: about 2; the estimate printed)")
     args = ap.parse_args()
 
-    from w2s.principles import fallback_notice, library_for_dataset
+    from w2s.trees.principles import fallback_notice, library_for_dataset
 
     url = P.sqlite_url(args.db)
     print(f"machine: {machine()}\ndatabase: {url}")
@@ -137,7 +137,8 @@ def main() -> None:
               f"(roofline at {args.roofline} s/100 tokens: {summary['tokens_per_tree'] * args.roofline / 100:.1f})")
     if strong.steps:
         print("\nthis process, by step (trees built now):")
-        print(f"{'step':<15} {'prompts':>7} {'evaluated':>9} {'generated':>9} {'cached':>8} {'seconds':>8} {'s/100 tok':>9}")
+        print(f"{'step':<15} {'prompts':>7} {'evaluated':>9} {'generated':>9} "
+              f"{'cached':>8} {'seconds':>8} {'s/100 tok':>9}")
         for step in STEPS:
             r = strong.steps.get(step)
             if r:

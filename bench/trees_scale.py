@@ -30,8 +30,8 @@ from common import ROOT, SHARED, import_sample, machine, sqlite_url
 from lockstep import build_waves
 
 from w2s.backends import get_model
-from w2s.principles import library_for_dataset
 from w2s.trees import ListSource, TreeConfig, run_build
+from w2s.trees.principles import library_for_dataset
 
 CALLS_PER_TREE_MAX = 1 + 4 * 6  # listwise relevance, then at most D + B - 1 nodes of 4 calls (defaults)
 
@@ -42,7 +42,7 @@ def copies(path: Path, n: int, tmp: Path) -> Path:
     out = tmp / path.parent.name / path.name  # same dataset and split names: the same principle library
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = [dict(r, prompt=f"{r['prompt']} [{k}]" if k else r["prompt"]) for k in range(-(-n // len(records)))
-            for r in records]  # fmt: skip
+            for r in records]
     out.write_text("".join(json.dumps(r) + "\n" for r in rows[: max(n, len(records))]))
     return out
 
@@ -59,7 +59,7 @@ def run(model, ids, cfg, url, in_flight: int, bound: float) -> dict:
     async def bounded():
         try:
             return await asyncio.wait_for(run_build(model, ListSource(ids), cfg, url=url, in_flight=in_flight,
-                                                    progress=progress), bound)  # fmt: skip
+                                                    progress=progress), bound)
         except TimeoutError:
             return None
 
@@ -71,7 +71,7 @@ def run(model, ids, cfg, url, in_flight: int, bound: float) -> dict:
     full = stamps[in_flight - 1 : len(ids) - in_flight]
     steady = (len(full) - 1) / (full[-1] - full[0]) if len(full) > 2 and full[-1] > full[0] else len(stamps) / wall
     return {"built": len(stamps), "wall": wall, "overall": len(stamps) / wall, "steady": steady, "cpu": cpu,
-            "calls": model.usage.calls}  # fmt: skip
+            "calls": model.usage.calls}
 
 
 def table(rows: list[list], head: list[str]) -> str:
@@ -138,10 +138,10 @@ def main() -> None:
                 per_tree, r["steady"] = r["wall"] / max(1, r["built"]), r["overall"]
             little = n / per_tree
             rows.append([n, r["built"], f"{r['wall']:.1f}", f"{r['steady']:.2f}", f"{r['overall']:.2f}",
-                         f"{little:.2f}", f"{r['steady'] / little:.2f}"])  # fmt: skip
+                         f"{little:.2f}", f"{r['steady'] / little:.2f}"])
             print(f"  {n} in flight: {r['built']} trees in {r['wall']:.1f} s", flush=True)
         print(table(rows, ["in flight", "trees", "s", "trees/s (steady)", "trees/s (overall)", "Little's law",
-                           "of Little"]))  # fmt: skip
+                           "of Little"]))
         one = float(rows[0][3])
         at64 = next((float(r[3]) for r in rows if r[0] == 64), None)
 
@@ -174,7 +174,7 @@ def main() -> None:
         # 4. a 429 storm (and 1% 5xx): every tree arrives
         rps = 40 if a.quick else 120
         proc1, base1 = mock_engine.start(cpu=server_cpu, ttft=a.ttft, tpt=a.tpt, slots=a.slots, rps_limit=rps,
-                                         error_rate=0.01, seed=0)  # fmt: skip
+                                         error_rate=0.01, seed=0)
         procs.append(proc1)
         pairs = ids[: 24 if a.quick else 120]
         m = get_model(f"openai:storm@{base1}", reuse=False, max_concurrency=64)
@@ -212,7 +212,7 @@ def kill_resume(url: str, base: str, pairs: list[str], tmp: Path) -> None:
     in_flight = 16
     env = {**os.environ, "W2S_DB": url, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-c", "from w2s.cli import main; main()", "trees", "build", "--strong",
-           f"openai:killed@{base}", "--pairs", f"@{tmp / 'ids.txt'}", "--in-flight", str(in_flight)]  # fmt: skip
+           f"openai:killed@{base}", "--pairs", f"@{tmp / 'ids.txt'}", "--in-flight", str(in_flight)]
     mock_engine.stats(base, reset=True)
 
     def count() -> int:
@@ -233,7 +233,7 @@ def kill_resume(url: str, base: str, pairs: list[str], tmp: Path) -> None:
     repeated = sum(min(before[h], after[h] - before[h]) for h in before if after.get(h, 0) > before[h])
     with session_scope(url) as s:
         per_pair = s.exec(select(Tree.pair_id, func.count()).where(Tree.strong_model == f"openai:killed@{base}")
-                          .group_by(Tree.pair_id)).all()  # fmt: skip
+                          .group_by(Tree.pair_id)).all()
     dup = sum(1 for _, c in per_pair if c > 1)
     print(f"\n## kill -9 at {saved} of {len(pairs)} trees saved ({in_flight} in flight), then resume: "
           f"{len(per_pair)} pairs with a tree, {dup} with more than one, {len(pairs) - len(per_pair)} without; "

@@ -33,7 +33,7 @@ def add_pairs(url: str, n: int) -> list[str]:
     with session_scope(url) as s:
         for i in range(n):
             s.add(Pair(id=f"bench{i:04d}", dataset="hh-harmless", split="bench", prompt=f"How do I do thing {i}?",
-                       response_a=f"I can't help with that ({i}).", response_b=f"Sure, here is how ({i})."))  # fmt: skip
+                       response_a=f"I can't help with that ({i}).", response_b=f"Sure, here is how ({i})."))
     return [f"bench{i:04d}" for i in range(n)]
 
 
@@ -41,7 +41,7 @@ def worker(url: str, engine: str, name: str, log: Path, args) -> subprocess.Pope
     env = {**os.environ, "W2S_DB": url, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-c", "from w2s.cli import main; main()", "trees", "build", "--strong",
            f"openai:mock@{engine}", "--principles", "harmlessness", "--batch-size", str(args.chunk_size),
-           "--chunk-size", str(args.chunk_size), "--lease-seconds", str(args.lease_seconds), "--worker-id", name]  # fmt: skip
+           "--chunk-size", str(args.chunk_size), "--lease-seconds", str(args.lease_seconds), "--worker-id", name]
     with open(log, "w") as f:
         return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
 
@@ -61,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"machine: {machine()}")
     print(f"{args.pairs} pairs, {args.workers} workers, chunks of {args.chunk_size}, lease {args.lease_seconds:g} s, "
-          f"mock engine ttft {args.ttft:g} s")  # fmt: skip
+          f"mock engine ttft {args.ttft:g} s")
     logs = Path(tempfile.mkdtemp(prefix="w2s-workers-"))
     start = time.monotonic()
     with throwaway() as pg:
@@ -107,14 +107,14 @@ def main() -> None:
         per_worker = {n: finished_by(n) for n in names}
     wall = time.monotonic() - start
     print(f"trees per worker (pairs each finished): "
-          f"{', '.join(f'{n} {k}' + (' (killed)' if n == victim else '') for n, k in per_worker.items())}")  # fmt: skip
+          f"{', '.join(f'{n} {k}' + (' (killed)' if n == victim else '') for n, k in per_worker.items())}")
     print(f"pairs built twice: {sum(1 for c in trees.values() if c > 1)}")
     print(f"pairs missing: {len(set(ids) - set(trees))}")
     print(f"killed worker {victim} held {len(lost)} pairs ({', '.join(lost)}); another worker claimed them "
-          f"{reclaimed_after:.1f} s after the kill (lease {args.lease_seconds:g} s)")  # fmt: skip
+          f"{reclaimed_after:.1f} s after the kill (lease {args.lease_seconds:g} s)")
     again = sum(1 for c in served["prompts"].values() if c > 1)
     print(f"engine: {served.get('answered', '?')} answers, {again} prompts answered more than once "
-          f"(work the killed worker did on its unfinished chunk, or pairs built twice)")  # fmt: skip
+          f"(work the killed worker did on its unfinished chunk, or pairs built twice)")
     print(f"surviving workers' exit codes: {exits}; wall {wall:.1f} s; logs in {logs}")
     if any(exits.values()) or any(c > 1 for c in trees.values()) or set(ids) - set(trees):
         sys.exit(1)

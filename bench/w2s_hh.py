@@ -102,15 +102,19 @@ def main() -> None:
     acc, pgr, tim = res["accuracy"], res["pgr"], res["timings"]
     load_end = os.getloadavg()
     print(f"\nmachine: {machine()}; torch threads {threads}")
-    print(f"load average (1, 5, 15 min) at start {tuple(round(x, 2) for x in load)}, at end {tuple(round(x, 2) for x in load_end)}")
+    print(f"load average (1, 5, 15 min) at start {tuple(round(x, 2) for x in load)}, "
+          f"at end {tuple(round(x, 2) for x in load_end)}")
     print(f"sizes: {res['sizes']}  max_length {args.max_length}, student LoRA r=8 on the last {args.lora_last_n} layers, "
-          f"lr {args.lr}, head lr {args.head_lr}, {args.pooling}-token pooling, epochs {args.epochs}, weak epochs {args.weak_epochs}")
+          f"lr {args.lr}, head lr {args.head_lr}, {args.pooling}-token pooling, "
+          f"epochs {args.epochs}, weak epochs {args.weak_epochs}")
     print(f"weak supervisor: MiniLM {'frozen + reward head' if args.weak_frozen else 'fully fine-tuned'} "
           f"on {res['sizes']['weak_train_gt']} train_gt pairs, {args.weak_epochs} epochs, head lr {args.weak_head_lr}")
     print(f"weak-label accuracy on train_w2s: {res['weak_label_accuracy']:.3f}")
     print(gap_line("ceiling_minus_weak", res["ceiling_minus_weak"]) + "\n")
-    print(f"| {'model':40s} | rows | test acc | PGR [95% interval]     | train pairs/s | prefix pairs/s | train s | score pairs/s |")
-    print(f"|{'-' * 42}|------|----------|------------------------|---------------|----------------|---------|---------------|")
+    print(f"| {'model':40s} | rows | test acc | PGR [95% interval]     "
+          "| train pairs/s | prefix pairs/s | train s | score pairs/s |")
+    print(f"|{'-' * 42}|------|----------|------------------------"
+          "|---------------|----------------|---------|---------------|")
     for k in model_order(acc):
         t = tim.get(k, {})
         p = pgr.get(k)

@@ -40,12 +40,12 @@ HH_TREE = [  # (principle, relevance, p_a, info, thought)
      "The user asks about poisoning a dog. A refuses and explains why; B gives tips on avoiding detection."),
     ("Offer safe alternatives", 0.83, 0.88, 0.41,
      "A points to a noise log, the council and mediation; B offers nothing but the harmful route."),
-]  # fmt: skip
+]
 
 
 def w2s(*args: str, db: str) -> None:
     subprocess.run([sys.executable, "-c", "from w2s.cli import main; main()", *args, "--db", db], check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+                   stdout=subprocess.DEVNULL)
 
 
 def row_by_id(path: Path, row_id: str) -> dict:
@@ -61,8 +61,8 @@ def build_store(tmp: Path) -> tuple[str, dict[str, str]]:
     which pair each screenshot user sees first."""
     from sqlmodel import select
 
-    from w2s.auth import add_user
     from w2s.store import Node, Pair, QueueItem, Tree, session_scope
+    from w2s.store.auth import add_user
     from w2s_app import queue as Q
 
     url = f"sqlite:///{tmp / 'w2s.db'}"
@@ -77,10 +77,10 @@ def build_store(tmp: Path) -> tuple[str, dict[str, str]]:
         code = by_source["Python/0"]
         # evidence first on a code pair with a real tree: Python/0 when it has one, else the first that has
         evidence = code if code in with_tree else next(by_source[k] for k in sorted(by_source, key=str)
-                                                       if by_source[k] in with_tree)  # fmt: skip
+                                                       if by_source[k] in with_tree)
         math = by_source[row_by_id(MATH, "gsm8k-test-432")["id"]]
         hh = Pair(id="hh-multiturn-demo", dataset="hh-harmless-demo", split="demo", prompt=HH_PROMPT,
-                  response_a=HH_A, response_b=HH_B, gold="a")  # fmt: skip
+                  response_a=HH_A, response_b=HH_B, gold="a")
         s.add(hh)
         tree = Tree(pair_id=hh.id, strong_model="hand-written", config_hash="demo", depth=len(HH_TREE))
         s.add(tree)
@@ -88,7 +88,7 @@ def build_store(tmp: Path) -> tuple[str, dict[str, str]]:
         for pos, (name, rel, pa, info, thought) in enumerate(HH_TREE):
             s.add(Node(tree_id=tree.id, position=pos, principle_id=f"harmlessness/{pos}", principle_name=name,
                        relevance=rel, p_a=pa, p_b=1 - pa, info=info, thought=thought,
-                       role="exit" if pos == len(HH_TREE) - 1 else "continue"))  # fmt: skip
+                       role="exit" if pos == len(HH_TREE) - 1 else "continue"))
         firsts = {"coder": code, "mathy": math, "talker": hh.id, "evidence": evidence}
         for user, pid in firsts.items():
             s.add(QueueItem(user=user, pair_id=pid))
@@ -106,7 +106,7 @@ def serve(url: str, log: Path) -> tuple[subprocess.Popen, str]:
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-c", "from w2s.cli import main; main()", "serve", "--db", url,
                                  "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # fmt: skip
+                                start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         if proc.poll() is not None:

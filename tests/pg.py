@@ -48,7 +48,7 @@ def postgres_server():
 @pytest.fixture
 def pg_url(postgres_server, monkeypatch) -> str:
     """A fresh empty database on the test server, also exported as $W2S_DB for CLI calls."""
-    from w2s import store
+    from w2s.store import db as store
 
     name = f"w2s_test_{uuid.uuid4().hex[:12]}"
     admin_execute(postgres_server, f'CREATE DATABASE "{name}"')

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from w2s.cli import app
 from w2s.options import UnknownField, apply_sets, cli_options, field_docs, flag
+from w2s.store.work import WorkOptions
 from w2s.training.config import ExperimentConfig
 from w2s.trees import TreeConfig
-from w2s.work import WorkOptions
 
 runner = CliRunner()
 

@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CODE_DIRS = ("w2s", "annotators", "w2s_app", "bench", "scripts")
 DOC_PATH = re.compile(r"\bdocs/[\w./-]*\w(?:#[\w-]+)?")
+MODULE_PATH = re.compile(r"(?<![\w/.])(?:w2s|annotators|w2s_app)/[\w/]*\w\.py\b")
 MD_LINK = re.compile(r"\]\(([^)\s:]+)\)")  # relative links only: a URL has a scheme (':')
 
 def slug(heading: str) -> str:
@@ -50,6 +51,18 @@ def test_cited_docs_paths_exist():
             why = broken(ROOT / path, anchor or None)
             if why:
                 problems.append(f"{f.relative_to(ROOT)}: {m.group(0)}: {why}")
+    assert not problems, "\n".join(problems)
+
+
+def test_cited_module_paths_exist():
+    """Module paths such as `w2s/store/db.py` cited anywhere name files that exist (the core was regrouped
+    into packages by stage, so an old flat path is stale)."""
+    problems = [
+        f"{f.relative_to(ROOT)}: {m.group(0)}"
+        for f in citing_files()
+        for m in MODULE_PATH.finditer(f.read_text(encoding="utf-8"))
+        if not (ROOT / m.group(0)).exists()
+    ]
     assert not problems, "\n".join(problems)
 
 

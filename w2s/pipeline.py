@@ -52,7 +52,7 @@ def sqlite_url(path: str | Path) -> str:
 
 
 def import_pairs(url: str | None, path: str | Path, dataset: str | None = None, split: str | None = None, *,
-                 n: int | None = None, seed: int | None = None, log: Log = print) -> list[str]:  # fmt: skip
+                 n: int | None = None, seed: int | None = None, log: Log = print) -> list[str]:
     """Import a pair file under (dataset, split) (by default `dataset_of(path)`) and return the ids of its
     pairs stored there, in file order, or with `seed` in a seeded shuffled order: the same seed gives the
     same order, so a sample of `n` is the first n of the whole file's (only those records, and a few
@@ -61,7 +61,7 @@ def import_pairs(url: str | None, path: str | Path, dataset: str | None = None, 
     is not returned (train and test never share a pair)."""
     from sqlmodel import select
 
-    from w2s.importers import ImportConfig, RecordError, import_file
+    from w2s.store.importers import ImportConfig, RecordError, import_file
 
     default_dataset, default_split = dataset_of(path)
     dataset, split = dataset or default_dataset, split or default_split
@@ -105,7 +105,7 @@ def _source_order(source: str) -> tuple[str, int, str]:
 
 
 def train_test_ids(train: Sequence[str], test: Sequence[str], *, train_n: int | None = None,
-                   test_n: int | None = None) -> tuple[list[str], list[str]]:  # fmt: skip
+                   test_n: int | None = None) -> tuple[list[str], list[str]]:
     """The first `train_n` of `train`, and the first `test_n` of `test` that are not train pairs (when
     train and test are drawn from one file, the test sample never overlaps the train sample)."""
     train = list(train)[:train_n]
@@ -119,7 +119,7 @@ def train_test_ids(train: Sequence[str], test: Sequence[str], *, train_n: int | 
 def import_tree_corpus(url: str | None, corpus: str | Path | None, log: Log = print) -> int:
     """Import a tree corpus file (`w2s trees export`) into the store; returns the trees added (0 when the
     file is absent)."""
-    from w2s.corpus import import_trees
+    from w2s.trees.corpus import import_trees
 
     if corpus is None or not Path(corpus).is_file():
         return 0
@@ -133,7 +133,7 @@ def save_tree_corpus(url: str | None, corpus: str | Path, dataset: str, split: s
     """Write every stored tree of the pairs under (dataset, split) to a corpus file; returns how many."""
     from sqlmodel import select
 
-    from w2s.corpus import export_trees
+    from w2s.trees.corpus import export_trees
 
     corpus = Path(corpus)
     corpus.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def save_tree_corpus(url: str | None, corpus: str | Path, dataset: str, split: s
 
 
 def ensure_trees(url: str | None, strong, pair_ids: Sequence[str], cfg, *, deadline: float | None = None,
-                 label: str = "trees", extend_from: str | None = None, log: Log = print) -> int:  # fmt: skip
+                 label: str = "trees", extend_from: str | None = None, log: Log = print) -> int:
     """Build the missing trees of `pair_ids` by the strong model (a `w2s.backends` model) under `cfg` (a
     `TreeConfig`), one pair at a time (llama.cpp keeps one prefix cached), going on from a tree of config
     `extend_from` where a pair has one; none is started after `deadline` (`time.monotonic()`). Returns
@@ -192,7 +192,7 @@ def trees_of(url: str | None, pair_ids: Sequence[str], strong: str, config_hash:
 def train_master(url: str | None, pair_ids: Sequence[str], *, strong: str, kind: str = "features",
                  tree_config: str | None = None, library: str | None = None, weak: str = WEAK, seed: int = 0,
                  principle_weights: str = "auto", cot_tokens: int | None = None,
-                 cache: dict | None = None):  # fmt: skip
+                 cache: dict | None = None):
     """Train an aligned master of `kind` and its no-tree twin on the gold pairs among `pair_ids`: for
     `features` and `rm`, those with a tree by `strong` of config `tree_config` (default: the config most
     of them have a tree of; the library is the trees' own unless named); for `cot-v1/2/3`, those with
@@ -203,10 +203,17 @@ def train_master(url: str | None, pair_ids: Sequence[str], *, strong: str, kind:
     This is the one place the pipeline calls the master code."""
     from dataclasses import replace
 
-    from w2s.masters import MasterConfig, MasterInputs, WeakFeatures, fit_margin, reasoning_rows, training_rows
+    from w2s.masters import (
+        MasterConfig,
+        MasterInputs,
+        WeakFeatures,
+        fit_margin,
+        reasoning_rows,
+        training_rows,
+    )
     from w2s.masters import train_master as fit
-    from w2s.principles import load_library
     from w2s.reasoning import COT_METHODS
+    from w2s.trees.principles import load_library
 
     cache = {} if cache is None else cache
     base = MasterConfig(weak=weak, seed=seed, strong=strong, principle_weights=principle_weights)
@@ -290,7 +297,7 @@ def progress(label: str, total: int, log: Log = print):
 
 
 def annotate(url: str | None, ann, pair_ids: Sequence[str], *, label: str | None = None, batch_size: int = 8,
-             log: Log = print) -> int:  # fmt: skip
+             log: Log = print) -> int:
     """Label every pair of `pair_ids` that `ann` (an `annotator`) has not labelled yet, one transaction
     per batch; returns the labels added."""
     from annotators.base import annotate_all
@@ -332,7 +339,7 @@ def score_methods(url: str | None, annotators: dict, pair_ids: Sequence[str]) ->
     """Each annotator's stored labels scored against gold on the pairs every one of them labelled:
     {"pairs": [...], "methods": {name: {accuracy, ci_low, ci_high, n, coverage, s_per_pair}},
     "p_gold": {name: [P(gold) per pair]}}. Empty "pairs" when no pair has every label yet."""
-    from w2s.annotation_eval import wilson_interval
+    from w2s.labels.quality import wilson_interval
 
     stored = stored_labels(url, annotators, pair_ids)
     common = [p for p in pair_ids if all(p in stored[m] for m in annotators)]
@@ -362,7 +369,7 @@ def score_table(scores: dict) -> list[str]:
 def label_gaps(p_gold: dict[str, Sequence[float]], pairs: Iterable[tuple[str, str]], seed: int = 0) -> dict[str, dict]:
     """"a - b" -> the paired-bootstrap accuracy gap of a over b (`w2s_metrics.accuracy_gap_ci`), for
     each (a, b) of `pairs` where both have P(gold) on the same items."""
-    from w2s.w2s_metrics import accuracy_gap_ci
+    from w2s.training.metrics import accuracy_gap_ci
 
     return {f"{a} - {b}": accuracy_gap_ci(p_gold[b], p_gold[a], seed=seed)
             for a, b in pairs if a in p_gold and b in p_gold}
@@ -371,7 +378,7 @@ def label_gaps(p_gold: dict[str, Sequence[float]], pairs: Iterable[tuple[str, st
 def build_labels(url: str | None, name: str, ann, *, method: str = "soft", temperature: float | None = None) -> str:
     """Aggregate `ann`'s labels (that annotator and method only) into the label set `name` (rebuilt if
     there); `soft` keeps each label's P(chosen) as its soft label. Returns the name."""
-    from w2s.aggregate import build_label_set
+    from w2s.labels.aggregate import build_label_set
 
     with session_scope(url) as s:
         build_label_set(s, name=name, method=method, temperature=temperature, annotators=[ann.annotator_id],
@@ -381,7 +388,7 @@ def build_labels(url: str | None, name: str, ann, *, method: str = "soft", tempe
 
 def label_rows(url: str | None, label_set: str, pair_ids: Iterable[str] | None = None) -> list[dict]:
     """The export rows of a label set (`w2s export`'s), only of `pair_ids` when given."""
-    from w2s.export import iter_export_rows
+    from w2s.store.export import iter_export_rows
 
     keep = None if pair_ids is None else set(pair_ids)
     with session_scope(url) as s:
@@ -390,7 +397,7 @@ def label_rows(url: str | None, label_set: str, pair_ids: Iterable[str] | None =
 
 def export_labels(url: str | None, label_set: str, out: str | Path, pair_ids: Iterable[str] | None = None) -> int:
     """Write a label set's export rows (of `pair_ids` when given) as JSONL; returns the rows written."""
-    from w2s.export import write_jsonl
+    from w2s.store.export import write_jsonl
 
     return write_jsonl(label_rows(url, label_set, pair_ids), Path(out))
 

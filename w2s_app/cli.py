@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
             help=f"Serve only trees of this config hash (`w2s trees show`); '{ANY}' drops it. "
             "Stored like --strong",
         ),
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Serve the annotation app: annotators label their queues, admins watch progress and export.
 
         Users log in with accounts made by `w2s users add NAME --role annotator|admin`.

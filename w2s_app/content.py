@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from w2s.principles import library_match
+from w2s.trees.principles import library_match
 
 KINDS = ("text", "markdown", "code", "math")
 """text: prose shown verbatim; markdown: prose written as Markdown (rendered safely); code: verbatim,

@@ -21,7 +21,7 @@ from importlib import resources
 import pandas as pd
 from sqlmodel import Session
 
-from w2s.reliance import COLUMNS as RELIANCE_COLUMNS
+from w2s.labels.evidence_first import COLUMNS as RELIANCE_COLUMNS
 from w2s.store import QueueItem, Tree, db_url, get_setting, session_scope, set_setting
 from w2s_app import labelling as L
 from w2s_app import queue as Q
@@ -401,7 +401,7 @@ class Handlers:
             columns=["annotator 1", "annotator 2", "Cohen's kappa"],
         )
         if not agr["available"]:
-            alpha = "Agreement measures unavailable (`w2s.agreement` not installed)."
+            alpha = "Agreement measures unavailable (`w2s.labels.agreement` not installed)."
         elif agr["alpha"] is None or math.isnan(agr["alpha"]):
             alpha = "Krippendorff's α: undefined so far (too few overlapping labels, or no variation)."
         else:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from w2s.store import LABELS, Annotation, Node, Pair, QueueItem, Tree
+from w2s.store import Annotation, Node, Pair, QueueItem, Tree
+from w2s.vocab import LABELS
 from w2s_app import queue as Q
 from w2s_app import security
 

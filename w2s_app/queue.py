@@ -23,7 +23,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from w2s.store import (
-    LABELS,
     Annotation,
     Draft,
     Node,
@@ -37,8 +36,8 @@ from w2s.store import (
     set_setting,
     utcnow,
 )
-from w2s.tree_select import TreeSelector
-from w2s.vocab import binary_entropy, p_a_of
+from w2s.trees.selection import TreeSelector
+from w2s.vocab import LABELS, binary_entropy, p_a_of
 
 HUMAN_METHOD = "human"
 PRUNE_REASONS = ("irrelevant", "wrong reasoning", "other")
@@ -483,7 +482,7 @@ def load_draft(session: Session, user: str, pair_id: str) -> dict[str, Any] | No
 @dataclass(frozen=True)
 class TreeSource:
     """Which of a pair's trees the app serves: the newest built by `strong_model` (under `config_hash` when
-    given); with neither set, the newest of any strong model (`w2s.tree_select.TreeSelector`'s rule for one
+    given); with neither set, the newest of any strong model (`w2s.trees.selection.TreeSelector`'s rule for one
     pair). A project setting (the `trees` Setting, set
     by `w2s serve --strong SPEC [--tree-config HASH]`), so that every server of a project serves the same
     trees."""

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from w2s import export
-from w2s.annotation_eval import exit_label
-from w2s.reliance import Decision, reliance_report, report_row
+from w2s.labels.evidence_first import Decision, reliance_report, report_row
+from w2s.labels.quality import exit_label
 from w2s.store import (
     Annotation,
     LabelSet,
@@ -20,6 +19,7 @@ from w2s.store import (
     QueuePool,
     User,
     current_annotations,
+    export,
     select_in,
 )
 
@@ -103,9 +103,9 @@ def overall(session: Session, anns: list[Annotation] | None = None) -> dict:
 
 
 def agreement(anns: list[Annotation]) -> dict:
-    """Cohen's kappa per pair of annotators and Krippendorff's alpha over all, from `w2s.agreement`."""
+    """Cohen's kappa per pair of annotators and Krippendorff's alpha over all, from `w2s.labels.agreement`."""
     try:
-        from w2s.agreement import krippendorff_alpha, pairwise_kappa
+        from w2s.labels.agreement import krippendorff_alpha, pairwise_kappa
     except ImportError:
         return {"available": False, "kappa": {}, "alpha": None}
     u = units(anns)
@@ -155,7 +155,7 @@ def pruning_stats(session: Session, anns: list[Annotation]) -> list[dict]:
 
 
 def strong_verdicts(session: Session, tree_ids: set[int]) -> dict[int, str | None]:
-    """tree id -> the strong model's verdict in it (its exit node's, `w2s.annotation_eval.exit_label`)."""
+    """tree id -> the strong model's verdict in it (its exit node's, `w2s.labels.quality.exit_label`)."""
     by_tree: dict[int, list[tuple[str, float]]] = defaultdict(list)
     ids = sorted(tree_ids)
     query = select(Node.tree_id, Node.role, Node.p_a).order_by(Node.tree_id, Node.position)
@@ -182,7 +182,7 @@ def reliance_decisions(session: Session, anns: list[Annotation]) -> dict[str, li
 
 def reliance_table(session: Session, anns: list[Annotation]) -> list[dict]:
     """Do trees help? One row per annotator and one for everyone: accuracy before and after the verdicts,
-    over-reliance and useful reliance (`w2s.reliance`)."""
+    over-reliance and useful reliance (`w2s.labels.evidence_first`)."""
     by_user = reliance_decisions(session, anns)
     rows = [report_row(name, reliance_report(ds)) for name, ds in sorted(by_user.items())]
     if rows:
@@ -208,7 +208,7 @@ def export_annotations(session: Session, path: Path, *, raw: bool = False) -> in
 
 
 def export_label_set(session: Session, path: Path, label_set: str = "default", fmt: str = "jsonl") -> int:
-    """The aggregated label set in the export format of `w2s.export` (JSONL or Parquet)."""
+    """The aggregated label set in the export format of `w2s.store.export` (JSONL or Parquet)."""
     return export.export_label_set(session, fmt, path, label_set=label_set)
 
 

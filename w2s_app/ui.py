@@ -63,7 +63,7 @@ def shown_to_user(fn):
 def pair_outputs(page: PairPage) -> tuple:
     """A PairPage in the order of the page's `pair_out` components."""
     return (page.view, page.status, page.progress, page.conversation, page.response_a, page.response_b,
-            page.diff, page.tree, page.label, page.rating, page.comment)  # fmt: skip
+            page.diff, page.tree, page.label, page.rating, page.comment)
 
 
 def build_app(url: str) -> gr.Blocks:
@@ -75,7 +75,7 @@ def build_app(url: str) -> gr.Blocks:
         w = h.welcome(user_of(request))
         admin = gr.update(visible=w.is_admin)
         return (w.header, w.guidelines, gr.update(value=w.guidelines, visible=w.is_admin), admin, admin,
-                *pair_outputs(w.page))  # fmt: skip
+                *pair_outputs(w.page))
 
     @shown_to_user
     def on_submit(view, label, rating, comment, request: gr.Request):
@@ -113,13 +113,13 @@ def build_app(url: str) -> gr.Blocks:
     def admin_load_settings(request: gr.Request):
         c = h.queue_settings(user_of(request))
         return (c.overlap, c.gold_rate, c.gold_split, c.quota, c.routing, c.route_fraction, c.blind,
-                c.evidence_first)  # fmt: skip
+                c.evidence_first)
 
     @shown_to_user
     def admin_save_settings(
         overlap, gold_rate, gold_split, quota, routing, route_fraction, blind, evidence_first,
         request: gr.Request,
-    ):  # fmt: skip
+    ):
         return h.save_queue_settings(
             user_of(request), overlap=overlap, gold_rate=gold_rate, gold_split=gold_split, quota=quota,
             routing=routing, route_fraction=route_fraction, blind=blind, evidence_first=evidence_first,
@@ -195,9 +195,9 @@ def build_app(url: str) -> gr.Blocks:
                     # the prune / restore buttons on the nodes (and their keys) send their request through
                     # these two, kept off screen (keys.js)
                     node_action = gr.Textbox(elem_id="w2s-node-action", elem_classes=["w2s-offscreen"],
-                                             show_label=False, container=False)  # fmt: skip
+                                             show_label=False, container=False)
                     node_action_go = gr.Button("node action", elem_id="w2s-node-action-go",
-                                               elem_classes=["w2s-offscreen"])  # fmt: skip
+                                               elem_classes=["w2s-offscreen"])
                 with gr.Row():
                     label = gr.Radio(
                         [("A  [1]", "a"), ("B  [2]", "b"), ("Tie  [0]", "tie")],
@@ -301,7 +301,7 @@ def build_app(url: str) -> gr.Blocks:
         prev_btn.click(on_prev, [view], pair_out, **hidden)
         next_btn.click(on_next, [view], pair_out, **hidden)
         node_action_go.click(on_node_action, [view, node_action], [view, tree],
-                             js="(view, action) => [view, window.w2sNodeAction || action]", **hidden)  # fmt: skip
+                             js="(view, action) => [view, window.w2sNodeAction || action]", **hidden)
         guide_save.click(save_guidelines, [guide_edit], [guide_md, guide_msg], **hidden)
         admin_outs = [summary, table, kappa, alpha, prune_table, reliance_table, exp_set]
         refresh_btn.click(admin_refresh, None, admin_outs, **hidden)
@@ -330,7 +330,7 @@ def build_app(url: str) -> gr.Blocks:
 
 def make_auth(url: str):
     """Gradio's login check, backed by the users table (hashed passwords, `w2s users add`)."""
-    from w2s.auth import authenticate
+    from w2s.store.auth import authenticate
 
     def check(name: str, password: str) -> bool:
         return authenticate(name, password, url=url) is not None

@@ -49,7 +49,7 @@ def make_pairs(
 def make_tree(
     url: str, pair_id: str, nodes: list[tuple[str, float, float, float]], *,
     strong_model: str = "test-strong", config_hash: str = "h",
-) -> tuple[int, list[int]]:  # fmt: skip
+) -> tuple[int, list[int]]:
     """nodes: (principle name, relevance, p_a, info), in search order."""
     with session_scope(url) as s:
         tree = Tree(pair_id=pair_id, strong_model=strong_model, config_hash=config_hash, depth=len(nodes))

@@ -23,7 +23,7 @@ def client_for(base, name, password):
 
 @pytest.fixture
 def store(db_url):
-    from w2s.auth import add_user
+    from w2s.store.auth import add_user
 
     ids = make_pairs(db_url, 8)
     make_tree(db_url, ids[0], [("Avoid harm", 0.9, 0.7, 0.4), ("Honesty", 0.3, 0.5, 0.0)])

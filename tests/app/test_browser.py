@@ -41,7 +41,7 @@ def site(tmp_path_factory):
     """A store with a tree pair, a pair whose response carries script, plain pairs; users alice and boss."""
     from app_helpers import Server
 
-    from w2s.auth import add_user
+    from w2s.store.auth import add_user
 
     tmp = tmp_path_factory.mktemp("site")
     url = f"sqlite:///{tmp / 'w2s.db'}"
@@ -218,7 +218,7 @@ def test_screenshot_of_a_real_pair(site, tmp_path):
         prompt, a, b = row["chosen"][:cut], row["rejected"][cut:].strip(), row["chosen"][cut:].strip()
     else:
         prompt, a, b = "\n\nHuman: Is bleach safe to drink?\n\nAssistant:", "A little is fine.", "No, never."
-    from w2s.auth import add_user
+    from w2s.store.auth import add_user
 
     make_pairs(site["url"], 1, prefix="real")
     with session_scope(site["url"]) as s:
@@ -229,7 +229,7 @@ def test_screenshot_of_a_real_pair(site, tmp_path):
         ("No dangerous instructions", 0.97, 0.12, 0.62),
         ("Refuse harmful requests and redirect", 0.88, 0.2, 0.43),
         ("Protect vulnerable people", 0.64, 0.35, 0.08),
-    ])  # fmt: skip
+    ])
     thoughts = [
         (
             "Drinking bleach is dangerous at any dose. **A** treats the amount as an open question and offers "

@@ -6,8 +6,8 @@ import pytest
 from app_helpers import make_pairs, make_tree, setup
 from sqlmodel import select
 
-from w2s.auth import add_user
 from w2s.store import Annotation, Draft, Tree, session_scope
+from w2s.store.auth import add_user
 from w2s_app import queue as Q
 from w2s_app.handlers import AdminPage, Handlers, PairPage, Refused
 

@@ -11,8 +11,8 @@ from app_helpers import make_pairs, make_tree, setup
 from sqlalchemy import update
 from sqlmodel import select
 
-from w2s.auth import add_user
 from w2s.store import Annotation, QueueItem, annotation_key, session_scope
+from w2s.store.auth import add_user
 from w2s_app import queue as Q
 from w2s_app.handlers import Handlers, Refused
 

@@ -99,7 +99,7 @@ PAIRS = {  # user -> (pair id, dataset, meta, prompt, response_a, response_b)
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from w2s.auth import add_user
+    from w2s.store.auth import add_user
 
     tmp = tmp_path_factory.mktemp("rendersite")
     url = f"sqlite:///{tmp / 'w2s.db'}"
@@ -107,14 +107,14 @@ def site(tmp_path_factory):
     math = real_row("math-gsm8k/pairs_dev.jsonl", "gsm8k-test-432", MATH_ROW)
     rows = dict(PAIRS)
     rows["coder"] = ("code0", "code-humanevalpack", {"id": code["id"], "meta": code["meta"]}, code["prompt"],
-                     code["response_a"], code["response_b"])  # fmt: skip
+                     code["response_a"], code["response_b"])
     rows["mathy"] = ("math0", "math-gsm8k", {"id": math["id"], "meta": math["meta"]}, math["prompt"],
-                     math["response_a"], math["response_b"])  # fmt: skip
+                     math["response_a"], math["response_b"])
     with session_scope(url) as s:
         Q.save_config(s, Q.QueueConfig(overlap=1, gold_rate=0.0, quota=0))  # evidence first: the default
         for user, (pid, dataset, meta, prompt, a, b) in rows.items():
             s.add(Pair(id=pid, dataset=dataset, split="dev", prompt=prompt, response_a=a, response_b=b, meta=meta,
-                       gold="a" if user == "evi" else None))  # fmt: skip
+                       gold="a" if user == "evi" else None))
             s.add(QueueItem(user=user, pair_id=pid))  # each user's first pair
         # biguser first gets a small pair, so that the big one arrives as the next pair (timed)
         s.add(Pair(id="small0", dataset="prose", prompt="Hi?", response_a="Hello.", response_b="Hey."))

@@ -13,8 +13,7 @@ import pytest
 from app_helpers import Server, free_port, make_pairs, make_tree
 from sqlmodel import select
 
-from w2s import auth
-from w2s.store import Draft, session_scope
+from w2s.store import Draft, auth, session_scope
 from w2s_app import queue as Q
 from w2s_app.security import Credentials, Throttle
 

@@ -21,7 +21,7 @@ test_browser = pytest.importorskip("test_browser")  # skips without Chromium or 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from w2s.auth import add_user
+    from w2s.store.auth import add_user
 
     tmp = tmp_path_factory.mktemp("secsite")
     url = f"sqlite:///{tmp / 'w2s.db'}"
@@ -56,7 +56,7 @@ def test_enter_after_clicking_skip_submits_the_chosen_label(site):
 
 
 def test_a_password_change_sends_an_open_page_back_to_the_login_form(site):
-    from w2s.auth import add_user, set_password
+    from w2s.store.auth import add_user, set_password
 
     add_user("carl", "annotator", "carl-pw", url=site["url"])
     page = test_browser.login(site, "carl", "carl-pw")

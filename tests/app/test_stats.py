@@ -7,8 +7,8 @@ import json
 import pytest
 from app_helpers import make_pairs, make_tree
 
-from w2s.export import HUMAN_COLUMNS
 from w2s.store import Annotation, Pair, session_scope
+from w2s.store.export import HUMAN_COLUMNS
 from w2s_app import stats
 
 
@@ -63,7 +63,7 @@ def test_pruning_stats_per_principle(labelled):
 
 
 def test_agreement_uses_w2s_agreement(labelled):
-    pytest.importorskip("w2s.agreement")
+    pytest.importorskip("w2s.labels.agreement")
     url, _ = labelled
     with session_scope(url) as s:
         agr = stats.agreement(stats.human_annotations(s))
@@ -83,7 +83,7 @@ def test_exports(labelled, tmp_path):
     assert n_all == 14  # every row, the weak model's too
     raw = [json.loads(line) for line in (tmp_path / "raw.jsonl").read_text().splitlines()]
     assert sum(r["retracted"] for r in raw) == 1
-    assert all(list(r) == [c.name for c in HUMAN_COLUMNS] for r in raw)  # the columns w2s.export defines
+    assert all(list(r) == [c.name for c in HUMAN_COLUMNS] for r in raw)  # the columns w2s.store.export defines
     assert n_set == len((tmp_path / "set.jsonl").read_text().splitlines())
 
 

@@ -64,7 +64,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
-    from w2s.fetch import resolve_model_path
+    from w2s.backends.fetch import resolve_model_path
 
     try:
         return resolve_model_path("smollm2")

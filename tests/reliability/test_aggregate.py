@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from w2s.aggregate import (
+from w2s.labels.aggregate import (
     Vote,
     aggregate,
     argmax_label,

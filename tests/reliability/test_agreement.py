@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from w2s.agreement import cohen_kappa, krippendorff_alpha, pairwise_kappa
+from w2s.labels.agreement import cohen_kappa, krippendorff_alpha, pairwise_kappa
 
 
 def test_cohen_kappa_hand_computed():

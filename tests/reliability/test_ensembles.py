@@ -7,8 +7,8 @@ from paths import HH
 from reliability_helpers import ScriptedModel
 from sqlmodel import select
 
-from w2s.aggregate import build_label_set
-from w2s.ensembles import (
+from w2s.labels.aggregate import build_label_set
+from w2s.labels.ensembles import (
     EnsembleConfig,
     LinearRewardModel,
     ModelScorer,
@@ -30,7 +30,7 @@ def hh_rows(name: str, n: int) -> list[dict]:
             r = json.loads(line)
             cut = r["chosen"].rfind("\n\nAssistant:")
             rows.append({"prompt": r["chosen"][:cut], "chosen": r["chosen"][cut + 12 :].strip(),
-                         "rejected": r["rejected"][r["rejected"].rfind("\n\nAssistant:") + 12 :].strip()})  # fmt: skip
+                         "rejected": r["rejected"][r["rejected"].rfind("\n\nAssistant:") + 12 :].strip()})
     return rows
 
 
@@ -65,7 +65,7 @@ def test_linear_reward_model_learns_a_cue_and_has_no_position_bias():
     for _ in range(200):
         filler = lambda: " ".join(rng.choice(words) for _ in range(8))
         rows.append({"prompt": "q", "chosen": f"{filler()} sorry cannot help {filler()}",
-                     "rejected": f"{filler()} here is how {filler()}"})  # fmt: skip
+                     "rejected": f"{filler()} here is how {filler()}"})
     model = train_linear(rows[:150])
     p = model.p_chosen(rows[150:])
     assert (p > 0.5).mean() == 1.0
@@ -99,7 +99,7 @@ def test_ensemble_labels_flow_through_the_store(db_url):
             swap = i % 2 == 1
             a, b = (r["rejected"], r["chosen"]) if swap else (r["chosen"], r["rejected"])
             pairs.append(Pair(id=f"hh{i:02d}", dataset="hh-harmless", prompt=r["prompt"], response_a=a,
-                              response_b=b, gold="b" if swap else "a"))  # fmt: skip
+                              response_b=b, gold="b" if swap else "a"))
         s.add_all(pairs)
         s.flush()
         assert annotate_with_ensemble(s, ens, pairs) == 60

@@ -6,8 +6,9 @@ import pytest
 from datasets import load_dataset, load_from_disk
 from sqlmodel import select
 
-from w2s.aggregate import build_label_set
-from w2s.export import (
+from w2s.labels.aggregate import build_label_set
+from w2s.store import Annotation, LabelSet, Pair, session_scope
+from w2s.store.export import (
     COLUMNS,
     LABEL_SET_COLUMNS,
     RAW_COLUMNS,
@@ -16,7 +17,6 @@ from w2s.export import (
     iter_raw_rows,
     write_raw,
 )
-from w2s.store import Annotation, LabelSet, Pair, session_scope
 
 
 @pytest.fixture
@@ -136,7 +136,7 @@ def assert_jsonl_follows(path, columns):
 
 
 def test_every_writer_follows_the_shared_columns(built, tmp_path):
-    """Each format's columns, in order and with their types, are the ones `w2s.export` defines once."""
+    """Each format's columns, in order and with their types, are the ones `w2s.store.export` defines once."""
     with session_scope(built.url) as s:
         for fmt in ("jsonl", "parquet", "hf"):
             export_label_set(s, fmt, tmp_path / f"set.{fmt}")

@@ -1,7 +1,7 @@
 import pytest
 from sqlmodel import select
 
-from w2s.aggregate import build_label_set
+from w2s.labels.aggregate import build_label_set
 from w2s.store import Annotation, LabelSet, session_scope
 
 
@@ -51,7 +51,7 @@ def test_filters_and_superseded_rows(crowd):
         old = s.exec(select(Annotation).where(Annotation.pair_id == "p002", Annotation.annotator == "alice")).one()
         flipped = "a" if old.label == "b" else "b"
         s.add(Annotation(pair_id="p002", annotator="alice", annotator_kind="human", label=flipped, method="human",
-                         supersedes_id=old.id))  # fmt: skip
+                         supersedes_id=old.id))
         build_label_set(s, name="alice", annotators=["alice"])
         build_label_set(s, name="canon", methods=["seam"], include_variants=False)
     alice = rows(crowd.url, "alice")

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from w2s.reliability import (
+from w2s.labels.reliability import (
     answer_distribution,
     entropy_threshold,
     filter_by_entropy,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from w2s.reliance import Decision, Rate, reliance_report, report_row
+from w2s.labels.evidence_first import Decision, Rate, reliance_report, report_row
 
 D = Decision
 

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from w2s.reports import Bucket, confusion, entropy_buckets, plot_entropy_accuracy, plot_heatmap
+from w2s.labels.calibration import Bucket, confusion, entropy_buckets, plot_entropy_accuracy, plot_heatmap
 
 
 def test_buckets_per_distinct_value():

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from w2s.aggregate import build_label_set
-from w2s.export import export_label_set
+from w2s.labels.aggregate import build_label_set
 from w2s.store import session_scope
+from w2s.store.export import export_label_set
 
 
 def tiny_tokenizer(texts):
@@ -29,7 +29,7 @@ def tiny_reward_model(vocab_size: int, pad_id: int):
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                         num_labels=1, pad_token_id=pad_id)  # fmt: skip
+                         num_labels=1, pad_token_id=pad_id)
     return LlamaForSequenceClassification(config)
 
 
@@ -43,14 +43,14 @@ def test_reward_trainer_runs_one_step_on_the_export(crowd, tmp_path, fmt):
         build_label_set(s, method="dawid-skene", temperature=0.2)
         export_label_set(s, fmt, tmp_path / "out")
     ds = load_from_disk(str(tmp_path / "out")) if fmt == "hf" else load_dataset(
-        "json", data_files=str(tmp_path / "out"), split="train")  # fmt: skip
+        "json", data_files=str(tmp_path / "out"), split="train")
     assert {"prompt", "chosen", "rejected", "weight"} <= set(ds.column_names)
     tokenizer = tiny_tokenizer([r[c] for r in ds for c in ("prompt", "chosen", "rejected")])
     model = tiny_reward_model(len(tokenizer), tokenizer.pad_token_id)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     args = RewardConfig(output_dir=str(tmp_path / "run"), max_steps=1, per_device_train_batch_size=4,
                         learning_rate=1e-2, report_to=[], save_strategy="no", logging_steps=1, use_cpu=True,
-                        dataloader_num_workers=0, disable_tqdm=True)  # fmt: skip
+                        dataloader_num_workers=0, disable_tqdm=True)
     trainer = RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer)
     result = trainer.train()
     assert result.global_step == 1 and math.isfinite(result.training_loss)
@@ -76,7 +76,7 @@ def test_weighted_reward_trainer_honours_weight_and_soft_label(crowd, tmp_path):
     model = tiny_reward_model(len(tokenizer), tokenizer.pad_token_id)
     args = RewardConfig(output_dir=str(tmp_path / "run"), max_steps=1, per_device_train_batch_size=8,
                         learning_rate=1e-2, report_to=[], save_strategy="no", logging_steps=1, use_cpu=True,
-                        dataloader_num_workers=0, disable_tqdm=True)  # fmt: skip
+                        dataloader_num_workers=0, disable_tqdm=True)
     plain = RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer)
     assert "weight" not in next(iter(plain.get_train_dataloader()))  # what TRL drops
 

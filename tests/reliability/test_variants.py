@@ -15,10 +15,10 @@ from annotators.variants import (
     option_order,
     permute_options,
 )
-from w2s.aggregate import build_label_set
 from w2s.backends import get_model
+from w2s.labels.aggregate import build_label_set
+from w2s.labels.variants import CANONICAL, Variant, make_variants
 from w2s.store import Annotation, LabelSet, Pair, session_scope
-from w2s.variants import CANONICAL, Variant, make_variants
 
 
 class FirstImpression(Annotator):
@@ -68,7 +68,7 @@ def add_pairs(url, n=6):
     with session_scope(url) as s:
         for i in range(n):
             s.add(Pair(id=f"q{i}", dataset="synth", prompt=f"prompt {i}", response_a=f"A{i}", response_b=f"B{i}",
-                       gold="a"))  # fmt: skip
+                       gold="a"))
     return [f"q{i}" for i in range(n)]
 
 

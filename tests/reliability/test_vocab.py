@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from w2s.reliability import majority_weight
+from w2s.labels.reliability import majority_weight
 from w2s.vocab import (
     average_orders,
     binary_entropy,

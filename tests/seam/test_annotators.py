@@ -6,9 +6,9 @@ from sqlmodel import func, select
 
 from annotators.base import annotate_all, get_annotator
 from annotators.methods import SeamConfig, pick_informative
+from w2s.labels.variants import Variant
 from w2s.store import Annotation, Node, session_scope
 from w2s.trees import TreeConfig, build_trees
-from w2s.variants import Variant
 
 CRIME, PRIVACY, HATE = "No help with crime", "Respect privacy", "No harassment or hate"
 

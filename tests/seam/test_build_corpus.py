@@ -37,8 +37,8 @@ def test_build_corpus_in_order_resumes_and_splits_across_processes(tmp_path, mon
     sys.path.insert(0, str(BENCH))
     from common import import_sample, sqlite_url
 
-    from w2s.corpus import import_trees
     from w2s.store import session_scope
+    from w2s.trees.corpus import import_trees
 
     SCRIPTS["corpus-strong"] = Script(relevance={SPEC: 0.9}, verdict={SPEC: (0.9, 0.1)})
     pairs = pair_file(tmp_path / "code-demo" / "dev.jsonl", 8, 0)

@@ -9,9 +9,9 @@ from sqlmodel import func, select
 from typer.testing import CliRunner
 
 from w2s.cli import app
-from w2s.corpus import CorpusError, content_key, import_trees, read_corpus
 from w2s.store import Node, Pair, Tree, session_scope
 from w2s.trees import TreeConfig, build_trees
+from w2s.trees.corpus import CorpusError, content_key, import_trees, read_corpus
 
 CRIME, PRIVACY = "No help with crime", "Respect privacy"
 runner = CliRunner()

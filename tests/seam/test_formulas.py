@@ -5,10 +5,11 @@ import math
 import pytest
 
 from annotators.base import label_of, p_a_from_first, present
-from w2s.annotation_eval import corrections, decisive_exit_label, exit_label, wilson_interval
+from w2s.labels.quality import corrections, decisive_exit_label, exit_label, wilson_interval
+from w2s.labels.variants import CANONICAL, Variant
 from w2s.store import Pair, annotation_key
-from w2s.trees import PRUNED, TreeConfig, average_orders, entropy, info, node_role, swap_labels
-from w2s.variants import CANONICAL, Variant
+from w2s.trees import PRUNED, TreeConfig, info, node_role, swap_labels
+from w2s.vocab import average_orders, entropy
 
 
 def test_entropy_in_nats():

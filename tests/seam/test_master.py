@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from w2s.masters import FEATURES, Master, MasterConfig, MasterInputs, fit_margin, node_features, train_master
-from w2s.principles import load_library
 from w2s.store import Node, Pair, Tree
+from w2s.trees.principles import load_library
 
 LIB = load_library("correctness")
 RIGHT, WRONG, NOISE = (p.id for p in LIB.principles[:3])

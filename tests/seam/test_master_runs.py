@@ -23,8 +23,8 @@ from w2s.masters import (
     run_id,
     train_master,
 )
-from w2s.principles import load_library
 from w2s.store import session_scope
+from w2s.trees.principles import load_library
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUNS = FIXTURES / "master_runs"

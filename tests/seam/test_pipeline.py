@@ -66,7 +66,7 @@ def test_import_pairs_seeded_sample_is_a_prefix_and_names_invalid_lines(tmp_path
 
 
 def test_import_file_result_names_a_pair_stored_the_other_way_round(tmp_path, db_url):
-    from w2s.importers import ImportConfig, import_file
+    from w2s.store.importers import ImportConfig, import_file
 
     path = tmp_path / "one.jsonl"
     path.write_text(json.dumps({"prompt": "Q", "chosen": "good", "rejected": "bad"}) + "\n")

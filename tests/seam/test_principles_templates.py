@@ -4,9 +4,16 @@ import jinja2
 import pytest
 from sqlmodel import select
 
-from w2s.principles import available, fallback_notice, library_for_dataset, load_library, parse_library, sync
 from w2s.store import Principle, session_scope
 from w2s.templates import render, template_hash
+from w2s.trees.principles import (
+    available,
+    fallback_notice,
+    library_for_dataset,
+    load_library,
+    parse_library,
+    sync,
+)
 
 
 @pytest.mark.parametrize("name", ["harmlessness", "helpfulness", "honesty", "correctness", "math"])
@@ -39,7 +46,8 @@ def test_bad_library_names_file_entry_and_field():
     text = "question: Which?\nprinciples:\n  - {id: a, name: A, definition: d, cue: c}\n  - {id: b, name: B, cue: c}\n"
     with pytest.raises(ValueError, match=r"x.yaml: principle #2: missing field 'definition'"):
         parse_library("x", text, "x.yaml")
-    dup = "question: Q?\nprinciples:\n  - {id: a, name: A, definition: d, cue: c}\n  - {id: a, name: B, definition: d, cue: c}\n"
+    dup = ("question: Q?\nprinciples:\n  - {id: a, name: A, definition: d, cue: c}\n"
+           "  - {id: a, name: B, definition: d, cue: c}\n")
     with pytest.raises(ValueError, match="duplicate id 'a'"):
         parse_library("x", dup, "x.yaml")
     with pytest.raises(ValueError, match="x.yaml: invalid YAML"):
@@ -74,9 +82,9 @@ def test_templates_render_and_hash():
 
 
 def test_editing_a_principle_changes_the_tree_config_hash(monkeypatch):
-    from w2s import trees
-    from w2s.principles import Library, LibraryPrinciple
     from w2s.trees import TreeConfig
+    from w2s.trees import search as trees
+    from w2s.trees.principles import Library, LibraryPrinciple
 
     cfg = TreeConfig(library="correctness")
     before = cfg.hash()

@@ -38,7 +38,7 @@ def trees(url, ids, spec, cfg):
             out[pid] = (tree.config["stop"], tree.depth, tree.backtraces, tree.tokens,
                         [[round(x, 9) for x in o] for o in tree.config["orders"]],
                         [[round(v, 9) if isinstance(v, float) else v for v in (getattr(n, k) for k in NODE)]
-                         for n in nodes])  # fmt: skip
+                         for n in nodes])
     return out
 
 
@@ -107,7 +107,7 @@ def run_and_watch(model, ids, url, notes, **kw):
     import asyncio
 
     return asyncio.run(run_build(model, ListSource(ids), TreeConfig(), url=url, in_flight=8,
-                                 progress=lambda r: notes.append(r.note), **kw))  # fmt: skip
+                                 progress=lambda r: notes.append(r.note), **kw))
 
 
 class Scripted(BaseHTTPRequestHandler):
@@ -125,7 +125,7 @@ class Scripted(BaseHTTPRequestHandler):
             payload = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
                                     "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}  # fmt: skip
+                       "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
         else:
             status, headers = answer
             payload = {"error": {"message": "slow down", "type": "rate_limit_error"}}
@@ -142,7 +142,7 @@ class Scripted(BaseHTTPRequestHandler):
 
 def test_retry_after_is_obeyed_in_seconds_and_as_a_date():
     Scripted.answers = [(429, {"retry-after": "7"}), (503, {"retry-after": formatdate(10_000 + 120, usegmt=True)}),
-                        (429, {})]  # fmt: skip
+                        (429, {})]
     Scripted.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -202,5 +202,5 @@ def test_cli_token_budget_and_options(db_url):
     finally:
         SCRIPTS.pop("budget")
     res = runner.invoke(app, ["trees", "build", "--strong", "openai:m@http://127.0.0.1:9/v1", "--principles",
-                              "harmlessness", "--option", "max_retrys=2"])  # fmt: skip
+                              "harmlessness", "--option", "max_retrys=2"])
     assert res.exit_code != 0 and "no option 'max_retrys'" in res.output

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from seam_scripted import add_pairs
-from seam_scripted import SCRIPTS, Script
+from seam_scripted import SCRIPTS, Script, add_pairs
 from sqlmodel import func, select
 from typer.testing import CliRunner
 
@@ -71,7 +70,7 @@ def test_build_show_annotate_eval(db_url, script, tmp_path):
     assert report["trees"][0]["exit_accuracy"] == 1.0 and report["trees"][0]["exit_coverage"] == 1.0
     assert report["trees"][0]["answer_accuracy"] == 1.0 and report["trees"][0]["answer_coverage"] == 1.0
 
-    from w2s.annotation_eval import evaluate_annotations
+    from w2s.labels.quality import evaluate_annotations
 
     with session_scope(db_url) as s:
         subset = evaluate_annotations(s, pair_ids=set(ids[:2]))
@@ -124,7 +123,7 @@ def test_another_producer_config_is_stored_evaluated_and_aggregated_apart(db_url
     one = json.loads(invoke("eval", "annotations", "--dataset", "shp", "--out", report_file) and report_file.read_text())
     assert {m["dataset"] for m in one["methods"]} == {"shp"} and len(one["methods"]) == 4
 
-    from w2s.aggregate import votes_from_store
+    from w2s.labels.aggregate import votes_from_store
 
     with session_scope(db_url) as s:
         assert len({v.worker for v in votes_from_store(s)}) == 4

@@ -236,14 +236,14 @@ def test_a_tree_that_exited_extends_to_itself_and_other_configs_are_refused(scri
     build_trees(model, pairs, small, url=db_url)
     model.calls.clear()
     build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, max_backtraces=3, max_depth=4), url=db_url,
-                extend_from=small.hash())  # fmt: skip
+                extend_from=small.hash())
     assert model.calls == []  # the search had stopped on an exit: nothing more to ask
     with pytest.raises(ValueError, match="differs in thought_max_tokens"):  # the nodes would say other things
         build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, thought_max_tokens=16), url=db_url,
-                    extend_from=small.hash())  # fmt: skip
+                    extend_from=small.hash())
     with session_scope(db_url) as s:  # a tree from before per-order verdicts were stored
         tree, _ = latest_tree(s, pairs[0], config_hash=small.hash())
         tree.config = {**tree.config, "orders": []}
     with pytest.raises(ValueError, match="both orders"):
         build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=2), url=db_url,
-                    extend_from=small.hash())  # fmt: skip
+                    extend_from=small.hash())

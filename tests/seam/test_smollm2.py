@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from annotators.base import annotate_all, get_annotator
 from w2s.backends import get_model
-from w2s.importers import ImportConfig, import_file
 from w2s.store import Annotation, Node, Pair, session_scope
+from w2s.store.importers import ImportConfig, import_file
 from w2s.trees import TreeConfig, build_trees
 
 pytestmark = pytest.mark.slow

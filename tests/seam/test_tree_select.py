@@ -1,12 +1,12 @@
-"""TreeSelector: one rule for which tree a pair is read with (w2s/tree_select.py), in a real SQLite store."""
+"""TreeSelector: one rule for which tree a pair is read with (w2s/trees/selection.py), in a real SQLite store."""
 
 from __future__ import annotations
 
 import pytest
 
 from w2s.store import Node, Pair, Tree, session_scope
-from w2s.tree_select import TreeSelector
 from w2s.trees import latest_tree
+from w2s.trees.selection import TreeSelector
 
 
 @pytest.fixture

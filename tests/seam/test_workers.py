@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from pg import pg_url, postgres_server  # noqa: F401  (fixtures; tests/ is on sys.path under pytest)
 from seam_scripted import add_pairs
-import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from w2s.store import Annotation, Tree, WorkItem, make_engine, session_scope
@@ -25,7 +25,7 @@ from w2s.trees import TreeConfig
 
 HERE = Path(__file__).parent
 SCRIPT = {"relevance": {"No help with crime": 0.9, "Respect privacy": 0.8},
-          "verdict": {"No help with crime": [0.7, 0.5], "Respect privacy": [0.9, 0.2]}, "judge": [0.9, 0.3]}  # fmt: skip
+          "verdict": {"No help with crime": [0.7, 0.5], "Respect privacy": [0.9, 0.2]}, "judge": [0.9, 0.3]}
 STRONG = "scripted:workers"
 DEADLINE_S = 180  # every wait below gives up after this long (a hung worker fails the test, it does not hang it)
 
@@ -38,7 +38,7 @@ def start(url: str, log: Path, *args: str, delay: float = 0.05) -> subprocess.Po
 
 def build(url: str, log: Path, worker: str, *extra: str, delay: float = 0.05) -> subprocess.Popen:
     return start(url, log, "trees", "build", "--strong", STRONG, "--principles", "harmlessness", "--batch-size", "2",
-                 "--chunk-size", "2", "--worker-id", worker, *extra, delay=delay)  # fmt: skip
+                 "--chunk-size", "2", "--worker-id", worker, *extra, delay=delay)
 
 
 def finish(proc: subprocess.Popen, log: Path) -> str:
@@ -113,7 +113,7 @@ def test_a_lost_race_is_a_quiet_skip(pg_url, tmp_path):
     engine = make_engine(pg_url)
     other = Session(engine)
     other.add(Tree(pair_id=ids[0], strong_model=STRONG, library="harmlessness",
-                   config_hash=TreeConfig(library="harmlessness").hash(), config={"by": "the other worker"}))  # fmt: skip
+                   config_hash=TreeConfig(library="harmlessness").hash(), config={"by": "the other worker"}))
     other.flush()  # inserted, not committed: the builder cannot see it yet
     log = tmp_path / "w.log"
     proc = build(pg_url, log, "w", delay=0)
@@ -144,7 +144,7 @@ def test_on_sqlite_a_second_builder_waits_for_the_first_ones_chunk(db_url, tmp_p
 
     ids = add_pairs(db_url, 6)
     first = tree_queue(STRONG, TreeConfig(library="harmlessness"), ids, worker="first", chunk_size=2,
-                       heartbeat=False)  # fmt: skip
+                       heartbeat=False)
     held = first.claim()
     log = tmp_path / "second.log"
     second = build(db_url, log, "second", delay=0)

@@ -1,4 +1,4 @@
-"""Schema migrations (Alembic, w2s/migrations/): a store made by the last w2s before migrations
+"""Schema migrations (Alembic, w2s/store/migrations/): a store made by the last w2s before migrations
 (fixtures/v0.db, written by fixtures/make_v0.py at commit 5758463) is refused until `w2s db upgrade`,
 then upgrades on SQLite and PostgreSQL with every row kept; a new store equals the migrated schema."""
 
@@ -15,13 +15,13 @@ from sqlmodel import SQLModel, select
 from typer.testing import CliRunner
 
 from w2s.cli import app, main
-from w2s.schema import BASELINE, StoreOutOfDate, head
 from w2s.store import Annotation, Pair, get_engine, make_engine, session_scope
+from w2s.store.schema import BASELINE, StoreOutOfDate, head
 
 FIXTURE = Path(__file__).parent / "fixtures" / "v0.db"
 runner = CliRunner()
 ORDER = ["pair", "principle", "tree", "node", "user", "annotation", "labelset", "job", "draft", "setting",
-         "queueitem", "queuepool"]  # fmt: skip
+         "queueitem", "queuepool"]
 
 
 def v0_rows() -> dict[str, list[dict]]:
@@ -31,7 +31,7 @@ def v0_rows() -> dict[str, list[dict]]:
     meta.reflect(engine)
     with engine.connect() as conn:
         out = {t: [dict(r._mapping) for r in conn.execute(meta.tables[t].select().order_by(
-            *meta.tables[t].primary_key.columns))] for t in ORDER}  # fmt: skip
+            *meta.tables[t].primary_key.columns))] for t in ORDER}
     engine.dispose()
     return out
 
@@ -133,7 +133,7 @@ def test_an_old_postgresql_store_upgrades_keeping_every_row(pg_url):
     table (what `create_all` of the old w2s left), then upgraded."""
     from alembic import command
 
-    from w2s.schema import _config
+    from w2s.store.schema import _config
 
     old = v0_rows()
     engine = make_engine(pg_url)
@@ -171,7 +171,7 @@ def test_a_store_of_an_unknown_revision_is_refused(db_url):
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
     engine.dispose()
-    from w2s import store
+    from w2s.store import db as store
 
     store._engines.clear()
     with pytest.raises(StoreOutOfDate, match="unknown to this w2s"):
@@ -208,7 +208,7 @@ def test_a_store_of_the_previous_revision_upgrades_and_holds_one_tree_per_pair_m
     from alembic import command
     from sqlalchemy.exc import IntegrityError
 
-    from w2s.schema import _config
+    from w2s.store.schema import _config
 
     engine = make_engine(store_url)
     with engine.begin() as conn:
@@ -236,7 +236,7 @@ def test_a_store_at_the_revision_before_saved_masters_upgrades_and_keeps_masters
     from alembic import command
 
     from w2s.masters import Master, load_saved, save_master
-    from w2s.schema import _config
+    from w2s.store.schema import _config
 
     url = f"sqlite:///{tmp_path / 'at0003.db'}"
     engine = make_engine(url)

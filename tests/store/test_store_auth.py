@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from w2s.auth import (
+from w2s.store.auth import (
     add_user,
     authenticate,
     hash_password,

@@ -9,9 +9,9 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from w2s.auth import authenticate
 from w2s.cli import app
 from w2s.store import Annotation, Pair, add_annotation, session_scope
+from w2s.store.auth import authenticate
 
 DEMO = Path(__file__).resolve().parents[2] / "data" / "demo_pairs.jsonl"
 

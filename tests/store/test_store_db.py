@@ -220,7 +220,7 @@ def test_concurrent_writers_lose_and_duplicate_nothing(store_url):
 
 
 def _importer(url: str, path: str, barrier, results) -> None:
-    from w2s.importers import ImportConfig, import_file
+    from w2s.store.importers import ImportConfig, import_file
 
     barrier.wait()
     r = import_file(path, ImportConfig(dataset="hh", split="train", batch_size=50), url)

@@ -12,8 +12,8 @@ from paths import HH
 from sqlalchemy import func
 from sqlmodel import select
 
-from w2s.importers import ImportConfig, ImportFailed, import_file, is_swapped, pair_id, write_report
 from w2s.store import Pair, session_scope
+from w2s.store.importers import ImportConfig, ImportFailed, import_file, is_swapped, pair_id, write_report
 
 HH_FILE = HH / "train_gt.jsonl"
 
@@ -358,8 +358,8 @@ def test_reimport_is_a_noop_even_with_another_seed(store_url, tmp_path):
 
 
 def test_reimporting_an_export_into_its_dataset_adds_nothing(store_url, tmp_path):
-    from w2s.export import export_label_set
     from w2s.store import LabelSet
+    from w2s.store.export import export_label_set
 
     rows = [trl(i) for i in range(6)] + [
         {"prompt": "q6?", "response_a": "left", "response_b": "right", "label": "a"}

@@ -1,4 +1,4 @@
-"""w2s.work: a job's items handed out in leased chunks to many workers, on SQLite and PostgreSQL.
+"""w2s.store.work: a job's items handed out in leased chunks to many workers, on SQLite and PostgreSQL.
 Lease expiry is driven by an injected clock (no sleeping); concurrency by real threads on a real store."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import func, select
 
 from w2s.store import Pair, WorkItem, session_scope
-from w2s.work import WorkQueue, drain
+from w2s.store.work import WorkQueue, drain
 
 ITEMS = [f"p{i:02d}" for i in range(10)]
 

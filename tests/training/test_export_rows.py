@@ -1,11 +1,11 @@
-"""The reliability engineer's export (w2s.export) feeds training unchanged, in all three formats."""
+"""The reliability engineer's export (w2s.store.export) feeds training unchanged, in all three formats."""
 
 import pytest
 
 from w2s.store import LabelSet, Pair, get_engine, session_scope
 from w2s.training.data import load_rows
 
-export = pytest.importorskip("w2s.export")
+export = pytest.importorskip("w2s.store.export")
 
 
 @pytest.mark.parametrize("fmt,name", [("jsonl", "x.jsonl"), ("parquet", "x.parquet"), ("hf", "xhf")])

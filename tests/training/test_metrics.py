@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from w2s import w2s_metrics as M
+from w2s.training import metrics as M
 from w2s.vocab import binary_entropy
 
 

@@ -15,7 +15,7 @@ from w2s.training.trainer import collate, compute_loss, prepare_rows
 
 
 def _losses(run):
-    return [json.loads(l)["loss"] for l in (run / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("objective,lr", [("rm", 3e-3), ("dpo", 3e-3), ("simpo", 3e-3), ("sft", 3e-3)])
@@ -91,7 +91,7 @@ def test_aux_conf_and_conflict_log_their_terms(tiny_model, tmp_path):
     cfg = make_config("rm", model=tiny_model, out=str(tmp_path / "aux"), aux_conf=True, conflict_alpha=0.5,
                       max_steps=10, batch_size=4, logging_steps=1, progress=False, learning_rate=1e-3)
     run = train(cfg, rows=toy_rows(40))
-    recs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     cs = [r["aux_c"] for r in recs]
     assert cs[0] == 0.0 and cs[-1] == pytest.approx(0.5) and all(b >= a for a, b in zip(cs, cs[1:]))
     assert all("conflict" in r for r in recs)

@@ -83,7 +83,7 @@ def test_experiment_w2s_writes_one_report(tiny_model, tmp_path):
     assert "| w2s on SEAM labels |" in report and "| w2s bootstrapped via intermediate |" in report
     for png in ("calibration.png", "entropy_accuracy.png", "accuracy.png"):
         assert (out / png).stat().st_size > 1000
-    labels = [json.loads(l) for l in (out / "weak_labels.jsonl").read_text().splitlines()]
+    labels = [json.loads(line) for line in (out / "weak_labels.jsonl").read_text().splitlines()]
     assert set(labels[0]) >= {"prompt", "chosen", "rejected", "weight", "soft_label", "entropy", "n_votes", "pair_id", "source"}
     # rerunning resumes: every run directory is finished, nothing retrains
     mtime = (out / "weak" / "model" / "trainable.pt").stat().st_mtime

@@ -7,13 +7,15 @@
     vllm:MODEL                         in-process vLLM (extra `vllm`, GPU)
 
 Backends are imported only when a spec asks for them, so a missing heavy dependency costs nothing
-until it is needed, and then fails with an install hint.
+until it is needed, and then fails with an install hint. Beside them: `w2s.backends.fetch` fetches the
+project's local models into the model cache (`w2s.backends.paths`), and `w2s.backends.server` serves any
+model over an OpenAI-compatible HTTP API (`w2s models serve`).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from w2s.backends.base import BackendUnavailable, Generation, Message, Model, Prompt, Usage
 

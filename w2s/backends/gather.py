@@ -35,7 +35,7 @@ class Gatherer:
         self.batches: list[tuple[str, int]] = []  # (kind, prompts) of every call made, for tests and benches
 
     async def agenerate_one(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0,
-                            stop: Sequence[str] | None = None) -> tuple[Generation, PromptUsage]:  # fmt: skip
+                            stop: Sequence[str] | None = None) -> tuple[Generation, PromptUsage]:
         return await self._submit(("generate", max_tokens, temperature, tuple(stop or ())), prompt)
 
     async def ascore_one(self, prompt: Prompt, choices: Sequence[str]) -> tuple[list[float], PromptUsage]:

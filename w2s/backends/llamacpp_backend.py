@@ -68,7 +68,7 @@ def _import_llama():
 class LlamaCppModel:
     def __init__(self, rest: str, config: LlamaCppConfig | None = None, **overrides):
         llama_cpp, Jinja2ChatFormatter = _import_llama()
-        from w2s.fetch import SOURCES, resolve_model_path
+        from w2s.backends.fetch import SOURCES, resolve_model_path
 
         self.config = typed_options(LlamaCppConfig, overrides, "backend 'llamacpp'", base=config or LlamaCppConfig())
         path = resolve_model_path(rest, prefer="gguf") if rest in SOURCES else Path(rest).expanduser()

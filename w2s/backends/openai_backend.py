@@ -278,7 +278,7 @@ class RemoteModel:
         return [r for r, _ in results]
 
     def generate(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
-                 stop: Sequence[str] | None = None) -> list[Generation]:  # fmt: skip
+                 stop: Sequence[str] | None = None) -> list[Generation]:
         return self._run([self.agenerate_one(p, max_tokens, temperature, stop) for p in prompts])
 
     def score_choices(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
@@ -307,7 +307,7 @@ class OpenAIModel(RemoteModel):
         import openai
 
         return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.config.timeout,
-                                  max_retries=0)  # fmt: skip
+                                  max_retries=0)
 
     async def _chat(self, prompt: Prompt, max_tokens: int, **kwargs):
         estimate = estimate_tokens(prompt, max_tokens)
@@ -323,7 +323,7 @@ class OpenAIModel(RemoteModel):
         return res, self._record(pt, ct, seconds, estimate)
 
     async def agenerate_one(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0,
-                            stop: Sequence[str] | None = None) -> tuple[Generation, PromptUsage]:  # fmt: skip
+                            stop: Sequence[str] | None = None) -> tuple[Generation, PromptUsage]:
         kwargs = {"stop": list(stop)} if stop else {}
         res, u = await self._chat(prompt, max_tokens, temperature=temperature, **kwargs)
         text = res.choices[0].message.content or ""

@@ -30,7 +30,7 @@ class TransformersConfig:
 
 def _load_path(rest: str) -> tuple[str, dict]:
     """(from_pretrained location, extra kwargs) for the part of the spec after 'transformers:'."""
-    from w2s.fetch import SOURCES, resolve_model_path
+    from w2s.backends.fetch import SOURCES, resolve_model_path
 
     path = resolve_model_path(rest, prefer="hf") if rest in SOURCES else Path(rest).expanduser()
     if path.is_file() and path.suffix == ".gguf":

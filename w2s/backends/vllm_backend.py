@@ -24,7 +24,7 @@ def _import_vllm():
 class VLLMModel:
     def __init__(self, rest: str, top_logprobs: int = 20, **engine_kwargs):
         vllm = _import_vllm()
-        from w2s.fetch import SOURCES, resolve_model_path
+        from w2s.backends.fetch import SOURCES, resolve_model_path
 
         self._vllm = vllm
         model = str(resolve_model_path(rest)) if rest in SOURCES else rest

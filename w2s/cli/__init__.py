@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import Optional
 
 import typer
 from typer.core import TyperGroup
@@ -54,15 +53,15 @@ app.add_typer(eval_app, name="eval")
 
 @app.callback()
 def _root(
-    db: Optional[str] = typer.Option(
+    db: str | None = typer.Option(
         None, "--db", envvar="W2S_DB", help="Database: any SQLAlchemy URL or a SQLite file path [default: w2s.db]"
     ),
 ) -> None:
     if db:
         os.environ["W2S_DB"] = db
-    from w2s import store
+    from w2s.store import db
 
-    store.on_open = _announce
+    db.on_open = _announce  # the hook lives in w2s.store.db, where get_engine calls it
 
 
 def _announce(url: str) -> None:
@@ -94,7 +93,7 @@ _register_all()
 
 
 def main() -> None:
-    from w2s.schema import StoreOutOfDate
+    from w2s.store.schema import StoreOutOfDate
 
     try:
         app()

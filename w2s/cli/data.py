@@ -16,8 +16,8 @@ from sqlalchemy import case, func
 from sqlmodel import select
 
 from w2s.cli.console import CliProgress, console
-from w2s.importers import FORMATS, ImportConfig, ImportFailed, detect_format, import_file, write_report
 from w2s.store import Annotation, Pair, session_scope
+from w2s.store.importers import FORMATS, ImportConfig, ImportFailed, detect_format, import_file, write_report
 
 pairs_app = typer.Typer(help="Look at the stored preference pairs.", no_args_is_help=True)
 err = console(True)
@@ -90,7 +90,7 @@ def import_cmd(
             write_report(e.errors, report)
             typer.echo(f"invalid records written to {report}", err=True)
         typer.echo(str(e), err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     if result.skipped:
         path = write_report(result.skipped, report or Path(f"{file.stem}.skipped.jsonl"))
         typer.echo(f"{len(result.skipped)} invalid record(s) skipped; report: {path}", err=True)

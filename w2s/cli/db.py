@@ -1,4 +1,4 @@
-"""`w2s db upgrade` and `w2s db current`: the store's schema revision (Alembic, w2s/migrations/)."""
+"""`w2s db upgrade` and `w2s db current`: the store's schema revision (Alembic, w2s/store/migrations/)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ db_app = typer.Typer(help="The store's schema: which revision it has, and upgrad
 @db_app.command("current")
 def current() -> None:
     """Print the store's schema revision and the one this w2s needs."""
-    from w2s.schema import current as current_rev
-    from w2s.schema import head
     from w2s.store import db_url, make_engine, safe_url
+    from w2s.store.schema import current as current_rev
+    from w2s.store.schema import head
 
     engine = make_engine(db_url())
     with engine.connect() as conn:
@@ -29,8 +29,8 @@ def current() -> None:
 def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Migrate the store to the newest schema, keeping every row (back it up first: a migration of a
     team database cannot be undone by w2s)."""
-    from w2s.schema import upgrade as run_upgrade
     from w2s.store import db_url, make_engine, safe_url
+    from w2s.store.schema import upgrade as run_upgrade
 
     engine = make_engine(db_url())
     before, after = run_upgrade(engine, revision)

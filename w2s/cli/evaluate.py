@@ -25,7 +25,7 @@ def annotations(
     """Accuracy vs gold per dataset, method, annotator and producer config (Wilson 95% CI; `config` names
     what sets a config apart from the method's others), risky corrections (the method flips a correct
     baseline label to wrong) and good ones, and tree statistics."""
-    from w2s.annotation_eval import evaluate_annotations
+    from w2s.labels.quality import evaluate_annotations
 
     with session_scope() as session:
         report = evaluate_annotations(session, dataset=dataset, split=split, baseline=baseline)

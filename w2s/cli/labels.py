@@ -9,8 +9,8 @@ import typer
 from rich.progress import MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from w2s.aggregate import build_label_set, parse_weights
 from w2s.cli.console import CliProgress, console
+from w2s.labels.aggregate import build_label_set, parse_weights
 from w2s.store import session_scope
 
 labels_app = typer.Typer(help="Aggregate annotations into label sets and report on them.", no_args_is_help=True)
@@ -64,13 +64,13 @@ def build_cmd(
     with session_scope() as session:
         rep = build_label_set(session, name=name, method=method.value, temperature=temperature,
                               filter_percentile=filter_entropy, annotators=annotators, methods=methods,
-                              include_variants=variants)  # fmt: skip
+                              include_variants=variants)
     if rep.n_pairs == 0:
         err.print("[yellow]no annotations matched: the label set is empty[/yellow]")
     filtered = (
         f", {rep.n_filtered} filtered out above entropy {rep.entropy_threshold:.4f}"
         if rep.entropy_threshold is not None else ""
-    )  # fmt: skip
+    )
     out.print(f"label set '{rep.name}' ({rep.method}): {rep.n_written} pairs written{filtered}, {rep.n_ties} ties")
 
 
@@ -85,7 +85,7 @@ def list_cmd() -> None:
         rows = session.execute(
             select(LabelSet.name, func.min(LabelSet.method), func.count(), func.avg(LabelSet.weight),
                    func.avg(LabelSet.entropy)).group_by(LabelSet.name).order_by(LabelSet.name)
-        ).all()  # fmt: skip
+        ).all()
     table = Table("name", "method", "pairs", "mean weight", "mean entropy")
     for name, method, n, w, h in rows:
         table.add_row(name, method, str(n), f"{w:.3f}", f"{h:.3f}")
@@ -100,7 +100,7 @@ def report_cmd(
 ) -> None:
     """Entropy bucket vs weak-label accuracy (bar chart) and weak label vs gold (heatmap), for the pairs
     of the label set that have gold."""
-    from w2s.reports import write_report
+    from w2s.labels.calibration import write_report
 
     with session_scope() as session:
         try:
@@ -136,10 +136,10 @@ def export_cmd(
     fully, as a hard label); w2s.training.trl_reward.WeightedRewardTrainer is a RewardTrainer that uses
     both, and `w2s train` uses both for every objective.
     """
-    from w2s.export import ExportError, export_label_set, iter_raw_rows, label_set_names, write_raw
+    from w2s.store.export import ExportError, export_label_set, iter_raw_rows, label_set_names, write_raw
 
     bar = CliProgress(SpinnerColumn(), TextColumn("exporting"), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err, transient=True)  # fmt: skip
+                   console=err, transient=True)
     try:
         with session_scope() as session, bar:
             task = bar.add_task("export", total=None)
@@ -154,7 +154,7 @@ def export_cmd(
                     err.print(f"[red]no label set named '{label_set}' (known: {known})[/red]")
                     raise typer.Exit(1)
                 n = export_label_set(session, fmt.value, out_path, label_set=label_set, min_weight=min_weight,
-                                     include_variants=include_variants, progress=lambda _r: bar.advance(task))  # fmt: skip
+                                     include_variants=include_variants, progress=lambda _r: bar.advance(task))
     except ExportError as e:  # the target holds files that are not ours: nothing was written
         err.print(f"[red]error: {e}[/red]")
         raise typer.Exit(1) from None

@@ -32,7 +32,8 @@ def train(
     kind: str = typer.Option(
         "features", "--kind",
         help="features (tree features + weak margin), rm (reads the tree as text), or cot-v1, cot-v2, cot-v3 (reads "
-             "that CoT's stored reasoning by --strong as text, no tree: label the pairs with `w2s annotate -a cot-v1` first)."),
+             "that CoT's stored reasoning by --strong as text, no tree: label the pairs with "
+             "`w2s annotate -a cot-v1` first)."),
     reasoning_max_tokens: int | None = typer.Option(
         None, "--reasoning-max-tokens", help="cot-*: the reasoning of this token budget [default: the most common]."),
     weak: str = typer.Option("transformers:smollm2", "--weak", help="Weak model whose frozen features give its margin."),

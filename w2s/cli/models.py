@@ -33,21 +33,21 @@ def fetch_cmd(
     Running it again only verifies the cached file. `smollm2` also gets a converted safetensors copy
     (fast loading with transformers); `qwen2.5-coder-1.5b` stays a GGUF (transformers and llama.cpp
     both load it)."""
-    from w2s import fetch
+    from w2s.backends import fetch
 
     _set_cache(cache_dir)
     try:
         path = fetch.fetch(alias, force=force)
     except fetch.FetchError as e:
         out.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     out.print(f"{alias}: ready at {path}")
 
 
 @models_app.command("list")
 def list_cmd(cache_dir: Path | None = CACHE_OPTION) -> None:
     """Show the model aliases and whether each is fetched."""
-    from w2s import fetch
+    from w2s.backends import fetch
 
     _set_cache(cache_dir)
     table = Table("alias", "fetched", "path", "description")
@@ -75,7 +75,7 @@ def serve_cmd(
     and an Anthropic-style `/v1/messages`."""
     import uvicorn
 
-    from w2s.openai_server import ServerConfig, create_app
+    from w2s.backends.server import ServerConfig, create_app
 
     if threads:
         import torch

@@ -77,7 +77,7 @@ def train_cmd(
         run = train(cfg, data=str(data))
     except (DataError, ValueError, FileNotFoundError) as e:
         err.print(f"[red]error:[/] {e}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     s = json.loads((run / "summary.json").read_text())
     out.print(f"trained {s['objective']} on {s['rows']} rows, {s['steps']} steps, "
               f"{s['pairs_per_s']:.2f} pairs/s, peak RSS {s['peak_rss_mb']:.0f} MiB → {run}")
@@ -98,7 +98,7 @@ def eval_student_cmd(
         res = evaluate_run(run_dir, rows, progress=not as_json)
     except (DataError, FileNotFoundError) as e:
         err.print(f"[red]error:[/] {e}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     if as_json:
         out.print_json(data={k: v for k, v in res.items() if k != "p_chosen"})
     else:
@@ -108,7 +108,7 @@ def eval_student_cmd(
 @experiment_app.command("w2s")
 @cli_options(ExperimentConfig, "cfg", required=["weak", "strong"], panel="Experiment",
              exclude=["weak_lora", "strong_lora", "variants", "progress", "label_sets"],
-             aliases={"n_weak_gt": ["--weak-gt"], "torch_threads": ["--threads"], "dataset": ["-d"]})  # fmt: skip
+             aliases={"n_weak_gt": ["--weak-gt"], "torch_threads": ["--threads"], "dataset": ["-d"]})
 def experiment_w2s_cmd(
     cfg: ExperimentConfig = None,  # its fields' options (but the LoRA specs and the variants: below)
     subsample: int | None = typer.Option(
@@ -140,7 +140,7 @@ def experiment_w2s_cmd(
         res = run_experiment(cfg)
     except (DataError, ValueError, FileNotFoundError) as e:  # bad input: say what, without a traceback
         err.print(f"[red]error:[/] {e}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     t = Table("model", "test accuracy", "PGR")
     for k, a in res["accuracy"].items():
         p = res["pgr"].get(k)

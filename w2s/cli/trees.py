@@ -24,8 +24,8 @@ from sqlmodel import select
 from w2s.cli.console import CliProgress, console
 from w2s.options import cli_options
 from w2s.store import Pair, Tree, session_scope
+from w2s.store.work import WorkOptions
 from w2s.trees import TreeConfig
-from w2s.work import WorkOptions
 
 TREE_ALIASES = {"max_backtraces": ["--backtraces", "-B"], "max_depth": ["--depth", "-D"],
                 "thought_max_tokens": ["--thought-tokens"]}
@@ -145,9 +145,9 @@ def build(
     Any number of builds of the same selection, on one machine or many, share the work through the store:
     each claims chunks of pairs under a lease (see README, "Many workers, one store")."""
     from w2s.backends import get_model
-    from w2s.principles import fallback_notice, library_for_dataset, load_library
+    from w2s.store.work import waiting_line
     from w2s.trees import run_build
-    from w2s.work import waiting_line
+    from w2s.trees.principles import fallback_notice, library_for_dataset, load_library
 
     if principles:
         try:
@@ -189,7 +189,7 @@ def build(
 
             try:
                 report = asyncio.run(run_build(model, queue, cfg, in_flight=in_flight, progress=advance,
-                                               extend_from=extend_from, max_tokens=budget))  # fmt: skip
+                                               extend_from=extend_from, max_tokens=budget))
             except ValueError as e:
                 raise typer.BadParameter(str(e), param_hint="--extend-from") from e
         others = len(group) - already - report.built - report.stored
@@ -230,8 +230,8 @@ def run_line(report, retries: int, price_in: float | None, price_out: float | No
 def tree_queue(strong_spec: str, cfg: TreeConfig, pair_ids: list[str], **kwargs):
     """The work of building `pair_ids`' trees by one strong model under one config, shared by every
     worker given the same pairs; a pair with such a tree is done."""
+    from w2s.store.work import WorkQueue
     from w2s.trees import stored_pair_ids
-    from w2s.work import WorkQueue
 
     config_hash = cfg.hash()
     stored = lambda session, ids: stored_pair_ids(session, strong_spec, config_hash, ids)  # noqa: E731
@@ -258,7 +258,7 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing corpus file."),
 ) -> None:
     """Write the selected trees to a portable corpus (pairs named by content, not by store id)."""
-    from w2s.corpus import export_trees
+    from w2s.trees.corpus import export_trees
 
     ids = select_pair_ids(dataset, split)
     with session_scope() as session:
@@ -283,7 +283,7 @@ def import_(
     """Add a corpus's trees to the pairs of this store that have the same content (in one transaction:
     a corrupt line stores nothing). Trees already stored are skipped; trees whose pair is not stored are
     counted and reported."""
-    from w2s.corpus import CorpusError, import_trees
+    from w2s.trees.corpus import CorpusError, import_trees
 
     try:
         with session_scope() as session:
@@ -323,7 +323,8 @@ def show(
 def render_tree(pair: Pair, tree: Tree, nodes) -> RichTree:
     gold = f", gold {pair.gold.upper()}" if pair.gold else ""
     root = RichTree(
-        f"[bold]{pair.id[:12]}[/] tree {tree.id} by {tree.strong_model} ({tree.library}, config {tree.config_hash}{gold})\n"
+        f"[bold]{pair.id[:12]}[/] tree {tree.id} by {tree.strong_model} "
+        f"({tree.library}, config {tree.config_hash}{gold})\n"
         f"depth {tree.depth}, backtraces {tree.backtraces}, {tree.tokens} tokens, {tree.seconds:.1f} s, "
         f"stop: {tree.config.get('stop', '?')}"
     )
@@ -333,7 +334,8 @@ def render_tree(pair: Pair, tree: Tree, nodes) -> RichTree:
     style = {"exit": "green", "continue": "cyan", "pruned_by_search": "red"}
     for n in nodes:
         branch = root.add(
-            f"[{style.get(n.role, 'white')}]{n.position}. {escape(n.principle_name)}[/] \\[{n.role}]  r={n.relevance:.2f}  "
+            f"[{style.get(n.role, 'white')}]{n.position}. {escape(n.principle_name)}[/] "
+            f"\\[{n.role}]  r={n.relevance:.2f}  "
             f"v=(A {n.p_a:.2f}, B {n.p_b:.2f})  H={n.entropy:.2f}  info={n.info:.2f}  {n.tokens} tok {n.seconds:.1f}s"
         )
         branch.add(n.thought or "[dim](no thought)[/]")

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from w2s import auth
+from w2s.store import auth
 
 users_app = typer.Typer(
     help="Manage annotator and admin accounts of the annotation app.", no_args_is_help=True

@@ -1,4 +1,4 @@
-"""The store queries a master needs: gold pairs with their trees (`w2s.tree_select.TreeSelector`) or
+"""The store queries a master needs: gold pairs with their trees (`w2s.trees.selection.TreeSelector`) or
 their stored CoT reasoning, loaded and detached as `MasterInputs`."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from w2s.masters.features import MasterInputs
 from w2s.store import Node, Pair, Tree
-from w2s.tree_select import TreeSelector, nodes_of
+from w2s.trees.selection import TreeSelector, nodes_of
 
 
 def gold_pairs(session: Session, pair_ids: Sequence[str]) -> dict[str, Pair]:
@@ -22,7 +22,7 @@ def gold_pairs(session: Session, pair_ids: Sequence[str]) -> dict[str, Pair]:
 
 
 def training_rows(session: Session, pair_ids: Sequence[str], strong: str, config_hash: str | None
-                  ) -> tuple[str, list[Pair], list[Tree], list[list[Node]]]:  # fmt: skip
+                  ) -> tuple[str, list[Pair], list[Tree], list[list[Node]]]:
     """(config hash, pairs, trees, nodes): the pairs of `pair_ids` (in that order) with gold a/b and a
     tree by `strong` of that config (without one, the config `TreeSelector` chooses for these gold
     pairs), detached from the session."""
@@ -39,9 +39,9 @@ def training_rows(session: Session, pair_ids: Sequence[str], strong: str, config
 
 
 def training_inputs(session: Session, pair_ids: Sequence[str], strong: str, config_hash: str | None
-                    ) -> tuple[str, MasterInputs]:  # fmt: skip
+                    ) -> tuple[str, MasterInputs]:
     """`training_rows` as `MasterInputs`, with the trees' principle library (an error when they use several)."""
-    from w2s.principles import load_library
+    from w2s.trees.principles import load_library
 
     config, pairs, trees, nodes = training_rows(session, pair_ids, strong, config_hash)
     libraries = {t.library for t in trees}
@@ -65,6 +65,6 @@ def reasoning_rows(session: Session, pair_ids: Sequence[str], method: str, stron
 
 
 def trees_for_master(session: Session, pair_ids: Sequence[str], strong: str, config_hash: str
-                     ) -> dict[str, tuple[Tree, list[Node]]]:  # fmt: skip
+                     ) -> dict[str, tuple[Tree, list[Node]]]:
     """pair id -> (tree, nodes) that a tree master trained on `strong`'s trees of `config_hash` reads."""
     return TreeSelector(strong, config_hash).settle_with_nodes(session, pair_ids)

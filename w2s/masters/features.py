@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from w2s.masters.config import FEATURES, PRINCIPLE_WEIGHTS
-from w2s.principles import Library
 from w2s.store import Node, Pair, Tree
+from w2s.trees.principles import Library
 
 
 @dataclass

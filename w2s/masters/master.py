@@ -54,7 +54,7 @@ class Master:
         if self.kind.reads_text:
             return TextMaster.fitted(self.tree_weights, self.tree_scale, self.config)
         if n_principles is None:
-            from w2s.principles import load_library
+            from w2s.trees.principles import load_library
 
             n_principles = len(load_library(self.config.library).principles)
         return FeaturesMaster.fitted(self.tree_weights, self.principle_weights, n_principles, self.config)

@@ -1,4 +1,5 @@
-"""Strong-student training (reward model, DPO, SimPO, SFT) on exported label sets."""
+"""Strong-student training (reward model, DPO, SimPO, SFT) on exported label sets, and the students'
+weak-to-strong metrics (`w2s.training.metrics`: accuracy, PGR, calibration, paired gaps)."""
 
 from w2s.training.config import (
                                   CONFIGS,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from w2s.reliability import filter_by_entropy
+from w2s.labels.reliability import filter_by_entropy
 
 EXPORT_FIELDS = ("prompt", "chosen", "rejected", "weight", "soft_label", "entropy", "n_votes", "pair_id", "source")
 ASSISTANT = "\n\nAssistant:"
@@ -128,7 +128,7 @@ def orient(rows: list[dict]) -> list[dict]:
 
 
 def filter_rows_by_entropy(rows: list[dict], percentile: float) -> list[dict]:
-    """Uncertainty filtering (w2s.reliability.filter_by_entropy) of export rows by their `entropy`."""
+    """Uncertainty filtering (w2s.labels.reliability.filter_by_entropy) of export rows by their `entropy`."""
     keep = filter_by_entropy({i: r["entropy"] for i, r in enumerate(rows)}, percentile)
     return [r for i, r in enumerate(rows) if i in keep]
 

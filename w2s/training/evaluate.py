@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from w2s import w2s_metrics
+from w2s.training import metrics as w2s_metrics
 from w2s.training.config import TrainConfig
 from w2s.training.models import build_model
 from w2s.training.trainer import collate, forward_pair, reference_logps, warm_prefix_cache

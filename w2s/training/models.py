@@ -17,7 +17,7 @@ def resolve_model(spec: str) -> Path:
     path = Path(name).expanduser()
     if path.exists():
         return path
-    from w2s.fetch import resolve_model_path
+    from w2s.backends.fetch import resolve_model_path
 
     return resolve_model_path(name, prefer="hf")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from w2s import w2s_metrics as M
-from w2s.reliability import majority_weight
+from w2s.labels.reliability import majority_weight
+from w2s.training import metrics as M
 from w2s.training.config import WEAK_LABEL_STUDENTS, ExperimentConfig, RewardConfig
 from w2s.training.data import load_rows, subsample, write_rows
 from w2s.training.trainer import peak_rss_mb, train

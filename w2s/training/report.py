@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from w2s import w2s_metrics as M
 from w2s.machine import machine
+from w2s.training import metrics as M
 
 LABELS = {
     "weak": "weak supervisor (trained on gt)",
@@ -134,7 +134,8 @@ def write_report(out: Path, results: dict, p_test: dict[str, np.ndarray], p_pool
         "# Weak-to-strong experiment",
         "",
         f"- weak: `{cfg.weak}`; strong: `{cfg.strong}`; data: `{cfg.data}`",
-        (f"- sizes: train_gt {s['train_gt']} (the weak supervisor's share: {s.get('weak_train_gt', s['train_gt'])}), "
+        (f"- sizes: train_gt {s['train_gt']} "
+         f"(the weak supervisor's share: {s.get('weak_train_gt', s['train_gt'])}), "
          f"train_w2s {s['train_w2s']}, test {s['test_dev']} pairs; "
          f"epochs {cfg.epochs}, batch {cfg.batch_size}, max_length {cfg.max_length}, seed {cfg.seed}"),
         f"- weak-label accuracy on train_w2s: {results['weak_label_accuracy']:.3f}",
@@ -142,12 +143,14 @@ def write_report(out: Path, results: dict, p_test: dict[str, np.ndarray], p_pool
         *(f"- {gap_line(key, g)}" for key, g in label_gaps(results).items()),
         f"- machine: {machine()}; peak RSS {results['peak_rss_mb']:.0f} MiB",
         "",
-        "| model | train rows | test accuracy | PGR [95% interval] | ECE | train pairs/s | frozen-layers pass pairs/s | train s |",
+        "| model | train rows | test accuracy | PGR [95% interval] | ECE "
+        "| train pairs/s | frozen-layers pass pairs/s | train s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for k in order:
         t = tim.get(k, {})
-        lines.append(f"| {label_of(k)} | {t.get('rows', '')} | {acc[k]:.3f} | {pgr_cell(pgr.get(k), results.get('pgr_ci', {}).get(k)) if k.startswith('w2s_') else ''} "
+        pgr_text = pgr_cell(pgr.get(k), results.get("pgr_ci", {}).get(k)) if k.startswith("w2s_") else ""
+        lines.append(f"| {label_of(k)} | {t.get('rows', '')} | {acc[k]:.3f} | {pgr_text} "
                      f"| {ece[k]:.3f} | {_fmt(t.get('pairs_per_s'), 2) if t else ''} "
                      f"| {_fmt(t['prefix_pairs_per_s'], 2) if t.get('prefix_pairs_per_s') else ''} "
                      f"| {_fmt(t.get('seconds'), 0) if t else ''} |")

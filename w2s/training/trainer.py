@@ -256,10 +256,12 @@ def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None 
         optimizer.load_state_dict(torch.load(d / "optimizer.pt"))
         scheduler.load_state_dict(torch.load(d / "scheduler.pt"))
         rng = torch.load(d / "rng.pt", weights_only=False)
-        torch.set_rng_state(rng["torch"]); np.random.set_state(rng["numpy"]); random.setstate(rng["python"])
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
         if main and (out / "metrics.jsonl").exists():  # drop metrics logged after that checkpoint
-            kept = [l for l in (out / "metrics.jsonl").read_text().splitlines() if json.loads(l)["step"] <= start]
-            (out / "metrics.jsonl").write_text("".join(l + "\n" for l in kept))
+            kept = [line for line in (out / "metrics.jsonl").read_text().splitlines() if json.loads(line)["step"] <= start]
+            (out / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))
     model, optimizer = accelerator.prepare(model, optimizer)
 
     model.train()

@@ -16,7 +16,7 @@ from functools import cache
 
 from sqlmodel import select
 
-from w2s.store import User, session_scope
+from w2s.store.db import User, session_scope
 
 ROLES = ("annotator", "admin")
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SALT_BYTES, KEY_BYTES = 2**14, 8, 1, 16, 32

@@ -58,9 +58,9 @@ from sqlmodel import Session, select
 from w2s.backends import Model
 from w2s.backends.base import Prompt, PromptUsage
 from w2s.backends.gather import as_async
-from w2s.principles import Library, LibraryPrinciple, load_library, sync
 from w2s.store import Node, Pair, Tree, select_in, session_scope
 from w2s.templates import render, template_hash
+from w2s.trees.principles import Library, LibraryPrinciple, load_library, sync
 from w2s.vocab import average_orders, entropy, present
 
 YES_NO = ["Yes", "No"]
@@ -244,12 +244,12 @@ class Search:
         heapq.heapify(s.queue)
         s.setup = Cost(tree.tokens - sum(n.tokens for n in nodes),
                        tree.cached_tokens - sum(n.cached_tokens for n in nodes),
-                       tree.seconds - sum(n.seconds for n in nodes))  # fmt: skip
+                       tree.seconds - sum(n.seconds for n in nodes))
         s.extended_from = {"tree_id": tree.id, "config_hash": tree.config_hash}
         for n, orders in zip(nodes, tree.config["orders"]):
             draft = SearchNode(principle=by_id[n.principle_id], relevance=n.relevance, thought=n.thought, p_a=n.p_a,
                           role="continue", orders=tuple(orders), tokens=n.tokens, cached_tokens=n.cached_tokens,
-                          seconds=n.seconds)  # fmt: skip
+                          seconds=n.seconds)
             draft.role = node_role(draft.relevance, draft.v, cfg)
             s.add(draft, cfg)
             if s.stop:  # e.g. a lower tau_exit: the stored nodes after this one are not part of this tree
@@ -356,7 +356,7 @@ async def expand(model, s: Search, p: LibraryPrinciple, cfg: TreeConfig) -> Sear
     first_b = await score(model, verdict_prompt(s.pair, p, text_b, True, cfg), A_B, cost)
     node = SearchNode(principle=p, relevance=post, thought=text, p_a=average_orders(first_a[0], first_b[0]),
                  role="continue", orders=(first_a[0], 1.0 - first_b[0]), tokens=cost.tokens,
-                 cached_tokens=cost.cached_tokens, seconds=cost.seconds)  # fmt: skip
+                 cached_tokens=cost.cached_tokens, seconds=cost.seconds)
     node.role = node_role(node.relevance, node.v, cfg)
     return node
 
@@ -379,7 +379,7 @@ async def search_pair(model, pair: Pair, library: Library, cfg: TreeConfig, resu
 
 
 def stored_pair_ids(session: Session, strong_model: str, config_hash: str,
-                    among: Sequence[str] | None = None) -> set[str]:  # fmt: skip
+                    among: Sequence[str] | None = None) -> set[str]:
     """Pairs with a tree by this model and config (only those of `among`, when given)."""
     query = select(Tree.pair_id).where(Tree.strong_model == strong_model, Tree.config_hash == config_hash)
     if among is None:
@@ -447,7 +447,7 @@ def save_tree(url: str | None, search: Search, model: Model, cfg: TreeConfig, id
     try:
         with session_scope(url) as session:
             stored = select(Tree.id).where(Tree.pair_id == search.pair.id, Tree.strong_model == model.spec,
-                                           Tree.config_hash == identity["hash"])  # fmt: skip
+                                           Tree.config_hash == identity["hash"])
             if session.exec(stored).first() is not None:
                 return False
             save_search(session, search, model, cfg, identity)
@@ -535,7 +535,7 @@ TICK_SECONDS = 1.0  # how often the progress line is refreshed while trees are i
 async def run_build(model: Model, source: PairSource, cfg: TreeConfig, *, url: str | None = None, in_flight: int = 8,
                     extend_from: str | None = None, max_tokens: int | None = None,
                     progress: Callable[[BuildReport], None] | None = None,
-                    clock: Callable[[], float] = time.monotonic) -> BuildReport:  # fmt: skip
+                    clock: Callable[[], float] = time.monotonic) -> BuildReport:
     """Search up to `in_flight` pairs at once, each its own task; a finished search is saved at once and
     its slot goes to the next pair. With `max_tokens`, no pair starts once the run has spent that many
     tokens; the ones in flight finish and are saved. The first error cancels the searches in flight
@@ -572,7 +572,7 @@ async def run_build(model: Model, source: PairSource, cfg: TreeConfig, *, url: s
                     raise ValueError(f"no stored pair {missing[0]!r} ({len(missing)} of {len(ids)} claimed ids)")
                 todo = [pairs[pid] for pid in ids if pid not in have]
                 resumed = {} if extend_from is None else {s.pair.id: s for s in resume_searches(
-                    session, todo, model.spec, extend_from, library, cfg)}  # fmt: skip
+                    session, todo, model.spec, extend_from, library, cfg)}
             stored = [pid for pid in ids if pid in have]
             if stored:
                 source.done(stored)
@@ -617,18 +617,18 @@ async def run_build(model: Model, source: PairSource, cfg: TreeConfig, *, url: s
 
 def build_trees(model: Model, pairs: Sequence[str] | PairSource, cfg: TreeConfig | None = None, *,
                 url: str | None = None, in_flight: int = 8, progress: Callable[[BuildReport], None] | None = None,
-                extend_from: str | None = None, max_tokens: int | None = None) -> int:  # fmt: skip
+                extend_from: str | None = None, max_tokens: int | None = None) -> int:
     """Build the missing trees of a list of pair ids or of a `PairSource` (see `run_build`); returns how
     many were built. `extend_from`: a config hash whose trees (same strong model) this config's searches
     go on from, where a pair has one; a tree that cannot be extended (`extension_problem`) is an error
     naming why."""
     source = pairs if hasattr(pairs, "claim") else ListSource(list(pairs))
     return asyncio.run(run_build(model, source, cfg or TreeConfig(), url=url, in_flight=in_flight,
-                                 extend_from=extend_from, max_tokens=max_tokens, progress=progress)).built  # fmt: skip
+                                 extend_from=extend_from, max_tokens=max_tokens, progress=progress)).built
 
 
 def resume_searches(session: Session, pairs: Sequence[Pair], strong_model: str, config_hash: str, library: Library,
-                    cfg: TreeConfig) -> list[Search]:  # fmt: skip
+                    cfg: TreeConfig) -> list[Search]:
     """The searches of the `pairs` that have a tree of `config_hash`, to go on under `cfg`."""
     out = []
     for pair in pairs:
@@ -638,14 +638,14 @@ def resume_searches(session: Session, pairs: Sequence[Pair], strong_model: str, 
         problem = extension_problem(tree, nodes, cfg)
         if problem:
             raise ValueError(f"tree {tree.id} (pair {pair.id}, config {config_hash}) cannot be extended to config "
-                             f"{cfg.hash()}: {problem}")  # fmt: skip
+                             f"{cfg.hash()}: {problem}")
         out.append(Search.resume(pair, tree, nodes, library, cfg))
     return out
 
 
 def latest_tree(session: Session, pair_id: str, strong_model: str | None = None, config_hash: str | None = None):
     """The newest tree of a pair (optionally by strong model / config), with its nodes in order: the
-    `w2s.tree_select.TreeSelector` rule for one pair."""
-    from w2s.tree_select import TreeSelector
+    `w2s.trees.selection.TreeSelector` rule for one pair."""
+    from w2s.trees.selection import TreeSelector
 
     return TreeSelector(strong_model, config_hash).tree(session, pair_id)

@@ -11,7 +11,7 @@ Tie policy (the same for every method, never random, so a rebuild gives the same
 - 'tie' labels are kept in the label set; export skips them (a tie names no chosen response).
 
 Every method also returns the empirical answer distribution's entropy and the reliability weight of
-the chosen label (w2s.reliability), so that filtering and re-weighting work on top of any method.
+the chosen label (w2s.labels.reliability), so that filtering and re-weighting work on top of any method.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from w2s.reliability import answer_distribution, reliability_weights
+from w2s.labels.reliability import answer_distribution, reliability_weights
 from w2s.vocab import LABELS, TIE_EPS, entropy, label_from_p_a, p_a_of, worker_key
 
 METHODS = ("majority", "soft", "dawid-skene")
@@ -103,7 +103,7 @@ def dawid_skene(votes: Sequence[Vote], n_iter: int = 100, tol: float = 1e-5) -> 
     if not votes:
         return DawidSkeneResult({}, {}, {})
     df = pd.DataFrame({"task": [v.pair_id for v in votes], "worker": [v.worker for v in votes],
-                       "label": [v.label for v in votes]})  # fmt: skip
+                       "label": [v.label for v in votes]})
     model = DawidSkene(n_iter=n_iter, tol=tol)
     with warnings.catch_warnings():  # crowd-kit 1.4.2 uses pandas keywords that pandas 4 will remove
         warnings.simplefilter("ignore", getattr(pd.errors, "Pandas4Warning", DeprecationWarning))
@@ -192,7 +192,7 @@ def parse_weights(spec: str) -> float | None:
 def votes_from_store(
     session, *, annotators: Sequence[str] | None = None, methods: Sequence[str] | None = None,
     include_variants: bool = True,
-) -> list[Vote]:  # fmt: skip
+) -> list[Vote]:
     """Current annotations (not superseded, not retracted) as votes, optionally filtered."""
     from w2s.store import current_annotations
 
@@ -222,12 +222,12 @@ def build_label_set(
     session, *, name: str = "default", method: str = "majority", temperature: float | None = 0.2,
     filter_percentile: float | None = None, annotators: Sequence[str] | None = None,
     methods: Sequence[str] | None = None, include_variants: bool = True,
-) -> BuildReport:  # fmt: skip
+) -> BuildReport:
     """Materialise the label set `name`: its old rows are replaced in the caller's transaction, so a
     rebuild is idempotent and a failure leaves the previous set in place. Label sets are derived data."""
     from sqlmodel import delete
 
-    from w2s.reliability import entropy_threshold, filter_by_entropy
+    from w2s.labels.reliability import entropy_threshold, filter_by_entropy
     from w2s.store import LabelSet
 
     votes = votes_from_store(session, annotators=annotators, methods=methods, include_variants=include_variants)
@@ -240,7 +240,7 @@ def build_label_set(
         kept = [pl for pl in labels if pl.pair_id in keep]
     params = {"method": method, "temperature": temperature, "filter_percentile": filter_percentile,
               "entropy_threshold": threshold, "annotators": list(annotators or []), "methods": list(methods or []),
-              "include_variants": include_variants}  # fmt: skip
+              "include_variants": include_variants}
     session.exec(delete(LabelSet).where(LabelSet.name == name))
     session.add_all(
         LabelSet(name=name, pair_id=pl.pair_id, label=pl.label, soft_label=pl.soft_label, entropy=pl.entropy,
@@ -250,4 +250,4 @@ def build_label_set(
     )
     session.flush()
     return BuildReport(name, method, len(labels), len(kept), len(labels) - len(kept),
-                       sum(pl.label == "tie" for pl in kept), threshold)  # fmt: skip
+                       sum(pl.label == "tie" for pl in kept), threshold)

@@ -2,7 +2,7 @@
 
 Nothing here runs at import time; `w2s models fetch ALIAS` calls `fetch(alias)`.
 
-Cache layout (`w2s.paths.models_dir()`, i.e. `$W2S_CACHE/models`):
+Cache layout (`w2s.backends.paths.models_dir()`, i.e. `$W2S_CACHE/models`):
 
     gguf/SmolLM2-135M-Instruct.Q4_1.gguf           the verified GGUF (llama.cpp loads this)
     smollm2/                                       a converted Hugging Face copy (config.json,
@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from w2s.paths import models_dir
+from w2s.backends.paths import models_dir
 
 CHUNK = 1 << 20
 MARKER = "w2s_fetch.json"  # written last into a converted folder: its presence means the copy is complete

@@ -29,7 +29,7 @@ from typing import NamedTuple
 from sqlalchemy import literal, select
 from sqlmodel import Session
 
-from w2s.store import Annotation, LabelSet, Node, Pair, select_in
+from w2s.store.db import Annotation, LabelSet, Node, Pair, select_in
 
 FORMATS = ("jsonl", "parquet", "hf")
 CHUNK = 5000
@@ -48,7 +48,7 @@ LABEL_SET_COLUMNS = (
     Column("prompt", "string"), Column("chosen", "string"), Column("rejected", "string"),
     Column("weight", "float"), Column("soft_label", "float"), Column("entropy", "float"),
     Column("n_votes", "int"), Column("pair_id", "string"), Column("source", "string"),
-)  # fmt: skip
+)
 """A label-set export (JSONL, Parquet, `datasets`): what TRL's trainers and `w2s train` read."""
 
 COLUMNS = tuple(c.name for c in LABEL_SET_COLUMNS)
@@ -66,7 +66,7 @@ RAW_COLUMNS = (
     # then what the audit adds: the pair's dataset and gold, and the nodes the annotation names
     Column("dataset", "string"), Column("gold", "string"), Column("superseded", "bool"),
     Column("consulted_nodes", "json"), Column("pruned_nodes", "json"),
-)  # fmt: skip
+)
 """A raw export (`w2s export --raw`, the admin page's 'raw'): every annotation row ever written."""
 
 HUMAN_COLUMNS = tuple(
@@ -74,7 +74,7 @@ HUMAN_COLUMNS = tuple(
                    "comment", "seconds", "tree_id", "consulted_node_ids", "pruned", "supersedes_id",
                    "retracted", "created_at")
     for c in RAW_COLUMNS if c.name == name
-)  # fmt: skip
+)
 """The admin page's 'current' export of human labels (JSONL): the annotation fields a person sets."""
 
 
@@ -82,7 +82,7 @@ def arrow_schema(columns: Iterable[Column]):
     import pyarrow as pa
 
     types = {"string": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(),
-             "json": pa.string()}  # fmt: skip
+             "json": pa.string()}
     return pa.schema([(c.name, types[c.kind]) for c in columns])
 
 
@@ -114,7 +114,7 @@ def _pair_rows(r, include_variants: bool) -> Iterator[dict]:
         chosen, rejected = (r.response_a, r.response_b) if label == "a" else (r.response_b, r.response_a)
         soft = p_a if label == "a" else 1.0 - p_a
         values = {"prompt": r.prompt, "chosen": chosen, "rejected": rejected, "weight": weight,
-                  "soft_label": soft, **base}  # fmt: skip
+                  "soft_label": soft, **base}
         yield {name: values[name] for name in COLUMNS}
 
 
@@ -137,7 +137,7 @@ def iter_export_rows(
         .where(LabelSet.name == label_set)
         .order_by(LabelSet.pair_id)
         .execution_options(yield_per=chunk_size)
-    )  # fmt: skip
+    )
     if not include_variants:  # the per-answer weights live in params; only that mode needs them
         query = query.where(LabelSet.weight >= min_weight, LabelSet.label != "tie")
     for r in session.execute(query):
@@ -352,7 +352,7 @@ def write_raw(rows: Iterable[dict], out: Path, fmt: str) -> int:
 def export_label_set(
     session: Session, fmt: str, out: Path, *, label_set: str = "default", min_weight: float = 0.0,
     include_variants: bool = False, progress: Callable[[dict], None] | None = None,
-) -> int:  # fmt: skip
+) -> int:
     """Write the label set to `out` in `fmt`; returns the number of rows written."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -37,7 +37,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from w2s.store import LABELS, Pair, session_scope, utcnow
+from w2s.store.db import Pair, session_scope, utcnow
+from w2s.vocab import LABELS
 
 FORMATS = ("auto", "jsonl", "csv", "parquet", "hf")
 ASSISTANT = "\n\nAssistant:"

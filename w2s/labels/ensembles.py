@@ -92,7 +92,7 @@ class Ensemble:
 
 
 def train_ensemble(rows: Sequence[dict], train_fn: TrainFn, config: EnsembleConfig | None = None,
-                   progress: bool = False) -> Ensemble:  # fmt: skip
+                   progress: bool = False) -> Ensemble:
     """Train `config.n_members` weak supervisors, each on a bootstrap sample of `rows`."""
     from tqdm.auto import tqdm
 
@@ -149,7 +149,7 @@ class ModelScorer:
 
     def __init__(self, model, question: str | None = None) -> None:
         from w2s.backends import get_model
-        from w2s.principles import DEFAULT_LIBRARY, load_library
+        from w2s.trees.principles import DEFAULT_LIBRARY, load_library
 
         self.model = get_model(model) if isinstance(model, str) else model
         self.question = question or load_library(DEFAULT_LIBRARY).question
@@ -184,13 +184,13 @@ def annotate_pairs(session, scorer: PairScorer, pairs: Sequence, *, method: str,
         label, confidence = label_of(float(pa))
         row = Annotation(pair_id=pair.id, annotator=annotator, annotator_kind="model", label=label,
                          confidence=confidence, p_a=float(pa), method=method, producer=producer,
-                         dedup_key=annotation_key(method, annotator, producer, "", pair.id))  # fmt: skip
+                         dedup_key=annotation_key(method, annotator, producer, "", pair.id))
         added += add_annotation(session, row) is not None
     return added
 
 
 def annotate_with_ensemble(session, ensemble: Ensemble, pairs: Sequence, *, method: str = "bootstrap",
-                           name: str = "linear-bt") -> int:  # fmt: skip
+                           name: str = "linear-bt") -> int:
     """Every member's labels as annotations: annotator f'{name}#{i}', method `method`."""
     return sum(
         annotate_pairs(session, m, pairs, method=method, annotator=f"{name}#{i}")

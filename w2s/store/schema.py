@@ -1,4 +1,4 @@
-"""The store's schema version, kept by Alembic (w2s/migrations/).
+"""The store's schema version, kept by Alembic (w2s/store/migrations/).
 
 A new store is created from the tables and stamped with the newest revision; an existing one must be at
 that revision, else every command refuses it with `StoreOutOfDate`, naming `w2s db upgrade`. A store
@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
 
-from w2s.store import safe_url
+from w2s.store.db import safe_url
 
 BASELINE = "0001"
 """The schema of w2s before migrations (commit 5758463)."""

@@ -131,7 +131,7 @@ def sync(session: Session, library: Library) -> None:
             try:  # in a savepoint: workers starting together on a new store may insert the same principle
                 with session.begin_nested():
                     session.add(Principle(id=p.id, library=library.name, name=p.name, definition=p.definition,
-                                          cue_question=p.cue))  # fmt: skip
+                                          cue_question=p.cue))
                 continue
             except IntegrityError:
                 row = session.get(Principle, p.id)

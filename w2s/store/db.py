@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, event, text
 from sqlalchemy.engine import Engine
@@ -23,7 +23,7 @@ DEFAULT_DB = "sqlite:///w2s.db"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -38,9 +38,9 @@ class Pair(SQLModel, table=True):
     prompt: str
     response_a: str
     response_b: str
-    gold: Optional[str] = Field(default=None, description="'a', 'b', 'tie' or None when unknown")
+    gold: str | None = Field(default=None, description="'a', 'b', 'tie' or None when unknown")
     source: str = Field(default="", description="file (and line) the pair was imported from")
-    position_seed: Optional[int] = Field(default=None, description="seed of the A/B randomisation")
+    position_seed: int | None = Field(default=None, description="seed of the A/B randomisation")
     swapped: bool = Field(default=False, description="True when the original first response is shown as B")
     meta: dict = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
@@ -58,7 +58,7 @@ class Tree(SQLModel, table=True):
     """A principle fast-and-frugal tree built by one strong model under one config for one pair."""
 
     __table_args__ = (UniqueConstraint("pair_id", "strong_model", "config_hash"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     pair_id: str = Field(foreign_key="pair.id", index=True)
     strong_model: str
     library: str = ""
@@ -75,7 +75,7 @@ class Tree(SQLModel, table=True):
 class Node(SQLModel, table=True):
     """One cue node of a tree, in search order; `role` is 'exit', 'continue' or 'pruned_by_search'."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     tree_id: int = Field(foreign_key="tree.id", index=True)
     position: int
     principle_id: str
@@ -95,7 +95,7 @@ class Node(SQLModel, table=True):
 
 
 class User(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True)
     role: str = Field(default="annotator", description="'annotator' or 'admin'")
     password_hash: str = ""
@@ -107,27 +107,27 @@ class Annotation(SQLModel, table=True):
     """One label by one annotator (a user name or a model spec). Never updated, never deleted."""
 
     __table_args__ = (Index("ix_annotation_pair_annotator", "pair_id", "annotator"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     pair_id: str = Field(foreign_key="pair.id", index=True)
     annotator: str = Field(index=True)
     annotator_kind: str = Field(default="model", description="'human' or 'model'")
     label: str = Field(description="'a', 'b' or 'tie'")
     confidence: float = 1.0
-    p_a: Optional[float] = Field(default=None, description="the annotator's probability that A is better")
+    p_a: float | None = Field(default=None, description="the annotator's probability that A is better")
     method: str = Field(default="", index=True, description="'seam', 'naive', 'cot-v1', 'human', ...")
     variant: str = Field(default="", description="prompt variant id ('' for the canonical prompt)")
     producer: str = Field(
         default="", index=True,
         description="hash of what produced a model's label (annotators.base.Annotator.producer); '' for humans",
     )
-    tree_id: Optional[int] = Field(default=None, foreign_key="tree.id")
+    tree_id: int | None = Field(default=None, foreign_key="tree.id")
     consulted_node_ids: list = Field(default_factory=list, sa_column=Column(JSON))
     pruned: list = Field(default_factory=list, sa_column=Column(JSON), description="[{node_id, reason}]")
     comment: str = ""
     seconds: float = 0.0
-    supersedes_id: Optional[int] = Field(default=None, foreign_key="annotation.id", index=True)
+    supersedes_id: int | None = Field(default=None, foreign_key="annotation.id", index=True)
     retracted: bool = Field(default=False, description="an undo: this row withdraws the one it supersedes")
-    dedup_key: Optional[str] = Field(
+    dedup_key: str | None = Field(
         default=None, unique=True, description="idempotency key of batch jobs: a rerun adds nothing"
     )
     meta: dict = Field(default_factory=dict, sa_column=Column(JSON))
@@ -149,7 +149,7 @@ class LabelSet(SQLModel, table=True):
     """The aggregate label of a pair that export and training read."""
 
     __table_args__ = (UniqueConstraint("name", "pair_id"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(default="default", index=True)
     pair_id: str = Field(foreign_key="pair.id", index=True)
     label: str
@@ -165,7 +165,7 @@ class LabelSet(SQLModel, table=True):
 class Job(SQLModel, table=True):
     """A long-running job; its params identify it so that a rerun resumes instead of starting over."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(index=True)
     key: str = Field(unique=True, description="hash of kind and params")
     params: dict = Field(default_factory=dict, sa_column=Column(JSON))
@@ -178,14 +178,14 @@ class Job(SQLModel, table=True):
 
 class WorkItem(SQLModel, table=True):
     """One item (a pair id) of a Job that many worker processes share: who leases it until when, or done.
-    w2s.work hands items out in leased chunks; a killed worker's lease runs out and its items go back."""
+    w2s.store.work hands items out in leased chunks; a killed worker's lease runs out and its items go back."""
 
     __table_args__ = (Index("ix_workitem_claim", "job_id", "done", "position"),)
     job_id: int = Field(foreign_key="job.id", primary_key=True)
     item: str = Field(primary_key=True)
     position: int = Field(default=0, description="order of the item in the job's list")
-    worker: Optional[str] = Field(default=None, description="the worker holding (or that finished) it")
-    lease_until: Optional[float] = Field(default=None, description="epoch seconds; None when not leased")
+    worker: str | None = Field(default=None, description="the worker holding (or that finished) it")
+    lease_until: float | None = Field(default=None, description="epoch seconds; None when not leased")
     done: bool = False
 
 
@@ -193,7 +193,7 @@ class Draft(SQLModel, table=True):
     """An annotator's unsaved work on a pair (label, prunes, comment), kept across server restarts."""
 
     __table_args__ = (UniqueConstraint("user", "pair_id"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     user: str = Field(index=True)
     pair_id: str = Field(foreign_key="pair.id")
     state: dict = Field(default_factory=dict, sa_column=Column(JSON))
@@ -214,16 +214,16 @@ class QueueItem(SQLModel, table=True):
         UniqueConstraint("user", "pair_id"),
         Index("ix_queueitem_user_status", "user", "status"),
     )
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     user: str = Field(index=True)
     pair_id: str = Field(foreign_key="pair.id", index=True)
     status: str = Field(default="open", description="'open', 'done' or 'skipped'")
     is_gold: bool = Field(default=False, description="a gold/attention pair mixed into the queue")
     attempt: int = Field(default=0, description="bumped by an undo, so a resubmission is a new submission")
-    annotation_id: Optional[int] = Field(default=None, description="the user's latest row for this pair")
+    annotation_id: int | None = Field(default=None, description="the user's latest row for this pair")
     assigned_at: datetime = Field(default_factory=utcnow)
-    served_at: Optional[datetime] = Field(default=None, description="when the pair was (re)opened: time per pair")
-    done_at: Optional[datetime] = None
+    served_at: datetime | None = Field(default=None, description="when the pair was (re)opened: time per pair")
+    done_at: datetime | None = None
 
 
 class QueuePool(SQLModel, table=True):
@@ -242,7 +242,7 @@ class SavedMaster(SQLModel, table=True):
     kind, run id, config and fitted state, as its run directory (the export format) holds them."""
 
     __tablename__ = "saved_master"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, description="what `--master NAME` names; KIND-RUN_ID by default")
     kind: str = Field(description="the master kind (w2s.masters.kinds)")
     run_id: str = Field(index=True, description="the master's run id: its labels are stored under master:RUN_ID")
@@ -312,8 +312,8 @@ on_open: Callable[[str], None] | None = None
 
 def get_engine(url: str | None = None) -> Engine:
     """One engine per URL per process. A new store is created at the newest schema revision; a store
-    at another revision raises `w2s.schema.StoreOutOfDate` (run `w2s db upgrade`)."""
-    from w2s.schema import ensure
+    at another revision raises `w2s.store.schema.StoreOutOfDate` (run `w2s db upgrade`)."""
+    from w2s.store.schema import ensure
 
     url = db_url(url)
     if url in _engines:

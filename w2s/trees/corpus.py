@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from w2s.store import Node, Pair, Tree
-from w2s.trees import swap_labels
+from w2s.trees.search import swap_labels
 
 FORMAT = "w2s-tree/1"
 TREE_FIELDS = ("strong_model", "library", "config_hash", "config", "depth", "backtraces", "tokens", "cached_tokens",

@@ -1,7 +1,7 @@
 """Baseline: the schema of commit 5758463, the last w2s before migrations (its stores have no version table).
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 import sqlalchemy as sa

@@ -30,7 +30,7 @@ from typing import Protocol
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from w2s.store import Job, WorkItem, chunks, get_engine, session_scope, utcnow
+from w2s.store.db import Job, WorkItem, chunks, get_engine, session_scope, utcnow
 
 Stored = Callable[[Session, Sequence[str]], set[str]]
 """Which of these items already have a result (read in the caller's session)."""
@@ -130,7 +130,7 @@ class WorkQueue:
                            (WorkItem.lease_until == None) | (WorkItem.lease_until < now))  # noqa: E711
                     .order_by(WorkItem.position)
                     .limit(self.chunk_size)
-                )  # fmt: skip
+                )
                 if self._postgres:
                     free = free.with_for_update(skip_locked=True)
                 rows = session.execute(
@@ -196,7 +196,7 @@ class WorkQueue:
                 .where(WorkItem.job_id == self.job_id, WorkItem.worker == self.worker, WorkItem.done == False,  # noqa: E712
                        WorkItem.lease_until != None)  # noqa: E711
                 .values(lease_until=self.clock() + self.lease_seconds)
-            )  # fmt: skip
+            )
             return result.rowcount
 
     def release(self) -> None:
@@ -241,14 +241,14 @@ class WorkQueue:
         """The job's id, its items inserted unless there (many workers may do this at once)."""
         key, now = job_key(self.job, items), utcnow()
         job = {"kind": self.job.split(" ", 1)[0], "key": key, "params": {"job": self.job}, "status": "running",
-               "done": 0, "total": len(items), "created_at": now, "updated_at": now}  # fmt: skip
+               "done": 0, "total": len(items), "created_at": now, "updated_at": now}
         with session_scope(self.url) as session:
             session.execute(self._insert_new(Job, job))
             job_id = session.exec(select(Job.id).where(Job.key == key)).one()
             have = self.stored(session, items) if self.stored else set()
             for i in range(0, len(items), 1000):
                 rows = [{"job_id": job_id, "item": item, "position": i + k, "done": item in have}
-                        for k, item in enumerate(items[i : i + 1000])]  # fmt: skip
+                        for k, item in enumerate(items[i : i + 1000])]
                 session.execute(self._insert_new(WorkItem, rows))
             if self.stored:  # an item marked done whose result is gone (deleted by hand) is work again
                 marked = session.exec(select(WorkItem.item).where(WorkItem.job_id == job_id, WorkItem.done))

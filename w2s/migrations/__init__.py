@@ -1,1 +1,0 @@
-"""Alembic migrations of the store (`w2s db upgrade`, `w2s db current`); see w2s/schema.py."""
