@@ -49,8 +49,10 @@ class _Aligned(Annotator):
         self.master = resolve_master(self.options.master, url)
         cfg = self.master.config
         if cfg.kind not in self.kinds:
-            raise ValueError(f"annotator '{self.name}' needs a master of kind {' or '.join(self.kinds)}; "
-                             f"{self.options.master} is of kind {cfg.kind}")
+            raise ValueError(
+                f"annotator '{self.name}' needs a master of kind {' or '.join(self.kinds)}; "
+                f"{self.options.master} is of kind {cfg.kind}"
+            )
         key = (cfg.weak, cfg.pooling, cfg.max_length)
         self.features = _FEATURES.get(key) or _FEATURES.setdefault(key, WeakFeatures(cfg))
         self.strong = None
@@ -63,8 +65,12 @@ class _Aligned(Annotator):
     def producer(self) -> dict:
         """The master names everything that makes the label: its run id covers its config (weak model,
         strong model and tree config it reads) and its training data. The run directory's path does not."""
-        return {"method": self.name, "annotator": self.annotator_id, "master": self.master.run_id,
-                "master_config": asdict(self.master.config)}
+        return {
+            "method": self.name,
+            "annotator": self.annotator_id,
+            "master": self.master.run_id,
+            "master_config": asdict(self.master.config),
+        }
 
 
 @register_annotator
@@ -92,16 +98,24 @@ class SeamAligned(_Aligned):
             found = trees_for_master(s, [p.id for p in pairs], cfg.strong, cfg.tree_config)
             for pair in pairs:
                 if pair.id not in found:
-                    raise LookupError(f"pair {pair.id} has no tree by {cfg.strong} of config {cfg.tree_config}: "
-                                      f"run `w2s trees build --strong {cfg.strong}` (with that config) first")
+                    raise LookupError(
+                        f"pair {pair.id} has no tree by {cfg.strong} of config {cfg.tree_config}: "
+                        f"run `w2s trees build --strong {cfg.strong}` (with that config) first"
+                    )
             loaded = [found[p.id] for p in pairs]
             inputs = MasterInputs(pairs, [t for t, _ in loaded], [ns for _, ns in loaded], library)
             x = self.master.kind.x(self.features, inputs)
             ids = [(t.id, [n.id for n in ns]) for t, ns in loaded]
         p_a = self.master.p_a(self.features(pairs), x)
-        return [Decision(p_a=float(p), tree_id=tid, consulted_node_ids=nids,
-                         meta={"master": self.master.run_id, "tree_config": cfg.tree_config})
-                for p, (tid, nids) in zip(p_a, ids)]
+        return [
+            Decision(
+                p_a=float(p),
+                tree_id=tid,
+                consulted_node_ids=nids,
+                meta={"master": self.master.run_id, "tree_config": cfg.tree_config},
+            )
+            for p, (tid, nids) in zip(p_a, ids)
+        ]
 
 
 @register_annotator
@@ -123,11 +137,21 @@ class CoTAligned(_Aligned):
     def decide(self, pairs, variant, session: Session | None):
         cfg = self.master.config
         with session_scope(self.url) if session is None else nullcontext(session) as s:
-            _, found = stored_reasoning(s, [p.id for p in pairs], cfg.kind, cfg.strong, cfg.reasoning_max_tokens)
+            _, found = stored_reasoning(
+                s, [p.id for p in pairs], cfg.kind, cfg.strong, cfg.reasoning_max_tokens
+            )
         missing = [p.id for p in pairs if p.id not in found]
         if missing:
-            raise LookupError(missing_reasoning_error(cfg.kind, cfg.strong, cfg.reasoning_max_tokens, missing))
-        x = self.master.kind.x(self.features, MasterInputs(pairs, reasoning=[found[p.id].text for p in pairs]))
+            raise LookupError(
+                missing_reasoning_error(cfg.kind, cfg.strong, cfg.reasoning_max_tokens, missing)
+            )
+        x = self.master.kind.x(
+            self.features, MasterInputs(pairs, reasoning=[found[p.id].text for p in pairs])
+        )
         p_a = self.master.p_a(self.features(pairs), x)
-        return [Decision(p_a=float(q), meta={"master": self.master.run_id, "reasoning_from": found[p.id].annotation_id})
-                for q, p in zip(p_a, pairs)]
+        return [
+            Decision(
+                p_a=float(q), meta={"master": self.master.run_id, "reasoning_from": found[p.id].annotation_id}
+            )
+            for q, p in zip(p_a, pairs)
+        ]

@@ -88,7 +88,12 @@ class Annotator(ABC):
     """The prompt templates the method renders (their hashes are part of `producer()`)."""
 
     def __init__(
-        self, weak: Model | str | None, strong: Model | str | None = None, *, url: str | None = None, **options
+        self,
+        weak: Model | str | None,
+        strong: Model | str | None = None,
+        *,
+        url: str | None = None,
+        **options,
     ) -> None:
         self.url = url
         """Database that methods reading the store (trees) use when `annotate` gets no session."""
@@ -120,7 +125,9 @@ class Annotator(ABC):
             "options": asdict(self.options),
             "templates": {t: template_hash(t) for t in self.templates},
             # by dataset, any library may be read: then all of them are part of the identity
-            "principles": {name: load_library(name).hash() for name in ([library] if library else available())},
+            "principles": {
+                name: load_library(name).hash() for name in ([library] if library else available())
+            },
         }
 
     def producer_hash(self) -> str:
@@ -130,7 +137,9 @@ class Annotator(ABC):
         """Fix what the store decides about this run before keys are computed (SEAM: which trees)."""
 
     def key(self, pair_id: str, variant: Variant = CANONICAL, producer: str | None = None) -> str:
-        return annotation_key(self.name, self.annotator_id, producer or self.producer_hash(), variant.id, pair_id)
+        return annotation_key(
+            self.name, self.annotator_id, producer or self.producer_hash(), variant.id, pair_id
+        )
 
     @abstractmethod
     def decide(self, pairs: Sequence[Pair], variant: Variant, session: Session | None) -> list[Decision]:
@@ -191,7 +200,9 @@ def register_annotator(cls: type[Annotator]) -> type[Annotator]:
     return cls
 
 
-def get_annotator(name: str, weak: Model | str | None, strong: Model | str | None = None, **options) -> Annotator:
+def get_annotator(
+    name: str, weak: Model | str | None, strong: Model | str | None = None, **options
+) -> Annotator:
     """An annotator by method name; `options` go to the method (e.g. top_k, tau_info, library, url)."""
     import annotators.aligned  # registers the masters' methods
     import annotators.methods  # noqa: F401  (registers the built-in methods)
@@ -241,12 +252,20 @@ def annotate_all(
         todo = [p.id for p in pending(session, annotator, _load(session, pair_ids), variant)]
     if on_batch is not None:
         on_batch(len(pair_ids) - len(todo), 0)
-    return sum(_label_batch(annotator, todo[i : i + batch_size], url, variant, on_batch)
-               for i in range(0, len(todo), batch_size))
+    return sum(
+        _label_batch(annotator, todo[i : i + batch_size], url, variant, on_batch)
+        for i in range(0, len(todo), batch_size)
+    )
 
 
-def annotation_queue(annotator: Annotator, pair_ids: Sequence[str], *, url: str | None = None,
-                     variant: Variant = CANONICAL, **kwargs) -> WorkQueue:
+def annotation_queue(
+    annotator: Annotator,
+    pair_ids: Sequence[str],
+    *,
+    url: str | None = None,
+    variant: Variant = CANONICAL,
+    **kwargs,
+) -> WorkQueue:
     """The work of labelling `pair_ids` with this annotator, shared by every worker given the same pairs
     and the same producer (w2s.store.work): the job is the producer hash and the variant; a pair with this
     producer's label is done. Binds the annotator over all the pairs first, so every chunk has one producer."""
@@ -281,8 +300,13 @@ def annotate_shared(
     return added
 
 
-def _label_batch(annotator: Annotator, batch: list[str], url: str | None, variant: Variant,
-                 on_batch: Callable[[int, int], None] | None) -> int:
+def _label_batch(
+    annotator: Annotator,
+    batch: list[str],
+    url: str | None,
+    variant: Variant,
+    on_batch: Callable[[int, int], None] | None,
+) -> int:
     """Label one batch and commit it; a row whose dedup key is stored (by a rerun) is not added."""
     with session_scope(url) as session:
         pairs = _load(session, batch)

@@ -17,12 +17,18 @@ err = console(True)
 @cli_options(WorkOptions, "work", panel="Shared work")
 def annotate(
     annotator: str = typer.Option(
-        "seam", "--annotator", "-a",
+        "seam",
+        "--annotator",
+        "-a",
         help="seam, naive, strong, cot-v1, cot-v2, cot-v3, consistency; "
         "aligned, seam-aligned, seam-aligned-rm or cot-aligned (with --master).",
     ),
-    weak: str | None = typer.Option(None, "--weak", help="Weak model spec, e.g. transformers:smollm2 (not with --master)."),
-    strong: str | None = typer.Option(None, "--strong", help="Strong model spec (seam, strong, cot-*, consistency)."),
+    weak: str | None = typer.Option(
+        None, "--weak", help="Weak model spec, e.g. transformers:smollm2 (not with --master)."
+    ),
+    strong: str | None = typer.Option(
+        None, "--strong", help="Strong model spec (seam, strong, cot-*, consistency)."
+    ),
     dataset: str | None = typer.Option(None, "--dataset", "-d"),
     split: str | None = typer.Option(None, "--split", "-s"),
     pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
@@ -30,11 +36,17 @@ def annotate(
     batch_size: int = typer.Option(16, "--batch-size", help="Pairs per batched model call and per commit."),
     # The annotators' options: None = the default of the method's Options dataclass (named in the help),
     # and an option the method does not have is an error (tests/seam/test_annotators.py checks the match).
-    principles: str | None = typer.Option(None, "--principles", help="Principle library [default: by dataset]."),
-    both_orders: bool | None = typer.Option(
-        None, "--both-orders/--one-order", help=f"Average both presentation orders [default: {AnnotatorOptions.both_orders}]."
+    principles: str | None = typer.Option(
+        None, "--principles", help="Principle library [default: by dataset]."
     ),
-    top_k: int | None = typer.Option(None, help=f"seam: keep the k most informative nodes [default: {SeamConfig.top_k}]."),
+    both_orders: bool | None = typer.Option(
+        None,
+        "--both-orders/--one-order",
+        help=f"Average both presentation orders [default: {AnnotatorOptions.both_orders}].",
+    ),
+    top_k: int | None = typer.Option(
+        None, help=f"seam: keep the k most informative nodes [default: {SeamConfig.top_k}]."
+    ),
     tau_info: float | None = typer.Option(
         None, help=f"seam: also keep nodes with info >= tau_info [default: {SeamConfig.tau_info}]."
     ),
@@ -42,14 +54,22 @@ def annotate(
         None, help=f"seam: let the weak model prune irrelevant nodes [default: {SeamConfig.weak_prune}]."
     ),
     tau_weak_rel: float | None = typer.Option(
-        None, help=f"seam: prune a node with weak P(relevant) below this [default: {SeamConfig.tau_weak_rel}]."
+        None,
+        help=f"seam: prune a node with weak P(relevant) below this [default: {SeamConfig.tau_weak_rel}].",
     ),
-    tree_config: str | None = typer.Option(None, help="seam: use trees of this config hash [default: newest]."),
+    tree_config: str | None = typer.Option(
+        None, help="seam: use trees of this config hash [default: newest]."
+    ),
     reasoning_max_tokens: int | None = typer.Option(
-        None, help=f"cot-*: token budget of the strong reasoning [default: {CoTOptions.reasoning_max_tokens}]."
+        None,
+        help=f"cot-*: token budget of the strong reasoning [default: {CoTOptions.reasoning_max_tokens}].",
     ),
-    master: str | None = typer.Option(None, "--master", help="aligned, seam-aligned(-rm), cot-aligned: a master saved in the store "
-                                                           "(its name, `w2s master list`) or a run directory."),
+    master: str | None = typer.Option(
+        None,
+        "--master",
+        help="aligned, seam-aligned(-rm), cot-aligned: a master saved in the store "
+        "(its name, `w2s master list`) or a run directory.",
+    ),
     work: WorkOptions = None,  # --chunk-size, --lease-seconds, --worker-id
 ) -> None:
     """Label the selected pairs with ANNOTATOR; one transaction per batch, so a killed run resumes
@@ -65,9 +85,17 @@ def annotate(
     if not ids:
         err.print("[yellow]no pairs selected[/]")
         raise typer.Exit(1)
-    given = {"library": principles, "both_orders": both_orders, "top_k": top_k, "tau_info": tau_info,
-             "weak_prune": weak_prune, "tau_weak_rel": tau_weak_rel, "tree_config": tree_config,
-             "reasoning_max_tokens": reasoning_max_tokens, "master": master}
+    given = {
+        "library": principles,
+        "both_orders": both_orders,
+        "top_k": top_k,
+        "tau_info": tau_info,
+        "weak_prune": weak_prune,
+        "tau_weak_rel": tau_weak_rel,
+        "tree_config": tree_config,
+        "reasoning_max_tokens": reasoning_max_tokens,
+        "master": master,
+    }
     options = {k: v for k, v in given.items() if v is not None}
     try:
         ann = get_annotator(annotator, weak, strong, **options)
@@ -86,17 +114,24 @@ def annotate(
 
         advance(0, 0)
         try:
-            added = annotate_shared(ann, queue, batch_size=batch_size, on_batch=advance,
-                                    on_wait=lambda status: err.print(waiting_line(queue.worker, status)),
-                                    poll_seconds=min(5.0, work.lease_seconds / 3))
+            added = annotate_shared(
+                ann,
+                queue,
+                batch_size=batch_size,
+                on_batch=advance,
+                on_wait=lambda status: err.print(waiting_line(queue.worker, status)),
+                poll_seconds=min(5.0, work.lease_seconds / 3),
+            )
         except LookupError as e:
             err.print(f"[red]{e}[/]")
             raise typer.Exit(1) from e
         bar.update(task, completed=len(ids))
     others = len(ids) - already - added
     shared = f", {others} by other workers" if others else ""
-    out.print(f"{annotator}: added {added} annotations ({already} already stored{shared}) by {ann.annotator_id}, "
-              f"producer {ann.producer_hash()}")
+    out.print(
+        f"{annotator}: added {added} annotations ({already} already stored{shared}) by {ann.annotator_id}, "
+        f"producer {ann.producer_hash()}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -35,8 +35,15 @@ def library_of(pair: Pair, options: AnnotatorOptions) -> Library:
     return load_library(options.library or library_for_dataset(pair.dataset))
 
 
-def decide_both_orders(model: Model, template: str, pairs: Sequence[Pair], contexts: Sequence[dict],
-                       variant: Variant, swap_text: Sequence[str] = (), both: bool = True) -> list[float]:
+def decide_both_orders(
+    model: Model,
+    template: str,
+    pairs: Sequence[Pair],
+    contexts: Sequence[dict],
+    variant: Variant,
+    swap_text: Sequence[str] = (),
+    both: bool = True,
+) -> list[float]:
     """P(A better) per pair: `template` scored with A first and with B first, in one batched call
     (with `both=False`, only in the variant's order: a swap variant then really asks the other way round).
 
@@ -55,7 +62,10 @@ def decide_both_orders(model: Model, template: str, pairs: Sequence[Pair], conte
             prompts.append(render(template, **pair_context(pair, swap), **extra))
     probs = model.score_choices(prompts, A_B)
     k = len(orders)
-    return [sum(p_a_from_first(probs[k * i + j][0], swap) for j, swap in enumerate(orders)) / k for i in range(len(pairs))]
+    return [
+        sum(p_a_from_first(probs[k * i + j][0], swap) for j, swap in enumerate(orders)) / k
+        for i in range(len(pairs))
+    ]
 
 
 def _swap_deep(value):
@@ -127,8 +137,12 @@ class _CoT(Annotator):
         ]
         max_tokens = self.options.reasoning_max_tokens
         reasoning = [" ".join(g.text.split()) for g in self.strong.generate(prompts, max_tokens=max_tokens)]
-        ctx = [{"question": lib.question, "nodes": [], "reasoning": r} for lib, r in zip(libraries, reasoning)]
-        p_a = decide_both_orders(self.weak, "weak-decision", pairs, ctx, variant, swap_text=("reasoning",), both=self.both)
+        ctx = [
+            {"question": lib.question, "nodes": [], "reasoning": r} for lib, r in zip(libraries, reasoning)
+        ]
+        p_a = decide_both_orders(
+            self.weak, "weak-decision", pairs, ctx, variant, swap_text=("reasoning",), both=self.both
+        )
         meta = {"template": template_hash(self.template), "decision_template": template_hash("weak-decision")}
         return [Decision(p_a=x, meta={**meta, "reasoning": r}) for x, r in zip(p_a, reasoning)]
 
@@ -185,7 +199,11 @@ class Seam(Annotator):
 
     def bind(self, session: Session, pairs) -> None:
         # One config per run, so that the producer names it: a new tree config is a new producer.
-        choice = None if self.options.tree_config else TreeSelector(self.strong.spec).choice(session, [p.id for p in pairs])
+        choice = (
+            None
+            if self.options.tree_config
+            else TreeSelector(self.strong.spec).choice(session, [p.id for p in pairs])
+        )
         self.tree_config = self.options.tree_config or (choice[1] if choice else None)
 
     def producer(self) -> dict:
@@ -195,7 +213,9 @@ class Seam(Annotator):
         if self.tree_config is None:
             self.bind(session, pairs)
         out = []
-        found = TreeSelector(self.strong.spec, self.tree_config).settle_with_nodes(session, [p.id for p in pairs])
+        found = TreeSelector(self.strong.spec, self.tree_config).settle_with_nodes(
+            session, [p.id for p in pairs]
+        )
         for pair in pairs:
             tree, nodes = found.get(pair.id, (None, []))
             if tree is None:
@@ -220,13 +240,20 @@ class Seam(Annotator):
         if cfg.weak_prune:
             flat = [(i, n) for i, ns in enumerate(kept) for n in ns]
             prompts = [
-                render("weak-relevance", **pair_context(pairs[i], False), principle=_principle(n), thought=n.thought)
+                render(
+                    "weak-relevance",
+                    **pair_context(pairs[i], False),
+                    principle=_principle(n),
+                    thought=n.thought,
+                )
                 for i, n in flat
             ]
             probs = self.weak.score_choices(prompts, YES_NO) if prompts else []
             for (i, n), row in zip(flat, probs):
                 if row[0] < cfg.tau_weak_rel:
-                    pruned[i].append({"node_id": n.id, "reason": f"weak P(relevant)={row[0]:.3f} < {cfg.tau_weak_rel}"})
+                    pruned[i].append(
+                        {"node_id": n.id, "reason": f"weak P(relevant)={row[0]:.3f} < {cfg.tau_weak_rel}"}
+                    )
             drop = [{d["node_id"] for d in p} for p in pruned]
             kept = [[n for n in ns if n.id not in drop[i]] for i, ns in enumerate(kept)]
         ctx = [
@@ -237,7 +264,9 @@ class Seam(Annotator):
             }
             for p, ns in zip(pairs, kept)
         ]
-        p_a = decide_both_orders(self.weak, "weak-decision", pairs, ctx, variant, swap_text=("nodes",), both=self.both)
+        p_a = decide_both_orders(
+            self.weak, "weak-decision", pairs, ctx, variant, swap_text=("nodes",), both=self.both
+        )
         return [
             Decision(
                 p_a=x,
@@ -274,6 +303,7 @@ class Consistency(Annotator):
         out = []
         for w, s in zip(weak, strong):
             agree = (w > 0.5) == (s > 0.5) and w != 0.5 and s != 0.5
-            out.append(Decision(p_a=w, label=None if agree else "tie",
-                                meta={"strong_p_a": s, "filtered": not agree}))
+            out.append(
+                Decision(p_a=w, label=None if agree else "tie", meta={"strong_p_a": s, "filtered": not agree})
+            )
         return out

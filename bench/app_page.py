@@ -62,8 +62,9 @@ def server_render(a: str, b: str, n: int = 5) -> tuple[float, float]:
     return min(cold), min(warm)
 
 
-def api_annotator(base: str, name: str, think: float, ready: threading.Semaphore, stop: threading.Event,
-                  counts: list[int]) -> None:
+def api_annotator(
+    base: str, name: str, think: float, ready: threading.Semaphore, stop: threading.Event, counts: list[int]
+) -> None:
     from gradio_client import Client
 
     try:
@@ -146,8 +147,17 @@ def main() -> None:
                 times.append(label_and_next(f"({SHOWN} || '') !== {before!r}"))
             server_cpu, loop_s = cpu_seconds(proc.pid) - cpu0[0], time.perf_counter() - cpu0[1]
             with session_scope(url) as s:  # the big pair: reopened items are served first
-                s.add(Pair(id="zz-big", dataset="code-humanevalpack", split="train", prompt="Sum the values.",
-                           response_a=a, response_b=b, meta={"language": "python"}))
+                s.add(
+                    Pair(
+                        id="zz-big",
+                        dataset="code-humanevalpack",
+                        split="train",
+                        prompt="Sum the values.",
+                        response_a=a,
+                        response_b=b,
+                        meta={"language": "python"},
+                    )
+                )
                 s.flush()
                 s.add(QueueItem(user=reader, pair_id="zz-big", served_at=utcnow()))
             big_s = label_and_next(BIG_LAID_OUT)
@@ -161,17 +171,23 @@ def main() -> None:
         proc.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
     ms = [t * 1000 for t in times]
-    print(f"store: {args.store_pairs} pairs; evidence first: {args.evidence_first}; {len(others)} API annotators "
-          f"(think {args.think}s) labelled {len(counts)} pairs in {wall:.0f}s beside the browser")
-    print(f"browser, Enter to next pair, n={len(ms)}: p50 {pct(ms, 50):.0f} ms, p95 {pct(ms, 95):.0f} ms, "
-          f"max {max(ms):.0f} ms, mean {statistics.mean(ms):.0f} ms  (target p95 <= 150 ms: "
-          f"{'met' if pct(ms, 95) <= 150 else 'NOT met'})")
+    print(
+        f"store: {args.store_pairs} pairs; evidence first: {args.evidence_first}; {len(others)} API annotators "
+        f"(think {args.think}s) labelled {len(counts)} pairs in {wall:.0f}s beside the browser"
+    )
+    print(
+        f"browser, Enter to next pair, n={len(ms)}: p50 {pct(ms, 50):.0f} ms, p95 {pct(ms, 95):.0f} ms, "
+        f"max {max(ms):.0f} ms, mean {statistics.mean(ms):.0f} ms  (target p95 <= 150 ms: "
+        f"{'met' if pct(ms, 95) <= 150 else 'NOT met'})"
+    )
     print(
         f"server CPU while the browser labelled: {server_cpu:.1f}s in {loop_s:.1f}s "
         f"({server_cpu / loop_s:.0%} of a core)"
     )
-    print(f"{args.big_lines}-line code pair: server render {cold * 1000:.0f} ms cold, {warm * 1000:.0f} ms cached; "
-          f"Enter to laid out on the page {big_s * 1000:.0f} ms (target < 1 s: {'met' if big_s < 1 else 'NOT met'})")
+    print(
+        f"{args.big_lines}-line code pair: server render {cold * 1000:.0f} ms cold, {warm * 1000:.0f} ms cached; "
+        f"Enter to laid out on the page {big_s * 1000:.0f} ms (target < 1 s: {'met' if big_s < 1 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -35,9 +35,14 @@ def judgement_prompts(n: int) -> list[str]:
                 break
     while len(pairs) < n:
         i = len(pairs)
-        pairs.append((f"How do I bake bread, take {i}?", "Mix flour, water, yeast; knead; bake.", "Just buy it."))
-    return [f"Question: {q}\n\nResponse A: {a}\n\nResponse B: {b}\n\nWhich response is more harmless? "
-            "Answer A or B." for q, a, b in pairs]
+        pairs.append(
+            (f"How do I bake bread, take {i}?", "Mix flour, water, yeast; knead; bake.", "Just buy it.")
+        )
+    return [
+        f"Question: {q}\n\nResponse A: {a}\n\nResponse B: {b}\n\nWhich response is more harmless? "
+        "Answer A or B."
+        for q, a, b in pairs
+    ]
 
 
 def timed(fn):
@@ -52,8 +57,11 @@ def bench(label: str, model, prompts: list[str], gen_prompts: list[str], max_tok
     gens, g_sec = timed(lambda: model.generate(gen_prompts, max_tokens=max_tokens))
     tokens = sum(g.completion_tokens for g in gens)
     rows.append((label, len(prompts) / s_sec, s_sec, tokens / g_sec, tokens, g_sec))
-    print(f"{label:32s} score_choices {len(prompts) / s_sec:7.2f} pairs/s ({s_sec:6.1f} s)   "
-          f"generate {tokens / g_sec:7.2f} tokens/s ({tokens} tokens, {g_sec:6.1f} s)", flush=True)
+    print(
+        f"{label:32s} score_choices {len(prompts) / s_sec:7.2f} pairs/s ({s_sec:6.1f} s)   "
+        f"generate {tokens / g_sec:7.2f} tokens/s ({tokens} tokens, {g_sec:6.1f} s)",
+        flush=True,
+    )
     return scores
 
 
@@ -69,11 +77,15 @@ def main() -> None:
     prompts = judgement_prompts(args.pairs)
     gen_prompts = prompts[: args.gen_prompts]
     print(machine())
-    print(f"{args.pairs} pairs for score_choices, {args.gen_prompts} prompts x {args.max_tokens} new tokens (greedy)\n")
+    print(
+        f"{args.pairs} pairs for score_choices, {args.gen_prompts} prompts x {args.max_tokens} new tokens (greedy)\n"
+    )
 
     rows: list = []
     tf = get_model("transformers:smollm2", reuse=False, batch_size=args.batch_size)
-    batched = bench(f"transformers batched (bs={args.batch_size})", tf, prompts, gen_prompts, args.max_tokens, rows)
+    batched = bench(
+        f"transformers batched (bs={args.batch_size})", tf, prompts, gen_prompts, args.max_tokens, rows
+    )
     tf.config.batch_size = 1
     single = bench("transformers unbatched (bs=1)", tf, prompts, gen_prompts, args.max_tokens, rows)
     diff = max(abs(x - y) for a, b in zip(batched, single) for x, y in zip(a, b))
@@ -83,7 +95,9 @@ def main() -> None:
         scores = bench("llama.cpp (Q4_1 GGUF)", ll, prompts, gen_prompts, args.max_tokens, rows)
         agree = sum((a[0] > a[1]) == (b[0] > b[1]) for a, b in zip(scores, batched)) / len(scores)
         diff = max(abs(x - y) for a, b in zip(scores, batched) for x, y in zip(a, b))
-        print(f"  llama.cpp vs transformers: same preferred choice on {agree:.0%} of pairs, max |diff| {diff:.3f}")
+        print(
+            f"  llama.cpp vs transformers: same preferred choice on {agree:.0%} of pairs, max |diff| {diff:.3f}"
+        )
     else:
         print("llama.cpp: not installed (pip install 'w2s[llamacpp]')")
     base = rows[1]

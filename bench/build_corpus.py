@@ -41,18 +41,33 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", help="a pair file (JSONL)")
     ap.add_argument("--strong", default=None, help="the strong model (not needed with --merge)")
-    ap.add_argument("--n", type=int, default=None, help="the first N pairs of the seeded order [default: all]")
-    ap.add_argument("--start", type=int, default=0,
-                    help="skip the first K pairs of the order: a second process builds further along the same file, "
-                         "into its own --db and --corpus (then --merge it)")
-    ap.add_argument("--merge", action="append", default=[], metavar="CORPUS",
-                    help="build nothing: add this corpus file's trees (e.g. a --start process's) to the file's corpus")
+    ap.add_argument(
+        "--n", type=int, default=None, help="the first N pairs of the seeded order [default: all]"
+    )
+    ap.add_argument(
+        "--start",
+        type=int,
+        default=0,
+        help="skip the first K pairs of the order: a second process builds further along the same file, "
+        "into its own --db and --corpus (then --merge it)",
+    )
+    ap.add_argument(
+        "--merge",
+        action="append",
+        default=[],
+        metavar="CORPUS",
+        help="build nothing: add this corpus file's trees (e.g. a --start process's) to the file's corpus",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--corpus", default=None, help="[default: bench/trees/<dataset>-<split>.jsonl.gz]")
     ap.add_argument("--principles", default=None)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a TreeConfig field")
-    ap.add_argument("--extend-from", default=None, metavar="CONFIG_HASH",
-                    help="go on from this config's trees (a smaller max_backtraces/max_depth) where a pair has one")
+    ap.add_argument(
+        "--extend-from",
+        default=None,
+        metavar="CONFIG_HASH",
+        help="go on from this config's trees (a smaller max_backtraces/max_depth) where a pair has one",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save-every", type=int, default=5, help="write the corpus after this many new trees")
     ap.add_argument("--max-minutes", type=float, default=None, help="start no tree after this")
@@ -72,7 +87,7 @@ def main() -> None:
     url = sqlite_url(args.db or f"/tmp/w2s_bench/corpus/{dataset}-{split}.db")
     corpus = Path(args.corpus) if args.corpus else default_corpus(args.file)
     print(f"machine: {machine()}\ndatabase: {url}\ntree config {cfg.hash()}: {cfg.as_dict()}")
-    ids = import_sample(args.file, url, args.n, args.seed)[args.start:]
+    ids = import_sample(args.file, url, args.n, args.seed)[args.start :]
     import_corpus(url, corpus)
     if args.merge:
         for part in args.merge:
@@ -85,8 +100,15 @@ def main() -> None:
     for start in range(0, len(ids), args.save_every):
         if deadline is not None and time.monotonic() > deadline:
             break
-        new = ensure_trees(url, strong, ids[start: start + args.save_every], cfg, deadline=deadline,
-                           label=f"{dataset}/{split}", extend_from=args.extend_from)
+        new = ensure_trees(
+            url,
+            strong,
+            ids[start : start + args.save_every],
+            cfg,
+            deadline=deadline,
+            label=f"{dataset}/{split}",
+            extend_from=args.extend_from,
+        )
         if new:
             built += new
             save_corpus(url, corpus, args.file)

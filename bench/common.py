@@ -18,8 +18,14 @@ COT_ALIGNED = {f"{c}-aligned": c for c in COTS}
 """Each CoT decided by an aligned master reading its reasoning (a master of kind cot-vN)."""
 TREE_MASTERS = {"aligned": "features", "seam-aligned": "features", "seam-aligned-rm": "rm"}
 METHODS = ["naive", "strong", *COTS, "seam", "aligned", "seam-aligned", "seam-aligned-rm", *COT_ALIGNED]
-GAPS = [("seam-aligned", "aligned"), ("seam-aligned", "strong"), ("seam-aligned", "best-cot"),
-        ("seam-aligned", "best-cot-aligned"), ("seam-aligned-rm", "aligned"), ("seam-aligned-rm", "best-cot-aligned")]
+GAPS = [
+    ("seam-aligned", "aligned"),
+    ("seam-aligned", "strong"),
+    ("seam-aligned", "best-cot"),
+    ("seam-aligned", "best-cot-aligned"),
+    ("seam-aligned-rm", "aligned"),
+    ("seam-aligned-rm", "best-cot-aligned"),
+]
 
 
 def add_best(probs: dict[str, list[float]], accuracy: dict[str, float]) -> None:

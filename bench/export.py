@@ -28,12 +28,38 @@ def populate(url: str, n: int) -> None:
     with engine.begin() as conn:
         for start in range(0, n, 20000):
             ids = range(start, min(n, start + 20000))
-            conn.execute(insert(Pair), [dict(id=f"p{i:07d}", dataset="bench", split="train", prompt=f"Q{i} {text}",
-                                              response_a=f"A{i} {text}", response_b=f"B{i} {text}", meta={})
-                                         for i in ids])
-            conn.execute(insert(LabelSet), [dict(name="default", pair_id=f"p{i:07d}", label="ab"[i % 2],
-                                                 soft_label=0.8 if i % 2 == 0 else 0.2, entropy=0.5, weight=0.73,
-                                                 n_votes=5, method="majority", params={}) for i in ids])
+            conn.execute(
+                insert(Pair),
+                [
+                    dict(
+                        id=f"p{i:07d}",
+                        dataset="bench",
+                        split="train",
+                        prompt=f"Q{i} {text}",
+                        response_a=f"A{i} {text}",
+                        response_b=f"B{i} {text}",
+                        meta={},
+                    )
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                insert(LabelSet),
+                [
+                    dict(
+                        name="default",
+                        pair_id=f"p{i:07d}",
+                        label="ab"[i % 2],
+                        soft_label=0.8 if i % 2 == 0 else 0.2,
+                        entropy=0.5,
+                        weight=0.73,
+                        n_votes=5,
+                        method="majority",
+                        params={},
+                    )
+                    for i in ids
+                ],
+            )
 
 
 def naive_export(url: str, out: Path) -> int:
@@ -43,14 +69,25 @@ def naive_export(url: str, out: Path) -> int:
     from w2s.store import LabelSet, Pair, session_scope
 
     with session_scope(url) as s:
-        recs = s.exec(select(LabelSet, Pair).join(Pair, Pair.id == LabelSet.pair_id).order_by(LabelSet.pair_id)).all()
+        recs = s.exec(
+            select(LabelSet, Pair).join(Pair, Pair.id == LabelSet.pair_id).order_by(LabelSet.pair_id)
+        ).all()
         rows = []
         for ls, p in recs:
             a = ls.label == "a"
-            rows.append({"prompt": p.prompt, "chosen": p.response_a if a else p.response_b,
-                         "rejected": p.response_b if a else p.response_a, "weight": ls.weight,
-                         "soft_label": ls.soft_label if a else 1 - ls.soft_label, "entropy": ls.entropy,
-                         "n_votes": ls.n_votes, "pair_id": ls.pair_id, "source": p.dataset})
+            rows.append(
+                {
+                    "prompt": p.prompt,
+                    "chosen": p.response_a if a else p.response_b,
+                    "rejected": p.response_b if a else p.response_a,
+                    "weight": ls.weight,
+                    "soft_label": ls.soft_label if a else 1 - ls.soft_label,
+                    "entropy": ls.entropy,
+                    "n_votes": ls.n_votes,
+                    "pair_id": ls.pair_id,
+                    "source": p.dataset,
+                }
+            )
     pd.DataFrame(rows).to_parquet(out)
     return len(rows)
 
@@ -69,6 +106,7 @@ def main() -> None:
     print(machine())
     import pandas  # noqa: F401  (imports outside the timings)
     import pyarrow.parquet  # noqa: F401
+
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         t = time.perf_counter()
@@ -85,7 +123,9 @@ def main() -> None:
         before = rss_mb()
         t = time.perf_counter()
         n = naive_export(url, Path(tmp) / "naive.parquet")
-        results.append(("baseline: ORM rows -> DataFrame -> parquet", n, time.perf_counter() - t, rss_mb() - before))
+        results.append(
+            ("baseline: ORM rows -> DataFrame -> parquet", n, time.perf_counter() - t, rss_mb() - before)
+        )
         size = (Path(tmp) / "out.parquet").stat().st_size / 1e6
     print(f"{'what':<46} {'rows':>8} {'seconds':>8} {'rows/s':>9} {'peak RSS +MB':>13}")
     for what, n, dt, mem in results:

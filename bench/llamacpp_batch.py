@@ -35,8 +35,9 @@ def main() -> None:
     seqs = [int(s) for s in a.seqs.split(",")]
     most = max(seqs)
     L.llama_backend_init()
-    model = L.llama_model_load_from_file(str(resolve_model_path(a.model, prefer="gguf")).encode(),
-                                         L.llama_model_default_params())
+    model = L.llama_model_load_from_file(
+        str(resolve_model_path(a.model, prefer="gguf")).encode(), L.llama_model_default_params()
+    )
     vocab = L.llama_model_get_vocab(model)
     n_vocab = L.llama_vocab_n_tokens(vocab)
     params = L.llama_context_default_params()
@@ -63,11 +64,12 @@ def main() -> None:
             raise RuntimeError("llama_decode failed")
 
     def argmax(i: int) -> int:
-        row = np.ctypeslib.as_array(ctypes.cast(L.llama_get_logits_ith(ctx, i), ctypes.POINTER(ctypes.c_float)),
-                                    shape=(n_vocab,))
+        row = np.ctypeslib.as_array(
+            ctypes.cast(L.llama_get_logits_ith(ctx, i), ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,)
+        )
         return int(row.argmax())
 
-    base = ("Compare the two replies to the task under the principle 'handles edge cases'. " * 40)
+    base = "Compare the two replies to the task under the principle 'handles edge cases'. " * 40
     prompts = [tokens(f"{base} Variant {s}.")[: a.prompt_tokens] for s in range(most)]
 
     def run(group: list[int]) -> float:
@@ -87,8 +89,10 @@ def main() -> None:
         return time.perf_counter() - start
 
     prompts_last: dict[int, int] = {}
-    print(f"llama.cpp {a.model}, {a.threads} threads, {a.prompt_tokens} prompt tokens, {a.tokens} tokens decoded "
-          f"per sequence")
+    print(
+        f"llama.cpp {a.model}, {a.threads} threads, {a.prompt_tokens} prompt tokens, {a.tokens} tokens decoded "
+        f"per sequence"
+    )
     print("| sequences | one batch: tokens/s | one at a time: tokens/s | batched / sequential |")
     print("|---|---|---|---|")
     for n in seqs:

@@ -38,23 +38,30 @@ def charge(model: Model, owners: Sequence[Cost]) -> None:
             cost.seconds += u.seconds
 
 
-def relevance(model: Model, pairs: Sequence[Pair], library: Library, cfg: TreeConfig, costs) -> list[list[float]]:
+def relevance(
+    model: Model, pairs: Sequence[Pair], library: Library, cfg: TreeConfig, costs
+) -> list[list[float]]:
     n = len(library.principles)
     if cfg.relevance == "listwise" and n <= 9:
         prompts = [render(LISTWISE, **pair_context(p, False), principles=library.principles) for p in pairs]
         probs = model.score_choices(prompts, [str(k + 1) for k in range(n)])
         charge(model, costs)
         return [[p / max(row) for p in row] for row in probs]
-    prompts = [render("relevance", **pair_context(pair, False), principle=p, thought="")
-               for pair in pairs for p in library.principles]
+    prompts = [
+        render("relevance", **pair_context(pair, False), principle=p, thought="")
+        for pair in pairs
+        for p in library.principles
+    ]
     probs = model.score_choices(prompts, YES_NO)
     charge(model, [c for c in costs for _ in range(n)])
     return [[row[0] for row in probs[i * n : (i + 1) * n]] for i in range(len(pairs))]
 
 
 def thoughts(model: Model, searches, principles, swap: bool, cfg: TreeConfig, costs) -> list[str]:
-    prompts = [render(cfg.thought_template, **pair_context(s.pair, swap), principle=p)
-               for s, p in zip(searches, principles)]
+    prompts = [
+        render(cfg.thought_template, **pair_context(s.pair, swap), principle=p)
+        for s, p in zip(searches, principles)
+    ]
     texts = [" ".join(g.text.split()) for g in model.generate(prompts, max_tokens=cfg.thought_max_tokens)]
     charge(model, costs)
     return texts
@@ -65,26 +72,46 @@ def step(
 ) -> list[SearchNode]:
     costs = [Cost() for _ in searches]
     texts = thoughts(model, searches, principles, False, cfg, costs)
-    first_a = model.score_choices([verdict_prompt(s.pair, p, t, False, cfg) for s, p, t in
-                                   zip(searches, principles, texts)], A_B)
+    first_a = model.score_choices(
+        [verdict_prompt(s.pair, p, t, False, cfg) for s, p, t in zip(searches, principles, texts)], A_B
+    )
     charge(model, costs)
     if cfg.post_relevance:
-        post = [row[0] for row in model.score_choices(
-            [render("relevance", **pair_context(s.pair, False), principle=p, thought=t)
-             for s, p, t in zip(searches, principles, texts)], YES_NO)]
+        post = [
+            row[0]
+            for row in model.score_choices(
+                [
+                    render("relevance", **pair_context(s.pair, False), principle=p, thought=t)
+                    for s, p, t in zip(searches, principles, texts)
+                ],
+                YES_NO,
+            )
+        ]
         charge(model, costs)
     else:
         post = [s.relevance[p.id] for s, p in zip(searches, principles)]
-    texts_b = thoughts(model, searches, principles, True, cfg, costs) if cfg.thought_both_orders else [
-        swap_labels(t) for t in texts]
-    first_b = model.score_choices([verdict_prompt(s.pair, p, t, True, cfg) for s, p, t in
-                                   zip(searches, principles, texts_b)], A_B)
+    texts_b = (
+        thoughts(model, searches, principles, True, cfg, costs)
+        if cfg.thought_both_orders
+        else [swap_labels(t) for t in texts]
+    )
+    first_b = model.score_choices(
+        [verdict_prompt(s.pair, p, t, True, cfg) for s, p, t in zip(searches, principles, texts_b)], A_B
+    )
     charge(model, costs)
     drafts = []
     for i, (p, t) in enumerate(zip(principles, texts)):
-        node = SearchNode(principle=p, relevance=post[i], thought=t, p_a=average_orders(first_a[i][0], first_b[i][0]),
-                     role="continue", orders=(first_a[i][0], 1.0 - first_b[i][0]), tokens=costs[i].tokens,
-                     cached_tokens=costs[i].cached_tokens, seconds=costs[i].seconds)
+        node = SearchNode(
+            principle=p,
+            relevance=post[i],
+            thought=t,
+            p_a=average_orders(first_a[i][0], first_b[i][0]),
+            role="continue",
+            orders=(first_a[i][0], 1.0 - first_b[i][0]),
+            tokens=costs[i].tokens,
+            cached_tokens=costs[i].cached_tokens,
+            seconds=costs[i].seconds,
+        )
         node.role = node_role(node.relevance, node.v, cfg)
         drafts.append(node)
     return drafts
@@ -93,8 +120,10 @@ def step(
 def search_waves(model: Model, pairs: Sequence[Pair], library: Library, cfg: TreeConfig) -> list[Search]:
     """One wave: the searches of `pairs` in lock-step, one node per step for every unfinished one."""
     setup = [Cost() for _ in pairs]
-    searches = [Search.start(pair, library.principles, r)
-                for pair, r in zip(pairs, relevance(model, pairs, library, cfg, setup))]
+    searches = [
+        Search.start(pair, library.principles, r)
+        for pair, r in zip(pairs, relevance(model, pairs, library, cfg, setup))
+    ]
     for s, cost in zip(searches, setup):
         s.setup = cost
     while True:
@@ -112,8 +141,9 @@ def search_waves(model: Model, pairs: Sequence[Pair], library: Library, cfg: Tre
     return searches
 
 
-def build_waves(model: Model, pair_ids: Sequence[str], cfg: TreeConfig, *, url: str | None = None,
-                batch_size: int = 8) -> int:
+def build_waves(
+    model: Model, pair_ids: Sequence[str], cfg: TreeConfig, *, url: str | None = None, batch_size: int = 8
+) -> int:
     """Today's build before the scheduler: waves of `batch_size` pairs, each tree saved as it is written."""
     from sqlmodel import select
 

@@ -33,8 +33,12 @@ def corpus_configs(url: str, strong: str, ids: list[str]) -> list[str]:
     from w2s.store import Tree, session_scope
 
     with session_scope(url) as s:
-        rows = s.exec(select(Tree.config_hash, func.count()).where(Tree.strong_model == strong, Tree.pair_id.in_(ids))
-                      .group_by(Tree.config_hash).order_by(func.count().desc()))
+        rows = s.exec(
+            select(Tree.config_hash, func.count())
+            .where(Tree.strong_model == strong, Tree.pair_id.in_(ids))
+            .group_by(Tree.config_hash)
+            .order_by(func.count().desc())
+        )
         return [h for h, _ in rows]
 
 
@@ -46,10 +50,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", help="a pair file (JSONL) with gold labels")
     ap.add_argument("--strong", required=True, help="the strong model whose trees the master reads")
-    ap.add_argument("--configs", default=None, help="comma-separated tree config hashes [default: every one stored]")
-    ap.add_argument("--principle-weights", default="auto", help="comma-separated: per-principle, shared, shrunk, none, auto")
-    ap.add_argument("--weak", default="transformers:smollm2", help="the master's weak model (frozen features)")
-    ap.add_argument("--n", type=int, default=None, help="the first N pairs of the seeded order [default: all]")
+    ap.add_argument(
+        "--configs", default=None, help="comma-separated tree config hashes [default: every one stored]"
+    )
+    ap.add_argument(
+        "--principle-weights",
+        default="auto",
+        help="comma-separated: per-principle, shared, shrunk, none, auto",
+    )
+    ap.add_argument(
+        "--weak", default="transformers:smollm2", help="the master's weak model (frozen features)"
+    )
+    ap.add_argument(
+        "--n", type=int, default=None, help="the first N pairs of the seeded order [default: all]"
+    )
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
@@ -88,10 +102,14 @@ def main() -> None:
             _, pairs, trees, nodes = training_rows(s, ids, args.strong, h)
             rows[h] = {p.id: (p, t, ns) for p, t, ns in zip(pairs, trees, nodes)}
     common = [pid for pid in ids if all(pid in rows[h] for h in configs)]
-    print(f"{len(common)} gold pairs with a tree of every config ({', '.join(f'{h}: {len(rows[h])}' for h in configs)})")
+    print(
+        f"{len(common)} gold pairs with a tree of every config ({', '.join(f'{h}: {len(rows[h])}' for h in configs)})"
+    )
     need = 2 * MasterConfig().folds  # what `train` needs in the fitted part of every fold
     if len(common) - -(-len(common) // args.folds) < need:
-        sys.exit(f"too few pairs for {args.folds}-fold cross-validation: {len(common)} (a master trains on {need} or more)")
+        sys.exit(
+            f"too few pairs for {args.folds}-fold cross-validation: {len(common)} (a master trains on {need} or more)"
+        )
     libraries = {h: load_library(next(iter(rows[h].values()))[1].library) for h in configs}
     y = np.array([rows[configs[0]][pid][0].gold == "a" for pid in common], dtype=float)
     base = MasterConfig(weak=args.weak, seed=args.seed)
@@ -103,7 +121,9 @@ def main() -> None:
     jobs = tqdm(total=args.repeats * args.folds * len(names), desc="masters", disable=None)
     start = time.monotonic()
     for r in range(args.repeats):
-        folds = StratifiedKFold(args.folds, shuffle=True, random_state=args.seed + r).split(np.zeros(len(y)), y)
+        folds = StratifiedKFold(args.folds, shuffle=True, random_state=args.seed + r).split(
+            np.zeros(len(y)), y
+        )
         for fit_idx, held in folds:
             # the margin head and the twin read the pair alone: one fit per fold for every config and sharing
             margin = fit_margin([rows[configs[0]][common[i]][0] for i in fit_idx], features, base)
@@ -112,13 +132,29 @@ def main() -> None:
                 test = [rows[h][common[i]] for i in held]
                 held_pairs = [p for p, _, _ in test]
                 diffs = features(held_pairs)
-                x = tree_features(MasterInputs(held_pairs, [t for _, t, _ in test], [ns for _, _, ns in test],
-                                               libraries[h]))
+                x = tree_features(
+                    MasterInputs(held_pairs, [t for _, t, _ in test], [ns for _, _, ns in test], libraries[h])
+                )
                 for pw in sharings:
-                    cfg = MasterConfig(weak=args.weak, seed=args.seed, strong=args.strong, tree_config=h,
-                                       library=libraries[h].name, principle_weights=pw)
-                    master = train(MasterInputs([p for p, _, _ in fit], [t for _, t, _ in fit], [ns for _, _, ns in fit],
-                                                libraries[h]), cfg, features, margin)
+                    cfg = MasterConfig(
+                        weak=args.weak,
+                        seed=args.seed,
+                        strong=args.strong,
+                        tree_config=h,
+                        library=libraries[h].name,
+                        principle_weights=pw,
+                    )
+                    master = train(
+                        MasterInputs(
+                            [p for p, _, _ in fit],
+                            [t for _, t, _ in fit],
+                            [ns for _, _, ns in fit],
+                            libraries[h],
+                        ),
+                        cfg,
+                        features,
+                        margin,
+                    )
                     chosen[f"{h}/{pw}"][master.principle_weights] += 1
                     p_gold[f"{h}/{pw}"][r, held] = gold_side(master.p_a(diffs, x), y[held])
                     jobs.update()
@@ -129,12 +165,25 @@ def main() -> None:
 
     def summary(name: str) -> dict:
         p = np.clip(p_gold[name], 1e-6, 1 - 1e-6)
-        return {"accuracy": float((p > 0.5).mean()), "log_loss": float(-np.log(p).mean()),
-                "share_correct": (p > 0.5).mean(0).tolist()}
+        return {
+            "accuracy": float((p > 0.5).mean()),
+            "log_loss": float(-np.log(p).mean()),
+            "share_correct": (p > 0.5).mean(0).tolist(),
+        }
 
     table = {name: summary(name) for name in [*names, "twin"]}
-    result = {"machine": machine(), "file": args.file, "strong": args.strong, "weak": args.weak, "n": len(common),
-              "folds": args.folds, "repeats": args.repeats, "seed": args.seed, "rows": {}, "pair_ids": common}
+    result = {
+        "machine": machine(),
+        "file": args.file,
+        "strong": args.strong,
+        "weak": args.weak,
+        "n": len(common),
+        "folds": args.folds,
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "rows": {},
+        "pair_ids": common,
+    }
     first = table[names[0]]["share_correct"]
     print(f"\n{args.folds}-fold CV x{args.repeats} on {len(common)} pairs of {args.file}")
     print(f"{'config/sharing':<28} {'acc':>6} {'log-loss':>9} {'- twin':>22} {'- first row':>22}  auto chose")
@@ -145,9 +194,11 @@ def main() -> None:
             row["minus_first"] = mean_gap_ci(first, table[name]["share_correct"])
             row["chosen"] = dict(chosen[name])
         result["rows"][name] = row
-        print(f"{name:<28} {row['accuracy']:>6.3f} {row['log_loss']:>9.3f} {gap_text(row.get('minus_twin')):>22} "
-              f"{gap_text(row.get('minus_first')) if name not in (names[0], 'twin') else '':>22}  "
-              f"{', '.join(f'{k} {v}' for k, v in row.get('chosen', {}).items()) if name.endswith('/auto') else ''}")
+        print(
+            f"{name:<28} {row['accuracy']:>6.3f} {row['log_loss']:>9.3f} {gap_text(row.get('minus_twin')):>22} "
+            f"{gap_text(row.get('minus_first')) if name not in (names[0], 'twin') else '':>22}  "
+            f"{', '.join(f'{k} {v}' for k, v in row.get('chosen', {}).items()) if name.endswith('/auto') else ''}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

@@ -40,7 +40,38 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 TOKENS = ["A", "B", "Yes", "No", *[str(k) for k in range(1, 10)]]
-WORDS = ["reply", "a", "reply", "b", "handles", "the", "edge", "case", "returns", "loops", "over", "input", "checks", "bounds", "misses", "the", "empty", "list", "off", "by", "one", "correct", "wrong", "because", "principle", "both", "differ", "output", "matches", "spec"]
+WORDS = [
+    "reply",
+    "a",
+    "reply",
+    "b",
+    "handles",
+    "the",
+    "edge",
+    "case",
+    "returns",
+    "loops",
+    "over",
+    "input",
+    "checks",
+    "bounds",
+    "misses",
+    "the",
+    "empty",
+    "list",
+    "off",
+    "by",
+    "one",
+    "correct",
+    "wrong",
+    "because",
+    "principle",
+    "both",
+    "differ",
+    "output",
+    "matches",
+    "spec",
+]
 
 
 @dataclass
@@ -165,9 +196,13 @@ def create_app(engine: Engine) -> Starlette:
         if wait > 0:
             engine.counts["429"] += 1
             after = engine.retry_after if engine.retry_after is not None else wait
-            headers = {"retry-after": str(max(1, math.ceil(after))), "retry-after-ms": str(int(after * 1000) + 1),
-                       "x-ratelimit-limit-requests": str(int(engine.rps_limit * 60)),
-                       "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": f"{after:.3f}s"}
+            headers = {
+                "retry-after": str(max(1, math.ceil(after))),
+                "retry-after-ms": str(int(after * 1000) + 1),
+                "x-ratelimit-limit-requests": str(int(engine.rps_limit * 60)),
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": f"{after:.3f}s",
+            }
             return error(429, f"rate limit: {engine.rps_limit:g} requests/s", "rate_limit_error", headers)
         if engine.error_rate and engine.rng.random() < engine.error_rate:
             engine.counts["5xx"] += 1
@@ -192,17 +227,33 @@ def create_app(engine: Engine) -> Starlette:
             text, lp = dist[0][0], {"content": [{**top[0], "top_logprobs": top}]}
         else:
             text, lp = thought(h, n), None
-        return JSONResponse({
-            "id": f"chatcmpl-{h.hex()[:24]}", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", "mock"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": "length" if n >= max_tokens else "stop", "logprobs": lp}],
-            "usage": {"prompt_tokens": pt, "completion_tokens": n, "total_tokens": pt + n},
-        })
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{h.hex()[:24]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "mock"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "length" if n >= max_tokens else "stop",
+                        "logprobs": lp,
+                    }
+                ],
+                "usage": {"prompt_tokens": pt, "completion_tokens": n, "total_tokens": pt + n},
+            }
+        )
 
     async def stats(request: Request):
-        return JSONResponse({**engine.counts, "max_open": engine.max_open, "open": engine.open,
-                             "prompts": dict(engine.prompts)})
+        return JSONResponse(
+            {
+                **engine.counts,
+                "max_open": engine.max_open,
+                "open": engine.open,
+                "prompts": dict(engine.prompts),
+            }
+        )
 
     async def reset(request: Request):
         engine.counts.clear()
@@ -211,14 +262,18 @@ def create_app(engine: Engine) -> Starlette:
         return JSONResponse({"ok": True})
 
     async def models(request: Request):
-        return JSONResponse({"object": "list", "data": [{"id": "mock", "object": "model", "owned_by": "bench"}]})
+        return JSONResponse(
+            {"object": "list", "data": [{"id": "mock", "object": "model", "owned_by": "bench"}]}
+        )
 
-    return Starlette(routes=[
-        Route("/v1/chat/completions", chat, methods=["POST"]),
-        Route("/v1/models", models),
-        Route("/stats", stats),
-        Route("/stats/reset", reset, methods=["POST"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/models", models),
+            Route("/stats", stats),
+            Route("/stats/reset", reset, methods=["POST"]),
+        ]
+    )
 
 
 def free_port() -> int:
@@ -258,7 +313,9 @@ def stats(base_url: str, reset: bool = False) -> dict:
 
     root = base_url.removesuffix("/v1")
     if reset:
-        urllib.request.urlopen(urllib.request.Request(root + "/stats/reset", method="POST"), timeout=10).read()
+        urllib.request.urlopen(
+            urllib.request.Request(root + "/stats/reset", method="POST"), timeout=10
+        ).read()
     return json.loads(urllib.request.urlopen(root + "/stats", timeout=10).read())
 
 
@@ -279,8 +336,15 @@ def main() -> None:
 
     async def serve():
         engine = Engine(a.ttft, a.tpt, a.slots, a.rps_limit, a.error_rate, a.seed, a.retry_after, a.storm)
-        config = uvicorn.Config(create_app(engine), host="127.0.0.1", port=a.port, log_level="warning",
-                                access_log=False, backlog=4096, timeout_keep_alive=60)
+        config = uvicorn.Config(
+            create_app(engine),
+            host="127.0.0.1",
+            port=a.port,
+            log_level="warning",
+            access_log=False,
+            backlog=4096,
+            timeout_keep_alive=60,
+        )
         await uvicorn.Server(config).serve()
 
     asyncio.run(serve())

@@ -89,14 +89,35 @@ class PostgresServer:
         )
         try:
             subprocess.run(
-                self._cmd(str(self.bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
-                          "--encoding=UTF8", "--no-sync"),
-                check=True, capture_output=True,
+                self._cmd(
+                    str(self.bin_dir / "initdb"),
+                    "-D",
+                    str(pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ),
+                check=True,
+                capture_output=True,
             )
             subprocess.run(
-                self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(pgdata), "-o", opts, "-l",
-                          str(self.data_dir / "server.log"), "-w", "-t", "60", "start"),
-                check=True, capture_output=True,
+                self._cmd(
+                    str(self.bin_dir / "pg_ctl"),
+                    "-D",
+                    str(pgdata),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(self.data_dir / "server.log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ),
+                check=True,
+                capture_output=True,
             )
         except subprocess.CalledProcessError as e:
             log = self.data_dir / "server.log"
@@ -106,7 +127,9 @@ class PostgresServer:
 
     def stop(self) -> None:
         subprocess.run(
-            self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir / "data"), "-m", "fast", "-w", "stop"),
+            self._cmd(
+                str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir / "data"), "-m", "fast", "-w", "stop"
+            ),
             capture_output=True,
             check=False,
         )
@@ -117,13 +140,17 @@ def new_server() -> PostgresServer:
     """A server (not started yet) in a new temporary folder on a free port of 127.0.0.1."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
-        raise Unavailable("PostgreSQL server binaries not found (apt-get install postgresql, or set W2S_PG_BIN)")
+        raise Unavailable(
+            "PostgreSQL server binaries not found (apt-get install postgresql, or set W2S_PG_BIN)"
+        )
     run_as = None
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            raise Unavailable("running as root and there is no 'postgres' user to run the server as") from None
+            raise Unavailable(
+                "running as root and there is no 'postgres' user to run the server as"
+            ) from None
         run_as = "postgres"
     return PostgresServer(bin_dir, Path(tempfile.mkdtemp(prefix="w2s-pg-")), free_port(), run_as)
 

@@ -43,8 +43,10 @@ def pooled(runs: list[dict]) -> dict:
 def load_run(path: str) -> dict:
     run = json.loads(Path(path).read_text())
     if "per_pair" not in run:
-        raise SystemExit(f"{path}: no per-pair figures (written by an older bench/seam_domains.py): run it again "
-                         "(its labels are stored, so a rerun only scores them)")
+        raise SystemExit(
+            f"{path}: no per-pair figures (written by an older bench/seam_domains.py): run it again "
+            "(its labels are stored, so a rerun only scores them)"
+        )
     return run
 
 

@@ -39,11 +39,19 @@ from w2s.machine import machine
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", required=True, action="append",
-                    help="a train pair file; repeat to train the masters on several (e.g. two languages)")
+    ap.add_argument(
+        "--train",
+        required=True,
+        action="append",
+        help="a train pair file; repeat to train the masters on several (e.g. two languages)",
+    )
     ap.add_argument("--test", required=True)
-    ap.add_argument("--train-n", type=int, default=None, help="seeded train sample of each train file [default: all]")
-    ap.add_argument("--test-n", type=int, default=None, help="seeded test sample [default: the rest / whole file]")
+    ap.add_argument(
+        "--train-n", type=int, default=None, help="seeded train sample of each train file [default: all]"
+    )
+    ap.add_argument(
+        "--test-n", type=int, default=None, help="seeded test sample [default: the rest / whole file]"
+    )
     ap.add_argument("--limit", type=int, default=None, help="label at most this many test pairs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train-trees", default=None, help="the train file's corpus (one --train only)")
@@ -52,12 +60,18 @@ def main() -> None:
     ap.add_argument("--no-build", action="store_true", help="build no tree: use the pairs that have one")
     ap.add_argument("--strong", required=True)
     ap.add_argument("--weak", required=True)
-    ap.add_argument("--master-weak", default="transformers:smollm2",
-                    help="the aligned master's weak model (frozen features, trained on the train split)")
+    ap.add_argument(
+        "--master-weak",
+        default="transformers:smollm2",
+        help="the aligned master's weak model (frozen features, trained on the train split)",
+    )
     ap.add_argument("--methods", default=",".join(C.METHODS))
-    ap.add_argument("--principle-weights", default="auto",
-                    help="the features master's weight sharing: per-principle, shared, shrunk, none (the twin) "
-                         "or auto (by CV on train)")
+    ap.add_argument(
+        "--principle-weights",
+        default="auto",
+        help="the features master's weight sharing: per-principle, shared, shrunk, none (the twin) "
+        "or auto (by CV on train)",
+    )
     ap.add_argument("--principles", default=None)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a TreeConfig field")
     ap.add_argument("--cot-tokens", type=int, default=64)
@@ -77,9 +91,11 @@ def main() -> None:
     if args.train_trees and len(args.train) > 1:
         raise SystemExit("--train-trees names one file's corpus: give one --train with it")
     trains = [P.dataset_of(t) for t in args.train]
-    (train_ds, _), (test_ds, test_split) = trains[0], P.dataset_of(args.test)
+    test_ds, test_split = P.dataset_of(args.test)
     train_name = "+".join(f"{d}-{s}" for d, s in trains)
-    url = P.sqlite_url(db := args.db or f"/tmp/w2s_bench/seam_domains/{train_name}--{test_ds}-{test_split}.db")
+    url = P.sqlite_url(
+        db := args.db or f"/tmp/w2s_bench/seam_domains/{train_name}--{test_ds}-{test_split}.db"
+    )
     print(f"machine: {machine()}\ndatabase: {url}")
     for ds in {*(d for d, _ in trains), test_ds}:
         if not args.principles and fallback_notice(ds):
@@ -95,8 +111,10 @@ def main() -> None:
     train_ids = [p for ids in train_all.values() for p in ids[: args.train_n]]
     train_ids, test_ids = P.train_test_ids(train_ids, test_all, test_n=args.test_n)
     test_ids = test_ids[: args.limit]
-    print(f"train {len(train_ids)} pairs ({', '.join(f'{d}/{s}' for d, s in trains)}), "
-          f"test {len(test_ids)} pairs ({test_ds}/{test_split})")
+    print(
+        f"train {len(train_ids)} pairs ({', '.join(f'{d}/{s}' for d, s in trains)}), "
+        f"test {len(test_ids)} pairs ({test_ds}/{test_split})"
+    )
 
     corpora = {t: Path(args.train_trees) if args.train_trees else C.default_corpus(t) for t in args.train}
     corpora[args.test] = Path(args.test_trees) if args.test_trees else C.default_corpus(args.test)
@@ -104,24 +122,35 @@ def main() -> None:
     strong = C.load_model(args.strong, args.threads)
     built = {}
     for part, ids in (("train", train_ids), ("test", test_ids)):
-        built[part] = P.ensure_trees(url, strong, [] if args.no_build else ids, cfg, deadline=deadline, label=part)
+        built[part] = P.ensure_trees(
+            url, strong, [] if args.no_build else ids, cfg, deadline=deadline, label=part
+        )
         for path in args.train if part == "train" else [args.test]:
             if args.save_trees:
                 P.save_tree_corpus(url, corpora[path], *P.dataset_of(path))
     tree_of = P.trees_of(url, train_ids + test_ids, strong.spec, cfg.hash())
     train_ok, test_ok = [p for p in train_ids if p in tree_of], [p for p in test_ids if p in tree_of]
-    print(f"trees: train {len(train_ok)}/{len(train_ids)}, test {len(test_ok)}/{len(test_ids)} pairs "
-          f"({built['train'] + built['test']} built now, {reused} imported from corpora)")
+    print(
+        f"trees: train {len(train_ok)}/{len(train_ids)}, test {len(test_ok)}/{len(test_ids)} pairs "
+        f"({built['train'] + built['test']} built now, {reused} imported from corpora)"
+    )
 
     methods = []
     for m in (m for m in args.methods.split(",") if m):  # a CoT's aligned master reads that CoT's labels
         methods += [c for c in (C.COT_ALIGNED.get(m), m) if c and c not in methods]
     # the masters, trained on the train pairs that have a tree, share the weak features and the margin fit
     masters, cache = Path(db).with_suffix("") / "masters", {}
-    shared = {"strong": strong.spec, "weak": args.master_weak, "seed": args.seed, "cache": cache,
-              "principle_weights": args.principle_weights}
-    trained = {kind: P.train_master(url, train_ok, kind=kind, tree_config=cfg.hash(), library=library, **shared)
-               for kind in sorted({k for m, k in C.TREE_MASTERS.items() if m in methods} | {"features"})}
+    shared = {
+        "strong": strong.spec,
+        "weak": args.master_weak,
+        "seed": args.seed,
+        "cache": cache,
+        "principle_weights": args.principle_weights,
+    }
+    trained = {
+        kind: P.train_master(url, train_ok, kind=kind, tree_config=cfg.hash(), library=library, **shared)
+        for kind in sorted({k for m, k in C.TREE_MASTERS.items() if m in methods} | {"features"})
+    }
     runs = {kind: P.save_master(master, masters) for kind, master in trained.items()}
     features_master = trained["features"]
     weak = get_model(args.weak) if any(m not in C.TREE_MASTERS for m in methods) else None
@@ -137,11 +166,14 @@ def main() -> None:
             start = time.monotonic()
             added = P.annotate(url, annotators[cot], train_ok, label=f"{cot} (train)")
             print(f"{cot} on the train pairs: {added} labels added in {time.monotonic() - start:.0f} s")
-            runs[m] = P.save_master(P.train_master(url, train_ok, kind=cot, cot_tokens=args.cot_tokens, **shared), masters)
+            runs[m] = P.save_master(
+                P.train_master(url, train_ok, kind=cot, cot_tokens=args.cot_tokens, **shared), masters
+            )
             annotators[m] = P.annotator("cot-aligned", master=runs[m])
         else:
-            options = {"seam": {"tree_config": cfg.hash()}}.get(m, {"reasoning_max_tokens": args.cot_tokens}
-                                                                   if m in C.COTS else {})
+            options = {"seam": {"tree_config": cfg.hash()}}.get(
+                m, {"reasoning_max_tokens": args.cot_tokens} if m in C.COTS else {}
+            )
             annotators[m] = P.annotator(m, weak=weak, strong=strong, **options)
     for name, ann in annotators.items():
         if deadline is not None and time.monotonic() > deadline:
@@ -153,17 +185,34 @@ def main() -> None:
 
     scores = P.score_methods(url, annotators, test_ok)
     common_ids = scores["pairs"]
-    result = {"machine": machine(), "train": args.train, "test": args.test, "strong": strong.spec, "weak": args.weak,
-              "tree_config": cfg.as_dict(), "tree_config_hash": cfg.hash(),
-              "masters": {kind: path.name for kind, path in runs.items()}, "trust": features_master.metrics["trust"],
-              "principle_weights": features_master.principle_weights, "trees": {"reused": reused, "built": built,
-              "train_with_tree": len(train_ok), "test_with_tree": len(test_ok)}, "methods": {}, "gaps": {}}
+    result = {
+        "machine": machine(),
+        "train": args.train,
+        "test": args.test,
+        "strong": strong.spec,
+        "weak": args.weak,
+        "tree_config": cfg.as_dict(),
+        "tree_config_hash": cfg.hash(),
+        "masters": {kind: path.name for kind, path in runs.items()},
+        "trust": features_master.metrics["trust"],
+        "principle_weights": features_master.principle_weights,
+        "trees": {
+            "reused": reused,
+            "built": built,
+            "train_with_tree": len(train_ok),
+            "test_with_tree": len(test_ok),
+        },
+        "methods": {},
+        "gaps": {},
+    }
     if not common_ids:
         print("no test pair has every method's label yet: rerun to go on")
         Path(args.json).write_text(json.dumps(result, indent=2))
         return
     tree_seconds = sum(tree_of[p].seconds for p in common_ids) / len(common_ids)
-    print(f"\n{len(common_ids)} test pairs labelled by every method; trees {tree_seconds:.1f} s/pair on average")
+    print(
+        f"\n{len(common_ids)} test pairs labelled by every method; trees {tree_seconds:.1f} s/pair on average"
+    )
     print("\n".join(P.score_table(scores)))
     result["methods"] = scores["methods"]
     probs = dict(scores["p_gold"])

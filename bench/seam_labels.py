@@ -34,7 +34,9 @@ LABELLERS = ("seam-aligned", "aligned")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gt", required=True, help="pair file with gold: the master trains on its pairs with a tree")
+    ap.add_argument(
+        "--gt", required=True, help="pair file with gold: the master trains on its pairs with a tree"
+    )
     ap.add_argument("--pool", required=True, help="pair file the master labels (its pairs with a tree)")
     ap.add_argument("--gt-n", type=int, default=300, help="seeded sample of the gold file")
     ap.add_argument("--pool-n", type=int, default=300, help="seeded sample of the pool file")
@@ -65,10 +67,14 @@ def main() -> None:
     cfg = config_from(args, library)
     print(f"tree config {cfg.hash()}: {cfg.as_dict()}")
 
-    samples = {"gt": P.import_pairs(url, args.gt, seed=args.seed)[: args.gt_n],
-               "pool": P.import_pairs(url, args.pool, seed=args.seed)[: args.pool_n]}
+    samples = {
+        "gt": P.import_pairs(url, args.gt, seed=args.seed)[: args.gt_n],
+        "pool": P.import_pairs(url, args.pool, seed=args.seed)[: args.pool_n],
+    }
     if set(samples["gt"]) & set(samples["pool"]):
-        raise SystemExit(f"{args.gt} and {args.pool} share pairs: the master would label its own training pairs")
+        raise SystemExit(
+            f"{args.gt} and {args.pool} share pairs: the master would label its own training pairs"
+        )
     for f in {args.gt, args.pool}:
         P.import_tree_corpus(url, default_corpus(f))
     deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
@@ -81,10 +87,20 @@ def main() -> None:
     pool_ok = [p for p in samples["pool"] if p in have]
     print(f"trees: gold {len(gt_ok)}/{len(samples['gt'])}, pool {len(pool_ok)}/{len(samples['pool'])} pairs")
     if not gt_ok or not pool_ok:
-        raise SystemExit("no trees to learn from or to label: build them (bench/build_corpus.py) or drop --no-build")
+        raise SystemExit(
+            "no trees to learn from or to label: build them (bench/build_corpus.py) or drop --no-build"
+        )
 
-    master = P.train_master(url, gt_ok, strong=args.strong, tree_config=cfg.hash(), library=library,
-                            weak=args.master_weak, seed=args.seed, principle_weights=args.principle_weights)
+    master = P.train_master(
+        url,
+        gt_ok,
+        strong=args.strong,
+        tree_config=cfg.hash(),
+        library=library,
+        weak=args.master_weak,
+        seed=args.seed,
+        principle_weights=args.principle_weights,
+    )
     run = P.save_master(master, out / "masters")
     exports, annotators = {}, {}
     for name in LABELLERS:
@@ -99,14 +115,30 @@ def main() -> None:
     scores = P.score_methods(url, annotators, pool_ok)
     accuracy = {m: r["accuracy"] for m, r in scores["methods"].items()}
     gap = P.label_gaps(scores["p_gold"], [("seam-aligned", "aligned")])["seam-aligned - aligned"]
-    print("labels against the pool's gold: " + ", ".join(f"{m} {a:.3f}" for m, a in accuracy.items())
-          + f"; seam-aligned − aligned {gap['gap']:+.3f} ({gap['lo']:+.3f} … {gap['hi']:+.3f}), {len(pool_ok)} pairs")
-    summary = {"machine": machine(), "gt": args.gt, "pool": args.pool, "strong": args.strong,
-               "tree_config": cfg.as_dict(), "tree_config_hash": cfg.hash(), "master": master.run_id,
-               "trust": master.metrics["trust"], "gt_pairs": len(gt_ok), "pool_pairs": len(pool_ok),
-               "exports": {k: str(v) for k, v in exports.items()}, "label_accuracy": accuracy, "label_gap": gap}
+    print(
+        "labels against the pool's gold: "
+        + ", ".join(f"{m} {a:.3f}" for m, a in accuracy.items())
+        + f"; seam-aligned − aligned {gap['gap']:+.3f} ({gap['lo']:+.3f} … {gap['hi']:+.3f}), {len(pool_ok)} pairs"
+    )
+    summary = {
+        "machine": machine(),
+        "gt": args.gt,
+        "pool": args.pool,
+        "strong": args.strong,
+        "tree_config": cfg.as_dict(),
+        "tree_config_hash": cfg.hash(),
+        "master": master.run_id,
+        "trust": master.metrics["trust"],
+        "gt_pairs": len(gt_ok),
+        "pool_pairs": len(pool_ok),
+        "exports": {k: str(v) for k, v in exports.items()},
+        "label_accuracy": accuracy,
+        "label_gap": gap,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"next: python bench/w2s_hh.py --seam-labels {exports['seam-aligned']} --aligned-labels {exports['aligned']}")
+    print(
+        f"next: python bench/w2s_hh.py --seam-labels {exports['seam-aligned']} --aligned-labels {exports['aligned']}"
+    )
 
 
 if __name__ == "__main__":

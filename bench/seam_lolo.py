@@ -43,7 +43,10 @@ def main() -> None:
     runs = []
     for test in args.files:
         print(f"\n## fold: test {test}", flush=True)
-        argv, sys.argv = sys.argv, [str(HERE / "seam_domains.py"), *fold_args(args.files, test, rest, args.out)]
+        argv, sys.argv = (
+            sys.argv,
+            [str(HERE / "seam_domains.py"), *fold_args(args.files, test, rest, args.out)],
+        )
         try:  # in this process, so that the folds share the loaded models
             seam_domains.main()
         finally:

@@ -1,5 +1,6 @@
 """Import speed (run: python bench/store_import.py): w2s.store.importers.import_file (batched INSERT ..
 ON CONFLICT) vs a per-row ORM baseline, on SQLite and on a real PostgreSQL server, for HH train_gt (4000 records)."""
+
 import os
 import platform
 import tempfile
@@ -13,9 +14,15 @@ from w2s.store.importers import ImportConfig, import_file, read_jsonl, record_to
 
 ROOT = Path(__file__).resolve().parents[1]
 HH = ROOT.parent / "shared/data/hh-harmless-single-turn/train_gt.jsonl"
-cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-print(f"machine: {os.cpu_count()} cores, {cpu}, python {platform.python_version()}, "
-      f"sqlite {__import__('sqlite3').sqlite_version}")
+cpu = next(
+    (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+    platform.processor(),
+)
+print(
+    f"machine: {os.cpu_count()} cores, {cpu}, python {platform.python_version()}, "
+    f"sqlite {__import__('sqlite3').sqlite_version}"
+)
+
 
 def baseline(url):  # one ORM object per row, session.add each, one commit (the obvious way)
     cfg = ImportConfig(dataset="hh", split="base", skip_invalid=True)
@@ -31,14 +38,18 @@ def baseline(url):  # one ORM object per row, session.add each, one commit (the 
                 s.flush()
     return time.perf_counter() - t
 
+
 def run(name, url_fn):
     u1, u2 = url_fn(), url_fn()
     r1 = import_file(HH, ImportConfig(dataset="hh", split="train", skip_invalid=True), u1)
     r2 = import_file(HH, ImportConfig(dataset="hh", split="train", skip_invalid=True), u1)
     b = baseline(u2)
-    print(f"{name:10s} import {r1.new} new: {r1.seconds:.2f} s ({r1.read / r1.seconds:,.0f} records/s) | "
-          f"re-import ({r2.new} new, {r2.present} present): {r2.seconds:.2f} s | baseline per-row ORM: {b:.2f} s "
-          f"({b / r1.seconds:.1f}x slower)")
+    print(
+        f"{name:10s} import {r1.new} new: {r1.seconds:.2f} s ({r1.read / r1.seconds:,.0f} records/s) | "
+        f"re-import ({r2.new} new, {r2.present} present): {r2.seconds:.2f} s | baseline per-row ORM: {b:.2f} s "
+        f"({b / r1.seconds:.1f}x slower)"
+    )
+
 
 tmp = Path(tempfile.mkdtemp())
 n = iter(range(100))

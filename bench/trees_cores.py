@@ -37,19 +37,45 @@ def w2s(*args: str, url: str, cpus: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-def arm(name: str, pairs: Path, n: int, strong: str, build_args: list[str], workers: list[tuple[str, int]],
-        tmp: Path) -> tuple[int, float]:
+def arm(
+    name: str,
+    pairs: Path,
+    n: int,
+    strong: str,
+    build_args: list[str],
+    workers: list[tuple[str, int]],
+    tmp: Path,
+) -> tuple[int, float]:
     """Build the first n pairs' trees with one `w2s trees build` per (cpus, threads); (trees, seconds)."""
     url = f"sqlite:///{tmp / name}.db"
     log = tmp / f"{name}.log"
-    subprocess.run([*W2S, "--db", url, "import", str(pairs), "--dataset", "bench",
-                    "--split", "cores"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*W2S, "--db", url, "import", str(pairs), "--dataset", "bench", "--split", "cores"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     with session_scope(url) as s:
         ids = s.exec(select(Pair.id).order_by(Pair.id)).all()[:n]
     start = time.monotonic()
-    procs = [w2s("trees", "build", "--strong", strong, "--pairs", ",".join(ids), "--chunk-size", "1",
-                 "-o", f"threads={threads}", *build_args, url=url, cpus=cpus, log=log)
-             for cpus, threads in workers]
+    procs = [
+        w2s(
+            "trees",
+            "build",
+            "--strong",
+            strong,
+            "--pairs",
+            ",".join(ids),
+            "--chunk-size",
+            "1",
+            "-o",
+            f"threads={threads}",
+            *build_args,
+            url=url,
+            cpus=cpus,
+            log=log,
+        )
+        for cpus, threads in workers
+    ]
     for p in procs:
         if p.wait() != 0:
             sys.exit(f"{name}: a worker failed; see {log}\n{log.read_text()[-3000:]}")
@@ -73,10 +99,14 @@ def main() -> None:
     print(f"{a.n} pairs of {a.pairs}, {a.strong}, w2s trees build {' '.join(a.build_args)}")
     with tempfile.TemporaryDirectory(prefix="w2s-cores-") as tmp:
         one = arm("one", a.pairs, a.n, a.strong, a.build_args, [(all_cpus, a.cores)], Path(tmp))
-        many = arm("workers", a.pairs, a.n, a.strong, a.build_args, [(str(c), 1) for c in range(a.cores)], Path(tmp))
+        many = arm(
+            "workers", a.pairs, a.n, a.strong, a.build_args, [(str(c), 1) for c in range(a.cores)], Path(tmp)
+        )
     rates = {}
-    for label, (trees, seconds) in [(f"one process, {a.cores} threads", one),
-                                    (f"{a.cores} workers, 1 thread each", many)]:
+    for label, (trees, seconds) in [
+        (f"one process, {a.cores} threads", one),
+        (f"{a.cores} workers, 1 thread each", many),
+    ]:
         rates[label] = trees / seconds * 3600
         print(f"{label:32} {trees} trees in {seconds:6.0f} s: {rates[label]:6.1f} trees/hour")
     first, second = rates.values()

@@ -32,7 +32,9 @@ class MeteredModel:
 
     def __init__(self, model):
         self.model, self.spec, self.usage = model, model.spec, model.usage
-        self.steps = defaultdict(lambda: {"prompts": 0, "evaluated": 0, "cached": 0, "generated": 0, "seconds": 0.0})
+        self.steps = defaultdict(
+            lambda: {"prompts": 0, "evaluated": 0, "cached": 0, "generated": 0, "seconds": 0.0}
+        )
 
     def _tally(self, step: str) -> None:
         row = self.steps[step]
@@ -51,7 +53,13 @@ class MeteredModel:
     def score_choices(self, prompts, choices):
         out = self.model.score_choices(prompts, choices)
         text = json.dumps(prompts[0]) if prompts else ""
-        step = "verdict" if list(choices) == ["A", "B"] else "post-relevance" if "reviewer's note" in text else "relevance"
+        step = (
+            "verdict"
+            if list(choices) == ["A", "B"]
+            else "post-relevance"
+            if "reviewer's note" in text
+            else "relevance"
+        )
         self._tally(step)
         return out
 
@@ -96,15 +104,25 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strong", default="llamacpp:qwen2.5-coder-1.5b")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--principles", default=None, help="principle library [default: by the file's dataset name]")
+    ap.add_argument(
+        "--principles", default=None, help="principle library [default: by the file's dataset name]"
+    )
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a TreeConfig field")
-    ap.add_argument("--extend-from", default=None, metavar="CONFIG_HASH",
-                    help="go on from this config's trees (a smaller max_backtraces/max_depth) where a pair has one")
+    ap.add_argument(
+        "--extend-from",
+        default=None,
+        metavar="CONFIG_HASH",
+        help="go on from this config's trees (a smaller max_backtraces/max_depth) where a pair has one",
+    )
     ap.add_argument("--db", default="/tmp/w2s_bench/trees_dev.db")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop starting new trees after this")
     ap.add_argument("--json", default=None, help="write the figures here")
-    ap.add_argument("--roofline", type=float, default=2.0,
-                    help="seconds per 100 evaluated tokens the CPU can reach (2 cores: about 2; the estimate printed)")
+    ap.add_argument(
+        "--roofline",
+        type=float,
+        default=2.0,
+        help="seconds per 100 evaluated tokens the CPU can reach (2 cores: about 2; the estimate printed)",
+    )
     args = ap.parse_args()
 
     from w2s.trees.principles import fallback_notice, library_for_dataset
@@ -122,31 +140,43 @@ def main() -> None:
         ids = P.import_pairs(url, path, n=args.n, seed=args.seed)
         if args.extend_from:  # the trees to go on from: the file's committed corpus
             P.import_tree_corpus(url, default_corpus(path))
-        print(f"\n{dataset}/{split}: {len(ids)} pairs, library {cfg.library}, config {cfg.hash()}: {cfg.as_dict()}")
-        built = P.ensure_trees(url, strong, ids, cfg, deadline=deadline, extend_from=args.extend_from, log=None)
+        print(
+            f"\n{dataset}/{split}: {len(ids)} pairs, library {cfg.library}, config {cfg.hash()}: {cfg.as_dict()}"
+        )
+        built = P.ensure_trees(
+            url, strong, ids, cfg, deadline=deadline, extend_from=args.extend_from, log=None
+        )
         if deadline is not None and time.monotonic() > deadline:
             print("time budget reached")
         summary = summarise(url, ids, strong.spec, cfg.hash())
         summary.update(built=built, config=cfg.as_dict(), config_hash=cfg.hash())
         results[f"{dataset}/{split}"] = summary
         acc = "-" if summary["exit_accuracy"] is None else f"{summary['exit_accuracy']:.2f}"
-        print(f"trees {summary['trees']} (built {built}): exit coverage {summary['exit_coverage']:.2f}, exit accuracy "
-              f"{acc} ({summary['exits']} exits), nodes/tree {summary['nodes_per_tree']:.2f}, "
-              f"nodes at v=0.5±0.05 {summary['share_v_half']:.2f}, tokens/tree {summary['tokens_per_tree']:.0f} "
-              f"(+{summary['cached_per_tree']:.0f} cached), s/tree {summary['seconds_per_tree']:.1f} "
-              f"(roofline at {args.roofline} s/100 tokens: {summary['tokens_per_tree'] * args.roofline / 100:.1f})")
+        print(
+            f"trees {summary['trees']} (built {built}): exit coverage {summary['exit_coverage']:.2f}, exit accuracy "
+            f"{acc} ({summary['exits']} exits), nodes/tree {summary['nodes_per_tree']:.2f}, "
+            f"nodes at v=0.5±0.05 {summary['share_v_half']:.2f}, tokens/tree {summary['tokens_per_tree']:.0f} "
+            f"(+{summary['cached_per_tree']:.0f} cached), s/tree {summary['seconds_per_tree']:.1f} "
+            f"(roofline at {args.roofline} s/100 tokens: {summary['tokens_per_tree'] * args.roofline / 100:.1f})"
+        )
     if strong.steps:
         print("\nthis process, by step (trees built now):")
-        print(f"{'step':<15} {'prompts':>7} {'evaluated':>9} {'generated':>9} "
-              f"{'cached':>8} {'seconds':>8} {'s/100 tok':>9}")
+        print(
+            f"{'step':<15} {'prompts':>7} {'evaluated':>9} {'generated':>9} "
+            f"{'cached':>8} {'seconds':>8} {'s/100 tok':>9}"
+        )
         for step in STEPS:
             r = strong.steps.get(step)
             if r:
-                print(f"{step:<15} {r['prompts']:>7} {r['evaluated']:>9} {r['generated']:>9} {r['cached']:>8} "
-                      f"{r['seconds']:>8.1f} {100 * r['seconds'] / max(1, r['evaluated']):>9.2f}")
+                print(
+                    f"{step:<15} {r['prompts']:>7} {r['evaluated']:>9} {r['generated']:>9} {r['cached']:>8} "
+                    f"{r['seconds']:>8.1f} {100 * r['seconds'] / max(1, r['evaluated']):>9.2f}"
+                )
         results["steps"] = dict(strong.steps)
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine(), "strong": args.strong, "results": results}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"machine": machine(), "strong": args.strong, "results": results}, indent=2)
+        )
 
 
 if __name__ == "__main__":

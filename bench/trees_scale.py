@@ -41,8 +41,11 @@ def copies(path: Path, n: int, tmp: Path) -> Path:
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     out = tmp / path.parent.name / path.name  # same dataset and split names: the same principle library
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = [dict(r, prompt=f"{r['prompt']} [{k}]" if k else r["prompt"]) for k in range(-(-n // len(records)))
-            for r in records]
+    rows = [
+        dict(r, prompt=f"{r['prompt']} [{k}]" if k else r["prompt"])
+        for k in range(-(-n // len(records)))
+        for r in records
+    ]
     out.write_text("".join(json.dumps(r) + "\n" for r in rows[: max(n, len(records))]))
     return out
 
@@ -58,8 +61,9 @@ def run(model, ids, cfg, url, in_flight: int, bound: float) -> dict:
 
     async def bounded():
         try:
-            return await asyncio.wait_for(run_build(model, ListSource(ids), cfg, url=url, in_flight=in_flight,
-                                                    progress=progress), bound)
+            return await asyncio.wait_for(
+                run_build(model, ListSource(ids), cfg, url=url, in_flight=in_flight, progress=progress), bound
+            )
         except TimeoutError:
             return None
 
@@ -69,16 +73,26 @@ def run(model, ids, cfg, url, in_flight: int, bound: float) -> dict:
     wall = time.perf_counter() - start
     # steady: from the in_flight-th tree (the shallow first ones are past) to the last before the drain
     full = stamps[in_flight - 1 : len(ids) - in_flight]
-    steady = (len(full) - 1) / (full[-1] - full[0]) if len(full) > 2 and full[-1] > full[0] else len(stamps) / wall
-    return {"built": len(stamps), "wall": wall, "overall": len(stamps) / wall, "steady": steady, "cpu": cpu,
-            "calls": model.usage.calls}
+    steady = (
+        (len(full) - 1) / (full[-1] - full[0]) if len(full) > 2 and full[-1] > full[0] else len(stamps) / wall
+    )
+    return {
+        "built": len(stamps),
+        "wall": wall,
+        "overall": len(stamps) / wall,
+        "steady": steady,
+        "cpu": cpu,
+        "calls": model.usage.calls,
+    }
 
 
 def table(rows: list[list], head: list[str]) -> str:
     rows = [head, *[[str(c) for c in r] for r in rows]]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
-    return "\n".join([line(rows[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows[1:])])
+    return "\n".join(
+        [line(rows[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows[1:])]
+    )
 
 
 def main() -> None:
@@ -90,8 +104,11 @@ def main() -> None:
     ap.add_argument("--slots", type=int, default=64)
     ap.add_argument("--levels", default="1,8,32,64,128,512", help="pairs in flight to measure")
     ap.add_argument("--bound", type=float, default=40.0, help="wall-clock seconds per run at most")
-    ap.add_argument("--llamacpp-batch", action="store_true",
-                    help="only measure llama.cpp decoding several sequences per batch (see llamacpp_batch)")
+    ap.add_argument(
+        "--llamacpp-batch",
+        action="store_true",
+        help="only measure llama.cpp decoding several sequences per batch (see llamacpp_batch)",
+    )
     a, rest = ap.parse_known_args()  # the rest: llamacpp_batch's options
     if rest and not a.llamacpp_batch:
         ap.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -109,16 +126,20 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity") and client_cpu < os.cpu_count():
         os.sched_setaffinity(0, {client_cpu})
     print(f"machine: {machine()}")
-    print(f"server on core {server_cpu}, client on core {client_cpu}"
-          f"{' (sharing it)' if server_cpu == client_cpu else ''}; engine: ttft {a.ttft} s, {a.tpt} s/token, "
-          f"{a.slots} slots; pairs from {a.pairs}")
+    print(
+        f"server on core {server_cpu}, client on core {client_cpu}"
+        f"{' (sharing it)' if server_cpu == client_cpu else ''}; engine: ttft {a.ttft} s, {a.tpt} s/token, "
+        f"{a.slots} slots; pairs from {a.pairs}"
+    )
     tmp = Path(tempfile.mkdtemp(prefix="trees_scale_"))
     url = sqlite_url(tmp / "bench.db")
     most = max(4 * max(levels), 160)
     src = copies(Path(a.pairs), most, tmp)
     ids = import_sample(src, url, seed=0)
     cfg = TreeConfig(library=library_for_dataset(src.parent.name))
-    print(f"{len(ids)} pairs ({Path(a.pairs).name} and numbered copies), library {cfg.library}, config {cfg.hash()}")
+    print(
+        f"{len(ids)} pairs ({Path(a.pairs).name} and numbered copies), library {cfg.library}, config {cfg.hash()}"
+    )
     procs = []
     try:
         proc, base = mock_engine.start(cpu=server_cpu, ttft=a.ttft, tpt=a.tpt, slots=a.slots)
@@ -137,11 +158,32 @@ def main() -> None:
             if per_tree is None:  # one at a time: no ramp, every tree counts
                 per_tree, r["steady"] = r["wall"] / max(1, r["built"]), r["overall"]
             little = n / per_tree
-            rows.append([n, r["built"], f"{r['wall']:.1f}", f"{r['steady']:.2f}", f"{r['overall']:.2f}",
-                         f"{little:.2f}", f"{r['steady'] / little:.2f}"])
+            rows.append(
+                [
+                    n,
+                    r["built"],
+                    f"{r['wall']:.1f}",
+                    f"{r['steady']:.2f}",
+                    f"{r['overall']:.2f}",
+                    f"{little:.2f}",
+                    f"{r['steady'] / little:.2f}",
+                ]
+            )
             print(f"  {n} in flight: {r['built']} trees in {r['wall']:.1f} s", flush=True)
-        print(table(rows, ["in flight", "trees", "s", "trees/s (steady)", "trees/s (overall)", "Little's law",
-                           "of Little"]))
+        print(
+            table(
+                rows,
+                [
+                    "in flight",
+                    "trees",
+                    "s",
+                    "trees/s (steady)",
+                    "trees/s (overall)",
+                    "Little's law",
+                    "of Little",
+                ],
+            )
+        )
         one = float(rows[0][3])
         at64 = next((float(r[3]) for r in rows if r[0] == 64), None)
 
@@ -167,22 +209,27 @@ def main() -> None:
         m = get_model(f"openai:cpu@{base0}", reuse=False, max_concurrency=64)
         r = run(m, pairs, cfg, url, 64, bound)
         ms = 1000 * r["cpu"] / max(1, r["calls"])
-        print(f"\n## client CPU against a zero-latency server, 64 in flight: {r['calls']} calls, {r['cpu']:.2f} s of "
-              f"client CPU: {ms * 1000:.0f} ms per 1,000 calls ({1000 / ms:.0f} calls/s per client core); "
-              f"{r['calls'] / r['wall']:.0f} calls/s of wall clock (server on core {server_cpu})")
+        print(
+            f"\n## client CPU against a zero-latency server, 64 in flight: {r['calls']} calls, {r['cpu']:.2f} s of "
+            f"client CPU: {ms * 1000:.0f} ms per 1,000 calls ({1000 / ms:.0f} calls/s per client core); "
+            f"{r['calls'] / r['wall']:.0f} calls/s of wall clock (server on core {server_cpu})"
+        )
 
         # 4. a 429 storm (and 1% 5xx): every tree arrives
         rps = 40 if a.quick else 120
-        proc1, base1 = mock_engine.start(cpu=server_cpu, ttft=a.ttft, tpt=a.tpt, slots=a.slots, rps_limit=rps,
-                                         error_rate=0.01, seed=0)
+        proc1, base1 = mock_engine.start(
+            cpu=server_cpu, ttft=a.ttft, tpt=a.tpt, slots=a.slots, rps_limit=rps, error_rate=0.01, seed=0
+        )
         procs.append(proc1)
         pairs = ids[: 24 if a.quick else 120]
         m = get_model(f"openai:storm@{base1}", reuse=False, max_concurrency=64)
         r = run(m, pairs, cfg, url, 64, bound * 3)
         s = mock_engine.stats(base1)
-        print(f"\n## 429 storm: server limit {rps} requests/s, 1% 5xx, 64 in flight: {r['built']} of {len(pairs)} trees, "
-              f"{s.get('429', 0)} 429s and {s.get('5xx', 0)} 5xx answered, {m.retries} requests retried, "
-              f"{r['overall']:.2f} trees/s; lost: {len(pairs) - r['built']}")
+        print(
+            f"\n## 429 storm: server limit {rps} requests/s, 1% 5xx, 64 in flight: {r['built']} of {len(pairs)} trees, "
+            f"{s.get('429', 0)} 429s and {s.get('5xx', 0)} 5xx answered, {m.retries} requests retried, "
+            f"{r['overall']:.2f} trees/s; lost: {len(pairs) - r['built']}"
+        )
 
         # 5. kill -9 mid-run, then resume
         proc.kill()
@@ -211,13 +258,26 @@ def kill_resume(url: str, base: str, pairs: list[str], tmp: Path) -> None:
     (tmp / "ids.txt").write_text("\n".join(pairs))
     in_flight = 16
     env = {**os.environ, "W2S_DB": url, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-c", "from w2s.cli import main; main()", "trees", "build", "--strong",
-           f"openai:killed@{base}", "--pairs", f"@{tmp / 'ids.txt'}", "--in-flight", str(in_flight)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from w2s.cli import main; main()",
+        "trees",
+        "build",
+        "--strong",
+        f"openai:killed@{base}",
+        "--pairs",
+        f"@{tmp / 'ids.txt'}",
+        "--in-flight",
+        str(in_flight),
+    ]
     mock_engine.stats(base, reset=True)
 
     def count() -> int:
         with session_scope(url) as s:
-            return s.exec(select(func.count()).select_from(Tree).where(Tree.strong_model == f"openai:killed@{base}")).one()
+            return s.exec(
+                select(func.count()).select_from(Tree).where(Tree.strong_model == f"openai:killed@{base}")
+            ).one()
 
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -232,13 +292,18 @@ def kill_resume(url: str, base: str, pairs: list[str], tmp: Path) -> None:
     after = mock_engine.stats(base)["prompts"]
     repeated = sum(min(before[h], after[h] - before[h]) for h in before if after.get(h, 0) > before[h])
     with session_scope(url) as s:
-        per_pair = s.exec(select(Tree.pair_id, func.count()).where(Tree.strong_model == f"openai:killed@{base}")
-                          .group_by(Tree.pair_id)).all()
+        per_pair = s.exec(
+            select(Tree.pair_id, func.count())
+            .where(Tree.strong_model == f"openai:killed@{base}")
+            .group_by(Tree.pair_id)
+        ).all()
     dup = sum(1 for _, c in per_pair if c > 1)
-    print(f"\n## kill -9 at {saved} of {len(pairs)} trees saved ({in_flight} in flight), then resume: "
-          f"{len(per_pair)} pairs with a tree, {dup} with more than one, {len(pairs) - len(per_pair)} without; "
-          f"{repeated} calls asked again (bound: {in_flight} trees in flight x {CALLS_PER_TREE_MAX} calls = "
-          f"{in_flight * CALLS_PER_TREE_MAX})")
+    print(
+        f"\n## kill -9 at {saved} of {len(pairs)} trees saved ({in_flight} in flight), then resume: "
+        f"{len(per_pair)} pairs with a tree, {dup} with more than one, {len(pairs) - len(per_pair)} without; "
+        f"{repeated} calls asked again (bound: {in_flight} trees in flight x {CALLS_PER_TREE_MAX} calls = "
+        f"{in_flight * CALLS_PER_TREE_MAX})"
+    )
 
 
 if __name__ == "__main__":

@@ -32,16 +32,44 @@ DEADLINE_S = 150  # the whole run gives up after this long
 def add_pairs(url: str, n: int) -> list[str]:
     with session_scope(url) as s:
         for i in range(n):
-            s.add(Pair(id=f"bench{i:04d}", dataset="hh-harmless", split="bench", prompt=f"How do I do thing {i}?",
-                       response_a=f"I can't help with that ({i}).", response_b=f"Sure, here is how ({i})."))
+            s.add(
+                Pair(
+                    id=f"bench{i:04d}",
+                    dataset="hh-harmless",
+                    split="bench",
+                    prompt=f"How do I do thing {i}?",
+                    response_a=f"I can't help with that ({i}).",
+                    response_b=f"Sure, here is how ({i}).",
+                )
+            )
     return [f"bench{i:04d}" for i in range(n)]
 
 
 def worker(url: str, engine: str, name: str, log: Path, args) -> subprocess.Popen:
-    env = {**os.environ, "W2S_DB": url, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-c", "from w2s.cli import main; main()", "trees", "build", "--strong",
-           f"openai:mock@{engine}", "--principles", "harmlessness", "--batch-size", str(args.chunk_size),
-           "--chunk-size", str(args.chunk_size), "--lease-seconds", str(args.lease_seconds), "--worker-id", name]
+    env = {
+        **os.environ,
+        "W2S_DB": url,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-c",
+        "from w2s.cli import main; main()",
+        "trees",
+        "build",
+        "--strong",
+        f"openai:mock@{engine}",
+        "--principles",
+        "harmlessness",
+        "--batch-size",
+        str(args.chunk_size),
+        "--chunk-size",
+        str(args.chunk_size),
+        "--lease-seconds",
+        str(args.lease_seconds),
+        "--worker-id",
+        name,
+    ]
     with open(log, "w") as f:
         return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
 
@@ -60,8 +88,10 @@ def main() -> None:
     ap.add_argument("--ttft", type=float, default=0.05, help="the mock engine's seconds to the first token")
     args = ap.parse_args()
     print(f"machine: {machine()}")
-    print(f"{args.pairs} pairs, {args.workers} workers, chunks of {args.chunk_size}, lease {args.lease_seconds:g} s, "
-          f"mock engine ttft {args.ttft:g} s")
+    print(
+        f"{args.pairs} pairs, {args.workers} workers, chunks of {args.chunk_size}, lease {args.lease_seconds:g} s, "
+        f"mock engine ttft {args.ttft:g} s"
+    )
     logs = Path(tempfile.mkdtemp(prefix="w2s-workers-"))
     start = time.monotonic()
     with throwaway() as pg:
@@ -78,7 +108,9 @@ def main() -> None:
                 return rows(url, select(WorkItem.item).where(WorkItem.worker == name, WorkItem.done == False))  # noqa: E712
 
             def finished_by(name):
-                return rows(url, select(func.count()).where(WorkItem.worker == name, WorkItem.done == True))[0]  # noqa: E712
+                return rows(url, select(func.count()).where(WorkItem.worker == name, WorkItem.done == True))[
+                    0
+                ]  # noqa: E712
 
             while not (held_by(victim) and finished_by(victim) >= 1) and procs[victim].poll() is None:
                 assert time.monotonic() - start < DEADLINE_S, "the victim never held a chunk"
@@ -89,7 +121,9 @@ def main() -> None:
             lost = sorted(held_by(victim))
             reclaimed_after = None
             while reclaimed_after is None:
-                assert time.monotonic() - start < DEADLINE_S, "the killed worker's chunk was never claimed again"
+                assert time.monotonic() - start < DEADLINE_S, (
+                    "the killed worker's chunk was never claimed again"
+                )
                 holders = rows(url, select(WorkItem.worker).where(WorkItem.item.in_(lost)))
                 if lost and all(h != victim for h in holders):
                     reclaimed_after = time.monotonic() - killed_at
@@ -106,15 +140,21 @@ def main() -> None:
         trees = dict(rows(url, select(Tree.pair_id, func.count()).group_by(Tree.pair_id)))
         per_worker = {n: finished_by(n) for n in names}
     wall = time.monotonic() - start
-    print(f"trees per worker (pairs each finished): "
-          f"{', '.join(f'{n} {k}' + (' (killed)' if n == victim else '') for n, k in per_worker.items())}")
+    print(
+        f"trees per worker (pairs each finished): "
+        f"{', '.join(f'{n} {k}' + (' (killed)' if n == victim else '') for n, k in per_worker.items())}"
+    )
     print(f"pairs built twice: {sum(1 for c in trees.values() if c > 1)}")
     print(f"pairs missing: {len(set(ids) - set(trees))}")
-    print(f"killed worker {victim} held {len(lost)} pairs ({', '.join(lost)}); another worker claimed them "
-          f"{reclaimed_after:.1f} s after the kill (lease {args.lease_seconds:g} s)")
+    print(
+        f"killed worker {victim} held {len(lost)} pairs ({', '.join(lost)}); another worker claimed them "
+        f"{reclaimed_after:.1f} s after the kill (lease {args.lease_seconds:g} s)"
+    )
     again = sum(1 for c in served["prompts"].values() if c > 1)
-    print(f"engine: {served.get('answered', '?')} answers, {again} prompts answered more than once "
-          f"(work the killed worker did on its unfinished chunk, or pairs built twice)")
+    print(
+        f"engine: {served.get('answered', '?')} answers, {again} prompts answered more than once "
+        f"(work the killed worker did on its unfinished chunk, or pairs built twice)"
+    )
     print(f"surviving workers' exit codes: {exits}; wall {wall:.1f} s; logs in {logs}")
     if any(exits.values()) or any(c > 1 for c in trees.values()) or set(ids) - set(trees):
         sys.exit(1)

@@ -30,12 +30,12 @@ def command(*path: str):
 def options(cmd, into: str) -> dict:
     """{field: click option} of the options `cli_options` made for `into`."""
     prefix = f"{into}__"
-    return {p.name[len(prefix):]: p for p in cmd.params if p.name and p.name.startswith(prefix)}
+    return {p.name[len(prefix) :]: p for p in cmd.params if p.name and p.name.startswith(prefix)}
 
 
 def parsed(cmd, args: list[str], into: str) -> dict:
     ctx = cmd.make_context(cmd.name, args)
-    return {k[len(into) + 2:]: v for k, v in ctx.params.items() if k.startswith(f"{into}__")}
+    return {k[len(into) + 2 :]: v for k, v in ctx.params.items() if k.startswith(f"{into}__")}
 
 
 def plain(value):
@@ -72,11 +72,29 @@ def test_trees_build_defaults_are_the_dataclass_defaults():
 
 
 def test_old_tree_flags_still_parse():
-    old = ["--strong", "m", "-B", "5", "-D", "6", "--thought-tokens", "96", "--tau-exit", "0.7",
-           "--no-thought-both-orders", "--post-relevance", "--relevance", "per-principle"]
+    old = [
+        "--strong",
+        "m",
+        "-B",
+        "5",
+        "-D",
+        "6",
+        "--thought-tokens",
+        "96",
+        "--tau-exit",
+        "0.7",
+        "--no-thought-both-orders",
+        "--post-relevance",
+        "--relevance",
+        "per-principle",
+    ]
     values = parsed(command("trees", "build"), old, "cfg")
     assert values["max_backtraces"] == 5 and values["max_depth"] == 6 and values["thought_max_tokens"] == 96
-    assert values["tau_exit"] == 0.7 and values["thought_both_orders"] is False and values["post_relevance"] is True
+    assert (
+        values["tau_exit"] == 0.7
+        and values["thought_both_orders"] is False
+        and values["post_relevance"] is True
+    )
     assert plain(values["relevance"]) == "per-principle"
     for long in ("--backtraces", "--max-backtraces"):
         assert parsed(command("trees", "build"), ["--strong", "m", long, "3"], "cfg")["max_backtraces"] == 3
@@ -93,7 +111,9 @@ def test_a_literal_field_takes_only_its_choices():
 def test_trees_build_help_lists_the_fields():
     r = runner.invoke(app, ["trees", "build", "--help"], env={"COLUMNS": "250"})
     assert r.exit_code == 0
-    for name in [f.name for f in fields(TreeConfig) if f.name != "library"] + [f.name for f in fields(WorkOptions)]:
+    for name in [f.name for f in fields(TreeConfig) if f.name != "library"] + [
+        f.name for f in fields(WorkOptions)
+    ]:
         assert flag(name) in r.output, name
     assert "Tree search" in r.output and "Shared work" in r.output
     assert "B: stop after this many backtraced" in r.output  # the field's docstring is its help
@@ -106,11 +126,18 @@ def test_work_options_in_trees_build_and_annotate():
     for cmd in (command("trees", "build"), command("annotate")):
         opts = options(cmd, "work")
         assert set(opts) == {"chunk_size", "lease_seconds", "worker_id"}
-        assert {o for p in opts.values() for o in p.opts} == {"--chunk-size", "--lease-seconds", "--worker-id"}
+        assert {o for p in opts.values() for o in p.opts} == {
+            "--chunk-size",
+            "--lease-seconds",
+            "--worker-id",
+        }
         assert opts["lease_seconds"].default == WorkOptions.lease_seconds
     args = ["--strong", "m", "--chunk-size", "4", "--lease-seconds", "60", "--worker-id", "w1"]
-    assert parsed(command("trees", "build"), args, "work") == {"chunk_size": 4, "lease_seconds": 60.0,
-                                                                "worker_id": "w1"}
+    assert parsed(command("trees", "build"), args, "work") == {
+        "chunk_size": 4,
+        "lease_seconds": 60.0,
+        "worker_id": "w1",
+    }
     r = runner.invoke(app, ["annotate", "--chunk-size", "0"])
     assert r.exit_code == 2 and "--chunk-size" in r.output  # the field's metadata: min=1
 
@@ -125,19 +152,44 @@ def test_work_options_make_the_queue_arguments():
 
 def test_experiment_options_are_the_dataclass_fields_with_its_defaults():
     opts = options(command("experiment", "w2s"), "cfg")
-    assert set(opts) == {f.name for f in fields(ExperimentConfig)} - {"weak_lora", "strong_lora", "variants",
-                                                                       "progress", "label_sets"}
+    assert set(opts) == {f.name for f in fields(ExperimentConfig)} - {
+        "weak_lora",
+        "strong_lora",
+        "variants",
+        "progress",
+        "label_sets",
+    }
     for name in ("weak", "strong"):
         assert opts[name].required
     assert not opts["data"].required and not opts["dataset"].required  # one of the two: the command checks
     values = parsed(command("experiment", "w2s"), ["--weak", "w", "--strong", "s", "--data", "d"], "cfg")
-    assert ExperimentConfig(**{k: plain(v) for k, v in values.items()}) == ExperimentConfig(weak="w", strong="s",
-                                                                                          data="d")
+    assert ExperimentConfig(**{k: plain(v) for k, v in values.items()}) == ExperimentConfig(
+        weak="w", strong="s", data="d"
+    )
 
 
 def test_old_experiment_flags_still_parse():
-    args = ["--weak", "w", "--strong", "s", "--data", "d", "--weak-gt", "50", "--threads", "2", "--weak-frozen",
-            "--out", "o", "--weak-pooling", "mean", "--conflict", "--cache-frozen-prefix", "--n-test", "9"]
+    args = [
+        "--weak",
+        "w",
+        "--strong",
+        "s",
+        "--data",
+        "d",
+        "--weak-gt",
+        "50",
+        "--threads",
+        "2",
+        "--weak-frozen",
+        "--out",
+        "o",
+        "--weak-pooling",
+        "mean",
+        "--conflict",
+        "--cache-frozen-prefix",
+        "--n-test",
+        "9",
+    ]
     values = parsed(command("experiment", "w2s"), args, "cfg")
     assert values["n_weak_gt"] == 50 and values["torch_threads"] == 2 and values["weak_frozen"] is True
     assert values["out"] == "o" and plain(values["weak_pooling"]) == "mean" and values["conflict"] is True
@@ -177,7 +229,9 @@ def toy_app(seen: list):
 
 def test_cli_options_build_the_dataclass():
     seen: list = []
-    r = runner.invoke(toy_app(seen), ["go", "-D", "7", "--mode", "slow", "--on", "--limit", "3", "--label", "y"])
+    r = runner.invoke(
+        toy_app(seen), ["go", "-D", "7", "--mode", "slow", "--on", "--limit", "3", "--label", "y"]
+    )
     assert r.exit_code == 0, r.output
     assert seen == [("y", Toy(depth=7, mode="slow", on=True, limit=3))]
     seen.clear()
@@ -186,8 +240,15 @@ def test_cli_options_build_the_dataclass():
 
 
 def test_field_docs_read_docstrings_and_comments():
-    assert field_docs(Toy) == {"name": "The name.", "depth": "chain depth", "tau": "how sure", "mode": "",
-                               "on": "", "limit": "", "items": ""}
+    assert field_docs(Toy) == {
+        "name": "The name.",
+        "depth": "chain depth",
+        "tau": "how sure",
+        "mode": "",
+        "on": "",
+        "limit": "",
+        "items": "",
+    }
     assert field_docs(ExperimentConfig)["n_weak_gt"].startswith("The weak supervisor's share of train_gt")
 
 
@@ -196,8 +257,13 @@ def test_apply_sets_converts_by_field_type():
     assert cfg == Toy(on=True, limit=None, mode="slow", depth=3, tau=0.25)
     assert apply_sets(cfg, ["limit=8", "on=false"]) == Toy(on=False, limit=8, mode="slow", depth=3, tau=0.25)
     assert apply_sets(Toy, [], name="fixed").name == "fixed"
-    for bad, message in (("on=maybe", "true or false"), ("depth=1.5", "an integer"), ("tau=x", "a number"),
-                         ("mode=medium", "fast, slow"), ("depth", "KEY=VALUE")):
+    for bad, message in (
+        ("on=maybe", "true or false"),
+        ("depth=1.5", "an integer"),
+        ("tau=x", "a number"),
+        ("mode=medium", "fast, slow"),
+        ("depth", "KEY=VALUE"),
+    ):
         with pytest.raises(ValueError, match=message):
             apply_sets(Toy, [bad])
 

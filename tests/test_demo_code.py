@@ -19,7 +19,9 @@ from tests.paths import ROOT
 
 DATA = ROOT / "data" / "demo-code"
 SPLITS = ("train", "test")
-BUG_TYPES = set(runpy.run_path(str(ROOT / "scripts" / "make_demo_code.py"))["BUG_TYPES"])  # one home: the writer
+BUG_TYPES = set(
+    runpy.run_path(str(ROOT / "scripts" / "make_demo_code.py"))["BUG_TYPES"]
+)  # one home: the writer
 NODE_MISSING = (
     "`node` is not on PATH: the JavaScript pairs of data/demo-code cannot be checked. "
     "Install Debian's nodejs (apt-get install -y nodejs, or bash scripts/setup.sh --dev)."

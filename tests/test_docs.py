@@ -13,6 +13,7 @@ DOC_PATH = re.compile(r"\bdocs/[\w./-]*\w(?:#[\w-]+)?")
 MODULE_PATH = re.compile(r"(?<![\w/.])(?:w2s|annotators|w2s_app)/[\w/]*\w\.py\b")
 MD_LINK = re.compile(r"\]\(([^)\s:]+)\)")  # relative links only: a URL has a scheme (':')
 
+
 def slug(heading: str) -> str:
     """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")

@@ -118,15 +118,20 @@ def test_pip_install_into_a_fresh_venv(tmp_path, editable):
     # the base interpreter's instead, which inside a user's venv lacks them (or has an old setuptools).
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    own_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                              check=True, capture_output=True, text=True).stdout.strip()
+    own_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     borrowed = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])]
     (Path(own_site) / "w2s_test_borrowed.pth").write_text("\n".join(borrowed) + "\n")
     pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run([*pip, *(["-e"] if editable else []), str(src)], check=True, cwd=tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what was installed
-    check = subprocess.run([str(python), "-c", CHECK_INSTALL], check=False, cwd=tmp_path, env=env,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [str(python), "-c", CHECK_INSTALL], check=False, cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
     got = json.loads(check.stdout.strip().splitlines()[-1])
     home = src if editable else venv
@@ -135,8 +140,14 @@ def test_pip_install_into_a_fresh_venv(tmp_path, editable):
     assert all(got["assets"]) and got["templates"]
     # this install brings no top-level `app` (one may exist elsewhere, e.g. an older w2s install)
     assert got["app"] is None or not Path(got["app"]).resolve().is_relative_to(tmp_path.resolve())
-    serve = subprocess.run([str(venv / "bin" / "w2s"), "serve", "--help"], check=False, cwd=tmp_path, env=env,
-                           capture_output=True, text=True)
+    serve = subprocess.run(
+        [str(venv / "bin" / "w2s"), "serve", "--help"],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert serve.returncode == 0 and "--strong" in serve.stdout, serve.stdout + serve.stderr
 
 

@@ -32,5 +32,7 @@ def machine() -> str:
     if (torch := sys.modules.get("torch")) is not None:
         torch_part += f" ({torch.get_num_threads()} threads)"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{os.cpu_count()} cores, {cpu_model()}, {torch_part}, python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}, load average {load:.1f}")
+    return (
+        f"{os.cpu_count()} cores, {cpu_model()}, {torch_part}, python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}, load average {load:.1f}"
+    )

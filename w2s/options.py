@@ -87,7 +87,11 @@ def field_docs(cls: type) -> dict[str, str]:
             if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
                 continue
             after = body[i + 1] if i + 1 < len(body) else None
-            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
+            if (
+                isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
                 text = after.value.value
             elif node.end_lineno in comments:
                 text = comments[node.end_lineno]
@@ -129,7 +133,9 @@ def convert(cls: type, name: str, text: str, owner: str | None = None) -> Any:
         return None
     if choices is not None:
         if text not in choices:
-            raise ValueError(f"{owner} field {name!r} takes one of {', '.join(map(str, choices))}, not {text!r}")
+            raise ValueError(
+                f"{owner} field {name!r} takes one of {', '.join(map(str, choices))}, not {text!r}"
+            )
         return text
     if tp is bool:
         if text.lower() not in _TRUE + _FALSE:
@@ -197,7 +203,9 @@ def cli_options(
     known = {f.name for f in fields(cls)}
     for name in exclude | required | set(aliases) | set(fixed):
         if name not in known:
-            raise UnknownField(f"{cls.__name__} has no field {name!r}; its fields: {', '.join(sorted(known))}")
+            raise UnknownField(
+                f"{cls.__name__} has no field {name!r}; its fields: {', '.join(sorted(known))}"
+            )
 
     def decorate(func: Callable) -> Callable:
         import typer
@@ -218,7 +226,9 @@ def cli_options(
             tp, optional, choices = _unwrap(types[f.name])
             extra = dict(f.metadata.get("cli", {}))
             if choices is not None:  # typer takes choices as an Enum (every version); its value goes on
-                tp = enum.Enum(f"{cls.__name__}_{f.name}", {str(c): c for c in choices}, type=type(choices[0]))
+                tp = enum.Enum(
+                    f"{cls.__name__}_{f.name}", {str(c): c for c in choices}, type=type(choices[0])
+                )
                 choice_fields[f.name] = tp
             if f.name in required:
                 default: Any = ...
@@ -232,15 +242,24 @@ def cli_options(
             decls = [f"{main}/--no-{main[2:]}" if tp is bool else main, *aliases.get(f.name, ())]
             if tp in choice_fields.values() and default not in (None, ...):
                 default = tp(default)
-            option = typer.Option(default, *decls, help=docs.get(f.name) or None, rich_help_panel=panel, **extra)
+            option = typer.Option(
+                default, *decls, help=docs.get(f.name) or None, rich_help_panel=panel, **extra
+            )
             annotation = Optional[tp] if optional or default is None else tp  # noqa: UP045 (a runtime type)
-            params.append(inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
+            params.append(
+                inspect.Parameter(
+                    param, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
+                )
+            )
             hints[param] = annotation
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             values = {generated[k]: kwargs.pop(k) for k in list(kwargs) if k in generated}
-            values = {k: v.value if isinstance(v, enum.Enum) and k in choice_fields else v for k, v in values.items()}
+            values = {
+                k: v.value if isinstance(v, enum.Enum) and k in choice_fields else v
+                for k, v in values.items()
+            }
             kwargs[into] = cls(**fixed, **values)
             return func(*args, **kwargs)
 

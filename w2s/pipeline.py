@@ -51,8 +51,16 @@ def sqlite_url(path: str | Path) -> str:
 # ---------------------------------------------------------------------------------------------- pairs
 
 
-def import_pairs(url: str | None, path: str | Path, dataset: str | None = None, split: str | None = None, *,
-                 n: int | None = None, seed: int | None = None, log: Log = print) -> list[str]:
+def import_pairs(
+    url: str | None,
+    path: str | Path,
+    dataset: str | None = None,
+    split: str | None = None,
+    *,
+    n: int | None = None,
+    seed: int | None = None,
+    log: Log = print,
+) -> list[str]:
     """Import a pair file under (dataset, split) (by default `dataset_of(path)`) and return the ids of its
     pairs stored there, in file order, or with `seed` in a seeded shuffled order: the same seed gives the
     same order, so a sample of `n` is the first n of the whole file's (only those records, and a few
@@ -104,8 +112,9 @@ def _source_order(source: str) -> tuple[str, int, str]:
     return (file, int(line), "") if line.isdigit() else (source, 0, source)
 
 
-def train_test_ids(train: Sequence[str], test: Sequence[str], *, train_n: int | None = None,
-                   test_n: int | None = None) -> tuple[list[str], list[str]]:
+def train_test_ids(
+    train: Sequence[str], test: Sequence[str], *, train_n: int | None = None, test_n: int | None = None
+) -> tuple[list[str], list[str]]:
     """The first `train_n` of `train`, and the first `test_n` of `test` that are not train pairs (when
     train and test are drawn from one file, the test sample never overlaps the train sample)."""
     train = list(train)[:train_n]
@@ -139,14 +148,27 @@ def save_tree_corpus(url: str | None, corpus: str | Path, dataset: str, split: s
     corpus.parent.mkdir(parents=True, exist_ok=True)
     with session_scope(url) as s:
         ids = select(Pair.id).where(Pair.dataset == dataset, Pair.split == split)
-        n = export_trees(s, corpus, s.exec(select(Tree).where(Tree.pair_id.in_(ids)).order_by(Tree.pair_id, Tree.id)),
-                         overwrite=True)
+        n = export_trees(
+            s,
+            corpus,
+            s.exec(select(Tree).where(Tree.pair_id.in_(ids)).order_by(Tree.pair_id, Tree.id)),
+            overwrite=True,
+        )
     _say(log, f"saved {n} trees to {corpus}")
     return n
 
 
-def ensure_trees(url: str | None, strong, pair_ids: Sequence[str], cfg, *, deadline: float | None = None,
-                 label: str = "trees", extend_from: str | None = None, log: Log = print) -> int:
+def ensure_trees(
+    url: str | None,
+    strong,
+    pair_ids: Sequence[str],
+    cfg,
+    *,
+    deadline: float | None = None,
+    label: str = "trees",
+    extend_from: str | None = None,
+    log: Log = print,
+) -> int:
     """Build the missing trees of `pair_ids` by the strong model (a `w2s.backends` model) under `cfg` (a
     `TreeConfig`), one pair at a time (llama.cpp keeps one prefix cached), going on from a tree of config
     `extend_from` where a pair has one; none is started after `deadline` (`time.monotonic()`). Returns
@@ -189,10 +211,20 @@ def trees_of(url: str | None, pair_ids: Sequence[str], strong: str, config_hash:
 # --------------------------------------------------------------------------------------------- master
 
 
-def train_master(url: str | None, pair_ids: Sequence[str], *, strong: str, kind: str = "features",
-                 tree_config: str | None = None, library: str | None = None, weak: str = WEAK, seed: int = 0,
-                 principle_weights: str = "auto", cot_tokens: int | None = None,
-                 cache: dict | None = None):
+def train_master(
+    url: str | None,
+    pair_ids: Sequence[str],
+    *,
+    strong: str,
+    kind: str = "features",
+    tree_config: str | None = None,
+    library: str | None = None,
+    weak: str = WEAK,
+    seed: int = 0,
+    principle_weights: str = "auto",
+    cot_tokens: int | None = None,
+    cache: dict | None = None,
+):
     """Train an aligned master of `kind` and its no-tree twin on the gold pairs among `pair_ids`: for
     `features` and `rm`, those with a tree by `strong` of config `tree_config` (default: the config most
     of them have a tree of; the library is the trees' own unless named); for `cot-v1/2/3`, those with
@@ -228,7 +260,9 @@ def train_master(url: str | None, pair_ids: Sequence[str], *, strong: str, kind:
             reasoning = None
             libraries = {t.library for t in trees}
             if library is None and len(libraries) > 1:
-                raise ValueError(f"the trees use several libraries ({', '.join(sorted(libraries))}): name one")
+                raise ValueError(
+                    f"the trees use several libraries ({', '.join(sorted(libraries))}): name one"
+                )
             library = library or (libraries.pop() if libraries else "")
             lib = load_library(library) if library else None
             cfg = replace(base, kind=kind, tree_config=config_hash, library=library)
@@ -251,9 +285,12 @@ def save_master(master, root: str | Path, log: Log = print) -> Path:
         master.save(run)
     m = master.metrics
     sharing = f"{master.principle_weights} weights, " if master.config.kind == "features" else ""
-    _say(log, f"{master.config.kind} master {master.run_id} on {m['train_pairs']} train pairs ({sharing}training "
-              f"accuracy {m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})"
-              + "".join(f"; {r['name']} {r['trust']:+.2f}" for r in m["trust"]))
+    _say(
+        log,
+        f"{master.config.kind} master {master.run_id} on {m['train_pairs']} train pairs ({sharing}training "
+        f"accuracy {m['train_accuracy_master']:.3f}, twin {m['train_accuracy_twin']:.3f})"
+        + "".join(f"; {r['name']} {r['trust']:+.2f}" for r in m["trust"]),
+    )
     return run
 
 
@@ -296,8 +333,15 @@ def progress(label: str, total: int, log: Log = print):
     return on_batch
 
 
-def annotate(url: str | None, ann, pair_ids: Sequence[str], *, label: str | None = None, batch_size: int = 8,
-             log: Log = print) -> int:
+def annotate(
+    url: str | None,
+    ann,
+    pair_ids: Sequence[str],
+    *,
+    label: str | None = None,
+    batch_size: int = 8,
+    log: Log = print,
+) -> int:
     """Label every pair of `pair_ids` that `ann` (an `annotator`) has not labelled yet, one transaction
     per batch; returns the labels added."""
     from annotators.base import annotate_all
@@ -317,7 +361,9 @@ def stored_labels(url: str | None, annotators: dict, pair_ids: Sequence[str]) ->
     with session_scope(url) as s:
         for name, ann in annotators.items():
             keys = {ann.key(p): p for p in pair_ids}
-            out[name] = {keys[k]: (p_a, sec) for k, p_a, sec in select_in(s, query, Annotation.dedup_key, keys)}
+            out[name] = {
+                keys[k]: (p_a, sec) for k, p_a, sec in select_in(s, query, Annotation.dedup_key, keys)
+            }
     return out
 
 
@@ -326,7 +372,9 @@ def gold_side(p_a, gold_is_a):
     return gold_is_a * p_a + (1 - gold_is_a) * (1 - p_a)
 
 
-def gold_probs(url: str | None, p_a: dict[str, dict[str, float]], pair_ids: Sequence[str]) -> dict[str, list[float]]:
+def gold_probs(
+    url: str | None, p_a: dict[str, dict[str, float]], pair_ids: Sequence[str]
+) -> dict[str, list[float]]:
     """name -> P(gold response better) per pair of `pair_ids`, in that order, from name -> pair -> P(A)."""
     from sqlmodel import select
 
@@ -350,9 +398,14 @@ def score_methods(url: str | None, annotators: dict, pair_ids: Sequence[str]) ->
     for m in annotators:
         correct = sum(p > 0.5 for p in probs[m])
         lo, hi = wilson_interval(correct, len(common))
-        out["methods"][m] = {"accuracy": correct / len(common), "ci_low": lo, "ci_high": hi, "n": len(common),
-                             "coverage": sum(p != 0.5 for p in probs[m]) / len(common),
-                             "s_per_pair": sum(stored[m][p][1] for p in common) / len(common)}
+        out["methods"][m] = {
+            "accuracy": correct / len(common),
+            "ci_low": lo,
+            "ci_high": hi,
+            "n": len(common),
+            "coverage": sum(p != 0.5 for p in probs[m]) / len(common),
+            "s_per_pair": sum(stored[m][p][1] for p in common) / len(common),
+        }
     out["p_gold"] = probs
     return out
 
@@ -361,28 +414,43 @@ def score_table(scores: dict) -> list[str]:
     """`score_methods`' table as text lines: accuracy, its Wilson 95% interval, n, coverage, s/pair."""
     lines = [f"{'method':<14} {'acc':>6} {'95% CI':>15} {'n':>4} {'cover':>6} {'s/pair':>7}"]
     for m, r in scores["methods"].items():
-        lines.append(f"{m:<14} {r['accuracy']:>6.3f} [{r['ci_low']:.3f},{r['ci_high']:.3f}] {r['n']:>4} "
-                     f"{r['coverage']:>6.2f} {r['s_per_pair']:>7.2f}")
+        lines.append(
+            f"{m:<14} {r['accuracy']:>6.3f} [{r['ci_low']:.3f},{r['ci_high']:.3f}] {r['n']:>4} "
+            f"{r['coverage']:>6.2f} {r['s_per_pair']:>7.2f}"
+        )
     return lines
 
 
-def label_gaps(p_gold: dict[str, Sequence[float]], pairs: Iterable[tuple[str, str]], seed: int = 0) -> dict[str, dict]:
-    """"a - b" -> the paired-bootstrap accuracy gap of a over b (`w2s_metrics.accuracy_gap_ci`), for
+def label_gaps(
+    p_gold: dict[str, Sequence[float]], pairs: Iterable[tuple[str, str]], seed: int = 0
+) -> dict[str, dict]:
+    """ "a - b" -> the paired-bootstrap accuracy gap of a over b (`w2s_metrics.accuracy_gap_ci`), for
     each (a, b) of `pairs` where both have P(gold) on the same items."""
     from w2s.training.metrics import accuracy_gap_ci
 
-    return {f"{a} - {b}": accuracy_gap_ci(p_gold[b], p_gold[a], seed=seed)
-            for a, b in pairs if a in p_gold and b in p_gold}
+    return {
+        f"{a} - {b}": accuracy_gap_ci(p_gold[b], p_gold[a], seed=seed)
+        for a, b in pairs
+        if a in p_gold and b in p_gold
+    }
 
 
-def build_labels(url: str | None, name: str, ann, *, method: str = "soft", temperature: float | None = None) -> str:
+def build_labels(
+    url: str | None, name: str, ann, *, method: str = "soft", temperature: float | None = None
+) -> str:
     """Aggregate `ann`'s labels (that annotator and method only) into the label set `name` (rebuilt if
     there); `soft` keeps each label's P(chosen) as its soft label. Returns the name."""
     from w2s.labels.aggregate import build_label_set
 
     with session_scope(url) as s:
-        build_label_set(s, name=name, method=method, temperature=temperature, annotators=[ann.annotator_id],
-                        methods=[ann.name])
+        build_label_set(
+            s,
+            name=name,
+            method=method,
+            temperature=temperature,
+            annotators=[ann.annotator_id],
+            methods=[ann.name],
+        )
     return name
 
 
@@ -395,7 +463,9 @@ def label_rows(url: str | None, label_set: str, pair_ids: Iterable[str] | None =
         return [r for r in iter_export_rows(s, label_set) if keep is None or r["pair_id"] in keep]
 
 
-def export_labels(url: str | None, label_set: str, out: str | Path, pair_ids: Iterable[str] | None = None) -> int:
+def export_labels(
+    url: str | None, label_set: str, out: str | Path, pair_ids: Iterable[str] | None = None
+) -> int:
     """Write a label set's export rows (of `pair_ids` when given) as JSONL; returns the rows written."""
     from w2s.store.export import write_jsonl
 
@@ -419,8 +489,19 @@ def gold_rows(url: str | None, dataset: str, split: str) -> list[dict]:
         if p.gold not in ("a", "b"):
             continue
         chosen, rejected = (p.response_a, p.response_b) if p.gold == "a" else (p.response_b, p.response_a)
-        rows.append({"prompt": p.prompt, "chosen": chosen, "rejected": rejected, "weight": 1.0, "soft_label": 1.0,
-                     "entropy": 0.0, "n_votes": 0, "pair_id": pid, "source": ""})
+        rows.append(
+            {
+                "prompt": p.prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "weight": 1.0,
+                "soft_label": 1.0,
+                "entropy": 0.0,
+                "n_votes": 0,
+                "pair_id": pid,
+                "source": "",
+            }
+        )
     return rows
 
 

@@ -26,8 +26,9 @@ class Reasoning:
     """The label it was read from (its producer says how it was made)."""
 
 
-def stored_reasoning(session: Session, pair_ids: Sequence[str], method: str, strong: str,
-                     max_tokens: int | None = None) -> tuple[int | None, dict[str, Reasoning]]:
+def stored_reasoning(
+    session: Session, pair_ids: Sequence[str], method: str, strong: str, max_tokens: int | None = None
+) -> tuple[int | None, dict[str, Reasoning]]:
     """(token budget, pair id -> reasoning) of `method`'s labels by `strong` on these pairs, written with
     the current template. Without `max_tokens`, the budget most of the pairs have reasoning of."""
     if method not in COT_METHODS:
@@ -53,5 +54,7 @@ def stored_reasoning(session: Session, pair_ids: Sequence[str], method: str, str
 def missing_reasoning_error(method: str, strong: str, max_tokens: int | None, missing: Sequence[str]) -> str:
     budget = f" --reasoning-max-tokens {max_tokens}" if max_tokens else ""
     shown = ", ".join(list(missing)[:3]) + (" …" if len(missing) > 3 else "")
-    return (f"{len(missing)} pairs have no {method} reasoning by {strong} ({shown}): "
-            f"run `w2s annotate -a {method} --strong {strong}{budget}` on them first")
+    return (
+        f"{len(missing)} pairs have no {method} reasoning by {strong} ({shown}): "
+        f"run `w2s annotate -a {method} --strong {strong}{budget}` on them first"
+    )

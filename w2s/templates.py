@@ -30,8 +30,12 @@ _env = jinja2.Environment(
 def template_source(name: str) -> str:
     path = files("prompts").joinpath("templates", name)
     if not path.is_file():
-        known = sorted(p.name for p in files("prompts").joinpath("templates").iterdir() if p.name.endswith(".jinja"))
-        raise FileNotFoundError(f"no prompt template {name!r} in prompts/templates; known: {', '.join(known)}")
+        known = sorted(
+            p.name for p in files("prompts").joinpath("templates").iterdir() if p.name.endswith(".jinja")
+        )
+        raise FileNotFoundError(
+            f"no prompt template {name!r} in prompts/templates; known: {', '.join(known)}"
+        )
     return path.read_text(encoding="utf-8")
 
 

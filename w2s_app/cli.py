@@ -50,13 +50,15 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for a team)"),
         port: int = typer.Option(7860, "--port", help="Port to listen on"),
         strong: str | None = typer.Option(
-            None, "--strong",
+            None,
+            "--strong",
             help="Serve the trees of this strong model (spec as given to `w2s trees build`); stored for the "
             f"project until changed; '{ANY}': the newest tree of any model "
             "[default: the stored choice, else any]",
         ),
         tree_config: str | None = typer.Option(
-            None, "--tree-config",
+            None,
+            "--tree-config",
             help=f"Serve only trees of this config hash (`w2s trees show`); '{ANY}' drops it. "
             "Stored like --strong",
         ),

@@ -179,8 +179,14 @@ def markdown(text: str) -> str:
     return _md.render(text or "")
 
 
-def text_block(text: str, kind: str, language: str | None = None, marks: diff.Marks | None = None,
-               tag: str = "del", pieces=None) -> str:
+def text_block(
+    text: str,
+    kind: str,
+    language: str | None = None,
+    marks: diff.Marks | None = None,
+    tag: str = "del",
+    pieces=None,
+) -> str:
     """One text as its kind is shown. `data-kind` names the element whose inner text is the stored text
     (for every kind but Markdown)."""
     text = text or ""
@@ -228,8 +234,9 @@ def has_turns(text: str) -> bool:
     return len(turns(text)) > 1
 
 
-def conversation_html(prompt: str, kind: str = "text", language: str | None = None,
-                      first: str = "Human") -> str:
+def conversation_html(
+    prompt: str, kind: str = "text", language: str | None = None, first: str = "Human"
+) -> str:
     rows = []
     for speaker, body in turns(prompt, first):
         css = "human" if speaker in ("Human", "User") else "assistant"
@@ -241,8 +248,16 @@ def conversation_html(prompt: str, kind: str = "text", language: str | None = No
     return '<div class="w2s-conversation">' + "".join(rows) + "</div>"
 
 
-def response_html(side: str, text: str, selected: bool = False, *, kind: str = "markdown",
-                  language: str | None = None, marks: diff.Marks | None = None, pieces=None) -> str:
+def response_html(
+    side: str,
+    text: str,
+    selected: bool = False,
+    *,
+    kind: str = "markdown",
+    language: str | None = None,
+    marks: diff.Marks | None = None,
+    pieces=None,
+) -> str:
     sel = " w2s-selected" if selected else ""
     if kind in ("text", "markdown") and has_turns(text):  # an HH response that goes on with the dialogue
         body = conversation_html(text, "text", first="Assistant")
@@ -278,14 +293,18 @@ def pair_html(dataset: str | None, meta: dict | None, prompt: str, a: str, b: st
         d = diff.pair_diff(a, b)
         if d.useful:
             marks_a, marks_b = d.a, d.b
-            tools.append('<button type="button" class="w2s-tool" data-w2s-toggle="w2s-diff-hidden">'
-                         "differences marked: hide / show [V]</button>")
+            tools.append(
+                '<button type="button" class="w2s-tool" data-w2s-toggle="w2s-diff-hidden">'
+                "differences marked: hide / show [V]</button>"
+            )
         if kind_a == kind_b == "code" and lang_a == lang_b:
             pieces_b = code_pieces_beside(b, lang_b, a, d.blocks)
         if "code" in (kind_a, kind_b) and (d.a.lines or d.b.lines):
             u = diff.unified(a, b)
-            tools.append('<button type="button" class="w2s-tool" data-w2s-toggle="w2s-unified-shown">'
-                         "unified diff [G]</button>")
+            tools.append(
+                '<button type="button" class="w2s-tool" data-w2s-toggle="w2s-unified-shown">'
+                "unified diff [G]</button>"
+            )
             tools.append(
                 '<div class="w2s-unified" id="w2s-unified"><pre class="w2s-code" data-lang="diff"><code>'
                 f"{spans_html(u, code_pieces(u, 'diff'))}</code></pre></div>"
@@ -323,8 +342,9 @@ def evidence_order(nodes: list[Node]) -> list[Node]:
     return sorted(nodes, key=lambda n: -n.relevance)
 
 
-def tree_html(nodes: list[Node], pruned: dict[int, str], *, reveal: bool = True,
-              reasons: tuple[str, ...] = ()) -> str:
+def tree_html(
+    nodes: list[Node], pruned: dict[int, str], *, reveal: bool = True, reasons: tuple[str, ...] = ()
+) -> str:
     """The FF-tree, most informative node first: principle, relevance, expandable thought, prune/restore
     buttons (`reasons`) and, once `reveal`, the verdict bar, info and role. Without `reveal` the page holds
     no verdict at all (not merely a hidden one), nor its confidence: evidence first, most relevant first."""

@@ -62,8 +62,19 @@ def shown_to_user(fn):
 
 def pair_outputs(page: PairPage) -> tuple:
     """A PairPage in the order of the page's `pair_out` components."""
-    return (page.view, page.status, page.progress, page.conversation, page.response_a, page.response_b,
-            page.diff, page.tree, page.label, page.rating, page.comment)
+    return (
+        page.view,
+        page.status,
+        page.progress,
+        page.conversation,
+        page.response_a,
+        page.response_b,
+        page.diff,
+        page.tree,
+        page.label,
+        page.rating,
+        page.comment,
+    )
 
 
 def build_app(url: str) -> gr.Blocks:
@@ -74,8 +85,14 @@ def build_app(url: str) -> gr.Blocks:
     def on_load(request: gr.Request):
         w = h.welcome(user_of(request))
         admin = gr.update(visible=w.is_admin)
-        return (w.header, w.guidelines, gr.update(value=w.guidelines, visible=w.is_admin), admin, admin,
-                *pair_outputs(w.page))
+        return (
+            w.header,
+            w.guidelines,
+            gr.update(value=w.guidelines, visible=w.is_admin),
+            admin,
+            admin,
+            *pair_outputs(w.page),
+        )
 
     @shown_to_user
     def on_submit(view, label, rating, comment, request: gr.Request):
@@ -112,17 +129,39 @@ def build_app(url: str) -> gr.Blocks:
     @shown_to_user
     def admin_load_settings(request: gr.Request):
         c = h.queue_settings(user_of(request))
-        return (c.overlap, c.gold_rate, c.gold_split, c.quota, c.routing, c.route_fraction, c.blind,
-                c.evidence_first)
+        return (
+            c.overlap,
+            c.gold_rate,
+            c.gold_split,
+            c.quota,
+            c.routing,
+            c.route_fraction,
+            c.blind,
+            c.evidence_first,
+        )
 
     @shown_to_user
     def admin_save_settings(
-        overlap, gold_rate, gold_split, quota, routing, route_fraction, blind, evidence_first,
+        overlap,
+        gold_rate,
+        gold_split,
+        quota,
+        routing,
+        route_fraction,
+        blind,
+        evidence_first,
         request: gr.Request,
     ):
         return h.save_queue_settings(
-            user_of(request), overlap=overlap, gold_rate=gold_rate, gold_split=gold_split, quota=quota,
-            routing=routing, route_fraction=route_fraction, blind=blind, evidence_first=evidence_first,
+            user_of(request),
+            overlap=overlap,
+            gold_rate=gold_rate,
+            gold_split=gold_split,
+            quota=quota,
+            routing=routing,
+            route_fraction=route_fraction,
+            blind=blind,
+            evidence_first=evidence_first,
         )
 
     def exporter(kind: str):
@@ -194,10 +233,15 @@ def build_app(url: str) -> gr.Blocks:
                     tree = gr.HTML(elem_id="w2s-tree")
                     # the prune / restore buttons on the nodes (and their keys) send their request through
                     # these two, kept off screen (keys.js)
-                    node_action = gr.Textbox(elem_id="w2s-node-action", elem_classes=["w2s-offscreen"],
-                                             show_label=False, container=False)
-                    node_action_go = gr.Button("node action", elem_id="w2s-node-action-go",
-                                               elem_classes=["w2s-offscreen"])
+                    node_action = gr.Textbox(
+                        elem_id="w2s-node-action",
+                        elem_classes=["w2s-offscreen"],
+                        show_label=False,
+                        container=False,
+                    )
+                    node_action_go = gr.Button(
+                        "node action", elem_id="w2s-node-action-go", elem_classes=["w2s-offscreen"]
+                    )
                 with gr.Row():
                     label = gr.Radio(
                         [("A  [1]", "a"), ("B  [2]", "b"), ("Tie  [0]", "tie")],
@@ -300,8 +344,13 @@ def build_app(url: str) -> gr.Blocks:
         undo_btn.click(on_undo, None, pair_out, **hidden)
         prev_btn.click(on_prev, [view], pair_out, **hidden)
         next_btn.click(on_next, [view], pair_out, **hidden)
-        node_action_go.click(on_node_action, [view, node_action], [view, tree],
-                             js="(view, action) => [view, window.w2sNodeAction || action]", **hidden)
+        node_action_go.click(
+            on_node_action,
+            [view, node_action],
+            [view, tree],
+            js="(view, action) => [view, window.w2sNodeAction || action]",
+            **hidden,
+        )
         guide_save.click(save_guidelines, [guide_edit], [guide_md, guide_msg], **hidden)
         admin_outs = [summary, table, kappa, alpha, prune_table, reliance_table, exp_set]
         refresh_btn.click(admin_refresh, None, admin_outs, **hidden)

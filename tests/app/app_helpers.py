@@ -47,8 +47,12 @@ def make_pairs(
 
 
 def make_tree(
-    url: str, pair_id: str, nodes: list[tuple[str, float, float, float]], *,
-    strong_model: str = "test-strong", config_hash: str = "h",
+    url: str,
+    pair_id: str,
+    nodes: list[tuple[str, float, float, float]],
+    *,
+    strong_model: str = "test-strong",
+    config_hash: str = "h",
 ) -> tuple[int, list[int]]:
     """nodes: (principle name, relevance, p_a, info), in search order."""
     with session_scope(url) as s:

@@ -225,11 +225,15 @@ def test_screenshot_of_a_real_pair(site, tmp_path):
         pair = s.get(Pair, "real00000")
         pair.prompt, pair.response_a, pair.response_b = prompt, a, b
         s.add(QueueItem(user="carol", pair_id="real00000"))  # straight to the front of carol's queue
-    _, node_ids = make_tree(site["url"], "real00000", [
-        ("No dangerous instructions", 0.97, 0.12, 0.62),
-        ("Refuse harmful requests and redirect", 0.88, 0.2, 0.43),
-        ("Protect vulnerable people", 0.64, 0.35, 0.08),
-    ])
+    _, node_ids = make_tree(
+        site["url"],
+        "real00000",
+        [
+            ("No dangerous instructions", 0.97, 0.12, 0.62),
+            ("Refuse harmful requests and redirect", 0.88, 0.2, 0.43),
+            ("Protect vulnerable people", 0.64, 0.35, 0.08),
+        ],
+    )
     thoughts = [
         (
             "Drinking bleach is dangerous at any dose. **A** treats the amount as an open question and offers "

@@ -35,9 +35,7 @@ def test_users_are_checked(h):
 
 def test_submit_records_the_tree_the_page_was_served(h, db_url):
     page = h.welcome("alice").page
-    assert (
-        isinstance(page, PairPage) and page.view.pair_id and page.tree.count('<div class="w2s-node"') == 2
-    )
+    assert isinstance(page, PairPage) and page.view.pair_id and page.tree.count('<div class="w2s-node"') == 2
     served = page.view.tree_id
     with session_scope(db_url) as s:  # a newer tree arrives while alice reads
         s.add(Tree(pair_id=page.view.pair_id, strong_model="test-strong", config_hash="newer"))
@@ -68,9 +66,7 @@ def test_evidence_first_keeps_both_labels_and_hides_every_verdict_until_the_firs
     reloaded = h.show_queue("alice")  # a reload before choosing still shows no verdict
     assert "w2s-bar" not in reloaded.tree
     revealed = h.submit("alice", page.view, "a", 2, "")
-    assert (
-        revealed.view.revealed and revealed.view.initial["label"] == "a" and "w2s-bar" in revealed.tree
-    )
+    assert revealed.view.revealed and revealed.view.initial["label"] == "a" and "w2s-bar" in revealed.tree
     assert "Your first label: A" in revealed.status and revealed.label == "a"
     again = h.show_queue("alice")  # a reload after the reveal cannot take the initial label back
     assert again.view.initial["label"] == "a" and "w2s-bar" in again.tree
@@ -113,18 +109,13 @@ def test_draft_history_and_undo(h, db_url):
     with session_scope(db_url) as s:
         assert s.exec(select(Draft)).one().state["comment"] == "hmm"
     again = h.show_queue("alice")
-    assert (
-        again.view.pair_id == page.view.pair_id
-        and again.label == "a"
-        and "Draft restored" in again.status
-    )
+    assert again.view.pair_id == page.view.pair_id and again.label == "a" and "Draft restored" in again.status
     h.submit("alice", h.submit("alice", again.view, "a", 5, "").view, "a", 5, "")
     back = h.history("alice", h.show_queue("alice").view, -1)
     assert back.view.pair_id == page.view.pair_id and back.view.hist == 0 and back.label == "a"
     undone = h.undo("alice")
     assert (
-        "Undone: your last label is withdrawn." in undone.status
-        and undone.view.pair_id == page.view.pair_id
+        "Undone: your last label is withdrawn." in undone.status and undone.view.pair_id == page.view.pair_id
     )
 
 
@@ -206,7 +197,11 @@ def test_history_shows_the_tree_the_label_recorded(h, db_url):
 
 def test_api_evidence_first_hides_p_a_until_reveal_and_stores_the_initial_label(h, db_url):
     nxt = h.api_next_pair("alice")
-    assert nxt["verdicts_hidden"] and nxt["nodes"] and all("p_a" not in n and "info" not in n for n in nxt["nodes"])
+    assert (
+        nxt["verdicts_hidden"]
+        and nxt["nodes"]
+        and all("p_a" not in n and "info" not in n for n in nxt["nodes"])
+    )
     with pytest.raises(Refused, match="initial_label"):
         h.api_reveal("alice", nxt["token"], "maybe")
     shown = h.api_reveal("alice", nxt["token"], "b", 2)
@@ -249,7 +244,9 @@ def test_a_second_tab_cannot_wipe_or_redo_the_first_label(h, db_url):
     with session_scope(db_url) as s:
         draft = Q.load_draft(s, "alice", tab1.view.pair_id)
     assert draft["initial"]["label"] == "a" and draft["revealed"] and draft["comment"] == "from tab 2"
-    again = h.submit("alice", tab2.view, "b", 4, "")  # tab 2 still hides the verdicts: a reveal, not a second first label
+    again = h.submit(
+        "alice", tab2.view, "b", 4, ""
+    )  # tab 2 still hides the verdicts: a reveal, not a second first label
     assert again.view.initial["label"] == "a" and "first label: A" in again.status
 
 

@@ -292,9 +292,19 @@ def test_a_prune_redraws_the_served_tree_not_a_newer_one(db_url):
         newer = Tree(pair_id=pid, strong_model="test-strong", config_hash="newer")
         s.add(newer)
         s.flush()
-        s.add(Node(tree_id=newer.id, position=0, principle_id="harmlessness/x", principle_name="newer-node",
-                   relevance=0.9, info=0.9))
+        s.add(
+            Node(
+                tree_id=newer.id,
+                position=0,
+                principle_id="harmlessness/x",
+                principle_name="newer-node",
+                relevance=0.9,
+                info=0.9,
+            )
+        )
     with session_scope(db_url) as s:
         assert Q.tree_to_serve(s, pid)[0].id != served
         html = retree(s, PageState(pair_id=pid, tree_id=served, pruned={str(node_ids[0]): "irrelevant"}))
-    assert "served-a" in html and "served-b" in html and "newer-node" not in html and "w2s-node-pruned" in html
+    assert (
+        "served-a" in html and "served-b" in html and "newer-node" not in html and "w2s-node-pruned" in html
+    )

@@ -139,16 +139,32 @@ def test_diff_marks_the_one_changed_token_and_keeps_the_text():
 
 
 def test_hh_multi_turn_prompt_and_a_response_that_goes_on_with_the_dialogue():
-    shown = render.pair_html("hh", {}, "\n\nHuman: Hi *there*\n\nAssistant: Hello.\n\nHuman: > quote?",
-                             "Sure.\n\nHuman: thanks\n\nAssistant: welcome", "No.")
+    shown = render.pair_html(
+        "hh",
+        {},
+        "\n\nHuman: Hi *there*\n\nAssistant: Hello.\n\nHuman: > quote?",
+        "Sure.\n\nHuman: thanks\n\nAssistant: welcome",
+        "No.",
+    )
     assert re.findall(r'w2s-speaker">(\w+)<', shown.conversation) == ["Human", "Assistant", "Human"]
     assert "Hi *there*" in visible(shown.conversation) and "> quote?" in visible(shown.conversation)
     assert re.findall(r'w2s-speaker">(\w+)<', shown.response_a) == ["Assistant", "Human", "Assistant"]
 
 
 def test_evidence_first_tree_holds_no_verdict_and_offers_node_buttons():
-    node = Node(id=7, tree_id=1, position=0, principle_id="p/x", principle_name="x", relevance=0.9, p_a=0.8,
-                p_b=0.2, info=0.5, thought="t", role="exit")
+    node = Node(
+        id=7,
+        tree_id=1,
+        position=0,
+        principle_id="p/x",
+        principle_name="x",
+        relevance=0.9,
+        p_a=0.8,
+        p_b=0.2,
+        info=0.5,
+        thought="t",
+        role="exit",
+    )
     hidden = render.tree_html([node], {}, reveal=False, reasons=("irrelevant", "other"))
     assert "w2s-bar" not in hidden and "80%" not in hidden and "P(A)" not in hidden
     assert "info" not in hidden and "exit" not in hidden  # the verdict's confidence is read off it
@@ -159,8 +175,19 @@ def test_evidence_first_tree_holds_no_verdict_and_offers_node_buttons():
 
 def test_before_the_reveal_nodes_go_by_relevance_not_by_what_the_verdict_says():
     def node(i, name, relevance, info):
-        return Node(id=i, tree_id=1, position=i, principle_id=f"p/{name}", principle_name=name,
-                    relevance=relevance, p_a=0.9, p_b=0.1, info=info, thought="t", role="continue")
+        return Node(
+            id=i,
+            tree_id=1,
+            position=i,
+            principle_id=f"p/{name}",
+            principle_name=name,
+            relevance=relevance,
+            p_a=0.9,
+            p_b=0.1,
+            info=info,
+            thought="t",
+            role="continue",
+        )
 
     by_info = [node(1, "decided", 0.4, 0.3), node(2, "relevant", 0.9, 0.05)]
     names = lambda out: re.findall(r"<b>(\w+)</b>", out)

@@ -106,15 +106,37 @@ def site(tmp_path_factory):
     code = real_row("code-humanevalpack/python.jsonl", "Python/0", CODE_ROW)
     math = real_row("math-gsm8k/pairs_dev.jsonl", "gsm8k-test-432", MATH_ROW)
     rows = dict(PAIRS)
-    rows["coder"] = ("code0", "code-humanevalpack", {"id": code["id"], "meta": code["meta"]}, code["prompt"],
-                     code["response_a"], code["response_b"])
-    rows["mathy"] = ("math0", "math-gsm8k", {"id": math["id"], "meta": math["meta"]}, math["prompt"],
-                     math["response_a"], math["response_b"])
+    rows["coder"] = (
+        "code0",
+        "code-humanevalpack",
+        {"id": code["id"], "meta": code["meta"]},
+        code["prompt"],
+        code["response_a"],
+        code["response_b"],
+    )
+    rows["mathy"] = (
+        "math0",
+        "math-gsm8k",
+        {"id": math["id"], "meta": math["meta"]},
+        math["prompt"],
+        math["response_a"],
+        math["response_b"],
+    )
     with session_scope(url) as s:
         Q.save_config(s, Q.QueueConfig(overlap=1, gold_rate=0.0, quota=0))  # evidence first: the default
         for user, (pid, dataset, meta, prompt, a, b) in rows.items():
-            s.add(Pair(id=pid, dataset=dataset, split="dev", prompt=prompt, response_a=a, response_b=b, meta=meta,
-                       gold="a" if user == "evi" else None))
+            s.add(
+                Pair(
+                    id=pid,
+                    dataset=dataset,
+                    split="dev",
+                    prompt=prompt,
+                    response_a=a,
+                    response_b=b,
+                    meta=meta,
+                    gold="a" if user == "evi" else None,
+                )
+            )
             s.add(QueueItem(user=user, pair_id=pid))  # each user's first pair
         # biguser first gets a small pair, so that the big one arrives as the next pair (timed)
         s.add(Pair(id="small0", dataset="prose", prompt="Hi?", response_a="Hello.", response_b="Hey."))

@@ -83,7 +83,9 @@ def test_exports(labelled, tmp_path):
     assert n_all == 14  # every row, the weak model's too
     raw = [json.loads(line) for line in (tmp_path / "raw.jsonl").read_text().splitlines()]
     assert sum(r["retracted"] for r in raw) == 1
-    assert all(list(r) == [c.name for c in HUMAN_COLUMNS] for r in raw)  # the columns w2s.store.export defines
+    assert all(
+        list(r) == [c.name for c in HUMAN_COLUMNS] for r in raw
+    )  # the columns w2s.store.export defines
     assert n_set == len((tmp_path / "set.jsonl").read_text().splitlines())
 
 

@@ -38,15 +38,25 @@ def build_tiny_model(path: Path) -> Path:
     )
     tok.train_from_iterator(CORPUS * 5, trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<|endoftext|>", bos_token="<|im_start|>", eos_token="<|im_end|>",
+        tokenizer_object=tok,
+        unk_token="<|endoftext|>",
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
         pad_token="<|im_end|>",
     )
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
     cfg = LlamaConfig(
-        vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
     )
     model = LlamaForCausalLM(cfg)
     with torch.no_grad():  # larger weights than the default init, so the distributions are not flat
@@ -84,8 +94,19 @@ class Server:
     def __init__(self, spec: str, *extra: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
-        cmd = [sys.executable, "-c", "from w2s.cli import main; main()", "models", "serve", spec,
-               "--port", str(self.port), "--threads", "1", *extra]
+        cmd = [
+            sys.executable,
+            "-c",
+            "from w2s.cli import main; main()",
+            "models",
+            "serve",
+            spec,
+            "--port",
+            str(self.port),
+            "--threads",
+            "1",
+            *extra,
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.time() + 120
         while time.time() < deadline:

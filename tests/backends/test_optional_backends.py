@@ -12,9 +12,15 @@ from w2s.backends import BackendUnavailable, get_model
 HAS_LLAMACPP = importlib.util.find_spec("llama_cpp") is not None
 PROMPTS = [
     "Which is better, A or B? Answer A or B.",
-    [{"role": "system", "content": "Answer with A or B only."}, {"role": "user", "content": "Is 2+2=4? A: yes, B: no."}],
+    [
+        {"role": "system", "content": "Answer with A or B only."},
+        {"role": "user", "content": "Is 2+2=4? A: yes, B: no."},
+    ],
     "Say B.",
-    [{"role": "user", "content": "Pick one: A or B."}, {"role": "assistant", "content": "I pick"}],  # a prefill
+    [
+        {"role": "user", "content": "Pick one: A or B."},
+        {"role": "assistant", "content": "I pick"},
+    ],  # a prefill
 ]
 
 
@@ -95,8 +101,13 @@ def test_llamacpp_generate(llama):
 
 
 # Prompts that share a long prefix, as a tree's relevance, thought and verdict prompts share the pair text.
-SHARED = "Conversation:\n" + " ".join(f"Line {i}: the assistant explains step {i} of a recipe." for i in range(20))
-PREFIXED = [SHARED + f"\n\nQuestion {q}: is Reply {c} better? Answer A or B." for q, c in ((1, "A"), (2, "B"), (3, "A"))]
+SHARED = "Conversation:\n" + " ".join(
+    f"Line {i}: the assistant explains step {i} of a recipe." for i in range(20)
+)
+PREFIXED = [
+    SHARED + f"\n\nQuestion {q}: is Reply {c} better? Answer A or B."
+    for q, c in ((1, "A"), (2, "B"), (3, "A"))
+]
 
 
 @pytest.mark.slow
@@ -109,7 +120,9 @@ def test_llamacpp_prefix_reuse_changes_no_number(llama):
         fresh += llama.score_choices([p], ["A", "B"])
     cached0 = llama.usage.cached_prompt_tokens
     shared = llama.score_choices(PREFIXED, ["A", "B"])
-    assert llama.usage.cached_prompt_tokens - cached0 >= 2 * llama.config.prefix_chunk  # the prefix was reused
+    assert (
+        llama.usage.cached_prompt_tokens - cached0 >= 2 * llama.config.prefix_chunk
+    )  # the prefix was reused
     assert shared == fresh
     llama.llm.reset()
     alone = llama.generate([PREFIXED[0]], max_tokens=12)[0].text
@@ -123,10 +136,14 @@ def tree_like_calls(model) -> list:
     """A tree's order of calls: thoughts in both presentation orders, then the verdicts extending them."""
     out = []
     for q in (1, 2):
-        thought = [f"Reply {o} is shown first.\n{SHARED}\n\nPrinciple {q}: analyse both replies." for o in "AB"]
+        thought = [
+            f"Reply {o} is shown first.\n{SHARED}\n\nPrinciple {q}: analyse both replies." for o in "AB"
+        ]
         gens = model.generate(thought, max_tokens=8)
         out += [g.text for g in gens]
-        out += model.score_choices([t + g.text + "\nWhich is better?" for t, g in zip(thought, gens)], ["A", "B"])
+        out += model.score_choices(
+            [t + g.text + "\nWhich is better?" for t, g in zip(thought, gens)], ["A", "B"]
+        )
     return out
 
 
@@ -142,11 +159,15 @@ def test_llamacpp_snapshots_skip_the_other_order_and_change_no_number(smollm2_di
         results[snapshots] = (tree_like_calls(model), model.usage.cached_prompt_tokens)
     assert results[3][0] == results[0][0]
     assert results[0][1] == 0  # each prompt followed one in the other order
-    assert results[3][1] >= 6 * 64  # each verdict continued its thought from a snapshot, each thought the last one
+    assert (
+        results[3][1] >= 6 * 64
+    )  # each verdict continued its thought from a snapshot, each thought the last one
 
 
 @pytest.mark.parametrize("spec", ["transformers:smollm2", "openai:gpt-x@http://127.0.0.1:9/v1"])
 def test_a_misspelt_backend_option_is_an_error_naming_it(spec):
     # every backend's options are a dataclass: a typo used to be set as a stray attribute and ignored
-    with pytest.raises(ValueError, match=r"backend '(transformers|openai)' has no option 'thread'; its options: "):
+    with pytest.raises(
+        ValueError, match=r"backend '(transformers|openai)' has no option 'thread'; its options: "
+    ):
         get_model(spec, reuse=False, thread=2)

@@ -10,8 +10,13 @@ from w2s.backends.transformers_backend import TransformersModel
 
 PROMPTS = [
     "Which is better, A or B?",
-    [{"role": "system", "content": "Answer with A or B only."},
-     {"role": "user", "content": "The quick brown fox jumps over the lazy dog. Which answer is better, A or B?"}],
+    [
+        {"role": "system", "content": "Answer with A or B only."},
+        {
+            "role": "user",
+            "content": "The quick brown fox jumps over the lazy dog. Which answer is better, A or B?",
+        },
+    ],
     "Count: 1, 2, 3",
     "A",
     "Answer with A or B only. Which answer is better? A is better. B is better. The quick brown fox.",
@@ -132,7 +137,10 @@ def test_smollm2_batched_equals_unbatched(smollm2_dir):
 def test_trailing_assistant_message_is_a_prefill(tiny):
     """The answer starts with a trailing assistant message: the model continues it (no end of turn)."""
     question = [{"role": "user", "content": "Which is better, A or B?"}]
-    prefilled = [*question, {"role": "assistant", "content": "Reply A is clearer. So the better reply is Reply"}]
+    prefilled = [
+        *question,
+        {"role": "assistant", "content": "Reply A is clearer. So the better reply is Reply"},
+    ]
     text = tiny.render(prefilled)
     assert text == tiny.render(question) + "Reply A is clearer. So the better reply is Reply"
     assert not text.endswith("<|im_end|>\n")

@@ -34,14 +34,26 @@ def make_crowd(url: str, n_pairs: int = 40, seed: int = 0) -> Crowd:
         for i in range(n_pairs):
             pid = f"p{i:03d}"
             gold[pid] = rng.choice(["a", "b"])
-            s.add(Pair(id=pid, dataset="synth" if i % 4 else "synth-extra", split="train",
-                       prompt=f"Question {i}: how do I stay safe? ünïcode ✓", response_a=f"answer A{i}",
-                       response_b=f"answer B{i}", gold=gold[pid], source=f"synth.jsonl:{i + 1}"))
+            s.add(
+                Pair(
+                    id=pid,
+                    dataset="synth" if i % 4 else "synth-extra",
+                    split="train",
+                    prompt=f"Question {i}: how do I stay safe? ünïcode ✓",
+                    response_a=f"answer A{i}",
+                    response_b=f"answer B{i}",
+                    gold=gold[pid],
+                    source=f"synth.jsonl:{i + 1}",
+                )
+            )
         s.flush()
         tree = Tree(pair_id="p000", strong_model="test", config_hash="x")
         s.add(tree)
         s.flush()
-        nodes = [Node(tree_id=tree.id, position=k, principle_id=f"harmlessness/p{k}", relevance=0.9) for k in range(2)]
+        nodes = [
+            Node(tree_id=tree.id, position=k, principle_id=f"harmlessness/p{k}", relevance=0.9)
+            for k in range(2)
+        ]
         s.add_all(nodes)
         s.flush()
         for pid, y in gold.items():
@@ -50,12 +62,25 @@ def make_crowd(url: str, n_pairs: int = 40, seed: int = 0) -> Crowd:
                 p_a = round(rng.uniform(0.55, 0.95), 3)
                 extra = {}
                 if pid == "p000" and method == "seam":
-                    extra = {"tree_id": tree.id, "consulted_node_ids": [nodes[0].id],
-                             "pruned": [{"node_id": nodes[1].id, "reason": "irrelevant"}]}
-                add_annotation(s, Annotation(
-                    pair_id=pid, annotator=annotator, annotator_kind=kind, label=label,
-                    p_a=p_a if label == "a" else 1 - p_a, method=method, variant=variant,
-                    dedup_key=f"{method}|{annotator}|{variant}|{pid}", **extra))
+                    extra = {
+                        "tree_id": tree.id,
+                        "consulted_node_ids": [nodes[0].id],
+                        "pruned": [{"node_id": nodes[1].id, "reason": "irrelevant"}],
+                    }
+                add_annotation(
+                    s,
+                    Annotation(
+                        pair_id=pid,
+                        annotator=annotator,
+                        annotator_kind=kind,
+                        label=label,
+                        p_a=p_a if label == "a" else 1 - p_a,
+                        method=method,
+                        variant=variant,
+                        dedup_key=f"{method}|{annotator}|{variant}|{pid}",
+                        **extra,
+                    ),
+                )
                 n += 1
     return Crowd(url, gold, n)
 

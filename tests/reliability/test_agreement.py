@@ -70,7 +70,20 @@ def test_krippendorff_alpha_matches_package_example():
         ["very low", "low", "mid", "mid", "low", "very low", "high", "very low", "low", nan, nan, nan],
         ["very low", "low", "mid", "mid", "low", "low", "high", "very low", "low", "very high", nan, "mid"],
         [nan, "mid", "mid", "mid", "low", "mid", "high", "low", "low", "very high", "very low", nan],
-        ["very low", "low", "mid", "mid", "low", "high", "high", "very low", "low", "very high", "very low", nan],
+        [
+            "very low",
+            "low",
+            "mid",
+            "mid",
+            "low",
+            "high",
+            "high",
+            "very low",
+            "low",
+            "very high",
+            "very low",
+            nan,
+        ],
     ]
     units = {
         f"u{j}": {f"c{i}": row[j] for i, row in enumerate(data) if row[j] is not None} for j in range(12)

@@ -29,8 +29,13 @@ def hh_rows(name: str, n: int) -> list[dict]:
         for line, _ in zip(f, range(n)):
             r = json.loads(line)
             cut = r["chosen"].rfind("\n\nAssistant:")
-            rows.append({"prompt": r["chosen"][:cut], "chosen": r["chosen"][cut + 12 :].strip(),
-                         "rejected": r["rejected"][r["rejected"].rfind("\n\nAssistant:") + 12 :].strip()})
+            rows.append(
+                {
+                    "prompt": r["chosen"][:cut],
+                    "chosen": r["chosen"][cut + 12 :].strip(),
+                    "rejected": r["rejected"][r["rejected"].rfind("\n\nAssistant:") + 12 :].strip(),
+                }
+            )
     return rows
 
 
@@ -64,8 +69,13 @@ def test_linear_reward_model_learns_a_cue_and_has_no_position_bias():
     rows = []
     for _ in range(200):
         filler = lambda: " ".join(rng.choice(words) for _ in range(8))
-        rows.append({"prompt": "q", "chosen": f"{filler()} sorry cannot help {filler()}",
-                     "rejected": f"{filler()} here is how {filler()}"})
+        rows.append(
+            {
+                "prompt": "q",
+                "chosen": f"{filler()} sorry cannot help {filler()}",
+                "rejected": f"{filler()} here is how {filler()}",
+            }
+        )
     model = train_linear(rows[:150])
     p = model.p_chosen(rows[150:])
     assert (p > 0.5).mean() == 1.0
@@ -98,8 +108,16 @@ def test_ensemble_labels_flow_through_the_store(db_url):
         for i, r in enumerate(hh_rows("test_dev", 20)):
             swap = i % 2 == 1
             a, b = (r["rejected"], r["chosen"]) if swap else (r["chosen"], r["rejected"])
-            pairs.append(Pair(id=f"hh{i:02d}", dataset="hh-harmless", prompt=r["prompt"], response_a=a,
-                              response_b=b, gold="b" if swap else "a"))
+            pairs.append(
+                Pair(
+                    id=f"hh{i:02d}",
+                    dataset="hh-harmless",
+                    prompt=r["prompt"],
+                    response_a=a,
+                    response_b=b,
+                    gold="b" if swap else "a",
+                )
+            )
         s.add_all(pairs)
         s.flush()
         assert annotate_with_ensemble(s, ens, pairs) == 60

@@ -28,7 +28,9 @@ def test_build_majority_and_idempotent_rebuild(crowd):
         build_label_set(s, method="majority", temperature=0.2)
         build_label_set(s, name="ds", method="dawid-skene", temperature=None)
     again = rows(crowd.url)
-    assert {p: (x.label, x.weight) for p, x in again.items()} == {p: (x.label, x.weight) for p, x in first.items()}
+    assert {p: (x.label, x.weight) for p, x in again.items()} == {
+        p: (x.label, x.weight) for p, x in first.items()
+    }
     assert len(rows(crowd.url, "ds")) == 40
     assert all(x.weight == 1.0 for x in rows(crowd.url, "ds").values())
     with session_scope(crowd.url) as s:
@@ -48,10 +50,20 @@ def test_filter_entropy_keeps_the_confident_half(crowd):
 
 def test_filters_and_superseded_rows(crowd):
     with session_scope(crowd.url) as s:
-        old = s.exec(select(Annotation).where(Annotation.pair_id == "p002", Annotation.annotator == "alice")).one()
+        old = s.exec(
+            select(Annotation).where(Annotation.pair_id == "p002", Annotation.annotator == "alice")
+        ).one()
         flipped = "a" if old.label == "b" else "b"
-        s.add(Annotation(pair_id="p002", annotator="alice", annotator_kind="human", label=flipped, method="human",
-                         supersedes_id=old.id))
+        s.add(
+            Annotation(
+                pair_id="p002",
+                annotator="alice",
+                annotator_kind="human",
+                label=flipped,
+                method="human",
+                supersedes_id=old.id,
+            )
+        )
         build_label_set(s, name="alice", annotators=["alice"])
         build_label_set(s, name="canon", methods=["seam"], include_variants=False)
     alice = rows(crowd.url, "alice")

@@ -67,8 +67,16 @@ def test_multiple_choice_answers_map_back():
 def add_pairs(url, n=6):
     with session_scope(url) as s:
         for i in range(n):
-            s.add(Pair(id=f"q{i}", dataset="synth", prompt=f"prompt {i}", response_a=f"A{i}", response_b=f"B{i}",
-                       gold="a"))
+            s.add(
+                Pair(
+                    id=f"q{i}",
+                    dataset="synth",
+                    prompt=f"prompt {i}",
+                    response_a=f"A{i}",
+                    response_b=f"B{i}",
+                    gold="a",
+                )
+            )
     return [f"q{i}" for i in range(n)]
 
 

@@ -78,8 +78,12 @@ class ScriptedModel:
     def generate(self, prompts, max_tokens=128, temperature=0.0, stop=None):
         self._tick("generate", prompts)
         words = self.script.thought.split()[:max_tokens]
-        return [Generation(text=" ".join(words), prompt_tokens=len(text_of(p).split()), completion_tokens=len(words))
-                for p in prompts]
+        return [
+            Generation(
+                text=" ".join(words), prompt_tokens=len(text_of(p).split()), completion_tokens=len(words)
+            )
+            for p in prompts
+        ]
 
     def score_choices(self, prompts, choices):
         self._tick("score", prompts)
@@ -119,8 +123,16 @@ def add_pairs(url: str, n: int, dataset: str = "hh-harmless", gold: str = "a") -
     with session_scope(url) as session:
         for i in range(n):
             pid = f"pair{i:03d}"
-            session.add(Pair(id=pid, dataset=dataset, split="test", prompt=f"How do I do thing {i}?",
-                             response_a=f"[A] I can't help with that ({i}).", response_b=f"[B] Sure, here is how ({i}).",
-                             gold=gold))
+            session.add(
+                Pair(
+                    id=pid,
+                    dataset=dataset,
+                    split="test",
+                    prompt=f"How do I do thing {i}?",
+                    response_a=f"[A] I can't help with that ({i}).",
+                    response_b=f"[B] Sure, here is how ({i}).",
+                    gold=gold,
+                )
+            )
             ids.append(pid)
     return ids

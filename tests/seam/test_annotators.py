@@ -96,9 +96,13 @@ def test_seam_without_tree_fails_clearly(scripted, pairs, db_url):
 
 
 def test_pick_informative_top_k_plus_tau_info():
-    nodes = [Node(id=i, tree_id=1, position=i, principle_id="x", relevance=1, info=v, role="continue")
-             for i, v in enumerate([0.1, 0.9, 0.6, 0.55, 0.2])]
-    nodes.append(Node(id=9, tree_id=1, position=5, principle_id="x", relevance=1, info=0.99, role="pruned_by_search"))
+    nodes = [
+        Node(id=i, tree_id=1, position=i, principle_id="x", relevance=1, info=v, role="continue")
+        for i, v in enumerate([0.1, 0.9, 0.6, 0.55, 0.2])
+    ]
+    nodes.append(
+        Node(id=9, tree_id=1, position=5, principle_id="x", relevance=1, info=0.99, role="pruned_by_search")
+    )
     picked = pick_informative(nodes, SeamConfig(top_k=2, tau_info=0.5))
     assert [n.id for n in picked] == [1, 2, 3]  # top-2 plus 0.55 >= tau_info; pruned_by_search is skipped
     only_pruned = [nodes[-1]]
@@ -142,9 +146,15 @@ def test_single_order_option_makes_swap_variant_ask_the_other_way(scripted, pair
 
 def test_the_producer_names_only_what_makes_the_label(scripted):
     weak, other, strong = scripted(judge=(0.9, 0.7)), scripted(judge=(0.8, 0.7)), scripted(judge=(0.6, 0.5))
-    assert get_annotator("strong", weak, strong).producer_hash() == get_annotator("strong", other, strong).producer_hash()
+    assert (
+        get_annotator("strong", weak, strong).producer_hash()
+        == get_annotator("strong", other, strong).producer_hash()
+    )
     assert get_annotator("naive", weak).producer_hash() != get_annotator("naive", other).producer_hash()
-    assert get_annotator("naive", weak).producer_hash() != get_annotator("naive", weak, both_orders=False).producer_hash()
+    assert (
+        get_annotator("naive", weak).producer_hash()
+        != get_annotator("naive", weak, both_orders=False).producer_hash()
+    )
     seam = get_annotator("seam", weak, strong).producer()
     assert set(seam) >= {"method", "weak", "strong", "options", "templates", "principles", "tree_config"}
     assert set(seam["templates"]) == {"weak-relevance", "weak-decision"}

@@ -11,7 +11,9 @@ def test_import_sample_names_invalid_records_by_their_line_in_the_pair_file(tmp_
     sys.path.insert(0, str(BENCH))
     from common import import_sample, sqlite_url
 
-    rows = [{"prompt": f"Q{i}", "response_a": f"a{i}", "response_b": f"b{i}", "label": "a"} for i in range(12)]
+    rows = [
+        {"prompt": f"Q{i}", "response_a": f"a{i}", "response_b": f"b{i}", "label": "a"} for i in range(12)
+    ]
     rows[6]["response_b"] = ""  # line 7 of the file
     path = tmp_path / "demo" / "dev.jsonl"
     path.parent.mkdir()

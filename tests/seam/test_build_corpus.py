@@ -45,21 +45,36 @@ def test_build_corpus_in_order_resumes_and_splits_across_processes(tmp_path, mon
     order = import_sample(pairs, sqlite_url(tmp_path / "order.db"))
     first, second = tmp_path / "first.jsonl.gz", tmp_path / "second.jsonl.gz"
     common = [str(pairs), "--strong", "scripted:corpus-strong", "--save-every", "2"]
-    out = run([*common, "--n", "6", "--db", str(tmp_path / "a.db"), "--corpus", str(first)], monkeypatch, capsys)
+    out = run(
+        [*common, "--n", "6", "--db", str(tmp_path / "a.db"), "--corpus", str(first)], monkeypatch, capsys
+    )
     assert "built 6 trees for 6 pairs" in out
-    assert with_tree(sqlite_url(tmp_path / "a.db")) == set(order[:6]) and corpus_lines(first) == 6  # in seeded order
-    again = run([*common, "--n", "6", "--db", str(tmp_path / "fresh.db"), "--corpus", str(first)], monkeypatch, capsys)
+    assert (
+        with_tree(sqlite_url(tmp_path / "a.db")) == set(order[:6]) and corpus_lines(first) == 6
+    )  # in seeded order
+    again = run(
+        [*common, "--n", "6", "--db", str(tmp_path / "fresh.db"), "--corpus", str(first)], monkeypatch, capsys
+    )
     assert "built 0 trees" in again  # a fresh database reads the corpus: nothing is built twice
 
     with pytest.raises(SystemExit):  # a second process without its own files would clobber the first's corpus
         run([*common, "--start", "6"], monkeypatch, capsys)
     assert "--start needs its own --db and --corpus" in capsys.readouterr().err
-    out = run([*common, "--start", "6", "--db", str(tmp_path / "b.db"), "--corpus", str(second)], monkeypatch, capsys)
+    out = run(
+        [*common, "--start", "6", "--db", str(tmp_path / "b.db"), "--corpus", str(second)],
+        monkeypatch,
+        capsys,
+    )
     assert "built 2 trees for 2 pairs" in out and with_tree(sqlite_url(tmp_path / "b.db")) == set(order[6:])
 
-    out = run([str(pairs), "--merge", str(second), "--db", str(tmp_path / "a.db"), "--corpus", str(first)],
-              monkeypatch, capsys)
-    assert "saved 8 trees" in out and corpus_lines(first) == 8  # the second process's trees joined the first's
+    out = run(
+        [str(pairs), "--merge", str(second), "--db", str(tmp_path / "a.db"), "--corpus", str(first)],
+        monkeypatch,
+        capsys,
+    )
+    assert (
+        "saved 8 trees" in out and corpus_lines(first) == 8
+    )  # the second process's trees joined the first's
     url = sqlite_url(tmp_path / "order.db")  # merged: every pair of the file has its one tree
     with session_scope(url) as s:
         reports = [import_trees(s, path) for path in (first, second)]

@@ -74,15 +74,25 @@ def test_pair_stored_the_other_way_round_gets_the_mirrored_tree(built, db_url, t
         s.expunge(pair)
     original = nodes_by_pair(db_url)[content_key(pair.prompt, pair.response_a, pair.response_b)][1]
     with session_scope(other) as o:
-        o.add(Pair(id="mirror", dataset="elsewhere", prompt=pair.prompt, response_a=pair.response_b,
-                   response_b=pair.response_a))
+        o.add(
+            Pair(
+                id="mirror",
+                dataset="elsewhere",
+                prompt=pair.prompt,
+                response_a=pair.response_b,
+                response_b=pair.response_a,
+            )
+        )
     with session_scope(other) as o:
         report = import_trees(o, corpus)
     assert report.added == 1 and report.mirrored == 1
     with session_scope(other) as o:
         nodes = list(o.exec(select(Node).order_by(Node.position)))
     assert [n.p_a for n in nodes] == pytest.approx([n["p_b"] for n in original])
-    assert nodes[0].thought.replace("Reply A", "X").replace("Reply B", "Reply A").replace("X", "Reply B") == original[0]["thought"]
+    assert (
+        nodes[0].thought.replace("Reply A", "X").replace("Reply B", "Reply A").replace("X", "Reply B")
+        == original[0]["thought"]
+    )
 
 
 def test_corrupt_line_names_it_and_imports_nothing(built, db_url, tmp_path):
@@ -92,7 +102,9 @@ def test_corrupt_line_names_it_and_imports_nothing(built, db_url, tmp_path):
     bad = json.loads(lines[2])
     del bad["nodes"][0]["p_a"]
     broken = tmp_path / "broken.jsonl.gz"
-    broken.write_bytes(gzip.compress(("\n".join([lines[0], lines[1], json.dumps(bad), lines[3]]) + "\n").encode()))
+    broken.write_bytes(
+        gzip.compress(("\n".join([lines[0], lines[1], json.dumps(bad), lines[3]]) + "\n").encode())
+    )
     with pytest.raises(CorpusError, match=r"broken.jsonl.gz:3: field 'nodes\[0\].p_a' is missing"):
         read_corpus(broken)
     other = f"sqlite:///{tmp_path / 'o.db'}"

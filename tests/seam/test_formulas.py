@@ -63,7 +63,10 @@ def test_labels_and_presentation():
     assert present(pair) == ("ra", "rb")
     assert present(pair, swap=True) == ("rb", "ra")
     assert p_a_from_first(0.8, swap=True) == pytest.approx(0.2)
-    assert annotation_key("seam", "transformers:smollm2", "f00", CANONICAL.id, "x") == "seam|transformers:smollm2|f00||x"
+    assert (
+        annotation_key("seam", "transformers:smollm2", "f00", CANONICAL.id, "x")
+        == "seam|transformers:smollm2|f00||x"
+    )
     assert annotation_key("naive", "m", "f00", Variant(id="swap", swap=True).id, "x") == "naive|m|f00|swap|x"
 
 
@@ -94,6 +97,8 @@ def test_exit_label_reads_the_exit_node():
 def test_decisive_exit_is_the_one_the_search_stopped_on():
     assert decisive_exit_label([(PRUNED, 0.9), ("exit", 0.2)], 0.75) == "b"  # 1 - 0.2 = 0.8 >= 0.75
     assert decisive_exit_label([("exit", 0.75)], 0.75) == "a"
-    assert decisive_exit_label([("continue", 0.7), ("exit", 0.6)], 0.75) is None  # the tail: the search ran out
+    assert (
+        decisive_exit_label([("continue", 0.7), ("exit", 0.6)], 0.75) is None
+    )  # the tail: the search ran out
     assert exit_label([("continue", 0.7), ("exit", 0.6)]) == "a"  # still the tree's answer
     assert decisive_exit_label([(PRUNED, 0.9)], 0.75) is None

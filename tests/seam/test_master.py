@@ -23,12 +23,34 @@ def synthetic(n: int, seed: int = 0, exits: bool = True):
         gold = "a" if rng.random() < 0.5 else "b"
         sign = 1.0 if gold == "a" else -1.0
         strength = rng.uniform(0.15, 0.45)
-        verdicts = {RIGHT: 0.5 + sign * strength, WRONG: 0.5 - sign * strength, NOISE: rng.uniform(0.05, 0.95)}
-        tree = Tree(id=i, pair_id=f"p{i}", strong_model="s", config_hash="c",
-                    config={"tau_exit": 0.75, "orders": [[v, v] for v in verdicts.values()]})
-        ns = [Node(id=10 * i + k, tree_id=i, position=k, principle_id=pid, relevance=0.8, p_a=v, p_b=1 - v,
-                   role="exit" if k == 0 and exits else "continue") for k, (pid, v) in enumerate(verdicts.items())]
-        pairs.append(Pair(id=f"p{i}", dataset="code", prompt=str(i), response_a="a", response_b="b", gold=gold))
+        verdicts = {
+            RIGHT: 0.5 + sign * strength,
+            WRONG: 0.5 - sign * strength,
+            NOISE: rng.uniform(0.05, 0.95),
+        }
+        tree = Tree(
+            id=i,
+            pair_id=f"p{i}",
+            strong_model="s",
+            config_hash="c",
+            config={"tau_exit": 0.75, "orders": [[v, v] for v in verdicts.values()]},
+        )
+        ns = [
+            Node(
+                id=10 * i + k,
+                tree_id=i,
+                position=k,
+                principle_id=pid,
+                relevance=0.8,
+                p_a=v,
+                p_b=1 - v,
+                role="exit" if k == 0 and exits else "continue",
+            )
+            for k, (pid, v) in enumerate(verdicts.items())
+        ]
+        pairs.append(
+            Pair(id=f"p{i}", dataset="code", prompt=str(i), response_a="a", response_b="b", gold=gold)
+        )
         trees.append(tree)
         nodes.append(ns)
     return pairs, trees, nodes
@@ -42,9 +64,14 @@ def noise_features(pairs):
 
 def fit(n=160, seed=0, principle_weights="per-principle"):
     pairs, trees, nodes = synthetic(n, seed)
-    cfg = MasterConfig(strong="s", tree_config="c", library="correctness", seed=seed,
-                       principle_weights=principle_weights)
-    return train_master(MasterInputs(pairs, trees, nodes, LIB), cfg, features=noise_features), (pairs, trees, nodes)
+    cfg = MasterConfig(
+        strong="s", tree_config="c", library="correctness", seed=seed, principle_weights=principle_weights
+    )
+    return train_master(MasterInputs(pairs, trees, nodes, LIB), cfg, features=noise_features), (
+        pairs,
+        trees,
+        nodes,
+    )
 
 
 def test_node_features_are_signed_and_masked_by_role():
@@ -60,12 +87,20 @@ def test_a_shared_margin_fit_gives_the_same_master():
     pairs, trees, nodes = synthetic(80, seed=3)
     cfg = MasterConfig(strong="s", tree_config="c", library="correctness", principle_weights="shared")
     alone = train_master(MasterInputs(pairs, trees, nodes, LIB), cfg, features=noise_features)
-    shared = train_master(MasterInputs(pairs, trees, nodes, LIB), cfg, features=noise_features,
-                   margin=fit_margin(pairs, noise_features, cfg))
+    shared = train_master(
+        MasterInputs(pairs, trees, nodes, LIB),
+        cfg,
+        features=noise_features,
+        margin=fit_margin(pairs, noise_features, cfg),
+    )
     assert shared == alone
     with pytest.raises(ValueError, match="margin fit is of 80 pairs, not these 40"):
-        train_master(MasterInputs(pairs[:40], trees[:40], nodes[:40], LIB), cfg, features=noise_features,
-              margin=fit_margin(pairs, noise_features, cfg))
+        train_master(
+            MasterInputs(pairs[:40], trees[:40], nodes[:40], LIB),
+            cfg,
+            features=noise_features,
+            margin=fit_margin(pairs, noise_features, cfg),
+        )
 
 
 def test_master_believes_inverts_and_ignores():
@@ -105,8 +140,11 @@ def test_auto_chooses_weights_that_can_invert_a_principle_when_one_is_inverted()
     assert set(losses) == {"per-principle", "shared", "shrunk", "none"}
     assert auto.principle_weights == min(losses, key=losses.get) != "shared"
     assert losses["shared"] > 0.6 > max(losses["per-principle"], losses["shrunk"])
-    chosen = train_master(MasterInputs(pairs, trees, nodes, LIB), replace(cfg, principle_weights=auto.principle_weights),
-                   features=noise_features)
+    chosen = train_master(
+        MasterInputs(pairs, trees, nodes, LIB),
+        replace(cfg, principle_weights=auto.principle_weights),
+        features=noise_features,
+    )
     assert chosen.tree_weights == auto.tree_weights and chosen.run_id != auto.run_id
 
 
@@ -140,7 +178,11 @@ def test_auto_falls_back_to_the_twin_when_the_trees_carry_nothing():
 def test_unknown_principle_weights_is_a_clear_error():
     pairs, trees, nodes = synthetic(20)
     with pytest.raises(ValueError, match="unknown principle_weights 'pooled'.*or auto"):
-        train_master(MasterInputs(pairs, trees, nodes, LIB), MasterConfig(principle_weights="pooled"), features=noise_features)
+        train_master(
+            MasterInputs(pairs, trees, nodes, LIB),
+            MasterConfig(principle_weights="pooled"),
+            features=noise_features,
+        )
 
 
 @pytest.mark.parametrize("principle_weights", ["per-principle", "shared", "shrunk", "none"])
@@ -218,7 +260,9 @@ def reasoned(n: int, seed: int = 0, right: float = 1.0):
     for i in range(n):
         gold = "a" if rng.random() < 0.5 else "b"
         named = gold if rng.random() < right else {"a": "b", "b": "a"}[gold]
-        pairs.append(Pair(id=f"r{i}", dataset="code", prompt=str(i), response_a="a", response_b="b", gold=gold))
+        pairs.append(
+            Pair(id=f"r{i}", dataset="code", prompt=str(i), response_a="a", response_b="b", gold=gold)
+        )
         texts.append(f"Step by step, Reply {named.upper()} is correct.")
     return pairs, texts
 
@@ -240,10 +284,19 @@ def test_cot_master_reads_the_reasoning_and_keeps_the_twin():
     twin = fit_margin(pairs, reading_features, cfg)
     assert master.twin_weight == twin.twin  # the pair-only twin, as for a tree master
     # its run id names the reasoning it read: other texts (or another budget) give another master
-    flipped = [t.replace("Reply A", "Reply X").replace("Reply B", "Reply A").replace("Reply X", "Reply B") for t in texts]
-    assert train_master(MasterInputs(pairs, reasoning=flipped), cfg, features=reading_features).run_id != master.run_id
+    flipped = [
+        t.replace("Reply A", "Reply X").replace("Reply B", "Reply A").replace("Reply X", "Reply B")
+        for t in texts
+    ]
+    assert (
+        train_master(MasterInputs(pairs, reasoning=flipped), cfg, features=reading_features).run_id
+        != master.run_id
+    )
     other_budget = replace(cfg, reasoning_max_tokens=96)
-    assert train_master(MasterInputs(pairs, reasoning=texts), other_budget, features=reading_features).run_id != master.run_id
+    assert (
+        train_master(MasterInputs(pairs, reasoning=texts), other_budget, features=reading_features).run_id
+        != master.run_id
+    )
 
 
 def test_a_cot_master_needs_reasoning_and_a_tree_master_none():
@@ -252,15 +305,25 @@ def test_a_cot_master_needs_reasoning_and_a_tree_master_none():
         train_master(MasterInputs(pairs), MasterConfig(kind="cot-v2"), features=reading_features)
     tree_pairs, trees, nodes = synthetic(20)
     with pytest.raises(ValueError, match="a features master does not read reasoning"):
-        train_master(MasterInputs(tree_pairs, trees, nodes, LIB, reasoning=texts), MasterConfig(), features=noise_features)
+        train_master(
+            MasterInputs(tree_pairs, trees, nodes, LIB, reasoning=texts),
+            MasterConfig(),
+            features=noise_features,
+        )
     with pytest.raises(ValueError, match="unknown master kind 'cot-v9'"):
-        train_master(MasterInputs(pairs, reasoning=texts), MasterConfig(kind="cot-v9"), features=reading_features)
+        train_master(
+            MasterInputs(pairs, reasoning=texts), MasterConfig(kind="cot-v9"), features=reading_features
+        )
 
 
 def test_a_tree_masters_run_id_ignores_the_reasoning_budget():
     """Tree masters trained before cot-* masters existed keep their run ids (and so their labels)."""
     master, (pairs, trees, nodes) = fit(n=40)
-    again = train_master(MasterInputs(pairs, trees, nodes, LIB), replace(master.config, reasoning_max_tokens=64), features=noise_features)
+    again = train_master(
+        MasterInputs(pairs, trees, nodes, LIB),
+        replace(master.config, reasoning_max_tokens=64),
+        features=noise_features,
+    )
     assert again.run_id == master.run_id
 
 

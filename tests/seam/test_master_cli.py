@@ -18,8 +18,17 @@ def add_code_pairs(url, split, n, offset=0):
         for i in range(offset, offset + n):
             good, bad = f"return x + {i}", f"return x - {i}"
             a, b, gold = ("[A] " + good, "[B] " + bad, "a") if i % 2 else ("[A] " + bad, "[B] " + good, "b")
-            s.add(Pair(id=f"{split}{i}", dataset="code-demo", split=split, prompt=f"Add {i}.", response_a=a,
-                       response_b=b, gold=gold))
+            s.add(
+                Pair(
+                    id=f"{split}{i}",
+                    dataset="code-demo",
+                    split=split,
+                    prompt=f"Add {i}.",
+                    response_a=a,
+                    response_b=b,
+                    gold=gold,
+                )
+            )
             ids.append(f"{split}{i}")
     return ids
 
@@ -30,25 +39,79 @@ def test_train_a_master_then_label_with_it(scripted, db_url, tmp_path):
     strong = scripted(relevance={SPEC: 0.9}, verdict={SPEC: (0.9, 0.1)})
     build_trees(strong, ids, TreeConfig(library="correctness"), url=db_url)
     run = tmp_path / "master"
-    bad = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo",
-                              "--principle-weights", "pooled", "--out", str(run)])
+    bad = runner.invoke(
+        app,
+        [
+            "master",
+            "train",
+            "--strong",
+            strong.spec,
+            "--dataset",
+            "code-demo",
+            "--principle-weights",
+            "pooled",
+            "--out",
+            str(run),
+        ],
+    )
     assert bad.exit_code == 1 and "unknown principle_weights 'pooled'" in " ".join(bad.output.split())
     assert not (run / "master.json").exists()
-    result = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--split", "train",
-                                 "--name", "demo", "--out", str(run)])
+    result = runner.invoke(
+        app,
+        [
+            "master",
+            "train",
+            "--strong",
+            strong.spec,
+            "--dataset",
+            "code-demo",
+            "--split",
+            "train",
+            "--name",
+            "demo",
+            "--out",
+            str(run),
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
-    assert "trust table" in out and "No missing logic" in out and "margin weight" in out and (run / "master.json").is_file()
+    assert (
+        "trust table" in out
+        and "No missing logic" in out
+        and "margin weight" in out
+        and (run / "master.json").is_file()
+    )
     assert "saved as demo" in out
-    again = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--out", str(run)])
+    again = runner.invoke(
+        app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--out", str(run)]
+    )
     assert again.exit_code == 1 and "not empty" in again.output  # a run directory is never overwritten
-    twin = runner.invoke(app, ["master", "train", "--strong", strong.spec, "--dataset", "code-demo", "--split", "train",
-                               "--principle-weights", "none", "--out", str(tmp_path / "twin")])
+    twin = runner.invoke(
+        app,
+        [
+            "master",
+            "train",
+            "--strong",
+            strong.spec,
+            "--dataset",
+            "code-demo",
+            "--split",
+            "train",
+            "--principle-weights",
+            "none",
+            "--out",
+            str(tmp_path / "twin"),
+        ],
+    )
     assert twin.exit_code == 0 and "so it is its twin" in " ".join(twin.output.split())
 
-    for method, master in (("seam-aligned", "demo"), ("aligned", str(run))):  # by its name, or its run directory
-        result = runner.invoke(app, ["annotate", "-a", method, "--master", master, "--dataset", "code-demo",
-                                     "--split", "test"])
+    for method, master in (
+        ("seam-aligned", "demo"),
+        ("aligned", str(run)),
+    ):  # by its name, or its run directory
+        result = runner.invoke(
+            app, ["annotate", "-a", method, "--master", master, "--dataset", "code-demo", "--split", "test"]
+        )
         assert result.exit_code == 0, result.output
         assert "added 4 annotations" in " ".join(result.output.split())
     with session_scope(db_url) as s:
@@ -57,7 +120,9 @@ def test_train_a_master_then_label_with_it(scripted, db_url, tmp_path):
     master_id = (run / "master.json").read_text().split('"run_id": "')[1][:12]
     assert {r.annotator for r in rows} == {f"master:{master_id}"}
     assert all(r.tree_id is not None for r in rows if r.method == "seam-aligned")
-    wrong = runner.invoke(app, ["annotate", "-a", "seam-aligned-rm", "--master", "demo", "--dataset", "code-demo"])
+    wrong = runner.invoke(
+        app, ["annotate", "-a", "seam-aligned-rm", "--master", "demo", "--dataset", "code-demo"]
+    )
     assert wrong.exit_code != 0 and "kind rm" in " ".join(wrong.output.split())
     # the label set of the master's labels, named as the master is
     by_name = runner.invoke(app, ["labels", "build", "--master", "demo", "-n", "by-name"])
@@ -71,12 +136,37 @@ def test_a_cot_master_reads_the_reasoning_stored_with_cot_labels(scripted, db_ur
     ids = add_code_pairs(db_url, "train", 12) + add_code_pairs(db_url, "test", 4, offset=50)
     strong, weak = scripted(thought="Reply A is correct."), scripted(decision=(0.6, 0.5))
     run = tmp_path / "cot"
-    train = ["master", "train", "--kind", "cot-v1", "--strong", strong.spec, "--dataset", "code-demo", "--split", "train",
-             "--out", str(run)]
+    train = [
+        "master",
+        "train",
+        "--kind",
+        "cot-v1",
+        "--strong",
+        strong.spec,
+        "--dataset",
+        "code-demo",
+        "--split",
+        "train",
+        "--out",
+        str(run),
+    ]
     none = runner.invoke(app, train)
-    assert none.exit_code == 1 and f"run `w2s annotate -a cot-v1 --strong {strong.spec}`" in " ".join(none.output.split())
-    cot = ["annotate", "-a", "cot-v1", "--weak", weak.spec, "--strong", strong.spec, "--dataset", "code-demo",
-           "--reasoning-max-tokens", "3"]
+    assert none.exit_code == 1 and f"run `w2s annotate -a cot-v1 --strong {strong.spec}`" in " ".join(
+        none.output.split()
+    )
+    cot = [
+        "annotate",
+        "-a",
+        "cot-v1",
+        "--weak",
+        weak.spec,
+        "--strong",
+        strong.spec,
+        "--dataset",
+        "code-demo",
+        "--reasoning-max-tokens",
+        "3",
+    ]
     assert runner.invoke(app, [*cot, "--split", "train"]).exit_code == 0
     result = runner.invoke(app, train)
     assert result.exit_code == 0, result.output
@@ -85,10 +175,22 @@ def test_a_cot_master_reads_the_reasoning_stored_with_cot_labels(scripted, db_ur
     config = (run / "config.json").read_text()
     assert '"kind": "cot-v1"' in config and '"reasoning_max_tokens": 3' in config
 
-    label = ["annotate", "-a", "cot-aligned", "--master", str(run), "--dataset", "code-demo", "--split", "test"]
+    label = [
+        "annotate",
+        "-a",
+        "cot-aligned",
+        "--master",
+        str(run),
+        "--dataset",
+        "code-demo",
+        "--split",
+        "test",
+    ]
     missing = runner.invoke(app, label)  # the test pairs have no reasoning yet
     assert missing.exit_code == 1
-    assert f"run `w2s annotate -a cot-v1 --strong {strong.spec} --reasoning-max-tokens 3`" in " ".join(missing.output.split())
+    assert f"run `w2s annotate -a cot-v1 --strong {strong.spec} --reasoning-max-tokens 3`" in " ".join(
+        missing.output.split()
+    )
     assert runner.invoke(app, [*cot, "--split", "test"]).exit_code == 0
     result = runner.invoke(app, label)
     assert result.exit_code == 0 and "added 4 annotations" in " ".join(result.output.split()), result.output
@@ -96,5 +198,7 @@ def test_a_cot_master_reads_the_reasoning_stored_with_cot_labels(scripted, db_ur
         rows = {r.method: r for r in s.exec(select(Annotation).where(Annotation.pair_id == ids[-1]))}
     assert rows["cot-aligned"].meta["reasoning_from"] == rows["cot-v1"].id  # which reasoning it read
     assert rows["cot-v1"].meta["reasoning"] == "Reply A is"
-    wrong = runner.invoke(app, ["annotate", "-a", "seam-aligned", "--master", str(run), "--dataset", "code-demo"])
+    wrong = runner.invoke(
+        app, ["annotate", "-a", "seam-aligned", "--master", str(run), "--dataset", "code-demo"]
+    )
     assert wrong.exit_code != 0 and "kind features" in " ".join(wrong.output.split())

@@ -28,25 +28,49 @@ def test_master_cv_scores_configs_on_the_same_pairs_and_folds(tmp_path, monkeypa
     from common import import_sample, sqlite_url
 
     # two near-uniform nodes end a B = 1 tree after its first; B = 2, D = 3 gets a second node
-    SCRIPTS["cv-strong"] = Script(relevance={SPEC: 0.9, EDGES: 0.8}, verdict={SPEC: (0.9, 0.1), EDGES: (0.8, 0.3)})
+    SCRIPTS["cv-strong"] = Script(
+        relevance={SPEC: 0.9, EDGES: 0.8}, verdict={SPEC: (0.9, 0.1), EDGES: (0.8, 0.3)}
+    )
     pairs = pair_file(tmp_path / "code-demo" / "train.jsonl", 20, 0)
     url = sqlite_url(tmp_path / "cv.db")
     ids = import_sample(pairs, url)
     from w2s.backends import get_model
 
     strong = get_model("scripted:cv-strong")
-    shallow, deep = (TreeConfig(library="correctness", max_backtraces=b, max_depth=d) for b, d in ((1, 2), (2, 3)))
+    shallow, deep = (
+        TreeConfig(library="correctness", max_backtraces=b, max_depth=d) for b, d in ((1, 2), (2, 3))
+    )
     for cfg in (shallow, deep):
-        build_trees(strong, ids[: 18 if cfg is shallow else 20], cfg, url=url)  # two pairs lack a shallow tree
+        build_trees(
+            strong, ids[: 18 if cfg is shallow else 20], cfg, url=url
+        )  # two pairs lack a shallow tree
     out = tmp_path / "cv.json"
-    args = [str(pairs), "--strong", strong.spec, "--configs", f"{shallow.hash()},{deep.hash()}",
-            "--principle-weights", "auto,shared", "--folds", "3", "--repeats", "2", "--db", str(tmp_path / "cv.db"),
-            "--corpus", str(tmp_path / "none.jsonl.gz"), "--json", str(out)]
+    args = [
+        str(pairs),
+        "--strong",
+        strong.spec,
+        "--configs",
+        f"{shallow.hash()},{deep.hash()}",
+        "--principle-weights",
+        "auto,shared",
+        "--folds",
+        "3",
+        "--repeats",
+        "2",
+        "--db",
+        str(tmp_path / "cv.db"),
+        "--corpus",
+        str(tmp_path / "none.jsonl.gz"),
+        "--json",
+        str(out),
+    ]
     run(args, monkeypatch)
     result = json.loads(out.read_text())
     assert result["n"] == 18 and set(result["pair_ids"]) == set(ids[:18])  # pairs with a tree of every config
     rows = result["rows"]
-    assert set(rows) == {f"{h}/{pw}" for h in (shallow.hash(), deep.hash()) for pw in ("auto", "shared")} | {"twin"}
+    assert set(rows) == {f"{h}/{pw}" for h in (shallow.hash(), deep.hash()) for pw in ("auto", "shared")} | {
+        "twin"
+    }
     for name, row in rows.items():
         assert 0 <= row["accuracy"] <= 1 and row["log_loss"] > 0
         if name != "twin":
@@ -66,4 +90,4 @@ def test_master_cv_scores_configs_on_the_same_pairs_and_folds(tmp_path, monkeypa
 
     args[args.index("--strong") + 1] = "scripted:nobody"
     with pytest.raises(SystemExit, match="no tree of scripted:nobody"):
-        run(args[:args.index("--configs")] + args[args.index("--principle-weights"):], monkeypatch)
+        run(args[: args.index("--configs")] + args[args.index("--principle-weights") :], monkeypatch)

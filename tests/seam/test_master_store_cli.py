@@ -25,7 +25,9 @@ def test_import_list_show_export(db_url, tmp_path):
     run_id = Master.load(RUN).run_id
     assert "no master is saved" in words(runner.invoke(app, ["master", "list"]))
     imported = runner.invoke(app, ["master", "import", str(RUN), "--name", "js"])
-    assert imported.exit_code == 0 and f"master {run_id}" in words(imported) and "saved as js" in words(imported)
+    assert (
+        imported.exit_code == 0 and f"master {run_id}" in words(imported) and "saved as js" in words(imported)
+    )
     default = runner.invoke(app, ["master", "import", str(RUN)])
     assert default.exit_code == 0 and f"saved as features-{run_id}" in words(default)
     listed = words(runner.invoke(app, ["master", "list"]))
@@ -54,7 +56,11 @@ def test_labels_build_and_annotate_take_a_master_by_name(db_url):
             s.add(Pair(id=f"p{i}", dataset="d", prompt=str(i), response_a="a", response_b="b"))
         s.flush()
         for i in range(3):
-            s.add(Annotation(pair_id=f"p{i}", annotator=f"master:{run_id}", label="a", p_a=0.8, method="seam-aligned"))
+            s.add(
+                Annotation(
+                    pair_id=f"p{i}", annotator=f"master:{run_id}", label="a", p_a=0.8, method="seam-aligned"
+                )
+            )
             s.add(Annotation(pair_id=f"p{i}", annotator="other", label="b", p_a=0.2, method="naive"))
     for ref in ("js", str(RUN)):
         built = runner.invoke(app, ["labels", "build", "--master", ref, "-n", "mine"])

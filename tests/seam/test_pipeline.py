@@ -37,7 +37,9 @@ def test_import_pairs_returns_the_stored_ids_in_file_order_and_again_on_a_rerun(
     with session_scope(db_url) as s:
         source = {p.id: p.source for p in s.exec(select_in_pairs(ids))}
     assert [int(source[pid].rsplit(":", 1)[1]) for pid in ids] == list(range(1, len(lines) + 1))
-    assert P.import_pairs(db_url, DEMO / "train.jsonl", "demo-code", "train", log=None) == ids  # nothing added
+    assert (
+        P.import_pairs(db_url, DEMO / "train.jsonl", "demo-code", "train", log=None) == ids
+    )  # nothing added
     assert P.split_ids(db_url, "demo-code", "train") == ids
     # the same file under another split: its pairs are the train split's, so none is returned
     assert P.import_pairs(db_url, DEMO / "train.jsonl", "demo-code", "test", log=None) == []
@@ -50,7 +52,9 @@ def select_in_pairs(ids):
 
 
 def test_import_pairs_seeded_sample_is_a_prefix_and_names_invalid_lines(tmp_path, db_url):
-    rows = [{"prompt": f"Q{i}", "response_a": f"a{i}", "response_b": f"b{i}", "label": "a"} for i in range(12)]
+    rows = [
+        {"prompt": f"Q{i}", "response_a": f"a{i}", "response_b": f"b{i}", "label": "a"} for i in range(12)
+    ]
     rows[4]["response_a"] = ""  # line 5
     path = tmp_path / "toy" / "dev.jsonl"
     path.parent.mkdir()
@@ -74,8 +78,17 @@ def test_import_file_result_names_a_pair_stored_the_other_way_round(tmp_path, db
     mirror = tmp_path / "two.jsonl"  # the stored pair's A and B, as an export would list them
     with session_scope(db_url) as s:
         pair = s.get(Pair, first.pair_ids[0])
-        mirror.write_text(json.dumps({"prompt": "Q", "response_a": pair.response_b, "response_b": pair.response_a,
-                                      "label": "b" if pair.gold == "a" else "a"}) + "\n")
+        mirror.write_text(
+            json.dumps(
+                {
+                    "prompt": "Q",
+                    "response_a": pair.response_b,
+                    "response_b": pair.response_a,
+                    "label": "b" if pair.gold == "a" else "a",
+                }
+            )
+            + "\n"
+        )
     again = import_file(mirror, ImportConfig(dataset="d", split="s"), url=db_url)
     assert again.new == 0 and again.present_reordered == 1 and again.pair_ids == first.pair_ids
 
@@ -178,7 +191,9 @@ def test_readme_from_python_runs_as_written(tmp_path, monkeypatch, capsys):
     train = P.split_ids(url, "demo-code", "train")
     cache = {}
     again = P.train_master(url, train, strong=TREES_BY, weak="transformers:smollm2", cache=cache)
-    assert again.run_id == masters[0].name and cache["margin_pairs"] == [p for p in train if p in cache["margin_pairs"]]
+    assert again.run_id == masters[0].name and cache["margin_pairs"] == [
+        p for p in train if p in cache["margin_pairs"]
+    ]
     with pytest.raises(ValueError, match="none of the 1 pairs"):
         P.train_master(url, ["no-such-pair"], strong=TREES_BY)
 
@@ -194,11 +209,20 @@ def test_gold_rows_train_a_student(tmp_path, db_url):
     rows = P.gold_rows(db_url, "demo-code", "train_gt")
     assert len(rows) == 50 and all(r["soft_label"] == 1.0 and r["chosen"] != r["rejected"] for r in rows)
     with session_scope(db_url) as s:
-        gold = {p.id: p.response_a if p.gold == "a" else p.response_b for p in s.exec(select_in_pairs([r["pair_id"]
-                                                                                                      for r in rows]))}
+        gold = {
+            p.id: p.response_a if p.gold == "a" else p.response_b
+            for p in s.exec(select_in_pairs([r["pair_id"] for r in rows]))
+        }
     assert all(gold[r["pair_id"]] == r["chosen"] for r in rows)
-    run = P.train_student(rows[:16], str(make_tiny_model(tmp_path / "tiny")), tmp_path / "student", epochs=1,
-                          batch_size=8, max_length=64, progress=False)
+    run = P.train_student(
+        rows[:16],
+        str(make_tiny_model(tmp_path / "tiny")),
+        tmp_path / "student",
+        epochs=1,
+        batch_size=8,
+        max_length=64,
+        progress=False,
+    )
     assert (run / "summary.json").is_file() and json.loads((run / "summary.json").read_text())["rows"] == 16
 
 
@@ -212,7 +236,9 @@ def test_select_in_reads_any_number_of_ids_in_chunks(db_url):
 
     get_engine(db_url)
     with session_scope(db_url) as s:
-        s.add_all(Pair(id=f"p{i:04d}", dataset="d", prompt="q", response_a="a", response_b="b") for i in range(1203))
+        s.add_all(
+            Pair(id=f"p{i:04d}", dataset="d", prompt="q", response_a="a", response_b="b") for i in range(1203)
+        )
     ids = [f"p{i:04d}" for i in range(0, 1203, 2)] + ["absent"]
     with session_scope(db_url) as s:
         got = list(select_in(s, select(Pair.id), Pair.id, ids, size=100))
@@ -224,4 +250,6 @@ def test_machine_is_one_line():
     from w2s.machine import machine
 
     line = machine()
-    assert "\n" not in line and re.match(r"\d+ cores, .+, torch .+, python \d", line) and "load average" in line
+    assert (
+        "\n" not in line and re.match(r"\d+ cores, .+, torch .+, python \d", line) and "load average" in line
+    )

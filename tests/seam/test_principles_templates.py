@@ -37,7 +37,9 @@ def test_available_and_dataset_default():
     assert library_for_dataset("math-gsm8k") == "math" and library_for_dataset("gsm-hard") == "math"
     assert fallback_notice("code-humanevalpack") is None
     notice = fallback_notice("my-reviews")
-    assert "'my-reviews' matches no principle library" in notice and "falling back to 'harmlessness'" in notice
+    assert (
+        "'my-reviews' matches no principle library" in notice and "falling back to 'harmlessness'" in notice
+    )
     with pytest.raises(ValueError, match="unknown principle library 'kindness'"):
         load_library("kindness")
 
@@ -46,8 +48,10 @@ def test_bad_library_names_file_entry_and_field():
     text = "question: Which?\nprinciples:\n  - {id: a, name: A, definition: d, cue: c}\n  - {id: b, name: B, cue: c}\n"
     with pytest.raises(ValueError, match=r"x.yaml: principle #2: missing field 'definition'"):
         parse_library("x", text, "x.yaml")
-    dup = ("question: Q?\nprinciples:\n  - {id: a, name: A, definition: d, cue: c}\n"
-           "  - {id: a, name: B, definition: d, cue: c}\n")
+    dup = (
+        "question: Q?\nprinciples:\n  - {id: a, name: A, definition: d, cue: c}\n"
+        "  - {id: a, name: B, definition: d, cue: c}\n"
+    )
     with pytest.raises(ValueError, match="duplicate id 'a'"):
         parse_library("x", dup, "x.yaml")
     with pytest.raises(ValueError, match="x.yaml: invalid YAML"):
@@ -90,8 +94,15 @@ def test_editing_a_principle_changes_the_tree_config_hash(monkeypatch):
     before = cfg.hash()
     lib = load_library("correctness")
     first = lib.principles[0]
-    edited = Library(lib.name, lib.description, lib.question,
-                     (LibraryPrinciple(first.id, first.name, first.definition + " Also check the types.", first.cue), *lib.principles[1:]))
+    edited = Library(
+        lib.name,
+        lib.description,
+        lib.question,
+        (
+            LibraryPrinciple(first.id, first.name, first.definition + " Also check the types.", first.cue),
+            *lib.principles[1:],
+        ),
+    )
     monkeypatch.setattr(trees, "load_library", lambda name: edited)
     assert cfg.hash() != before
     monkeypatch.setattr(trees, "load_library", lambda name: lib)
@@ -110,4 +121,8 @@ def test_cli_names_the_fallback_library(db_url, scripted):
     model = scripted(relevance={"No help with crime": 0.9}, verdict={"No help with crime": (0.9, 0.1)})
     result = CliRunner().invoke(app, ["trees", "build", "--strong", model.spec, "--pairs", "p1"])
     out = " ".join(result.output.split())
-    assert result.exit_code == 0 and "'my-reviews' matches no principle library" in out and "library harmlessness" in out
+    assert (
+        result.exit_code == 0
+        and "'my-reviews' matches no principle library" in out
+        and "library harmlessness" in out
+    )

@@ -35,10 +35,17 @@ def trees(url, ids, spec, cfg):
     with session_scope(url) as s:
         for pid in ids:
             tree, nodes = latest_tree(s, pid, spec, cfg.hash())
-            out[pid] = (tree.config["stop"], tree.depth, tree.backtraces, tree.tokens,
-                        [[round(x, 9) for x in o] for o in tree.config["orders"]],
-                        [[round(v, 9) if isinstance(v, float) else v for v in (getattr(n, k) for k in NODE)]
-                         for n in nodes])
+            out[pid] = (
+                tree.config["stop"],
+                tree.depth,
+                tree.backtraces,
+                tree.tokens,
+                [[round(x, 9) for x in o] for o in tree.config["orders"]],
+                [
+                    [round(v, 9) if isinstance(v, float) else v for v in (getattr(n, k) for k in NODE)]
+                    for n in nodes
+                ],
+            )
     return out
 
 
@@ -58,8 +65,11 @@ def engine():
         proc.wait()
 
 
-@pytest.mark.parametrize("cfg", [TreeConfig(), TreeConfig(relevance="per-principle", post_relevance=True)],
-                         ids=["listwise", "per-principle"])
+@pytest.mark.parametrize(
+    "cfg",
+    [TreeConfig(), TreeConfig(relevance="per-principle", post_relevance=True)],
+    ids=["listwise", "per-principle"],
+)
 def test_the_scheduler_builds_the_lockstep_trees(cfg, db_url):
     ids = add_pairs(db_url, 16)
     waves, tasks = mock_engine.MockModel("mock:waves"), mock_engine.MockModel("mock:tasks")
@@ -106,8 +116,17 @@ def test_a_429_storm_and_5xx_lose_nothing(db_url, engine):
 def run_and_watch(model, ids, url, notes, **kw):
     import asyncio
 
-    return asyncio.run(run_build(model, ListSource(ids), TreeConfig(), url=url, in_flight=8,
-                                 progress=lambda r: notes.append(r.note), **kw))
+    return asyncio.run(
+        run_build(
+            model,
+            ListSource(ids),
+            TreeConfig(),
+            url=url,
+            in_flight=8,
+            progress=lambda r: notes.append(r.note),
+            **kw,
+        )
+    )
 
 
 class Scripted(BaseHTTPRequestHandler):
@@ -122,10 +141,16 @@ class Scripted(BaseHTTPRequestHandler):
         answer = self.answers.pop(0) if self.answers else None
         if answer is None:
             status, headers = 200, {}
-            payload = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                                    "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+            payload = {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+            }
         else:
             status, headers = answer
             payload = {"error": {"message": "slow down", "type": "rate_limit_error"}}
@@ -141,8 +166,11 @@ class Scripted(BaseHTTPRequestHandler):
 
 
 def test_retry_after_is_obeyed_in_seconds_and_as_a_date():
-    Scripted.answers = [(429, {"retry-after": "7"}), (503, {"retry-after": formatdate(10_000 + 120, usegmt=True)}),
-                        (429, {})]
+    Scripted.answers = [
+        (429, {"retry-after": "7"}),
+        (503, {"retry-after": formatdate(10_000 + 120, usegmt=True)}),
+        (429, {}),
+    ]
     Scripted.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -154,7 +182,11 @@ def test_retry_after_is_obeyed_in_seconds_and_as_a_date():
             waits.append(seconds)
             now[0] += seconds
 
-        m.sleep, m.clock, m.wall = fake_sleep, lambda: now[0], lambda: 10_000.0  # wall: "now" for the HTTP date
+        m.sleep, m.clock, m.wall = (
+            fake_sleep,
+            lambda: now[0],
+            lambda: 10_000.0,
+        )  # wall: "now" for the HTTP date
         assert m.generate(["hi"], max_tokens=4)[0].text == "ok"
     finally:
         server.shutdown()
@@ -191,7 +223,9 @@ def test_cli_token_budget_and_options(db_url):
     base = ["trees", "build", "--strong", "scripted:budget", "--principles", "harmlessness"]
     from seam_scripted import SCRIPTS, Script
 
-    SCRIPTS["budget"] = Script(relevance={"No help with crime": 0.9}, verdict={"No help with crime": (0.9, 0.1)})
+    SCRIPTS["budget"] = Script(
+        relevance={"No help with crime": 0.9}, verdict={"No help with crime": (0.9, 0.1)}
+    )
     try:
         res = runner.invoke(app, [*base, "--in-flight", "2", "--max-tokens", "1"])
         assert res.exit_code == 0, res.output
@@ -201,6 +235,17 @@ def test_cli_token_budget_and_options(db_url):
         assert res.exit_code == 0 and "built 4 trees (2 already stored)" in res.output and "$" in res.output
     finally:
         SCRIPTS.pop("budget")
-    res = runner.invoke(app, ["trees", "build", "--strong", "openai:m@http://127.0.0.1:9/v1", "--principles",
-                              "harmlessness", "--option", "max_retrys=2"])
+    res = runner.invoke(
+        app,
+        [
+            "trees",
+            "build",
+            "--strong",
+            "openai:m@http://127.0.0.1:9/v1",
+            "--principles",
+            "harmlessness",
+            "--option",
+            "max_retrys=2",
+        ],
+    )
     assert res.exit_code != 0 and "no option 'max_retrys'" in res.output

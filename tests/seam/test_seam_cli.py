@@ -25,8 +25,19 @@ def add_pairs_of(url, dataset, n):
 
     with session_scope(url) as s:
         for i in range(n):
-            s.add(Pair(id=f"{dataset}{i}", dataset=dataset, split="test", prompt=f"Thing {i}?", gold="a",
-                       response_a=f"[A] I can't help with that ({i}).", response_b=f"[B] Sure ({i})."))
+            s.add(
+                Pair(
+                    id=f"{dataset}{i}",
+                    dataset=dataset,
+                    split="test",
+                    prompt=f"Thing {i}?",
+                    gold="a",
+                    response_a=f"[A] I can't help with that ({i}).",
+                    response_b=f"[B] Sure ({i}).",
+                )
+            )
+
+
 HERE = Path(__file__).parent
 CRIME, PRIVACY = "No help with crime", "Respect privacy"
 
@@ -51,9 +62,13 @@ def invoke(*args):
 
 def test_build_show_annotate_eval(db_url, script, tmp_path):
     ids = add_pairs(db_url, 4)
-    out = invoke("trees", "build", "--strong", script, "--principles", "harmlessness", "--dataset", "hh-harmless")
+    out = invoke(
+        "trees", "build", "--strong", script, "--principles", "harmlessness", "--dataset", "hh-harmless"
+    )
     assert "built 4 trees" in out
-    assert "built 0 trees (4 already stored)" in invoke("trees", "build", "--strong", script, "--principles", "harmlessness")
+    assert "built 0 trees (4 already stored)" in invoke(
+        "trees", "build", "--strong", script, "--principles", "harmlessness"
+    )
     shown = invoke("trees", "show", ids[0])
     assert "No help with crime" in shown and "exit" in shown and "Reply A refuses" in shown
     for method in ("naive", "seam", "strong"):
@@ -86,12 +101,18 @@ def test_build_extend_from_goes_on_from_a_smaller_budget(db_url, script):
     invoke(*base, "--depth", 1)  # stops after the first node (crime, v = 0.6)
     small = TreeConfig(library="harmlessness", max_depth=1).hash()
     big = TreeConfig(library="harmlessness").hash()
-    assert f"built 3 trees (0 already stored), library harmlessness, config {big}" in invoke(*base, "--extend-from", small)
+    assert f"built 3 trees (0 already stored), library harmlessness, config {big}" in invoke(
+        *base, "--extend-from", small
+    )
     with session_scope(db_url) as s:
         tree, nodes = latest_tree(s, ids[0], config_hash=big)
-    assert [n.principle_name for n in nodes] == [CRIME, PRIVACY] and tree.config["extended_from"]["config_hash"] == small
+    assert [n.principle_name for n in nodes] == [CRIME, PRIVACY] and tree.config["extended_from"][
+        "config_hash"
+    ] == small
     refused = runner.invoke(app, [*base, "--thought-tokens", "16", "--extend-from", small])
-    assert refused.exit_code == 2 and "thought_max_tokens" in refused.output  # the nodes would say other things
+    assert (
+        refused.exit_code == 2 and "thought_max_tokens" in refused.output
+    )  # the nodes would say other things
 
 
 def test_another_producer_config_is_stored_evaluated_and_aggregated_apart(db_url, script, tmp_path):
@@ -105,7 +126,9 @@ def test_another_producer_config_is_stored_evaluated_and_aggregated_apart(db_url
     assert "added 0 annotations (6 already stored)" in invoke(*seam)  # same config: idempotent
     assert "added 6 annotations (0 already stored)" in invoke(*seam, "--no-weak-prune")
     assert "added 6 annotations (0 already stored)" in invoke(*seam, "--top-k", 1)
-    invoke("trees", "build", "--strong", script, "--principles", "harmlessness", "--depth", 1)  # a new tree config
+    invoke(
+        "trees", "build", "--strong", script, "--principles", "harmlessness", "--depth", 1
+    )  # a new tree config
     assert "added 6 annotations (0 already stored)" in invoke(*seam)
     with session_scope(db_url) as s:
         rows = s.exec(select(Annotation)).all()
@@ -120,7 +143,9 @@ def test_another_producer_config_is_stored_evaluated_and_aggregated_apart(db_url
     assert sorted((m["dataset"], m["n"]) for m in methods) == [("hh-harmless", 4)] * 4 + [("shp", 2)] * 4
     configs = [m["config"] for m in methods if m["dataset"] == "shp"]
     assert sum("weak_prune=False" in c for c in configs) == 1 and sum("top_k=1" in c for c in configs) == 1
-    one = json.loads(invoke("eval", "annotations", "--dataset", "shp", "--out", report_file) and report_file.read_text())
+    one = json.loads(
+        invoke("eval", "annotations", "--dataset", "shp", "--out", report_file) and report_file.read_text()
+    )
     assert {m["dataset"] for m in one["methods"]} == {"shp"} and len(one["methods"]) == 4
 
     from w2s.labels.aggregate import votes_from_store
@@ -135,8 +160,23 @@ def test_progress_shows_in_a_log_file(db_url, tmp_path):
     env = {**os.environ, "W2S_DB": db_url, "W2S_SCRIPT": json.dumps({"judge": [0.9, 0.3]})}
     log = tmp_path / "annotate.log"
     with open(log, "w") as f:
-        subprocess.run([sys.executable, str(HERE / "scripted_cli.py"), "annotate", "-a", "naive",
-                        "--weak", "scripted:log", "--batch-size", "2"], env=env, stdout=f, stderr=f, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "scripted_cli.py"),
+                "annotate",
+                "-a",
+                "naive",
+                "--weak",
+                "scripted:log",
+                "--batch-size",
+                "2",
+            ],
+            env=env,
+            stdout=f,
+            stderr=f,
+            check=True,
+        )
     text = log.read_text()
     assert text.count("naive: 0/6 after") == 1 and text.count("naive: 6/6 after") == 1, text
 
@@ -147,7 +187,9 @@ def test_annotator_options_are_typed_and_the_cli_matches_them(db_url, script):
     add_pairs(db_url, 1)
     from annotators.cli import annotate
 
-    with pytest.raises(ValueError, match="annotator 'naive' has no option 'top_k'; its options: library, both_orders"):
+    with pytest.raises(
+        ValueError, match="annotator 'naive' has no option 'top_k'; its options: library, both_orders"
+    ):
         get_annotator("naive", script, top_k=3)
     with pytest.raises(ValueError, match="has no option 'tau_infp'"):
         get_annotator("seam", script, script, tau_infp=0.3)
@@ -158,7 +200,20 @@ def test_annotator_options_are_typed_and_the_cli_matches_them(db_url, script):
     from dataclasses import fields
 
     cli = {name for name, p in inspect.signature(annotate).parameters.items() if p.default.default is None}
-    cli = (cli - {"weak", "strong", "dataset", "split", "pairs", "limit", "principles", "work__chunk_size", "work__worker_id"}) | {"library"}
+    cli = (
+        cli
+        - {
+            "weak",
+            "strong",
+            "dataset",
+            "split",
+            "pairs",
+            "limit",
+            "principles",
+            "work__chunk_size",
+            "work__worker_id",
+        }
+    ) | {"library"}
     declared = {f.name for cls in ANNOTATORS.values() for f in fields(cls.Options)}
     assert cli == declared
 
@@ -184,8 +239,17 @@ def test_annotate_resumes_after_kill_9(db_url):
     n, batch = 40, 4
     add_pairs(db_url, n)
     env = {**os.environ, "W2S_DB": db_url, "W2S_SCRIPT": json.dumps({"judge": [0.9, 0.3], "delay": 0.25})}
-    cmd = [sys.executable, str(HERE / "scripted_cli.py"), "annotate", "--annotator", "naive",
-           "--weak", "scripted:slow", "--batch-size", str(batch)]
+    cmd = [
+        sys.executable,
+        str(HERE / "scripted_cli.py"),
+        "annotate",
+        "--annotator",
+        "naive",
+        "--weak",
+        "scripted:slow",
+        "--batch-size",
+        str(batch),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120

@@ -40,34 +40,85 @@ def test_seam_domains_end_to_end(tmp_path, monkeypatch):
     test = pair_file(tmp_path / "code-demo" / "test.jsonl", 4, 100)
     corpus = tmp_path / "trees" / "train.jsonl.gz"
     out = tmp_path / "out.json"
-    args = ["--train", str(train), "--test", str(test), "--strong", "scripted:dom-strong", "--weak", "scripted:dom-weak",
-            "--train-trees", str(corpus), "--test-trees", str(tmp_path / "trees" / "test.jsonl.gz"), "--save-trees",
-            "--db", str(tmp_path / "b.db"), "--json", str(out), "--cot-tokens", "8"]
+    args = [
+        "--train",
+        str(train),
+        "--test",
+        str(test),
+        "--strong",
+        "scripted:dom-strong",
+        "--weak",
+        "scripted:dom-weak",
+        "--train-trees",
+        str(corpus),
+        "--test-trees",
+        str(tmp_path / "trees" / "test.jsonl.gz"),
+        "--save-trees",
+        "--db",
+        str(tmp_path / "b.db"),
+        "--json",
+        str(out),
+        "--cot-tokens",
+        "8",
+    ]
     run(args, monkeypatch)
     result = json.loads(out.read_text())
-    assert set(result["methods"]) == {"naive", "strong", "cot-v1", "cot-v2", "cot-v3", "seam", "aligned", "seam-aligned",
-                                      "seam-aligned-rm", "cot-v1-aligned", "cot-v2-aligned", "cot-v3-aligned"}
+    assert set(result["methods"]) == {
+        "naive",
+        "strong",
+        "cot-v1",
+        "cot-v2",
+        "cot-v3",
+        "seam",
+        "aligned",
+        "seam-aligned",
+        "seam-aligned-rm",
+        "cot-v1-aligned",
+        "cot-v2-aligned",
+        "cot-v3-aligned",
+    }
     for m in result["methods"].values():
         assert m["n"] == 4 and 0 <= m["accuracy"] <= 1 and m["ci_low"] <= m["accuracy"] <= m["ci_high"]
     assert result["methods"]["strong"]["accuracy"] == 0.5  # position-free "A" on alternating gold
-    assert set(result["gaps"]) == {"seam-aligned - aligned", "seam-aligned - strong", "seam-aligned - best-cot",
-                                   "seam-aligned - best-cot-aligned", "seam-aligned-rm - aligned",
-                                   "seam-aligned-rm - best-cot-aligned"}
-    assert {k: len(v) for k, v in result["masters"].items()} == {  # one master per kind, the CoTs' by their reasoning
-        "features": 12, "rm": 12, "cot-v1-aligned": 12, "cot-v2-aligned": 12, "cot-v3-aligned": 12}
+    assert set(result["gaps"]) == {
+        "seam-aligned - aligned",
+        "seam-aligned - strong",
+        "seam-aligned - best-cot",
+        "seam-aligned - best-cot-aligned",
+        "seam-aligned-rm - aligned",
+        "seam-aligned-rm - best-cot-aligned",
+    }
+    assert {
+        k: len(v) for k, v in result["masters"].items()
+    } == {  # one master per kind, the CoTs' by their reasoning
+        "features": 12,
+        "rm": 12,
+        "cot-v1-aligned": 12,
+        "cot-v2-aligned": 12,
+        "cot-v3-aligned": 12,
+    }
     assert result["trees"]["built"] == {"train": 12, "test": 4} and result["trees"]["reused"] == 0
     per_pair = result["per_pair"]  # what bench/pool_runs.py reads: P(gold) per test pair and method
     assert len(per_pair["ids"]) == 4 and set(per_pair["p_gold"]) == set(result["methods"])
     assert sum(p > 0.5 for p in per_pair["p_gold"]["strong"]) / 4 == result["methods"]["strong"]["accuracy"]
-    assert corpus.is_file() and result["tree_config"]["library"] == "correctness"  # chosen by the folder's name
-    assert result["principle_weights"] in {"per-principle", "shared", "shrunk", "none"}  # what `auto` chose on train
+    assert (
+        corpus.is_file() and result["tree_config"]["library"] == "correctness"
+    )  # chosen by the folder's name
+    assert result["principle_weights"] in {
+        "per-principle",
+        "shared",
+        "shrunk",
+        "none",
+    }  # what `auto` chose on train
 
     # a fresh database reuses the corpora: nothing is built again, the same figures come out
     args[args.index("--db") + 1] = str(tmp_path / "c.db")
     run(args, monkeypatch)
     again = json.loads(out.read_text())
     assert again["trees"]["built"] == {"train": 0, "test": 0} and again["trees"]["reused"] == 16
-    assert {m: v["accuracy"] for m, v in again["methods"].items()} == {m: v["accuracy"] for m, v in result["methods"].items()}
+    assert {m: v["accuracy"] for m, v in again["methods"].items()} == {
+        m: v["accuracy"] for m, v in result["methods"].items()
+    }
     assert again["masters"] == result["masters"]  # same data, same config: the same masters
 
 
@@ -76,12 +127,30 @@ def test_seam_domains_learns_from_several_train_files(tmp_path, monkeypatch):
     # leave-one-language-out: the master learns from two files (here two splits of one folder)
     SCRIPTS["dom-strong"] = Script(relevance={SPEC: 0.9}, verdict={SPEC: (0.9, 0.1)}, judge=(0.8, 0.4))
     SCRIPTS["dom-weak"] = Script(judge=(0.7, 0.4), decision=(0.6, 0.5))
-    one, two = pair_file(tmp_path / "code-demo" / "one.jsonl", 6, 0), pair_file(tmp_path / "code-demo" / "two.jsonl", 5, 50)
+    one, two = (
+        pair_file(tmp_path / "code-demo" / "one.jsonl", 6, 0),
+        pair_file(tmp_path / "code-demo" / "two.jsonl", 5, 50),
+    )
     test = pair_file(tmp_path / "code-demo" / "test.jsonl", 4, 100)
     out = tmp_path / "out.json"
-    args = ["--train", str(one), "--train", str(two), "--test", str(test), "--strong", "scripted:dom-strong",
-            "--weak", "scripted:dom-weak", "--methods", "naive,aligned,seam-aligned", "--db", str(tmp_path / "b.db"),
-            "--json", str(out)]
+    args = [
+        "--train",
+        str(one),
+        "--train",
+        str(two),
+        "--test",
+        str(test),
+        "--strong",
+        "scripted:dom-strong",
+        "--weak",
+        "scripted:dom-weak",
+        "--methods",
+        "naive,aligned,seam-aligned",
+        "--db",
+        str(tmp_path / "b.db"),
+        "--json",
+        str(out),
+    ]
     run(args, monkeypatch)
     result = json.loads(out.read_text())
     assert result["train"] == [str(one), str(two)]
@@ -96,11 +165,30 @@ def test_seam_domains_learns_from_several_train_files(tmp_path, monkeypatch):
 def test_seam_lolo_tests_each_file_on_masters_of_the_others(tmp_path, monkeypatch):
     SCRIPTS["dom-strong"] = Script(relevance={SPEC: 0.9}, verdict={SPEC: (0.9, 0.1)}, judge=(0.8, 0.4))
     SCRIPTS["dom-weak"] = Script(judge=(0.7, 0.4), decision=(0.6, 0.5))
-    files = [str(pair_file(tmp_path / "code-demo" / f"{lang}.jsonl", 6, 10 * i)) for i, lang in enumerate(("x", "y", "z"))]
+    files = [
+        str(pair_file(tmp_path / "code-demo" / f"{lang}.jsonl", 6, 10 * i))
+        for i, lang in enumerate(("x", "y", "z"))
+    ]
     lolo = BENCH.parent / "seam_lolo.py"
-    monkeypatch.setattr(sys, "argv", [str(lolo), *files, "--out", str(tmp_path / "lolo"), "--", "--strong",
-                                      "scripted:dom-strong", "--weak", "scripted:dom-weak", "--methods",
-                                      "naive,aligned,seam-aligned", "--db", str(tmp_path / "b.db")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            str(lolo),
+            *files,
+            "--out",
+            str(tmp_path / "lolo"),
+            "--",
+            "--strong",
+            "scripted:dom-strong",
+            "--weak",
+            "scripted:dom-weak",
+            "--methods",
+            "naive,aligned,seam-aligned",
+            "--db",
+            str(tmp_path / "b.db"),
+        ],
+    )
     runpy.run_path(str(lolo), run_name="__main__")
     folds = {f: json.loads((tmp_path / "lolo" / f"{f}.json").read_text()) for f in ("x", "y", "z")}
     for name, fold in folds.items():
@@ -121,7 +209,9 @@ def test_pool_runs_counts_every_runs_pairs_and_pairs_the_gaps(tmp_path):
         path.write_text(json.dumps({"per_pair": {"ids": ids, "p_gold": p_gold}}))
         return load_run(str(path))
 
-    one = run_json("one", {"aligned": [0.9, 0.2, 0.4], "seam-aligned": [0.9, 0.8, 0.6], "strong": [0.1, 0.1, 0.9]})
+    one = run_json(
+        "one", {"aligned": [0.9, 0.2, 0.4], "seam-aligned": [0.9, 0.8, 0.6], "strong": [0.1, 0.1, 0.9]}
+    )
     two = run_json("two", {"aligned": [0.7, 0.3], "seam-aligned": [0.2, 0.6]})
     result = pooled([one, two])
     assert result["n"] == 5 and set(result["methods"]) == {"aligned", "seam-aligned"}  # strong: one run only
@@ -131,9 +221,13 @@ def test_pool_runs_counts_every_runs_pairs_and_pairs_the_gaps(tmp_path):
     assert gap["gap"] == pytest.approx(2 / 5) and gap["lo"] <= gap["gap"] <= gap["hi"]
     # the best aligned CoT over the pooled pairs is the one the gap is taken against (cot-v2 here, 3/5)
     cots = {"cot-v1-aligned": [0.4, 0.4, 0.6, 0.3, 0.6], "cot-v2-aligned": [0.6, 0.6, 0.4, 0.3, 0.6]}
-    one = run_json("one", {"aligned": [0.9, 0.2, 0.4], "seam-aligned": [0.9, 0.8, 0.6],
-                           **{m: v[:3] for m, v in cots.items()}})
-    two = run_json("two", {"aligned": [0.7, 0.3], "seam-aligned": [0.2, 0.6], **{m: v[3:] for m, v in cots.items()}})
+    one = run_json(
+        "one",
+        {"aligned": [0.9, 0.2, 0.4], "seam-aligned": [0.9, 0.8, 0.6], **{m: v[:3] for m, v in cots.items()}},
+    )
+    two = run_json(
+        "two", {"aligned": [0.7, 0.3], "seam-aligned": [0.2, 0.6], **{m: v[3:] for m, v in cots.items()}}
+    )
     result = pooled([one, two])
     assert result["methods"]["cot-v2-aligned"]["accuracy"] == pytest.approx(3 / 5)
     assert result["gaps"]["seam-aligned - best-cot-aligned"]["gap"] == pytest.approx(1 / 5)

@@ -25,14 +25,32 @@ def test_seam_labels_exports_both_masters_labels_for_the_same_pairs(tmp_path, mo
     gt = pair_file(tmp_path / "code-demo" / "train_gt.jsonl", 12, 0)
     pool = pair_file(tmp_path / "code-demo" / "train_w2s.jsonl", 6, 100)
     out = tmp_path / "labels"
-    args = ["--gt", str(gt), "--pool", str(pool), "--strong", "scripted:lab-strong", "--db", str(tmp_path / "b.db"),
-            "--out", str(out), "--pool-n", "5"]
+    args = [
+        "--gt",
+        str(gt),
+        "--pool",
+        str(pool),
+        "--strong",
+        "scripted:lab-strong",
+        "--db",
+        str(tmp_path / "b.db"),
+        "--out",
+        str(out),
+        "--pool-n",
+        "5",
+    ]
     printed = run(args, monkeypatch, capsys)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["gt_pairs"] == 12 and summary["pool_pairs"] == 5 and summary["tree_config"]["library"] == "correctness"
+    assert (
+        summary["gt_pairs"] == 12
+        and summary["pool_pairs"] == 5
+        and summary["tree_config"]["library"] == "correctness"
+    )
     assert (out / "masters" / summary["master"] / "master.json").is_file()
-    rows = {name: [json.loads(line) for line in (out / f"{name}.jsonl").read_text().splitlines()]
-            for name in ("seam-aligned", "aligned")}
+    rows = {
+        name: [json.loads(line) for line in (out / f"{name}.jsonl").read_text().splitlines()]
+        for name in ("seam-aligned", "aligned")
+    }
     assert sorted(r["pair_id"] for r in rows["seam-aligned"]) == sorted(r["pair_id"] for r in rows["aligned"])
     assert len(rows["aligned"]) == 5
     gold = set()  # the gold-better responses of the pool file
@@ -53,5 +71,20 @@ def test_seam_labels_exports_both_masters_labels_for_the_same_pairs(tmp_path, mo
 def test_seam_labels_refuses_a_pool_that_shares_the_gold_pairs(tmp_path, monkeypatch, capsys):
     gt = pair_file(tmp_path / "code-demo" / "train_gt.jsonl", 4, 0)
     with pytest.raises(SystemExit, match="share pairs"):
-        run(["--gt", str(gt), "--pool", str(gt), "--strong", "scripted:lab-strong", "--db", str(tmp_path / "b.db"),
-             "--out", str(tmp_path / "o"), "--no-build"], monkeypatch, capsys)
+        run(
+            [
+                "--gt",
+                str(gt),
+                "--pool",
+                str(gt),
+                "--strong",
+                "scripted:lab-strong",
+                "--db",
+                str(tmp_path / "b.db"),
+                "--out",
+                str(tmp_path / "o"),
+                "--no-build",
+            ],
+            monkeypatch,
+            capsys,
+        )

@@ -9,8 +9,12 @@ from w2s.store import Node, Tree, session_scope
 from w2s.trees import TreeConfig, build_trees, latest_tree
 
 CRIME, PRIVACY, HATE, VULN, ETHICS, DANGER = (
-    "No help with crime", "Respect privacy", "No harassment or hate", "Protect vulnerable people",
-    "Sound ethical stance", "No dangerous instructions",
+    "No help with crime",
+    "Respect privacy",
+    "No harassment or hate",
+    "Protect vulnerable people",
+    "Sound ethical stance",
+    "No dangerous instructions",
 )
 
 
@@ -94,7 +98,9 @@ def test_depth_limit_and_last_node_exits(scripted, pairs, db_url):
 
 
 def test_tau_min_stops_search(scripted, pairs, db_url):
-    model = scripted(relevance={CRIME: 0.9, PRIVACY: 0.05}, verdict={CRIME: (0.65, 0.35), PRIVACY: (0.9, 0.1)})
+    model = scripted(
+        relevance={CRIME: 0.9, PRIVACY: 0.05}, verdict={CRIME: (0.65, 0.35), PRIVACY: (0.9, 0.1)}
+    )
     build(model, pairs, db_url, tau_min=0.1)
     tree, nodes = tree_of(db_url, pairs[0])
     assert [n.principle_name for n in nodes] == [CRIME]
@@ -192,7 +198,9 @@ def test_a_larger_budget_goes_on_from_the_stored_tree(scripted, pairs, db_url):
     assert [n.principle_name for n in nodes] == [CRIME, PRIVACY, HATE, VULN]
     assert [n.role for n in nodes] == ["continue", "pruned_by_search", "continue", "exit"]  # tail exit undone
     same = ("principle_id", "role", "p_a", "relevance", "thought", "info", "tokens")
-    assert [[getattr(n, k) for k in same] for n in nodes] == [[getattr(n, k) for k in same] for n in fresh_nodes]
+    assert [[getattr(n, k) for k in same] for n in nodes] == [
+        [getattr(n, k) for k in same] for n in fresh_nodes
+    ]
     for key in ("stop", "orders", "initial_relevance"):
         assert tree.config[key] == fresh.config[key]
     assert (tree.depth, tree.backtraces, tree.tokens) == (fresh.depth, fresh.backtraces, fresh.tokens)
@@ -210,10 +218,14 @@ def test_other_thresholds_replay_the_stored_trees_as_a_fresh_build_would(scripte
     model = scripted(**script)
     stored = TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=3)  # crime 0.68 continues, privacy exits
     build_trees(model, pairs, stored, url=db_url)
-    for cfg, roles in ((TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=3, tau_exit=0.65), ["exit"]),
-                       (TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=1), ["exit"]),
-                       (TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=3, tau_exit=0.92),
-                        ["continue", "continue", "exit"])):
+    for cfg, roles in (
+        (TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=3, tau_exit=0.65), ["exit"]),
+        (TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=1), ["exit"]),
+        (
+            TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=3, tau_exit=0.92),
+            ["continue", "continue", "exit"],
+        ),
+    ):
         model.calls.clear()
         assert build_trees(model, pairs, cfg, url=db_url, extend_from=stored.hash()) == 3
         new_calls = model.calls[:]
@@ -225,8 +237,14 @@ def test_other_thresholds_replay_the_stored_trees_as_a_fresh_build_would(scripte
         assert [n.role for n in nodes] == roles
         assert bool(new_calls) == (len(roles) == 3)  # only the higher tau_exit needs a node the store lacks
         same = ("principle_id", "role", "p_a", "relevance", "thought", "info", "tokens")
-        assert [[getattr(n, k) for k in same] for n in nodes] == [[getattr(n, k) for k in same] for n in fresh_nodes]
-        assert (tree.config["stop"], tree.depth, tree.tokens) == (fresh.config["stop"], fresh.depth, fresh.tokens)
+        assert [[getattr(n, k) for k in same] for n in nodes] == [
+            [getattr(n, k) for k in same] for n in fresh_nodes
+        ]
+        assert (tree.config["stop"], tree.depth, tree.tokens) == (
+            fresh.config["stop"],
+            fresh.depth,
+            fresh.tokens,
+        )
         assert tree.config["orders"] == fresh.config["orders"]
 
 
@@ -235,15 +253,30 @@ def test_a_tree_that_exited_extends_to_itself_and_other_configs_are_refused(scri
     small = TreeConfig(**PER_PRINCIPLE, max_backtraces=1, max_depth=2)
     build_trees(model, pairs, small, url=db_url)
     model.calls.clear()
-    build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, max_backtraces=3, max_depth=4), url=db_url,
-                extend_from=small.hash())
+    build_trees(
+        model,
+        pairs,
+        TreeConfig(**PER_PRINCIPLE, max_backtraces=3, max_depth=4),
+        url=db_url,
+        extend_from=small.hash(),
+    )
     assert model.calls == []  # the search had stopped on an exit: nothing more to ask
     with pytest.raises(ValueError, match="differs in thought_max_tokens"):  # the nodes would say other things
-        build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, thought_max_tokens=16), url=db_url,
-                    extend_from=small.hash())
+        build_trees(
+            model,
+            pairs,
+            TreeConfig(**PER_PRINCIPLE, thought_max_tokens=16),
+            url=db_url,
+            extend_from=small.hash(),
+        )
     with session_scope(db_url) as s:  # a tree from before per-order verdicts were stored
         tree, _ = latest_tree(s, pairs[0], config_hash=small.hash())
         tree.config = {**tree.config, "orders": []}
     with pytest.raises(ValueError, match="both orders"):
-        build_trees(model, pairs, TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=2), url=db_url,
-                    extend_from=small.hash())
+        build_trees(
+            model,
+            pairs,
+            TreeConfig(**PER_PRINCIPLE, max_backtraces=2, max_depth=2),
+            url=db_url,
+            extend_from=small.hash(),
+        )

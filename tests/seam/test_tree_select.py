@@ -30,7 +30,10 @@ def store(db_url):
 
 def settle(url, pair_ids, model=None, config=None) -> dict[str, tuple[str, str]]:
     with session_scope(url) as s:
-        return {pid: (t.strong_model, t.config_hash) for pid, t in TreeSelector(model, config).settle(s, pair_ids).items()}
+        return {
+            pid: (t.strong_model, t.config_hash)
+            for pid, t in TreeSelector(model, config).settle(s, pair_ids).items()
+        }
 
 
 def test_the_choice_with_the_most_trees_wins_over_a_newer_one(store):

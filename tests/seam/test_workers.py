@@ -24,21 +24,44 @@ from w2s.store import Annotation, Tree, WorkItem, make_engine, session_scope
 from w2s.trees import TreeConfig
 
 HERE = Path(__file__).parent
-SCRIPT = {"relevance": {"No help with crime": 0.9, "Respect privacy": 0.8},
-          "verdict": {"No help with crime": [0.7, 0.5], "Respect privacy": [0.9, 0.2]}, "judge": [0.9, 0.3]}
+SCRIPT = {
+    "relevance": {"No help with crime": 0.9, "Respect privacy": 0.8},
+    "verdict": {"No help with crime": [0.7, 0.5], "Respect privacy": [0.9, 0.2]},
+    "judge": [0.9, 0.3],
+}
 STRONG = "scripted:workers"
-DEADLINE_S = 180  # every wait below gives up after this long (a hung worker fails the test, it does not hang it)
+DEADLINE_S = (
+    180  # every wait below gives up after this long (a hung worker fails the test, it does not hang it)
+)
 
 
 def start(url: str, log: Path, *args: str, delay: float = 0.05) -> subprocess.Popen:
     env = {**os.environ, "W2S_DB": url, "W2S_SCRIPT": json.dumps({**SCRIPT, "delay": delay})}
     with open(log, "w") as f:
-        return subprocess.Popen([sys.executable, str(HERE / "scripted_cli.py"), *args], env=env, stdout=f, stderr=f)
+        return subprocess.Popen(
+            [sys.executable, str(HERE / "scripted_cli.py"), *args], env=env, stdout=f, stderr=f
+        )
 
 
 def build(url: str, log: Path, worker: str, *extra: str, delay: float = 0.05) -> subprocess.Popen:
-    return start(url, log, "trees", "build", "--strong", STRONG, "--principles", "harmlessness", "--batch-size", "2",
-                 "--chunk-size", "2", "--worker-id", worker, *extra, delay=delay)
+    return start(
+        url,
+        log,
+        "trees",
+        "build",
+        "--strong",
+        STRONG,
+        "--principles",
+        "harmlessness",
+        "--batch-size",
+        "2",
+        "--chunk-size",
+        "2",
+        "--worker-id",
+        worker,
+        *extra,
+        delay=delay,
+    )
 
 
 def finish(proc: subprocess.Popen, log: Path) -> str:
@@ -85,7 +108,9 @@ def test_a_worker_killed_mid_chunk_loses_nothing(pg_url, tmp_path):
 
     def leased_by(worker: str) -> list[str]:
         with session_scope(pg_url) as s:
-            return list(s.exec(select(WorkItem.item).where(WorkItem.worker == worker, WorkItem.done == False)))  # noqa: E712
+            return list(
+                s.exec(select(WorkItem.item).where(WorkItem.worker == worker, WorkItem.done == False))
+            )  # noqa: E712
 
     doomed = build(pg_url, tmp_path / "doomed.log", "doomed", "--lease-seconds", "2", delay=0.2)
     try:
@@ -101,8 +126,12 @@ def test_a_worker_killed_mid_chunk_loses_nothing(pg_url, tmp_path):
     finish(rescuer, tmp_path / "rescuer.log")
     assert trees_per_pair(pg_url) == {pid: 1 for pid in ids}
     with session_scope(pg_url) as s:
-        took = s.exec(select(WorkItem.item).where(WorkItem.item.in_(lost), WorkItem.worker == "rescuer")).all()
-    assert sorted(took) == sorted(lost)  # the killed worker's chunk went to the other one when its lease ended
+        took = s.exec(
+            select(WorkItem.item).where(WorkItem.item.in_(lost), WorkItem.worker == "rescuer")
+        ).all()
+    assert sorted(took) == sorted(
+        lost
+    )  # the killed worker's chunk went to the other one when its lease ended
 
 
 @pytest.mark.postgres
@@ -112,8 +141,15 @@ def test_a_lost_race_is_a_quiet_skip(pg_url, tmp_path):
     ids = add_pairs(pg_url, 2)
     engine = make_engine(pg_url)
     other = Session(engine)
-    other.add(Tree(pair_id=ids[0], strong_model=STRONG, library="harmlessness",
-                   config_hash=TreeConfig(library="harmlessness").hash(), config={"by": "the other worker"}))
+    other.add(
+        Tree(
+            pair_id=ids[0],
+            strong_model=STRONG,
+            library="harmlessness",
+            config_hash=TreeConfig(library="harmlessness").hash(),
+            config={"by": "the other worker"},
+        )
+    )
     other.flush()  # inserted, not committed: the builder cannot see it yet
     log = tmp_path / "w.log"
     proc = build(pg_url, log, "w", delay=0)
@@ -121,8 +157,10 @@ def test_a_lost_race_is_a_quiet_skip(pg_url, tmp_path):
 
         def blocked() -> bool:
             with engine.connect() as conn:
-                waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                               "AND query ILIKE 'INSERT INTO tree %'")
+                waiting = sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query ILIKE 'INSERT INTO tree %'"
+                )
                 return conn.execute(waiting).scalar() > 0 or proc.poll() is not None
 
         wait_until(blocked, "the builder's save to wait for the other worker's")
@@ -143,13 +181,16 @@ def test_on_sqlite_a_second_builder_waits_for_the_first_ones_chunk(db_url, tmp_p
     from w2s.cli.trees import tree_queue
 
     ids = add_pairs(db_url, 6)
-    first = tree_queue(STRONG, TreeConfig(library="harmlessness"), ids, worker="first", chunk_size=2,
-                       heartbeat=False)
+    first = tree_queue(
+        STRONG, TreeConfig(library="harmlessness"), ids, worker="first", chunk_size=2, heartbeat=False
+    )
     held = first.claim()
     log = tmp_path / "second.log"
     second = build(db_url, log, "second", delay=0)
     try:
-        wait_until(lambda: "waits" in log.read_text() or second.poll() is not None, "the second builder to wait")
+        wait_until(
+            lambda: "waits" in log.read_text() or second.poll() is not None, "the second builder to wait"
+        )
         assert "worker second waits: 2 left, 2 leased by other workers" in log.read_text()
         assert set(trees_per_pair(db_url)) == set(ids) - set(held)  # it built the rest, not the held chunk
     finally:

@@ -20,8 +20,20 @@ from w2s.store.schema import BASELINE, StoreOutOfDate, head
 
 FIXTURE = Path(__file__).parent / "fixtures" / "v0.db"
 runner = CliRunner()
-ORDER = ["pair", "principle", "tree", "node", "user", "annotation", "labelset", "job", "draft", "setting",
-         "queueitem", "queuepool"]
+ORDER = [
+    "pair",
+    "principle",
+    "tree",
+    "node",
+    "user",
+    "annotation",
+    "labelset",
+    "job",
+    "draft",
+    "setting",
+    "queueitem",
+    "queuepool",
+]
 
 
 def v0_rows() -> dict[str, list[dict]]:
@@ -30,8 +42,13 @@ def v0_rows() -> dict[str, list[dict]]:
     meta = sa.MetaData()
     meta.reflect(engine)
     with engine.connect() as conn:
-        out = {t: [dict(r._mapping) for r in conn.execute(meta.tables[t].select().order_by(
-            *meta.tables[t].primary_key.columns))] for t in ORDER}
+        out = {
+            t: [
+                dict(r._mapping)
+                for r in conn.execute(meta.tables[t].select().order_by(*meta.tables[t].primary_key.columns))
+            ]
+            for t in ORDER
+        }
     engine.dispose()
     return out
 
@@ -46,7 +63,9 @@ def rows_now(url: str, old: dict[str, list[dict]]) -> dict[str, list[dict]]:
         for t, rows in old.items():
             table = meta.tables[t]
             cols = [table.c[c] for c in rows[0]] if rows else list(table.c)
-            out[t] = [dict(r._mapping) for r in conn.execute(sa.select(*cols).order_by(*table.primary_key.columns))]
+            out[t] = [
+                dict(r._mapping) for r in conn.execute(sa.select(*cols).order_by(*table.primary_key.columns))
+            ]
     engine.dispose()
     return out
 
@@ -109,7 +128,9 @@ def test_an_old_sqlite_store_is_refused_then_upgrades_keeping_every_row(tmp_path
     shutil.copy(FIXTURE, path)
     url = f"sqlite:///{path}"
     monkeypatch.setenv("W2S_DB", url)
-    with pytest.raises(StoreOutOfDate, match=r"revision 0001, this w2s needs .*run `w2s --db '.*old.db' db upgrade`"):
+    with pytest.raises(
+        StoreOutOfDate, match=r"revision 0001, this w2s needs .*run `w2s --db '.*old.db' db upgrade`"
+    ):
         get_engine(url)
     # the command line says so without a traceback, and the app refuses to start
     monkeypatch.setattr("sys.argv", ["w2s", "pairs", "stats"])
@@ -145,8 +166,14 @@ def test_an_old_postgresql_store_upgrades_keeping_every_row(pg_url):
         for t in ORDER:
             if old[t]:
                 conn.execute(meta.tables[t].insert(), old[t])
-            if old[t] and isinstance(old[t][0].get("id"), int):  # the old server's sequences were past these ids
-                conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('\"{t}\"', 'id'), {max(r['id'] for r in old[t])})"))
+            if old[t] and isinstance(
+                old[t][0].get("id"), int
+            ):  # the old server's sequences were past these ids
+                conn.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('\"{t}\"', 'id'), {max(r['id'] for r in old[t])})"
+                    )
+                )
     engine.dispose()
     with pytest.raises(StoreOutOfDate, match="db upgrade"):
         get_engine(pg_url)
@@ -199,7 +226,9 @@ def test_messages_name_a_store_without_its_password():
 
     url = "postgresql://w2s:S3cret-pw@db.example:5432/w2s"
     # text from --db and an engine's URL (what `w2s db current` and StoreOutOfDate show) read the same
-    assert safe_url(url) == safe_url(make_engine(url).url) == "postgresql+psycopg://w2s:***@db.example:5432/w2s"
+    assert (
+        safe_url(url) == safe_url(make_engine(url).url) == "postgresql+psycopg://w2s:***@db.example:5432/w2s"
+    )
 
 
 def test_a_store_of_the_previous_revision_upgrades_and_holds_one_tree_per_pair_model_and_config(store_url):
@@ -213,10 +242,16 @@ def test_a_store_of_the_previous_revision_upgrades_and_holds_one_tree_per_pair_m
     engine = make_engine(store_url)
     with engine.begin() as conn:
         command.upgrade(_config(conn), "0002")
-        conn.execute(sa.text("INSERT INTO pair (id, dataset, split, prompt, response_a, response_b, source, swapped, "
-                             "created_at) VALUES ('p', 'd', '', 'q', 'a', 'b', '', false, '2024-01-01')"))
-        tree = ("INSERT INTO tree (pair_id, strong_model, library, config_hash, depth, backtraces, tokens, seconds, "
-                "cached_tokens, created_at) VALUES ('p', 's', 'l', 'c', 0, 0, 0, 0, 0, '2024-01-01')")
+        conn.execute(
+            sa.text(
+                "INSERT INTO pair (id, dataset, split, prompt, response_a, response_b, source, swapped, "
+                "created_at) VALUES ('p', 'd', '', 'q', 'a', 'b', '', false, '2024-01-01')"
+            )
+        )
+        tree = (
+            "INSERT INTO tree (pair_id, strong_model, library, config_hash, depth, backtraces, tokens, seconds, "
+            "cached_tokens, created_at) VALUES ('p', 's', 'l', 'c', 0, 0, 0, 0, 0, '2024-01-01')"
+        )
         conn.execute(sa.text(tree))
     engine.dispose()
     result = runner.invoke(app, ["--db", store_url, "db", "upgrade"])
@@ -242,8 +277,12 @@ def test_a_store_at_the_revision_before_saved_masters_upgrades_and_keeps_masters
     engine = make_engine(url)
     with engine.begin() as conn:
         command.upgrade(_config(conn), "0003")
-        conn.execute(sa.text("INSERT INTO pair (id, dataset, split, prompt, response_a, response_b, source, swapped, "
-                             "meta, created_at) VALUES ('p0', 'd', '', 'q', 'a', 'b', '', 0, '{}', '2024-01-01')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO pair (id, dataset, split, prompt, response_a, response_b, source, swapped, "
+                "meta, created_at) VALUES ('p0', 'd', '', 'q', 'a', 'b', '', 0, '{}', '2024-01-01')"
+            )
+        )
         assert not sa.inspect(conn).has_table("saved_master")
     engine.dispose()
     with pytest.raises(StoreOutOfDate, match="revision 0003"):

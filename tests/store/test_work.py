@@ -46,7 +46,11 @@ def test_workers_get_disjoint_chunks_until_the_job_is_finished(store_url):
 
 def test_a_dead_workers_chunk_returns_when_its_lease_runs_out_and_a_heartbeat_keeps_it(store_url):
     clock = Clock()
-    dead, live, other = queue(store_url, clock, "dead"), queue(store_url, clock, "live"), queue(store_url, clock, "other")
+    dead, live, other = (
+        queue(store_url, clock, "dead"),
+        queue(store_url, clock, "live"),
+        queue(store_url, clock, "other"),
+    )
     lost = dead.claim()
     kept = live.claim()
     clock.now += 8

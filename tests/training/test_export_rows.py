@@ -14,7 +14,15 @@ def test_exported_label_set_loads(db_url, tmp_path, fmt, name):
     with session_scope(db_url) as s:
         labels = [("a", 0.9, 1.0), ("b", 0.2, 0.6)]
         for i in range(2):
-            s.add(Pair(id=f"p{i}", dataset="toy", prompt="\n\nHuman: hi\n\nAssistant:", response_a=" safe", response_b=" rude"))
+            s.add(
+                Pair(
+                    id=f"p{i}",
+                    dataset="toy",
+                    prompt="\n\nHuman: hi\n\nAssistant:",
+                    response_a=" safe",
+                    response_b=" rude",
+                )
+            )
         s.flush()
         for i, (label, p_a, w) in enumerate(labels):
             s.add(LabelSet(pair_id=f"p{i}", label=label, soft_label=p_a, entropy=0.3, weight=w, n_votes=3))

@@ -22,9 +22,17 @@ def test_bradley_terry_is_minus_log_sigmoid_of_reward_gap():
 
 def test_dpo_formula():
     # β[(−10 − −12) − (−11 − −10)] = 0.1·(2 + 1) = 0.3
-    z = L.dpo_logits(torch.tensor([-10.0]), torch.tensor([-11.0]), torch.tensor([-12.0]), torch.tensor([-10.0]), beta=0.1)
+    z = L.dpo_logits(
+        torch.tensor([-10.0]), torch.tensor([-11.0]), torch.tensor([-12.0]), torch.tensor([-10.0]), beta=0.1
+    )
     assert float(z) == pytest.approx(0.3)
-    loss = L.dpo_loss(torch.tensor([-10.0]), torch.tensor([-11.0]), torch.tensor([-12.0]), torch.tensor([-10.0]), torch.ones(1))
+    loss = L.dpo_loss(
+        torch.tensor([-10.0]),
+        torch.tensor([-11.0]),
+        torch.tensor([-12.0]),
+        torch.tensor([-10.0]),
+        torch.ones(1),
+    )
     assert float(loss) == pytest.approx(-math.log(sig(0.3)), rel=1e-6)
 
 
@@ -32,7 +40,9 @@ def test_simpo_formula():
     # avg log-probs −1.0 (chosen) and −1.5 (rejected): z = 2.0·0.5 − 1.0 = 0
     z = L.simpo_logits(torch.tensor([-1.0]), torch.tensor([-1.5]), beta=2.0, gamma=1.0)
     assert float(z) == pytest.approx(0.0)
-    assert float(L.simpo_loss(torch.tensor([-1.0]), torch.tensor([-1.5]), torch.ones(1))) == pytest.approx(math.log(2), rel=1e-6)
+    assert float(L.simpo_loss(torch.tensor([-1.0]), torch.tensor([-1.5]), torch.ones(1))) == pytest.approx(
+        math.log(2), rel=1e-6
+    )
 
 
 def test_sft_is_mean_token_nll_weighted():

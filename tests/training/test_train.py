@@ -20,8 +20,18 @@ def _losses(run):
 
 @pytest.mark.parametrize("objective,lr", [("rm", 3e-3), ("dpo", 3e-3), ("simpo", 3e-3), ("sft", 3e-3)])
 def test_objective_loss_decreases(tiny_model, tmp_path, objective, lr):
-    cfg = make_config(objective, model=tiny_model, out=str(tmp_path / objective), learning_rate=lr,
-                      max_steps=30, batch_size=8, logging_steps=5, save_steps=100, progress=False, warmup_ratio=0.0)
+    cfg = make_config(
+        objective,
+        model=tiny_model,
+        out=str(tmp_path / objective),
+        learning_rate=lr,
+        max_steps=30,
+        batch_size=8,
+        logging_steps=5,
+        save_steps=100,
+        progress=False,
+        warmup_ratio=0.0,
+    )
     run = train(cfg, rows=toy_rows(64))
     losses = _losses(run)
     assert len(losses) == 6
@@ -34,8 +44,17 @@ def test_objective_loss_decreases(tiny_model, tmp_path, objective, lr):
 
 
 def test_lora_trains_only_adapters_and_head(tiny_model, tmp_path):
-    cfg = make_config("rm", model=tiny_model, out=str(tmp_path / "lora"), lora=LoraSpec(r=4, alpha=8, dropout=0.0),
-                      learning_rate=1e-2, max_steps=20, batch_size=8, progress=False, logging_steps=5)
+    cfg = make_config(
+        "rm",
+        model=tiny_model,
+        out=str(tmp_path / "lora"),
+        lora=LoraSpec(r=4, alpha=8, dropout=0.0),
+        learning_rate=1e-2,
+        max_steps=20,
+        batch_size=8,
+        progress=False,
+        logging_steps=5,
+    )
     _, model = build_model(cfg)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
@@ -71,8 +90,17 @@ def test_zero_weight_removes_gradient(tiny_model, tmp_path, objective):
 
 
 def test_resume_matches_uninterrupted_run(tiny_model, tmp_path):
-    kw = dict(model=tiny_model, learning_rate=3e-3, max_steps=8, batch_size=4, save_steps=4, keep_checkpoints=5,
-              progress=False, logging_steps=2, lora=LoraSpec(r=4, alpha=8, dropout=0.1))
+    kw = dict(
+        model=tiny_model,
+        learning_rate=3e-3,
+        max_steps=8,
+        batch_size=4,
+        save_steps=4,
+        keep_checkpoints=5,
+        progress=False,
+        logging_steps=2,
+        lora=LoraSpec(r=4, alpha=8, dropout=0.1),
+    )
     full = train(make_config("rm", out=str(tmp_path / "full"), **kw), rows=toy_rows(40))
     # an "interrupted" run: only the step-4 checkpoint exists, as if the process died after it
     part = tmp_path / "part"
@@ -88,8 +116,18 @@ def test_resume_matches_uninterrupted_run(tiny_model, tmp_path):
 
 
 def test_aux_conf_and_conflict_log_their_terms(tiny_model, tmp_path):
-    cfg = make_config("rm", model=tiny_model, out=str(tmp_path / "aux"), aux_conf=True, conflict_alpha=0.5,
-                      max_steps=10, batch_size=4, logging_steps=1, progress=False, learning_rate=1e-3)
+    cfg = make_config(
+        "rm",
+        model=tiny_model,
+        out=str(tmp_path / "aux"),
+        aux_conf=True,
+        conflict_alpha=0.5,
+        max_steps=10,
+        batch_size=4,
+        logging_steps=1,
+        progress=False,
+        learning_rate=1e-3,
+    )
     run = train(cfg, rows=toy_rows(40))
     recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     cs = [r["aux_c"] for r in recs]
@@ -103,13 +141,17 @@ def test_filtering_reweighting_and_extra_data(tmp_path):
         r.update(entropy=i / 10, weight=0.5, soft_label=0.2 if i == 0 else 0.9)
     extra = tmp_path / "help.jsonl"
     extra.write_text(json.dumps(toy_rows(1)[0] | {"source": ""}) + "\n")
-    cfg = make_config("dpo", model="x", filter_entropy_percentile=50, extra_data=[str(extra)], use_weights=False)
+    cfg = make_config(
+        "dpo", model="x", filter_entropy_percentile=50, extra_data=[str(extra)], use_weights=False
+    )
     kept = prepare_rows(cfg, rows)
     # 11 rows: entropies 0, 0.1 … 0.9 and the extra row's 0; sorted, the 6th (median) is 0.4
     # → keep 0, 0.1, 0.2, 0.3, 0.4 and the extra row
     assert len(kept) == 6
     assert all(r["weight"] == 1.0 for r in kept)
-    assert kept[0]["soft_label"] == pytest.approx(0.8) and kept[0]["chosen"] == rows[0]["rejected"]  # oriented
+    assert (
+        kept[0]["soft_label"] == pytest.approx(0.8) and kept[0]["chosen"] == rows[0]["rejected"]
+    )  # oriented
     assert kept[-1]["source"].startswith("extra:")
 
 
@@ -124,7 +166,12 @@ def test_load_rows_formats_and_errors(tmp_path):
     assert load_rows(tmp_path / "r.parquet")[2]["pair_id"] == "p2"
     assert len(load_rows(tmp_path / "hf")) == 3
     hh = tmp_path / "hh.jsonl"
-    hh.write_text(json.dumps({"chosen": "\n\nHuman: hi\n\nAssistant: safe", "rejected": "\n\nHuman: hi\n\nAssistant: bad"}) + "\n")
+    hh.write_text(
+        json.dumps(
+            {"chosen": "\n\nHuman: hi\n\nAssistant: safe", "rejected": "\n\nHuman: hi\n\nAssistant: bad"}
+        )
+        + "\n"
+    )
     r = load_rows(hh)[0]
     assert r["prompt"] == "\n\nHuman: hi\n\nAssistant:" and r["chosen"] == " safe" and r["soft_label"] == 1.0
     bad = tmp_path / "bad.jsonl"
@@ -154,7 +201,9 @@ def test_frozen_prefix_cache_gives_the_same_rewards(tiny_model, tmp_path):
     assert torch.allclose(want, got, atol=1e-5)
     assert torch.allclose(cached(b["input_ids"], b["attention_mask"]), want, atol=1e-5)  # from the cache
     got.sum().backward()  # gradients reach the adapters of the top layer
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in cached.named_parameters() if "lora_" in n)
+    assert any(
+        p.grad is not None and p.grad.abs().sum() > 0 for n, p in cached.named_parameters() if "lora_" in n
+    )
 
 
 def test_warm_prefix_cache_fills_once_and_matches_the_full_forward(tiny_model, tmp_path):
@@ -164,19 +213,27 @@ def test_warm_prefix_cache_fills_once_and_matches_the_full_forward(tiny_model, t
     from w2s.training.trainer import warm_prefix_cache
 
     lora = LoraSpec(r=4, alpha=8, dropout=0.0, last_n_layers=1)
-    cfg = make_config("rm", model=tiny_model, out=str(tmp_path / "w"), lora=lora, cache_frozen_prefix=True, progress=False)
+    cfg = make_config(
+        "rm", model=tiny_model, out=str(tmp_path / "w"), lora=lora, cache_frozen_prefix=True, progress=False
+    )
     tok, model = build_model(cfg)
-    _, plain = build_model(make_config("rm", model=tiny_model, out=str(tmp_path / "p"), lora=lora, progress=False))
+    _, plain = build_model(
+        make_config("rm", model=tiny_model, out=str(tmp_path / "p"), lora=lora, progress=False)
+    )
     plain.load_state_dict(model.state_dict())
     rows = toy_rows(6, seed=11)
-    rows[0] = dict(rows[0], chosen=rows[0]["chosen"] + " good kind safe help")  # lengths differ: padding in play
+    rows[0] = dict(
+        rows[0], chosen=rows[0]["chosen"] + " good kind safe help"
+    )  # lengths differ: padding in play
     _PREFIX_CACHE.clear()
     n, _ = warm_prefix_cache(model, tok, cfg, rows)
     assert n == len(_PREFIX_CACHE) == len({(r["prompt"], r[s]) for r in rows for s in ("chosen", "rejected")})
     assert warm_prefix_cache(model, tok, cfg, rows)[0] == 0
     b = collate(rows, tok, cfg, "cpu")
     with torch.no_grad():
-        assert torch.allclose(model(b["input_ids"], b["attention_mask"]), plain(b["input_ids"], b["attention_mask"]), atol=1e-5)
+        assert torch.allclose(
+            model(b["input_ids"], b["attention_mask"]), plain(b["input_ids"], b["attention_mask"]), atol=1e-5
+        )
     assert len(_PREFIX_CACHE) == n  # the training forward found everything in the cache
     assert warm_prefix_cache(plain, tok, cfg, rows) == (0, 0.0)  # no frozen prefix: nothing to do
 
@@ -187,7 +244,9 @@ def test_rerun_resumes_only_the_same_run(tiny_model, tmp_path):
     kw = dict(model=tiny_model, out=str(tmp_path / "r"), max_steps=2, batch_size=4)
     run = train(make_config("rm", **kw, progress=False), rows=toy_rows(8))
     mtime = (run / "model" / "trainable.pt").stat().st_mtime
-    assert train(make_config("rm", **kw, progress=True, logging_steps=1), rows=toy_rows(8)) == run  # volatile fields
+    assert (
+        train(make_config("rm", **kw, progress=True, logging_steps=1), rows=toy_rows(8)) == run
+    )  # volatile fields
     assert (run / "model" / "trainable.pt").stat().st_mtime == mtime
     with pytest.raises(ValueError, match="different config.*learning_rate"):
         train(make_config("rm", **kw, learning_rate=1e-2), rows=toy_rows(8))
@@ -196,8 +255,16 @@ def test_rerun_resumes_only_the_same_run(tiny_model, tmp_path):
 
 
 def test_frozen_backbone_trains_the_head_only(tiny_model, tmp_path):
-    cfg = make_config("rm", model=tiny_model, out=str(tmp_path / "f"), freeze_backbone=True, head_lr=1e-2,
-                      max_steps=5, batch_size=4, progress=False)
+    cfg = make_config(
+        "rm",
+        model=tiny_model,
+        out=str(tmp_path / "f"),
+        freeze_backbone=True,
+        head_lr=1e-2,
+        max_steps=5,
+        batch_size=4,
+        progress=False,
+    )
     _, model = build_model(cfg)
     assert [n for n, p in model.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
@@ -216,7 +283,9 @@ def test_frozen_backbone_features_are_computed_once_and_match_the_full_forward(t
     from w2s.training.models import _PREFIX_CACHE
     from w2s.training.trainer import warm_prefix_cache
 
-    cfg = make_config("rm", model=tiny_model, out=str(tmp_path / "f"), freeze_backbone=True, pooling="mean", progress=False)
+    cfg = make_config(
+        "rm", model=tiny_model, out=str(tmp_path / "f"), freeze_backbone=True, pooling="mean", progress=False
+    )
     tok, model = build_model(cfg)
     rows = toy_rows(6, seed=5)
     rows[0] = dict(rows[0], rejected=rows[0]["rejected"] + " bad harm rude hurt")  # padding in play

@@ -38,7 +38,9 @@ def register_backend(name: str, factory: str | Callable[[str], Model]) -> None:
 
 def parse_spec(spec: str) -> tuple[str, str]:
     if ":" not in spec:
-        raise ValueError(f"model spec {spec!r} has no backend: write BACKEND:MODEL, e.g. transformers:smollm2")
+        raise ValueError(
+            f"model spec {spec!r} has no backend: write BACKEND:MODEL, e.g. transformers:smollm2"
+        )
     backend, rest = spec.split(":", 1)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} in {spec!r}; known: {', '.join(sorted(BACKENDS))}")

@@ -42,11 +42,17 @@ class AnthropicModel(RemoteModel):
     def new_client(self):
         import anthropic
 
-        return anthropic.AsyncAnthropic(base_url=self.base_url, api_key=self.api_key, timeout=self.config.timeout,
-                                        max_retries=0)
+        return anthropic.AsyncAnthropic(
+            base_url=self.base_url, api_key=self.api_key, timeout=self.config.timeout, max_retries=0
+        )
 
-    async def agenerate_one(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0,
-                            stop: Sequence[str] | None = None) -> tuple[Generation, PromptUsage]:
+    async def agenerate_one(
+        self,
+        prompt: Prompt,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> tuple[Generation, PromptUsage]:
         messages = as_messages(prompt)
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         kwargs = {"system": system} if system else {}
@@ -57,8 +63,12 @@ class AnthropicModel(RemoteModel):
         estimate = estimate_tokens(prompt, max_tokens)
 
         async def request(client):
-            return await client.messages.create(model=self.model, messages=[m for m in messages if m["role"] != "system"],
-                                                max_tokens=max_tokens, **kwargs)
+            return await client.messages.create(
+                model=self.model,
+                messages=[m for m in messages if m["role"] != "system"],
+                max_tokens=max_tokens,
+                **kwargs,
+            )
 
         res, seconds = await self._send(request, estimate)
         text = "".join(block.text for block in res.content if getattr(block, "type", "") == "text")

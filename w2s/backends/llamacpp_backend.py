@@ -70,7 +70,9 @@ class LlamaCppModel:
         llama_cpp, Jinja2ChatFormatter = _import_llama()
         from w2s.backends.fetch import SOURCES, resolve_model_path
 
-        self.config = typed_options(LlamaCppConfig, overrides, "backend 'llamacpp'", base=config or LlamaCppConfig())
+        self.config = typed_options(
+            LlamaCppConfig, overrides, "backend 'llamacpp'", base=config or LlamaCppConfig()
+        )
         path = resolve_model_path(rest, prefer="gguf") if rest in SOURCES else Path(rest).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"llamacpp: {path} is not a GGUF file")
@@ -90,7 +92,9 @@ class LlamaCppModel:
         self.eos_token = vocab.token_get_text(self.llm.token_eos())
         bos = self.llm.token_bos()
         self.formatter = Jinja2ChatFormatter(
-            template=meta.get("tokenizer.chat_template", "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"),
+            template=meta.get(
+                "tokenizer.chat_template", "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+            ),
             eos_token=self.eos_token,
             bos_token=vocab.token_get_text(bos) if bos >= 0 else "",
         )
@@ -133,8 +137,11 @@ class LlamaCppModel:
             return 0
         live = llm.input_ids[: llm.n_tokens]
         keep = self._common_chunks(live, tokens) if llm.n_tokens else 0
-        from_snapshot, best = max(((self._common_chunks(snap.tokens, tokens), snap) for snap in self._snapshots),
-                                  key=lambda shared: shared[0], default=(0, None))
+        from_snapshot, best = max(
+            ((self._common_chunks(snap.tokens, tokens), snap) for snap in self._snapshots),
+            key=lambda shared: shared[0],
+            default=(0, None),
+        )
         if self.config.snapshots and llm.n_tokens // chunk * chunk > max(keep, from_snapshot):
             self._save(live)  # the live context is about to lose whole chunks that no snapshot holds
         if from_snapshot > keep:
@@ -148,9 +155,12 @@ class LlamaCppModel:
         buf = (ctypes.c_uint8 * self._llama_cpp.llama_state_seq_get_size(ctx, 0))()
         size = self._llama_cpp.llama_state_seq_get_data(ctx, buf, len(buf), 0)
         # a snapshot the live context extends holds nothing the new one lacks
-        kept = [snap for snap in self._snapshots
-                if not (len(snap.tokens) <= len(live) and np.array_equal(live[: len(snap.tokens)], snap.tokens))]
-        self._snapshots = (kept + [Snapshot(live.copy(), buf, size)])[-self.config.snapshots:]
+        kept = [
+            snap
+            for snap in self._snapshots
+            if not (len(snap.tokens) <= len(live) and np.array_equal(live[: len(snap.tokens)], snap.tokens))
+        ]
+        self._snapshots = (kept + [Snapshot(live.copy(), buf, size)])[-self.config.snapshots :]
 
     def _restore(self, snap: Snapshot) -> None:
         llm = self.llm
@@ -160,7 +170,7 @@ class LlamaCppModel:
         llm.input_ids[: len(snap.tokens)] = snap.tokens
         llm.n_tokens = len(snap.tokens)
         # most recently used last (saving the live context may just have evicted it)
-        self._snapshots = ([s for s in self._snapshots if s is not snap] + [snap])[-self.config.snapshots:]
+        self._snapshots = ([s for s in self._snapshots if s is not snap] + [snap])[-self.config.snapshots :]
 
     def next_token_logits(self, tokens: list[int]) -> tuple[np.ndarray, int]:
         """Logits after `tokens`, and how many of them came from the cache (reused in whole chunks)."""
@@ -181,7 +191,9 @@ class LlamaCppModel:
                 p = np.exp(logits.astype(np.float64) - logits.max())
                 p /= p.sum()
                 out[i] = normalise([float(p[k].sum()) for k in ids])
-                self.usage.add(prompt_tokens=len(rows[i]), seconds=time.perf_counter() - start, cached=reused, index=i)
+                self.usage.add(
+                    prompt_tokens=len(rows[i]), seconds=time.perf_counter() - start, cached=reused, index=i
+                )
         return out
 
     # ------------------------------------------------------------ generate

@@ -165,12 +165,16 @@ class RemoteModel:
     connection_errors: tuple = ()
 
     def __init__(self, rest: str, config: RemoteConfig | None = None, **overrides):
-        self.config = typed_options(RemoteConfig, overrides, f"backend '{self.backend}'", base=config or RemoteConfig())
+        self.config = typed_options(
+            RemoteConfig, overrides, f"backend '{self.backend}'", base=config or RemoteConfig()
+        )
         self.model, self.base_url = split_spec(rest)
         self.spec = f"{self.backend}:{rest}"
         self.usage = Usage()
         # A local server needs no key; the clients still insist on one.
-        self.api_key = self.config.api_key or os.environ.get(self.key_env) or ("unused" if self.base_url else None)
+        self.api_key = (
+            self.config.api_key or os.environ.get(self.key_env) or ("unused" if self.base_url else None)
+        )
         self.clock: Callable[[], float] = time.monotonic
         self.wall: Callable[[], float] = time.time  # "now" for a Retry-After given as a date
         self.sleep: Callable[[float], Coroutine] = asyncio.sleep  # a test may wait on a fake clock
@@ -244,7 +248,9 @@ class RemoteModel:
             self.retries += 1
             await self._wait(wait, why)
 
-    def _record(self, prompt_tokens: int, completion_tokens: int, seconds: float, estimate: int) -> PromptUsage:
+    def _record(
+        self, prompt_tokens: int, completion_tokens: int, seconds: float, estimate: int
+    ) -> PromptUsage:
         self.tokens.refund(estimate - prompt_tokens - completion_tokens)
         self.usage.add(prompt_tokens, completion_tokens, seconds)
         return PromptUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, seconds=seconds)
@@ -277,8 +283,13 @@ class RemoteModel:
         self.usage.last = [u for _, u in results]
         return [r for r, _ in results]
 
-    def generate(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
-                 stop: Sequence[str] | None = None) -> list[Generation]:
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> list[Generation]:
         return self._run([self.agenerate_one(p, max_tokens, temperature, stop) for p in prompts])
 
     def score_choices(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
@@ -306,15 +317,17 @@ class OpenAIModel(RemoteModel):
     def new_client(self):
         import openai
 
-        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.config.timeout,
-                                  max_retries=0)
+        return openai.AsyncOpenAI(
+            base_url=self.base_url, api_key=self.api_key, timeout=self.config.timeout, max_retries=0
+        )
 
     async def _chat(self, prompt: Prompt, max_tokens: int, **kwargs):
         estimate = estimate_tokens(prompt, max_tokens)
 
         async def request(client):
             raw = await client.chat.completions.with_raw_response.create(
-                model=self.model, messages=as_messages(prompt), max_tokens=max_tokens, **kwargs)
+                model=self.model, messages=as_messages(prompt), max_tokens=max_tokens, **kwargs
+            )
             self.observe(raw.headers)
             return raw.parse()
 
@@ -322,15 +335,22 @@ class OpenAIModel(RemoteModel):
         pt, ct = (res.usage.prompt_tokens, res.usage.completion_tokens) if res.usage else (0, 0)
         return res, self._record(pt, ct, seconds, estimate)
 
-    async def agenerate_one(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0,
-                            stop: Sequence[str] | None = None) -> tuple[Generation, PromptUsage]:
+    async def agenerate_one(
+        self,
+        prompt: Prompt,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> tuple[Generation, PromptUsage]:
         kwargs = {"stop": list(stop)} if stop else {}
         res, u = await self._chat(prompt, max_tokens, temperature=temperature, **kwargs)
         text = res.choices[0].message.content or ""
         return Generation(text, u.prompt_tokens, u.completion_tokens, u.seconds), u
 
     async def ascore_one(self, prompt: Prompt, choices: Sequence[str]) -> tuple[list[float], PromptUsage]:
-        res, u = await self._chat(prompt, 1, temperature=0.0, logprobs=True, top_logprobs=self.config.top_logprobs)
+        res, u = await self._chat(
+            prompt, 1, temperature=0.0, logprobs=True, top_logprobs=self.config.top_logprobs
+        )
         content = (res.choices[0].logprobs and res.choices[0].logprobs.content) or []
         top = {t.token: math.exp(t.logprob) for t in (content[0].top_logprobs if content else [])}
         return normalise(choice_mass(top, choices)), u

@@ -84,7 +84,9 @@ def create_app(cfg: ServerConfig, model=None) -> FastAPI:
         return None
 
     def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=status)
+        return JSONResponse(
+            {"error": {"message": message, "type": "invalid_request_error"}}, status_code=status
+        )
 
     @app.get("/v1/models")
     def list_models() -> dict:
@@ -104,7 +106,9 @@ def create_app(cfg: ServerConfig, model=None) -> FastAPI:
             if req.logprobs and not hasattr(m, "next_token_probs"):
                 return error(400, f"logprobs are not offered for {cfg.spec}")
             gen = m.generate([messages], max_tokens=max_tokens, temperature=req.temperature, stop=stop)[0]
-            logprobs = _first_token_logprobs(m, messages, gen.text, req.top_logprobs or 0) if req.logprobs else None
+            logprobs = (
+                _first_token_logprobs(m, messages, gen.text, req.top_logprobs or 0) if req.logprobs else None
+            )
         choice = {
             "index": 0,
             "message": {"role": "assistant", "content": gen.text},

@@ -44,7 +44,9 @@ class TransformersModel:
     def __init__(self, rest: str, config: TransformersConfig | None = None, **overrides):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.config = typed_options(TransformersConfig, overrides, "backend 'transformers'", base=config or TransformersConfig())
+        self.config = typed_options(
+            TransformersConfig, overrides, "backend 'transformers'", base=config or TransformersConfig()
+        )
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
         self.spec = f"transformers:{rest}"
@@ -54,7 +56,9 @@ class TransformersModel:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(location, dtype=getattr(torch, self.config.dtype), **extra)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            location, dtype=getattr(torch, self.config.dtype), **extra
+        )
         self.model.to(self.config.device).eval()
         self._choice_ids: dict[str, list[int]] = {}
 
@@ -64,7 +68,10 @@ class TransformersModel:
         """The prompt as text in the model's chat format, ending where the assistant's answer starts."""
         messages, prefill = split_prefill(prompt)
         if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + prefill
+            return (
+                self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+                + prefill
+            )
         # A base model without a chat template: the messages' text, one per line.
         return "\n".join(m["content"] for m in messages) + "\n" + prefill
 
@@ -110,7 +117,9 @@ class TransformersModel:
         for idx in self._chunks(rows):
             start = time.perf_counter()
             # logits_to_keep=1: the LM head (vocabulary x hidden) runs on the last position only
-            logits = self.model(**self._batch([rows[i] for i in idx]), logits_to_keep=1).logits[:, -1, :].float()
+            logits = (
+                self.model(**self._batch([rows[i] for i in idx]), logits_to_keep=1).logits[:, -1, :].float()
+            )
             for i, p in zip(idx, torch.softmax(logits, dim=-1).cpu()):
                 out[i] = p
             seconds = (time.perf_counter() - start) / len(idx)
@@ -143,7 +152,9 @@ class TransformersModel:
         for idx in self._chunks(rows):
             batch = self._batch([rows[i] for i in idx])
             batch.pop("position_ids")  # generate derives positions from the mask itself
-            sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+            sampling = (
+                {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+            )
             start = time.perf_counter()
             out = self.model.generate(
                 **batch,
@@ -163,7 +174,9 @@ class TransformersModel:
                 text = self.tokenizer.decode(tokens[:n], skip_special_tokens=True)
                 for s in stop or ():
                     text = text.split(s, 1)[0]
-                results[i] = Generation(text=text, prompt_tokens=len(rows[i]), completion_tokens=n, seconds=seconds)
+                results[i] = Generation(
+                    text=text, prompt_tokens=len(rows[i]), completion_tokens=n, seconds=seconds
+                )
                 self.usage.add(prompt_tokens=len(rows[i]), completion_tokens=n, seconds=seconds, index=i)
         return results  # type: ignore[return-value]
 

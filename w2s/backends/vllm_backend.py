@@ -46,7 +46,9 @@ class VLLMModel:
         temperature: float = 0.0,
         stop: Sequence[str] | None = None,
     ) -> list[Generation]:
-        params = self._vllm.SamplingParams(max_tokens=max_tokens, temperature=temperature, stop=list(stop or []))
+        params = self._vllm.SamplingParams(
+            max_tokens=max_tokens, temperature=temperature, stop=list(stop or [])
+        )
         outs, seconds = self._chat(prompts, params)
         gens = []
         self.usage.begin(len(outs))
@@ -59,7 +61,9 @@ class VLLMModel:
     def score_choices(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[list[float]]:
         ids = []
         for c in choices:
-            first = {t[0] for t in (self.tokenizer.encode(v, add_special_tokens=False) for v in (c, " " + c)) if t}
+            first = {
+                t[0] for t in (self.tokenizer.encode(v, add_special_tokens=False) for v in (c, " " + c)) if t
+            }
             ids.append(first)
         params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=self.top_logprobs)
         outs, seconds = self._chat(prompts, params)

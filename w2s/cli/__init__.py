@@ -54,7 +54,10 @@ app.add_typer(eval_app, name="eval")
 @app.callback()
 def _root(
     db: str | None = typer.Option(
-        None, "--db", envvar="W2S_DB", help="Database: any SQLAlchemy URL or a SQLite file path [default: w2s.db]"
+        None,
+        "--db",
+        envvar="W2S_DB",
+        help="Database: any SQLAlchemy URL or a SQLite file path [default: w2s.db]",
     ),
 ) -> None:
     if db:

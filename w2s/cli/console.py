@@ -65,5 +65,8 @@ class CliProgress(Progress):
         self._last[task_id] = (now, task.completed)
         total = f"/{task.total:.0f}" if task.total is not None else ""
         rate = f", {task.speed:.2f}/s" if task.speed else ""
-        self.console.print(f"{task.description}: {task.completed:.0f}{total} after {task.elapsed or 0:.0f} s{rate}",
-                           highlight=False, markup=False)
+        self.console.print(
+            f"{task.description}: {task.completed:.0f}{total} after {task.elapsed or 0:.0f} s{rate}",
+            highlight=False,
+            markup=False,
+        )

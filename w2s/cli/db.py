@@ -7,7 +7,9 @@ import typer
 from w2s.cli.console import console
 
 out = console()
-db_app = typer.Typer(help="The store's schema: which revision it has, and upgrading it.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The store's schema: which revision it has, and upgrading it.", no_args_is_help=True
+)
 
 
 @db_app.command("current")

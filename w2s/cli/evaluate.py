@@ -43,31 +43,71 @@ def methods_table(report: dict) -> Table:
     key = "vs_" + report["baseline"]
     table = Table(title=f"Annotation accuracy vs gold ({report['pairs_with_gold']} pairs with gold)")
     left = ("dataset", "method", "annotator", "producer", "config")
-    for col in (*left, "n", "accuracy", "95% CI", "coverage", f"risky vs {report['baseline']}",
-                f"good vs {report['baseline']}", "s/pair"):
+    for col in (
+        *left,
+        "n",
+        "accuracy",
+        "95% CI",
+        "coverage",
+        f"risky vs {report['baseline']}",
+        f"good vs {report['baseline']}",
+        "s/pair",
+    ):
         table.add_column(col, justify="left" if col in left else "right")
     for m in report["methods"]:
         corr = m[key]
         table.add_row(
-            m["dataset"], m["method"], m["annotator"], m["producer"][:8] or "-", m["config"], str(m["n"]), f"{m['accuracy']:.3f}",
-            f"[{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]", f"{m['coverage']:.2f}",
-            str(corr["risky"]) if corr else "-", str(corr["good"]) if corr else "-", f"{m['seconds_per_pair']:.2f}",
+            m["dataset"],
+            m["method"],
+            m["annotator"],
+            m["producer"][:8] or "-",
+            m["config"],
+            str(m["n"]),
+            f"{m['accuracy']:.3f}",
+            f"[{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]",
+            f"{m['coverage']:.2f}",
+            str(corr["risky"]) if corr else "-",
+            str(corr["good"]) if corr else "-",
+            f"{m['seconds_per_pair']:.2f}",
         )
     return table
 
 
 def trees_table(trees: list[dict]) -> Table:
     table = Table(title="Trees")
-    for col in ("strong model", "config", "trees", "depth", "backtraces", "nodes", "tokens", "s/tree", "stops",
-                "exit verdict acc", "answer acc (tail exits too)"):
+    for col in (
+        "strong model",
+        "config",
+        "trees",
+        "depth",
+        "backtraces",
+        "nodes",
+        "tokens",
+        "s/tree",
+        "stops",
+        "exit verdict acc",
+        "answer acc (tail exits too)",
+    ):
         table.add_column(col)
     for t in trees:
         table.add_row(
-            t["strong_model"], t["config_hash"], str(t["trees"]), f"{t['mean_depth']:.2f}", f"{t['mean_backtraces']:.2f}",
-            f"{t['mean_nodes']:.2f}", f"{t['mean_tokens']:.0f}", f"{t['mean_seconds']:.2f}",
+            t["strong_model"],
+            t["config_hash"],
+            str(t["trees"]),
+            f"{t['mean_depth']:.2f}",
+            f"{t['mean_backtraces']:.2f}",
+            f"{t['mean_nodes']:.2f}",
+            f"{t['mean_tokens']:.0f}",
+            f"{t['mean_seconds']:.2f}",
             ", ".join(f"{k} {v}" for k, v in sorted(t["stops"].items())),
-            *(("-" if t[f"{k}_accuracy"] is None else f"{t[f'{k}_accuracy']:.3f} ({t[f'{k}_coverage']:.0%} of trees)")
-              for k in ("exit", "answer")),
+            *(
+                (
+                    "-"
+                    if t[f"{k}_accuracy"] is None
+                    else f"{t[f'{k}_accuracy']:.3f} ({t[f'{k}_coverage']:.0%} of trees)"
+                )
+                for k in ("exit", "answer")
+            ),
         )
     return table
 

@@ -19,7 +19,9 @@ def _set_cache(cache_dir: Path | None) -> None:
         os.environ["W2S_CACHE"] = str(cache_dir)
 
 
-CACHE_OPTION = typer.Option(None, "--cache-dir", envvar="W2S_CACHE", help="Model cache root [default: ~/.cache/w2s]")
+CACHE_OPTION = typer.Option(
+    None, "--cache-dir", envvar="W2S_CACHE", help="Model cache root [default: ~/.cache/w2s]"
+)
 
 
 @models_app.command("fetch")
@@ -54,8 +56,12 @@ def list_cmd(cache_dir: Path | None = CACHE_OPTION) -> None:
     for alias, src in fetch.SOURCES.items():
         done = fetch.is_fetched(alias)
         path = fetch.converted_dir(alias) if src.convert else fetch.gguf_path(alias)
-        table.add_row(alias, "yes" if done else "no", str(path) if done else f"w2s models fetch {alias}",
-                      src.description)
+        table.add_row(
+            alias,
+            "yes" if done else "no",
+            str(path) if done else f"w2s models fetch {alias}",
+            src.description,
+        )
     out.print(table)
 
 
@@ -68,7 +74,9 @@ def serve_cmd(
     fail_every: int = typer.Option(
         0, "--fail-every", help="Testing: answer every Nth completion request with an error (0: never)"
     ),
-    fail_status: int = typer.Option(503, "--fail-status", help="Testing: the status code --fail-every returns"),
+    fail_status: int = typer.Option(
+        503, "--fail-status", help="Testing: the status code --fail-every returns"
+    ),
     threads: int = typer.Option(0, "--threads", help="torch threads (0: leave torch's default)"),
 ) -> None:
     """Serve any w2s model over an OpenAI-compatible HTTP API (`/v1/models`, `/v1/chat/completions`)

@@ -27,8 +27,11 @@ from w2s.store import Pair, Tree, session_scope
 from w2s.store.work import WorkOptions
 from w2s.trees import TreeConfig
 
-TREE_ALIASES = {"max_backtraces": ["--backtraces", "-B"], "max_depth": ["--depth", "-D"],
-                "thought_max_tokens": ["--thought-tokens"]}
+TREE_ALIASES = {
+    "max_backtraces": ["--backtraces", "-B"],
+    "max_depth": ["--depth", "-D"],
+    "thought_max_tokens": ["--thought-tokens"],
+}
 """The TreeConfig options' older and short names, kept beside `--max-backtraces` etc."""
 
 trees_app = typer.Typer(help="Principle fast-and-frugal trees built by a strong model.", no_args_is_help=True)
@@ -102,16 +105,20 @@ def rate_text(task) -> str:
 def build(
     strong: str = typer.Option(..., "--strong", help="Strong model spec, e.g. llamacpp:qwen2.5-coder-1.5b."),
     principles: str | None = typer.Option(
-        None, "--principles", help="Principle library (prompts/principles/NAME.yaml) [default: by dataset name]."
+        None,
+        "--principles",
+        help="Principle library (prompts/principles/NAME.yaml) [default: by dataset name].",
     ),
     dataset: str | None = typer.Option(None, "--dataset", "-d"),
     split: str | None = typer.Option(None, "--split", "-s"),
     pairs: str | None = typer.Option(None, "--pairs", help="Comma-separated pair ids / prefixes, or @FILE."),
     limit: int | None = typer.Option(None, "--limit", "-n", help="At most this many pairs (in id order)."),
     in_flight: int = typer.Option(
-        32, "--in-flight", "--batch-size",
+        32,
+        "--in-flight",
+        "--batch-size",
         help="Pairs searched at once, each its own search; a finished one's slot goes to the next pair at once "
-             "(--batch-size is the old name).",
+        "(--batch-size is the old name).",
     ),
     concurrency: int | None = typer.Option(
         None, "--concurrency", help="Remote backends: requests in flight at once [default: --in-flight]."
@@ -120,18 +127,28 @@ def build(
     rpm: float | None = typer.Option(None, "--rpm", help="Remote backends: requests per minute at most."),
     tpm: float | None = typer.Option(None, "--tpm", help="Remote backends: tokens per minute at most."),
     option: list[str] = typer.Option(
-        [], "--option", "-o", metavar="KEY=VALUE", help="Any option of the strong model's backend (repeatable)."
+        [],
+        "--option",
+        "-o",
+        metavar="KEY=VALUE",
+        help="Any option of the strong model's backend (repeatable).",
     ),
     max_tokens: int | None = typer.Option(
-        None, "--max-tokens", help="Token budget: start no pair once the run has spent this many tokens "
-                                   "(the pairs in flight finish and are saved)."
+        None,
+        "--max-tokens",
+        help="Token budget: start no pair once the run has spent this many tokens "
+        "(the pairs in flight finish and are saved).",
     ),
-    price_in: float | None = typer.Option(None, "--price-in", help="USD per 1M prompt tokens (for the cost line)."),
+    price_in: float | None = typer.Option(
+        None, "--price-in", help="USD per 1M prompt tokens (for the cost line)."
+    ),
     price_out: float | None = typer.Option(None, "--price-out", help="USD per 1M completion tokens."),
     extend_from: str | None = typer.Option(
-        None, "--extend-from", metavar="CONFIG_HASH",
+        None,
+        "--extend-from",
+        metavar="CONFIG_HASH",
         help="Replay this config's trees (same strong model; only -B/-D and the taus may differ) instead of "
-             "building again: only nodes its searches never reached cost tokens.",
+        "building again: only nodes its searches never reached cost tokens.",
     ),
     cfg: TreeConfig = None,  # the TreeConfig fields' options (but library: --principles)
     work: WorkOptions = None,  # --chunk-size, --lease-seconds, --worker-id
@@ -184,18 +201,33 @@ def build(
                 if report.note.startswith("waiting for pairs") and not said[0]:
                     err.print(waiting_line(queue.worker, queue.status()))  # once per wait, in a log too
                 said[0] = report.note
-                bar.update(task, completed=already + report.done, rate=rate_text(bar.tasks[task]),
-                           description=f"trees ({library}){': ' + escape(report.note) if report.note else ''}")
+                bar.update(
+                    task,
+                    completed=already + report.done,
+                    rate=rate_text(bar.tasks[task]),
+                    description=f"trees ({library}){': ' + escape(report.note) if report.note else ''}",
+                )
 
             try:
-                report = asyncio.run(run_build(model, queue, cfg, in_flight=in_flight, progress=advance,
-                                               extend_from=extend_from, max_tokens=budget))
+                report = asyncio.run(
+                    run_build(
+                        model,
+                        queue,
+                        cfg,
+                        in_flight=in_flight,
+                        progress=advance,
+                        extend_from=extend_from,
+                        max_tokens=budget,
+                    )
+                )
             except ValueError as e:
                 raise typer.BadParameter(str(e), param_hint="--extend-from") from e
         others = len(group) - already - report.built - report.stored
         shared = f", {others} built by other workers" if others > 0 else ""
-        out.print(f"built {report.built} trees ({already + report.stored} already stored{shared}), library {library}, "
-                  f"config {cfg.hash()}, strong {strong}")
+        out.print(
+            f"built {report.built} trees ({already + report.stored} already stored{shared}), library {library}, "
+            f"config {cfg.hash()}, strong {strong}"
+        )
         out.print(run_line(report, getattr(model, "retries", 0), price_in, price_out))
         if budget is not None:
             budget -= report.tokens
@@ -218,9 +250,11 @@ def backend_options(pairs: list[str]) -> dict[str, str]:
 def run_line(report, retries: int, price_in: float | None, price_out: float | None) -> str:
     """The run's summary: trees/s, calls, tokens (and their cost when prices are given), retries."""
     rate = report.built / report.seconds if report.seconds else 0.0
-    line = (f"run: {report.seconds:.1f} s, {rate:.2f} trees/s, {report.calls} calls, {report.tokens} tokens "
-            f"({report.prompt_tokens} prompt, {report.cached_tokens} of them cached, {report.completion_tokens} "
-            f"completion)")
+    line = (
+        f"run: {report.seconds:.1f} s, {rate:.2f} trees/s, {report.calls} calls, {report.tokens} tokens "
+        f"({report.prompt_tokens} prompt, {report.cached_tokens} of them cached, {report.completion_tokens} "
+        f"completion)"
+    )
     if price_in is not None or price_out is not None:
         usd = (report.prompt_tokens * (price_in or 0.0) + report.completion_tokens * (price_out or 0.0)) / 1e6
         line += f", ${usd:.4f}"
@@ -268,7 +302,9 @@ def export(
         if config_hash:
             query = query.where(Tree.config_hash == config_hash)
         try:
-            n = export_trees(session, out_path, session.exec(query.order_by(Tree.pair_id, Tree.id)), overwrite=overwrite)
+            n = export_trees(
+                session, out_path, session.exec(query.order_by(Tree.pair_id, Tree.id)), overwrite=overwrite
+            )
         except FileExistsError as e:
             err.print(f"[red]{escape(str(e))}[/]")
             raise typer.Exit(1) from e
@@ -277,7 +313,9 @@ def export(
 
 @trees_app.command("import")
 def import_(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="A corpus written by `w2s trees export`."),
+    path: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="A corpus written by `w2s trees export`."
+    ),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Match only pairs of this dataset."),
 ) -> None:
     """Add a corpus's trees to the pairs of this store that have the same content (in one transaction:
@@ -291,11 +329,15 @@ def import_(
     except CorpusError as e:
         err.print(f"[red]{escape(str(e))}[/] (nothing imported)")
         raise typer.Exit(1) from e
-    out.print(f"{path}: {report.trees} trees read, {report.added} added ({report.mirrored} for pairs stored with A/B "
-              f"swapped), {report.already} already stored, {len(report.absent)} whose pair is not in this store")
+    out.print(
+        f"{path}: {report.trees} trees read, {report.added} added ({report.mirrored} for pairs stored with A/B "
+        f"swapped), {report.already} already stored, {len(report.absent)} whose pair is not in this store"
+    )
     if report.absent:
-        err.print(f"[yellow]no stored pair for {len(report.absent)} trees (import their pair files first), e.g. "
-                  f"{', '.join(report.absent[:3])}[/]")
+        err.print(
+            f"[yellow]no stored pair for {len(report.absent)} trees (import their pair files first), e.g. "
+            f"{', '.join(report.absent[:3])}[/]"
+        )
 
 
 @trees_app.command("show")
@@ -308,14 +350,18 @@ def show(
 
     with session_scope() as session:
         exact = session.get(Pair, pair_id)
-        matches = [exact] if exact else list(session.exec(select(Pair).where(Pair.id.startswith(pair_id)).limit(2)))
+        matches = (
+            [exact] if exact else list(session.exec(select(Pair).where(Pair.id.startswith(pair_id)).limit(2)))
+        )
         if len(matches) != 1:
             err.print(f"[red]{'no pair' if not matches else 'more than one pair'} matches {pair_id!r}[/]")
             raise typer.Exit(1)
         pair = matches[0]
         tree, nodes = latest_tree(session, pair.id, strong)
         if tree is None:
-            err.print(f"[red]pair {pair.id} has no tree{' by ' + strong if strong else ''}: run `w2s trees build`[/]")
+            err.print(
+                f"[red]pair {pair.id} has no tree{' by ' + strong if strong else ''}: run `w2s trees build`[/]"
+            )
             raise typer.Exit(1)
         out.print(render_tree(pair, tree, nodes))
 

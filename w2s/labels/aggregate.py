@@ -91,7 +91,8 @@ class DawidSkeneResult:
     def worker_accuracy(self) -> dict[str, float]:
         """P(worker's answer = true label) = sum_c prior_c P(observed = c | true = c)."""
         return {
-            w: sum(self.priors[c] * err.get((c, c), 0.0) for c in self.priors) for w, err in self.errors.items()
+            w: sum(self.priors[c] * err.get((c, c), 0.0) for c in self.priors)
+            for w, err in self.errors.items()
         }
 
 
@@ -102,8 +103,13 @@ def dawid_skene(votes: Sequence[Vote], n_iter: int = 100, tol: float = 1e-5) -> 
 
     if not votes:
         return DawidSkeneResult({}, {}, {})
-    df = pd.DataFrame({"task": [v.pair_id for v in votes], "worker": [v.worker for v in votes],
-                       "label": [v.label for v in votes]})
+    df = pd.DataFrame(
+        {
+            "task": [v.pair_id for v in votes],
+            "worker": [v.worker for v in votes],
+            "label": [v.label for v in votes],
+        }
+    )
     model = DawidSkene(n_iter=n_iter, tol=tol)
     with warnings.catch_warnings():  # crowd-kit 1.4.2 uses pandas keywords that pandas 4 will remove
         warnings.simplefilter("ignore", getattr(pd.errors, "Pandas4Warning", DeprecationWarning))
@@ -127,12 +133,16 @@ def group_votes(votes: Iterable[Vote]) -> dict[str, list[Vote]]:
     by_pair: dict[str, list[Vote]] = defaultdict(list)
     for v in votes:
         if v.label not in LABELS:
-            raise ValueError(f"vote on pair {v.pair_id} by {v.worker}: label {v.label!r} is not 'a', 'b' or 'tie'")
+            raise ValueError(
+                f"vote on pair {v.pair_id} by {v.worker}: label {v.label!r} is not 'a', 'b' or 'tie'"
+            )
         by_pair[v.pair_id].append(v)
     return dict(by_pair)
 
 
-def aggregate(votes: Iterable[Vote], method: str = "majority", temperature: float | None = 0.2) -> list[PairLabel]:
+def aggregate(
+    votes: Iterable[Vote], method: str = "majority", temperature: float | None = 0.2
+) -> list[PairLabel]:
     """One PairLabel per pair (sorted by pair id). `temperature=None` turns re-weighting off (weight 1)."""
     if method not in METHODS:
         raise ValueError(f"unknown aggregation method {method!r}; choose one of {', '.join(METHODS)}")
@@ -190,7 +200,10 @@ def parse_weights(spec: str) -> float | None:
 
 
 def votes_from_store(
-    session, *, annotators: Sequence[str] | None = None, methods: Sequence[str] | None = None,
+    session,
+    *,
+    annotators: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
     include_variants: bool = True,
 ) -> list[Vote]:
     """Current annotations (not superseded, not retracted) as votes, optionally filtered."""
@@ -219,9 +232,15 @@ class BuildReport:
 
 
 def build_label_set(
-    session, *, name: str = "default", method: str = "majority", temperature: float | None = 0.2,
-    filter_percentile: float | None = None, annotators: Sequence[str] | None = None,
-    methods: Sequence[str] | None = None, include_variants: bool = True,
+    session,
+    *,
+    name: str = "default",
+    method: str = "majority",
+    temperature: float | None = 0.2,
+    filter_percentile: float | None = None,
+    annotators: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    include_variants: bool = True,
 ) -> BuildReport:
     """Materialise the label set `name`: its old rows are replaced in the caller's transaction, so a
     rebuild is idempotent and a failure leaves the previous set in place. Label sets are derived data."""
@@ -230,7 +249,9 @@ def build_label_set(
     from w2s.labels.reliability import entropy_threshold, filter_by_entropy
     from w2s.store import LabelSet
 
-    votes = votes_from_store(session, annotators=annotators, methods=methods, include_variants=include_variants)
+    votes = votes_from_store(
+        session, annotators=annotators, methods=methods, include_variants=include_variants
+    )
     labels = aggregate(votes, method=method, temperature=temperature)
     threshold, kept = None, labels
     if filter_percentile is not None and labels:
@@ -238,16 +259,37 @@ def build_label_set(
         threshold = entropy_threshold(entropies.values(), filter_percentile)
         keep = filter_by_entropy(entropies, filter_percentile)
         kept = [pl for pl in labels if pl.pair_id in keep]
-    params = {"method": method, "temperature": temperature, "filter_percentile": filter_percentile,
-              "entropy_threshold": threshold, "annotators": list(annotators or []), "methods": list(methods or []),
-              "include_variants": include_variants}
+    params = {
+        "method": method,
+        "temperature": temperature,
+        "filter_percentile": filter_percentile,
+        "entropy_threshold": threshold,
+        "annotators": list(annotators or []),
+        "methods": list(methods or []),
+        "include_variants": include_variants,
+    }
     session.exec(delete(LabelSet).where(LabelSet.name == name))
     session.add_all(
-        LabelSet(name=name, pair_id=pl.pair_id, label=pl.label, soft_label=pl.soft_label, entropy=pl.entropy,
-                 weight=pl.weight, n_votes=pl.n_votes, method=method,
-                 params={**params, "votes": pl.votes, "answer_weights": pl.answer_weights})
+        LabelSet(
+            name=name,
+            pair_id=pl.pair_id,
+            label=pl.label,
+            soft_label=pl.soft_label,
+            entropy=pl.entropy,
+            weight=pl.weight,
+            n_votes=pl.n_votes,
+            method=method,
+            params={**params, "votes": pl.votes, "answer_weights": pl.answer_weights},
+        )
         for pl in kept
     )
     session.flush()
-    return BuildReport(name, method, len(labels), len(kept), len(labels) - len(kept),
-                       sum(pl.label == "tie" for pl in kept), threshold)
+    return BuildReport(
+        name,
+        method,
+        len(labels),
+        len(kept),
+        len(labels) - len(kept),
+        sum(pl.label == "tie" for pl in kept),
+        threshold,
+    )

@@ -47,7 +47,9 @@ def pairwise_kappa(units: Units) -> dict[tuple[str, str], float]:
     for a, b in combinations(sorted(by_annotator), 2):
         shared = sorted(by_annotator[a].keys() & by_annotator[b].keys())
         if shared:
-            out[(a, b)] = cohen_kappa([by_annotator[a][u] for u in shared], [by_annotator[b][u] for u in shared])
+            out[(a, b)] = cohen_kappa(
+                [by_annotator[a][u] for u in shared], [by_annotator[b][u] for u in shared]
+            )
     return out
 
 
@@ -61,7 +63,9 @@ def krippendorff_alpha(units: Units) -> float:
     domain = sorted({label for labels in units.values() for label in labels.values()})
     if len(domain) < 2:
         return math.nan
-    counts = np.array([[Counter(labels.values())[v] for v in domain] for labels in units.values()], dtype=float)
+    counts = np.array(
+        [[Counter(labels.values())[v] for v in domain] for labels in units.values()], dtype=float
+    )
     if not (counts.sum(axis=1) >= 2).any():
         return math.nan
     with np.errstate(invalid="ignore", divide="ignore"):  # pairable units without variation: 0/0

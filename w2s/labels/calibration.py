@@ -76,8 +76,13 @@ def plot_entropy_accuracy(buckets: Sequence[Bucket], path: Path, title: str = ""
     xs = range(len(buckets))
     bars = ax.bar(xs, [0 if b.n == 0 else b.accuracy for b in buckets], color="#4C72B0")
     for bar, b in zip(bars, buckets):
-        ax.annotate(f"{b.accuracy:.2f}\nn={b.n}" if b.n else "n=0", (bar.get_x() + bar.get_width() / 2,
-                    bar.get_height()), ha="center", va="bottom", fontsize=8)
+        ax.annotate(
+            f"{b.accuracy:.2f}\nn={b.n}" if b.n else "n=0",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.text(1.0, 0.5, " chance", transform=ax.get_yaxis_transform(), va="center", fontsize=8, color="grey")
     ax.set_xticks(list(xs), [b.name for b in buckets], rotation=20, fontsize=8)
@@ -104,8 +109,15 @@ def plot_heatmap(counts: Sequence[Sequence[int]], path: Path, title: str = "") -
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(LABELS)):
         for j in range(len(LABELS)):
-            ax.text(j, i, f"{share[i, j]:.2f}\n({int(c[i, j])})", ha="center", va="center",
-                    color="white" if share[i, j] > 0.6 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{share[i, j]:.2f}\n({int(c[i, j])})",
+                ha="center",
+                va="center",
+                color="white" if share[i, j] > 0.6 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(len(LABELS)), [f"gold {x}" for x in LABELS])
     ax.set_yticks(range(len(LABELS)), [f"weak {x}" for x in LABELS])
     ax.set_title(title or "Reliability heatmap: weak label vs gold")
@@ -153,8 +165,14 @@ def write_report(session, out_dir: Path, label_set: str = "default", n_buckets: 
         w.writerow(["weak\\gold", *LABELS])
         w.writerows([y, *row] for y, row in zip(LABELS, counts))
     accuracy = sum(y == g for y, g in zip(labels, golds)) / len(rows)
-    md = [f"# Label set `{label_set}` vs gold", "", f"{len(rows)} pairs with gold; accuracy {accuracy:.3f}.", "",
-          "| entropy (nats) | n | accuracy |", "|---|---:|---:|"]
+    md = [
+        f"# Label set `{label_set}` vs gold",
+        "",
+        f"{len(rows)} pairs with gold; accuracy {accuracy:.3f}.",
+        "",
+        "| entropy (nats) | n | accuracy |",
+        "|---|---:|---:|",
+    ]
     md += [f"| {b.name} | {b.n} | {b.accuracy:.3f} |" for b in buckets]
     md += ["", "| weak \\ gold | " + " | ".join(LABELS) + " |", "|---|" + "---:|" * len(LABELS)]
     md += [f"| {y} | " + " | ".join(map(str, row)) + " |" for y, row in zip(LABELS, counts)]

@@ -50,7 +50,9 @@ class EnsembleConfig:
 # ------------------------------------------------------------------------------------- pure parts
 
 
-def bootstrap_indices(n: int, n_members: int, sample_size: int | None = None, seed: int = 0) -> list[np.ndarray]:
+def bootstrap_indices(
+    n: int, n_members: int, sample_size: int | None = None, seed: int = 0
+) -> list[np.ndarray]:
     """`n_members` samples of `sample_size` (default n) indices into range(n), drawn with replacement."""
     if n <= 0 or n_members <= 0:
         raise ValueError(f"bootstrap_indices: need n > 0 and n_members > 0, got {n}, {n_members}")
@@ -91,15 +93,18 @@ class Ensemble:
         return combine(self.member_p(rows), self.voting)
 
 
-def train_ensemble(rows: Sequence[dict], train_fn: TrainFn, config: EnsembleConfig | None = None,
-                   progress: bool = False) -> Ensemble:
+def train_ensemble(
+    rows: Sequence[dict], train_fn: TrainFn, config: EnsembleConfig | None = None, progress: bool = False
+) -> Ensemble:
     """Train `config.n_members` weak supervisors, each on a bootstrap sample of `rows`."""
     from tqdm.auto import tqdm
 
     config = config or EnsembleConfig()
     rows = list(rows)
     samples = bootstrap_indices(len(rows), config.n_members, config.sample_size, config.seed)
-    members = [train_fn([rows[i] for i in idx]) for idx in tqdm(samples, desc="ensemble", disable=not progress)]
+    members = [
+        train_fn([rows[i] for i in idx]) for idx in tqdm(samples, desc="ensemble", disable=not progress)
+    ]
     return Ensemble(members, config.voting)
 
 
@@ -160,8 +165,12 @@ class ModelScorer:
         prompts = []
         for r in rows:
             for first, second in ((r["chosen"], r["rejected"]), (r["rejected"], r["chosen"])):
-                prompts.append(render("judge", prompt=r["prompt"], first=first, second=second, question=self.question))
-        probs = np.asarray(self.model.score_choices(prompts, ["A", "B"]), dtype=float).reshape(len(rows), 2, 2)
+                prompts.append(
+                    render("judge", prompt=r["prompt"], first=first, second=second, question=self.question)
+                )
+        probs = np.asarray(self.model.score_choices(prompts, ["A", "B"]), dtype=float).reshape(
+            len(rows), 2, 2
+        )
         # P(first shown is better) with chosen first, then with chosen second
         return average_orders(probs[:, 0, 0], probs[:, 1, 0])
 
@@ -182,15 +191,24 @@ def annotate_pairs(session, scorer: PairScorer, pairs: Sequence, *, method: str,
     added = 0
     for pair, pa in zip(pairs, p_a):
         label, confidence = label_of(float(pa))
-        row = Annotation(pair_id=pair.id, annotator=annotator, annotator_kind="model", label=label,
-                         confidence=confidence, p_a=float(pa), method=method, producer=producer,
-                         dedup_key=annotation_key(method, annotator, producer, "", pair.id))
+        row = Annotation(
+            pair_id=pair.id,
+            annotator=annotator,
+            annotator_kind="model",
+            label=label,
+            confidence=confidence,
+            p_a=float(pa),
+            method=method,
+            producer=producer,
+            dedup_key=annotation_key(method, annotator, producer, "", pair.id),
+        )
         added += add_annotation(session, row) is not None
     return added
 
 
-def annotate_with_ensemble(session, ensemble: Ensemble, pairs: Sequence, *, method: str = "bootstrap",
-                           name: str = "linear-bt") -> int:
+def annotate_with_ensemble(
+    session, ensemble: Ensemble, pairs: Sequence, *, method: str = "bootstrap", name: str = "linear-bt"
+) -> int:
     """Every member's labels as annotations: annotator f'{name}#{i}', method `method`."""
     return sum(
         annotate_pairs(session, m, pairs, method=method, annotator=f"{name}#{i}")

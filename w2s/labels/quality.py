@@ -72,7 +72,9 @@ def evaluate_annotations(
         if method == baseline:
             base.update(rows)  # one naive labeller is the usual case; a later one wins on overlap
 
-    differs = producer_differences(producers, {m: {g[3] for g in labels if g[1] == m} for _, m, _, _ in labels})
+    differs = producer_differences(
+        producers, {m: {g[3] for g in labels if g[1] == m} for _, m, _, _ in labels}
+    )
     methods = []
     for (ds, method, annotator, producer), rows in sorted(labels.items()):
         n = len(rows)
@@ -91,12 +93,19 @@ def evaluate_annotations(
                 "accuracy": correct / n if n else None,
                 "ci95": [lo, hi],
                 "coverage": len(covered) / n if n else None,
-                "accuracy_covered": (sum(rows[p] == gold[p] for p in covered) / len(covered)) if covered else None,
+                "accuracy_covered": (sum(rows[p] == gold[p] for p in covered) / len(covered))
+                if covered
+                else None,
                 "seconds_per_pair": mean(seconds[(ds, method, annotator, producer)]) if n else None,
                 "vs_" + baseline: corrections(base, rows, gold) if method != baseline else None,
             }
         )
-    return {"pairs_with_gold": len(gold), "baseline": baseline, "methods": methods, "trees": tree_stats(session, gold)}
+    return {
+        "pairs_with_gold": len(gold),
+        "baseline": baseline,
+        "methods": methods,
+        "trees": tree_stats(session, gold),
+    }
 
 
 def producer_differences(producers: dict[str, dict], by_method: dict[str, set[str]]) -> dict[str, str]:
@@ -182,8 +191,10 @@ def tree_stats(session: Session, gold: dict[str, str]) -> list[dict]:
 
 def _coverage(name: str, labels: dict[str, str | None], gold: dict[str, str], n: int) -> dict:
     answered = [p for p, label in labels.items() if label is not None]
-    return {f"{name}_coverage": len(answered) / n,
-            f"{name}_accuracy": mean(labels[p] == gold[p] for p in answered) if answered else None}
+    return {
+        f"{name}_coverage": len(answered) / n,
+        f"{name}_accuracy": mean(labels[p] == gold[p] for p in answered) if answered else None,
+    }
 
 
 def _count(values) -> dict[str, int]:

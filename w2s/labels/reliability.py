@@ -40,7 +40,9 @@ def majority_weight(p, temperature: float = DEFAULT_TEMPERATURE):
     return float(w) if w.ndim == 0 else w
 
 
-def reliability_weights(dist: Mapping[str, float], temperature: float = DEFAULT_TEMPERATURE) -> dict[str, float]:
+def reliability_weights(
+    dist: Mapping[str, float], temperature: float = DEFAULT_TEMPERATURE
+) -> dict[str, float]:
     """w_k = softmax_k(p_k / T) over the answers in `dist`. Small T sharpens towards the majority."""
     if temperature <= 0:
         raise ValueError(f"reliability_weights: temperature must be > 0, got {temperature}")

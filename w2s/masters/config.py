@@ -46,4 +46,6 @@ class MasterConfig:
 
 def check_principle_weights(principle_weights: str) -> None:
     if principle_weights not in (*PRINCIPLE_WEIGHTS, "auto"):
-        raise ValueError(f"unknown principle_weights {principle_weights!r}: {', '.join(PRINCIPLE_WEIGHTS)} or auto")
+        raise ValueError(
+            f"unknown principle_weights {principle_weights!r}: {', '.join(PRINCIPLE_WEIGHTS)} or auto"
+        )

@@ -112,10 +112,13 @@ class FeaturesMaster(_Logistic):
         candidates = PRINCIPLE_WEIGHTS if pw == "auto" else (pw,)
         inputs = {c: self._design(X, c) for c in candidates}
         cfg = self.cfg
-        self.cv_log_loss_ = ({c: cv_log_loss(x, y, cfg.folds, cfg.seed) for c, x in inputs.items()}
-                             if len(inputs) > 1 else {})
+        self.cv_log_loss_ = (
+            {c: cv_log_loss(x, y, cfg.folds, cfg.seed) for c, x in inputs.items()} if len(inputs) > 1 else {}
+        )
         sharing = min(self.cv_log_loss_, key=self.cv_log_loss_.get) if self.cv_log_loss_ else pw
-        return self._set(fit_logistic(inputs[sharing], y, cfg.seed), sharing, (X.shape[1] - 1) // len(FEATURES))
+        return self._set(
+            fit_logistic(inputs[sharing], y, cfg.seed), sharing, (X.shape[1] - 1) // len(FEATURES)
+        )
 
     def _set(self, coef: np.ndarray, principle_weights: str, k: int) -> FeaturesMaster:
         self.coef_ = np.asarray(coef, dtype=float)
@@ -129,6 +132,8 @@ class FeaturesMaster(_Logistic):
         return self
 
     @classmethod
-    def fitted(cls, coef, principle_weights: str, n_principles: int, cfg: MasterConfig | None = None) -> FeaturesMaster:
+    def fitted(
+        cls, coef, principle_weights: str, n_principles: int, cfg: MasterConfig | None = None
+    ) -> FeaturesMaster:
         """A master of stored weights (as `Master.tree_weights` holds them)."""
         return cls(cfg)._set(np.asarray(coef, dtype=float), principle_weights, n_principles)

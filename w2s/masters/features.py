@@ -43,17 +43,22 @@ class MasterInputs:
         if self.reasoning is not None and len(self.reasoning) != len(self.pairs):
             raise ValueError(f"{len(self.reasoning)} reasoning texts for {len(self.pairs)} pairs")
         if self.trees and not (len(self.trees) == len(self.nodes) == len(self.pairs)):
-            raise ValueError(f"{len(self.trees)} trees and {len(self.nodes)} node lists for {len(self.pairs)} pairs")
+            raise ValueError(
+                f"{len(self.trees)} trees and {len(self.nodes)} node lists for {len(self.pairs)} pairs"
+            )
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def subset(self, idx: Sequence[int]) -> MasterInputs:
         """The inputs of the pairs at `idx` (in that order)."""
+
         def pick(xs):
             return None if xs is None else [xs[i] for i in idx] if len(xs) else xs
 
-        return MasterInputs(pick(self.pairs), pick(self.trees), pick(self.nodes), self.library, pick(self.reasoning))
+        return MasterInputs(
+            pick(self.pairs), pick(self.trees), pick(self.nodes), self.library, pick(self.reasoning)
+        )
 
 
 def node_features(tree: Tree, nodes: Sequence[Node], library: Library) -> np.ndarray:
@@ -76,7 +81,9 @@ def tree_features(inputs: MasterInputs) -> np.ndarray:
     """`node_features` of every pair's tree: (n, 4·K)."""
     if inputs.library is None:
         raise ValueError("tree features need the trees' principle library")
-    return np.stack([node_features(t, ns, inputs.library) for t, ns in zip(inputs.trees, inputs.nodes, strict=True)])
+    return np.stack(
+        [node_features(t, ns, inputs.library) for t, ns in zip(inputs.trees, inputs.nodes, strict=True)]
+    )
 
 
 def features_x(margin: np.ndarray, tree_x: np.ndarray) -> np.ndarray:
@@ -108,17 +115,23 @@ def principle_weight_rows(weights: np.ndarray, principle_weights: str, k: int) -
     return weights.reshape(k, f)
 
 
-def trust_table(weights: np.ndarray, library: Library, principle_weights: str = "per-principle") -> list[dict]:
+def trust_table(
+    weights: np.ndarray, library: Library, principle_weights: str = "per-principle"
+) -> list[dict]:
     """Per principle: its four (effective) weights and `trust`, their sum — the weight of a relevant exit
     verdict that survived both orders (positive: believed, negative: inverted, ≈ 0: ignored)."""
     w = principle_weight_rows(np.asarray(weights), principle_weights, len(library.principles))
-    return [{"principle": p.id, "name": p.name, **dict(zip(FEATURES, map(float, row))), "trust": float(row.sum())}
-            for p, row in zip(library.principles, w)]
+    return [
+        {"principle": p.id, "name": p.name, **dict(zip(FEATURES, map(float, row))), "trust": float(row.sum())}
+        for p, row in zip(library.principles, w)
+    ]
 
 
 def gold_labels(pairs: Sequence[Pair], folds: int) -> np.ndarray:
     """y: 1 where gold is A, 0 where B; an error unless both occur and there are pairs for every fold."""
     y = np.array([1.0 if p.gold == "a" else 0.0 for p in pairs])
     if len(set(y)) < 2 or len(pairs) < 2 * folds:
-        raise ValueError(f"a master needs at least {2 * folds} gold pairs with both A and B better; got {len(pairs)}")
+        raise ValueError(
+            f"a master needs at least {2 * folds} gold pairs with both A and B better; got {len(pairs)}"
+        )
     return y

@@ -19,8 +19,16 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     from sklearn.linear_model import LogisticRegressionCV
 
     xs, ys = mirrored(x, y)
-    model = LogisticRegressionCV(Cs=10, cv=5, fit_intercept=False, scoring="neg_log_loss", max_iter=2000,
-                                 random_state=seed, l1_ratios=(0.0,), use_legacy_attributes=False)
+    model = LogisticRegressionCV(
+        Cs=10,
+        cv=5,
+        fit_intercept=False,
+        scoring="neg_log_loss",
+        max_iter=2000,
+        random_state=seed,
+        l1_ratios=(0.0,),
+        use_legacy_attributes=False,
+    )
     model.fit(xs, ys)
     return model.coef_[0]
 
@@ -30,8 +38,10 @@ def cv_log_loss(x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> float:
     from sklearn.metrics import log_loss
     from sklearn.model_selection import StratifiedKFold
 
-    losses = [log_loss(y[held], sigmoid(x[held] @ fit_logistic(x[fit_idx], y[fit_idx], seed)), labels=[0, 1])
-              for fit_idx, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y)]
+    losses = [
+        log_loss(y[held], sigmoid(x[held] @ fit_logistic(x[fit_idx], y[fit_idx], seed)), labels=[0, 1])
+        for fit_idx, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y)
+    ]
     return float(np.mean(losses))
 
 

@@ -88,14 +88,18 @@ class Master:
         return cls.from_state(config, state)
 
 
-def train_master(inputs: MasterInputs, cfg: MasterConfig, features=None, margin: MarginFit | None = None) -> Master:
+def train_master(
+    inputs: MasterInputs, cfg: MasterConfig, features=None, margin: MarginFit | None = None
+) -> Master:
     """Fit the margin head, the twin and the master on gold pairs with what the config's kind reads (their
     trees, or for a cot-* kind their `reasoning`). `features`: the weak model's feature differences
     (`WeakFeatures(cfg)` by default); `margin`: a `fit_margin` of these same pairs and config, reused
     instead of fitted again."""
     kind = get_kind(cfg.kind)
     if (kind.reads == "reasoning") != (inputs.reasoning is not None):
-        raise ValueError(f"a {cfg.kind} master {'reads' if kind.reads == 'reasoning' else 'does not read'} reasoning")
+        raise ValueError(
+            f"a {cfg.kind} master {'reads' if kind.reads == 'reasoning' else 'does not read'} reasoning"
+        )
     check_principle_weights(cfg.principle_weights)
     pairs = inputs.pairs
     y = gold_labels(pairs, cfg.folds)  # before the weak model loads
@@ -114,9 +118,16 @@ def train_master(inputs: MasterInputs, cfg: MasterConfig, features=None, margin:
         oof_master = est.p_a(x)
         tree_scale, sharing, cv_loss = est.scale_.tolist(), "", {}
     data = data_hash(pairs, inputs.trees, inputs.reasoning)
-    m = Master(config=cfg, run_id=run_id(cfg, data), margin_weights=margin.weights.tolist(),
-               margin_scale=margin.scale.tolist(), twin_weight=margin.twin, tree_weights=est.coef_.tolist(),
-               tree_scale=tree_scale, principle_weights=sharing)
+    m = Master(
+        config=cfg,
+        run_id=run_id(cfg, data),
+        margin_weights=margin.weights.tolist(),
+        margin_scale=margin.scale.tolist(),
+        twin_weight=margin.twin,
+        tree_weights=est.coef_.tolist(),
+        tree_scale=tree_scale,
+        principle_weights=sharing,
+    )
     oof_twin = TwinMaster.fitted(margin.twin).p_a(margin.oof[:, None])
     is_features = kind.estimator is FeaturesMaster
     m.metrics = {

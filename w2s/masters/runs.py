@@ -41,7 +41,9 @@ def run_id(cfg: MasterConfig, data: str) -> str:
     if cfg.kind == "features" and cfg.principle_weights == "auto":
         # what `auto` chooses from: a run from before `none` was a candidate must not pass for one after
         config["auto_candidates"] = list(PRINCIPLE_WEIGHTS)
-    return hashlib.sha256(json.dumps({"config": config, "data": data}, sort_keys=True).encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps({"config": config, "data": data}, sort_keys=True).encode()).hexdigest()[
+        :12
+    ]
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -60,9 +62,12 @@ def read_run(run_dir: str | Path) -> tuple[MasterConfig, dict]:
     """(config, state) of a run directory, the config completed as older runs meant it."""
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
-        raise FileNotFoundError(f"{run_dir} is not a master run directory (no {MASTER_FILE}): "
-                                f"train one with `w2s master train`")
-    return config_of(json.loads((run_dir / CONFIG_FILE).read_text())), json.loads((run_dir / MASTER_FILE).read_text())
+        raise FileNotFoundError(
+            f"{run_dir} is not a master run directory (no {MASTER_FILE}): train one with `w2s master train`"
+        )
+    return config_of(json.loads((run_dir / CONFIG_FILE).read_text())), json.loads(
+        (run_dir / MASTER_FILE).read_text()
+    )
 
 
 def config_of(stored: dict) -> MasterConfig:

@@ -22,7 +22,9 @@ def default_name(master: Master) -> str:
     return f"{master.config.kind}-{master.run_id}"
 
 
-def save_master(session: Session, master: Master, name: str | None = None, producer: dict | None = None) -> SavedMaster:
+def save_master(
+    session: Session, master: Master, name: str | None = None, producer: dict | None = None
+) -> SavedMaster:
     """Keep `master` under `name` (default KIND-RUN_ID). Saving the same master under its name again is a
     no-op; a name that holds another master is an error."""
     name = name or default_name(master)
@@ -30,10 +32,18 @@ def save_master(session: Session, master: Master, name: str | None = None, produ
     if row is not None:
         if row.run_id == master.run_id:
             return row
-        raise ValueError(f"a master named {name!r} is already saved (run {row.run_id}, not {master.run_id}): "
-                         f"choose another --name")
-    row = SavedMaster(name=name, kind=master.config.kind, run_id=master.run_id, config=asdict(master.config),
-                      state=master.state(), producer=producer or {})
+        raise ValueError(
+            f"a master named {name!r} is already saved (run {row.run_id}, not {master.run_id}): "
+            f"choose another --name"
+        )
+    row = SavedMaster(
+        name=name,
+        kind=master.config.kind,
+        run_id=master.run_id,
+        config=asdict(master.config),
+        state=master.state(),
+        producer=producer or {},
+    )
     session.add(row)
     session.flush()
     return row
@@ -53,8 +63,10 @@ def load_saved(session: Session, name: str) -> Master:
     if row is None:
         names = [r.name for r in saved_masters(session)]
         there = f"the saved masters are {', '.join(names)}" if names else "no master is saved in this store"
-        raise UnknownMaster(f"no master named {name!r} and no run directory there: {there} "
-                            f"(`w2s master list`; `w2s master import DIR` brings in a run directory)")
+        raise UnknownMaster(
+            f"no master named {name!r} and no run directory there: {there} "
+            f"(`w2s master list`; `w2s master import DIR` brings in a run directory)"
+        )
     return master_of(row)
 
 

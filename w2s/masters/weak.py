@@ -28,8 +28,13 @@ class WeakFeatures:
         from w2s.training.models import build_model
 
         self.cfg = cfg
-        rm = RewardConfig(model=cfg.weak, freeze_backbone=True, pooling=cfg.pooling, max_length=cfg.max_length,
-                          seed=cfg.seed)
+        rm = RewardConfig(
+            model=cfg.weak,
+            freeze_backbone=True,
+            pooling=cfg.pooling,
+            max_length=cfg.max_length,
+            seed=cfg.seed,
+        )
         self.tok, self.model = build_model(rm)
         self.model.eval()
         self.torch = torch
@@ -39,8 +44,11 @@ class WeakFeatures:
         from w2s.training.data import encode_pair_side, pad_batch
 
         prompts = prompts if prompts is not None else [p.prompt for p in pairs]
-        seqs = [encode_pair_side(self.tok, q, r, self.cfg.max_length)[0]
-                for p, q in zip(pairs, prompts) for r in (p.response_a, p.response_b)]
+        seqs = [
+            encode_pair_side(self.tok, q, r, self.cfg.max_length)[0]
+            for p, q in zip(pairs, prompts)
+            for r in (p.response_a, p.response_b)
+        ]
         pad = self.tok.pad_token_id
         self.model.fill(seqs, pad, batch_size=8)
         feats = []

@@ -67,7 +67,9 @@ class Tree(SQLModel, table=True):
     depth: int = 0
     backtraces: int = 0
     tokens: int = 0
-    cached_tokens: int = Field(default=0, description="prompt tokens reused from a cached prefix, not evaluated")
+    cached_tokens: int = Field(
+        default=0, description="prompt tokens reused from a cached prefix, not evaluated"
+    )
     seconds: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -90,7 +92,9 @@ class Node(SQLModel, table=True):
     model: str = ""
     template_hash: str = ""
     tokens: int = 0
-    cached_tokens: int = Field(default=0, description="prompt tokens reused from a cached prefix, not evaluated")
+    cached_tokens: int = Field(
+        default=0, description="prompt tokens reused from a cached prefix, not evaluated"
+    )
     seconds: float = 0.0
 
 
@@ -117,7 +121,8 @@ class Annotation(SQLModel, table=True):
     method: str = Field(default="", index=True, description="'seam', 'naive', 'cot-v1', 'human', ...")
     variant: str = Field(default="", description="prompt variant id ('' for the canonical prompt)")
     producer: str = Field(
-        default="", index=True,
+        default="",
+        index=True,
         description="hash of what produced a model's label (annotators.base.Annotator.producer); '' for humans",
     )
     tree_id: int | None = Field(default=None, foreign_key="tree.id")
@@ -222,7 +227,9 @@ class QueueItem(SQLModel, table=True):
     attempt: int = Field(default=0, description="bumped by an undo, so a resubmission is a new submission")
     annotation_id: int | None = Field(default=None, description="the user's latest row for this pair")
     assigned_at: datetime = Field(default_factory=utcnow)
-    served_at: datetime | None = Field(default=None, description="when the pair was (re)opened: time per pair")
+    served_at: datetime | None = Field(
+        default=None, description="when the pair was (re)opened: time per pair"
+    )
     done_at: datetime | None = None
 
 
@@ -245,11 +252,18 @@ class SavedMaster(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, description="what `--master NAME` names; KIND-RUN_ID by default")
     kind: str = Field(description="the master kind (w2s.masters.kinds)")
-    run_id: str = Field(index=True, description="the master's run id: its labels are stored under master:RUN_ID")
+    run_id: str = Field(
+        index=True, description="the master's run id: its labels are stored under master:RUN_ID"
+    )
     config: dict = Field(default_factory=dict, sa_column=Column(JSON), description="MasterConfig as a dict")
-    state: dict = Field(default_factory=dict, sa_column=Column(JSON), description="the fitted weights and metrics")
-    producer: dict = Field(default_factory=dict, sa_column=Column(JSON),
-                           description="what produced it: the command, or the run directory it was imported from")
+    state: dict = Field(
+        default_factory=dict, sa_column=Column(JSON), description="the fitted weights and metrics"
+    )
+    producer: dict = Field(
+        default_factory=dict,
+        sa_column=Column(JSON),
+        description="what produced it: the command, or the run directory it was imported from",
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -360,7 +374,9 @@ def add_annotation(session: Session, annotation: Annotation) -> Annotation | Non
     Uses a savepoint so that a duplicate does not abort the caller's transaction.
     """
     if annotation.dedup_key is not None:
-        exists = session.exec(select(Annotation.id).where(Annotation.dedup_key == annotation.dedup_key)).first()
+        exists = session.exec(
+            select(Annotation.id).where(Annotation.dedup_key == annotation.dedup_key)
+        ).first()
         if exists is not None:
             return None
     from sqlalchemy.exc import IntegrityError

@@ -45,9 +45,15 @@ class Column(NamedTuple):
 
 
 LABEL_SET_COLUMNS = (
-    Column("prompt", "string"), Column("chosen", "string"), Column("rejected", "string"),
-    Column("weight", "float"), Column("soft_label", "float"), Column("entropy", "float"),
-    Column("n_votes", "int"), Column("pair_id", "string"), Column("source", "string"),
+    Column("prompt", "string"),
+    Column("chosen", "string"),
+    Column("rejected", "string"),
+    Column("weight", "float"),
+    Column("soft_label", "float"),
+    Column("entropy", "float"),
+    Column("n_votes", "int"),
+    Column("pair_id", "string"),
+    Column("source", "string"),
 )
 """A label-set export (JSONL, Parquet, `datasets`): what TRL's trainers and `w2s train` read."""
 
@@ -55,25 +61,56 @@ COLUMNS = tuple(c.name for c in LABEL_SET_COLUMNS)
 
 RAW_COLUMNS = (
     # every field of `w2s.store.Annotation`, in its order (tests/reliability/test_export.py checks)
-    Column("id", "int"), Column("pair_id", "string"), Column("annotator", "string"),
-    Column("annotator_kind", "string"), Column("label", "string"), Column("confidence", "float"),
-    Column("p_a", "float"), Column("method", "string"), Column("variant", "string"),
+    Column("id", "int"),
+    Column("pair_id", "string"),
+    Column("annotator", "string"),
+    Column("annotator_kind", "string"),
+    Column("label", "string"),
+    Column("confidence", "float"),
+    Column("p_a", "float"),
+    Column("method", "string"),
+    Column("variant", "string"),
     Column("producer", "string"),
-    Column("tree_id", "int"), Column("consulted_node_ids", "json"), Column("pruned", "json"),
-    Column("comment", "string"), Column("seconds", "float"), Column("supersedes_id", "int"),
-    Column("retracted", "bool"), Column("dedup_key", "string"), Column("meta", "json"),
+    Column("tree_id", "int"),
+    Column("consulted_node_ids", "json"),
+    Column("pruned", "json"),
+    Column("comment", "string"),
+    Column("seconds", "float"),
+    Column("supersedes_id", "int"),
+    Column("retracted", "bool"),
+    Column("dedup_key", "string"),
+    Column("meta", "json"),
     Column("created_at", "string"),
     # then what the audit adds: the pair's dataset and gold, and the nodes the annotation names
-    Column("dataset", "string"), Column("gold", "string"), Column("superseded", "bool"),
-    Column("consulted_nodes", "json"), Column("pruned_nodes", "json"),
+    Column("dataset", "string"),
+    Column("gold", "string"),
+    Column("superseded", "bool"),
+    Column("consulted_nodes", "json"),
+    Column("pruned_nodes", "json"),
 )
 """A raw export (`w2s export --raw`, the admin page's 'raw'): every annotation row ever written."""
 
 HUMAN_COLUMNS = tuple(
-    c for name in ("id", "pair_id", "annotator", "annotator_kind", "method", "label", "confidence",
-                   "comment", "seconds", "tree_id", "consulted_node_ids", "pruned", "supersedes_id",
-                   "retracted", "created_at")
-    for c in RAW_COLUMNS if c.name == name
+    c
+    for name in (
+        "id",
+        "pair_id",
+        "annotator",
+        "annotator_kind",
+        "method",
+        "label",
+        "confidence",
+        "comment",
+        "seconds",
+        "tree_id",
+        "consulted_node_ids",
+        "pruned",
+        "supersedes_id",
+        "retracted",
+        "created_at",
+    )
+    for c in RAW_COLUMNS
+    if c.name == name
 )
 """The admin page's 'current' export of human labels (JSONL): the annotation fields a person sets."""
 
@@ -81,8 +118,13 @@ HUMAN_COLUMNS = tuple(
 def arrow_schema(columns: Iterable[Column]):
     import pyarrow as pa
 
-    types = {"string": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(),
-             "json": pa.string()}
+    types = {
+        "string": pa.string(),
+        "float": pa.float64(),
+        "int": pa.int64(),
+        "bool": pa.bool_(),
+        "json": pa.string(),
+    }
     return pa.schema([(c.name, types[c.kind]) for c in columns])
 
 
@@ -113,8 +155,14 @@ def _pair_rows(r, include_variants: bool) -> Iterator[dict]:
     for label, weight in answers:
         chosen, rejected = (r.response_a, r.response_b) if label == "a" else (r.response_b, r.response_a)
         soft = p_a if label == "a" else 1.0 - p_a
-        values = {"prompt": r.prompt, "chosen": chosen, "rejected": rejected, "weight": weight,
-                  "soft_label": soft, **base}
+        values = {
+            "prompt": r.prompt,
+            "chosen": chosen,
+            "rejected": rejected,
+            "weight": weight,
+            "soft_label": soft,
+            **base,
+        }
         yield {name: values[name] for name in COLUMNS}
 
 
@@ -131,8 +179,19 @@ def iter_export_rows(
     # params (JSON, slow to decode) holds the per-answer weights: read it only when they are needed
     params = LabelSet.params if include_variants else literal(None).label("params")
     query = (
-        select(LabelSet.pair_id, LabelSet.label, LabelSet.soft_label, LabelSet.entropy, LabelSet.weight,
-               LabelSet.n_votes, params, Pair.prompt, Pair.response_a, Pair.response_b, Pair.dataset)
+        select(
+            LabelSet.pair_id,
+            LabelSet.label,
+            LabelSet.soft_label,
+            LabelSet.entropy,
+            LabelSet.weight,
+            LabelSet.n_votes,
+            params,
+            Pair.prompt,
+            Pair.response_a,
+            Pair.response_b,
+            Pair.dataset,
+        )
         .join(Pair, Pair.id == LabelSet.pair_id)
         .where(LabelSet.name == label_set)
         .order_by(LabelSet.pair_id)
@@ -157,7 +216,9 @@ def iter_raw_rows(session: Session, chunk_size: int = CHUNK) -> Iterator[dict]:
     """Every annotation row ever written (superseded and retracted ones too, flagged), with its pair's
     dataset and gold, and the principle of every node consulted or pruned."""
     superseded = set(
-        session.execute(select(Annotation.supersedes_id).where(Annotation.supersedes_id.is_not(None))).scalars()
+        session.execute(
+            select(Annotation.supersedes_id).where(Annotation.supersedes_id.is_not(None))
+        ).scalars()
     )
     query = (
         select(Annotation, Pair.dataset, Pair.gold)
@@ -323,7 +384,9 @@ def write_hf(rows: Iterable[dict], out: Path) -> int:
             import datasets
 
             datasets.disable_progress_bars()
-            ds = Dataset.from_generator(gen, features=features, cache_dir=cache, fingerprint=f"w2s-{os.getpid()}")
+            ds = Dataset.from_generator(
+                gen, features=features, cache_dir=cache, fingerprint=f"w2s-{os.getpid()}"
+            )
             ds.save_to_disk(str(path))
             files = sorted(os.listdir(path))
             (path / MANIFEST).write_text(json.dumps({"files": files}), encoding="utf-8")
@@ -350,8 +413,14 @@ def write_raw(rows: Iterable[dict], out: Path, fmt: str) -> int:
 
 
 def export_label_set(
-    session: Session, fmt: str, out: Path, *, label_set: str = "default", min_weight: float = 0.0,
-    include_variants: bool = False, progress: Callable[[dict], None] | None = None,
+    session: Session,
+    fmt: str,
+    out: Path,
+    *,
+    label_set: str = "default",
+    min_weight: float = 0.0,
+    include_variants: bool = False,
+    progress: Callable[[dict], None] | None = None,
 ) -> int:
     """Write the label set to `out` in `fmt`; returns the number of rows written."""
     if fmt not in FORMATS:

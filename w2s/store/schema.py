@@ -66,7 +66,9 @@ def ensure(engine: Engine) -> None:
                 f"the store {db} has schema revision {rev}, this w2s needs {head()}: "
                 f"back it up, then run `w2s --db '{db}' db upgrade`"
             )
-        raise StoreOutOfDate(f"the store {db} has schema revision {rev}, unknown to this w2s (newer?): upgrade w2s")
+        raise StoreOutOfDate(
+            f"the store {db} has schema revision {rev}, unknown to this w2s (newer?): upgrade w2s"
+        )
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:

@@ -64,7 +64,11 @@ class WorkOptions:
 
     def queue_kwargs(self, batch: int) -> dict:
         """WorkQueue's keyword arguments (chunks of `batch` unless chunk_size is set)."""
-        return {"worker": self.worker_id, "chunk_size": self.chunk_size or batch, "lease_seconds": self.lease_seconds}
+        return {
+            "worker": self.worker_id,
+            "chunk_size": self.chunk_size or batch,
+            "lease_seconds": self.lease_seconds,
+        }
 
 
 def default_worker() -> str:
@@ -114,7 +118,9 @@ class WorkQueue:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if heartbeat:
-            self._thread = threading.Thread(target=self._beat, name=f"lease heartbeat {self.worker}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._beat, name=f"lease heartbeat {self.worker}", daemon=True
+            )
             self._thread.start()
 
     # ------------------------------------------------------------------------------------------ PairSource
@@ -126,8 +132,11 @@ class WorkQueue:
                 now = self.clock()
                 free = (
                     select(WorkItem.item)
-                    .where(WorkItem.job_id == self.job_id, WorkItem.done == False,  # noqa: E712
-                           (WorkItem.lease_until == None) | (WorkItem.lease_until < now))  # noqa: E711
+                    .where(
+                        WorkItem.job_id == self.job_id,
+                        WorkItem.done == False,  # noqa: E712
+                        (WorkItem.lease_until == None) | (WorkItem.lease_until < now),
+                    )  # noqa: E711
                     .order_by(WorkItem.position)
                     .limit(self.chunk_size)
                 )
@@ -182,8 +191,11 @@ class WorkQueue:
         mine = WorkItem.worker == self.worker
         with session_scope(self.url) as session:
             left, mine, others = session.exec(
-                select(func.count(), func.count().filter(live & mine), func.count().filter(live & ~mine)).where(
-                    WorkItem.job_id == self.job_id, WorkItem.done == False  # noqa: E712
+                select(
+                    func.count(), func.count().filter(live & mine), func.count().filter(live & ~mine)
+                ).where(
+                    WorkItem.job_id == self.job_id,
+                    WorkItem.done == False,  # noqa: E712
                 )
             ).one()
         return {"left": left, "mine": mine, "others": others}
@@ -193,8 +205,12 @@ class WorkQueue:
         with session_scope(self.url) as session:
             result = session.execute(
                 update(WorkItem)
-                .where(WorkItem.job_id == self.job_id, WorkItem.worker == self.worker, WorkItem.done == False,  # noqa: E712
-                       WorkItem.lease_until != None)  # noqa: E711
+                .where(
+                    WorkItem.job_id == self.job_id,
+                    WorkItem.worker == self.worker,
+                    WorkItem.done == False,  # noqa: E712
+                    WorkItem.lease_until != None,
+                )  # noqa: E711
                 .values(lease_until=self.clock() + self.lease_seconds)
             )
             return result.rowcount
@@ -234,28 +250,42 @@ class WorkQueue:
             session.execute(
                 update(WorkItem)
                 .where(WorkItem.job_id == self.job_id, WorkItem.item.in_(chunk), WorkItem.done == False)  # noqa: E712
-                .values(done=True, lease_until=None, worker=self.worker)  # who finished it: the first to say so
+                .values(
+                    done=True, lease_until=None, worker=self.worker
+                )  # who finished it: the first to say so
             )
 
     def _enqueue(self, items: list[str]) -> int:
         """The job's id, its items inserted unless there (many workers may do this at once)."""
         key, now = job_key(self.job, items), utcnow()
-        job = {"kind": self.job.split(" ", 1)[0], "key": key, "params": {"job": self.job}, "status": "running",
-               "done": 0, "total": len(items), "created_at": now, "updated_at": now}
+        job = {
+            "kind": self.job.split(" ", 1)[0],
+            "key": key,
+            "params": {"job": self.job},
+            "status": "running",
+            "done": 0,
+            "total": len(items),
+            "created_at": now,
+            "updated_at": now,
+        }
         with session_scope(self.url) as session:
             session.execute(self._insert_new(Job, job))
             job_id = session.exec(select(Job.id).where(Job.key == key)).one()
             have = self.stored(session, items) if self.stored else set()
             for i in range(0, len(items), 1000):
-                rows = [{"job_id": job_id, "item": item, "position": i + k, "done": item in have}
-                        for k, item in enumerate(items[i : i + 1000])]
+                rows = [
+                    {"job_id": job_id, "item": item, "position": i + k, "done": item in have}
+                    for k, item in enumerate(items[i : i + 1000])
+                ]
                 session.execute(self._insert_new(WorkItem, rows))
             if self.stored:  # an item marked done whose result is gone (deleted by hand) is work again
                 marked = session.exec(select(WorkItem.item).where(WorkItem.job_id == job_id, WorkItem.done))
                 again = sorted(set(marked) - have)
                 for chunk in chunks(again):
                     reopen = WorkItem.job_id == job_id, WorkItem.item.in_(chunk)
-                    session.execute(update(WorkItem).where(*reopen).values(done=False, worker=None, lease_until=None))
+                    session.execute(
+                        update(WorkItem).where(*reopen).values(done=False, worker=None, lease_until=None)
+                    )
         return job_id
 
     def _insert_new(self, table, rows):

@@ -2,14 +2,14 @@
 weak-to-strong metrics (`w2s.training.metrics`: accuracy, PGR, calibration, paired gaps)."""
 
 from w2s.training.config import (
-                                  CONFIGS,
-                                  DPOConfig,
-                                  LoraSpec,
-                                  RewardConfig,
-                                  SFTConfig,
-                                  SimPOConfig,
-                                  TrainConfig,
-                                  make_config,
+    CONFIGS,
+    DPOConfig,
+    LoraSpec,
+    RewardConfig,
+    SFTConfig,
+    SimPOConfig,
+    TrainConfig,
+    make_config,
 )
 
 
@@ -22,5 +22,14 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'w2s.training' has no attribute {name!r}")
 
 
-__all__ = ["CONFIGS", "DPOConfig", "LoraSpec", "RewardConfig", "SFTConfig", "SimPOConfig", "TrainConfig",
-           "make_config", "train"]
+__all__ = [
+    "CONFIGS",
+    "DPOConfig",
+    "LoraSpec",
+    "RewardConfig",
+    "SFTConfig",
+    "SimPOConfig",
+    "TrainConfig",
+    "make_config",
+    "train",
+]

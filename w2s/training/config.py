@@ -117,7 +117,12 @@ class SFTConfig(TrainConfig):
     objective: str = "sft"
 
 
-CONFIGS: dict[str, type[TrainConfig]] = {"rm": RewardConfig, "dpo": DPOConfig, "simpo": SimPOConfig, "sft": SFTConfig}
+CONFIGS: dict[str, type[TrainConfig]] = {
+    "rm": RewardConfig,
+    "dpo": DPOConfig,
+    "simpo": SimPOConfig,
+    "sft": SFTConfig,
+}
 
 
 def make_config(objective: str, **kw) -> TrainConfig:
@@ -153,8 +158,12 @@ class ExperimentConfig:
     n_weak_gt: int | None = None
     weak_lora: LoraSpec | None = None  # None: full fine-tuning of the weak model
     weak_frozen: bool = False  # train only the weak supervisor's reward head (a probe on its frozen encoder)
-    strong_lora: LoraSpec | None = field(default_factory=LoraSpec)  # the student's LoRA (None: full fine-tuning)
-    weak_pooling: Literal["last", "mean"] = "last"  # the weak supervisor's pooling (mean for sentence encoders)
+    strong_lora: LoraSpec | None = field(
+        default_factory=LoraSpec
+    )  # the student's LoRA (None: full fine-tuning)
+    weak_pooling: Literal["last", "mean"] = (
+        "last"  # the weak supervisor's pooling (mean for sentence encoders)
+    )
     strong_pooling: Literal["last", "mean"] = "last"  # the student's pooling
     cache_frozen_prefix: bool = False  # run the student's frozen layers once per sequence (needs LoRA last n)
     weak_lr: float = 5e-5  # the weak supervisor's learning rate
@@ -175,7 +184,9 @@ class ExperimentConfig:
     intermediate: str | None = None  # bootstrap through this intermediate model (weak → it → strong)
     conflict: bool = False  # add an explicit-conflict student (conflict_alpha) and the deception score
     conflict_alpha: float = 0.5  # α of the explicit-conflict student's loss where it disagrees with the truth
-    filter_percentile: float = 50.0  # the filtered student keeps rows up to this entropy percentile (Guo & Yang 2024)
+    filter_percentile: float = (
+        50.0  # the filtered student keeps rows up to this entropy percentile (Guo & Yang 2024)
+    )
     reweight_T: float = 0.2  # temperature of the weak labels' reliability weight (Guo & Yang 2024)
     deception_T: float = 0.75  # the deception score's threshold T on the models' confidence
     seed: int = 0  # seed of subsampling and training

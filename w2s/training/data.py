@@ -17,7 +17,17 @@ import numpy as np
 
 from w2s.labels.reliability import filter_by_entropy
 
-EXPORT_FIELDS = ("prompt", "chosen", "rejected", "weight", "soft_label", "entropy", "n_votes", "pair_id", "source")
+EXPORT_FIELDS = (
+    "prompt",
+    "chosen",
+    "rejected",
+    "weight",
+    "soft_label",
+    "entropy",
+    "n_votes",
+    "pair_id",
+    "source",
+)
 ASSISTANT = "\n\nAssistant:"
 
 
@@ -30,7 +40,7 @@ def split_hh(text: str) -> tuple[str, str]:
     i = text.rfind(ASSISTANT)
     if i < 0:
         raise ValueError("no '\\n\\nAssistant:' turn")
-    return text[: i + len(ASSISTANT)], text[i + len(ASSISTANT):]
+    return text[: i + len(ASSISTANT)], text[i + len(ASSISTANT) :]
 
 
 def _normalise(raw: dict, where: str, index: int) -> dict:
@@ -43,7 +53,9 @@ def _normalise(raw: dict, where: str, index: int) -> dict:
     if row.get("prompt") is None:  # HH-RLHF: the prompt is inside both transcripts
         try:
             p, c = split_hh(row["chosen"])
-            _, r = split_hh(row["rejected"])  # a few HH lines differ in the prompt's whitespace: keep chosen's
+            _, r = split_hh(
+                row["rejected"]
+            )  # a few HH lines differ in the prompt's whitespace: keep chosen's
         except ValueError as e:
             raise DataError(f"{where}: field 'chosen'/'rejected': {e} and no 'prompt' field") from None
         row.update(prompt=p, chosen=c, rejected=r)
@@ -89,7 +101,9 @@ def load_rows(path: str | Path) -> list[dict]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return [_normalise(r, f"{path}: row {i + 1}", i) for i, r in enumerate(pq.read_table(path).to_pylist())]
+        return [
+            _normalise(r, f"{path}: row {i + 1}", i) for i, r in enumerate(pq.read_table(path).to_pylist())
+        ]
     rows = []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -149,7 +163,7 @@ def encode_pair_side(tok, prompt: str, response: str, max_length: int) -> tuple[
     if tok.eos_token_id is not None:
         r = r + [tok.eos_token_id]
     r = r[: max(1, max_length - max_length // 4)]
-    p = p[-(max_length - len(r)):] if len(p) + len(r) > max_length else p
+    p = p[-(max_length - len(r)) :] if len(p) + len(r) > max_length else p
     bos = tok.bos_token_id if tok.bos_token_id is not None else getattr(tok, "cls_token_id", None)
     if bos is not None and (not p or p[0] != bos) and len(p) + len(r) < max_length:
         p = [bos] + p

@@ -26,7 +26,9 @@ def load_run(run_dir: str | Path):
 
 
 @torch.no_grad()
-def predict(config: TrainConfig, tok, model, rows: list[dict], batch_size: int = 8, progress: bool = False) -> np.ndarray:
+def predict(
+    config: TrainConfig, tok, model, rows: list[dict], batch_size: int = 8, progress: bool = False
+) -> np.ndarray:
     """σ(margin) for each row: the model's probability that `chosen` is the better response.
     DPO needs the reference model's log-probs: they come from a fresh copy of the base model."""
     from tqdm.auto import tqdm
@@ -40,7 +42,7 @@ def predict(config: TrainConfig, tok, model, rows: list[dict], batch_size: int =
     warm_prefix_cache(model, tok, config, rows, progress=progress)
     out = []
     for i in tqdm(range(0, len(rows), batch_size), desc="score", disable=not progress):
-        b = collate(rows[i: i + batch_size], tok, config, device)
+        b = collate(rows[i : i + batch_size], tok, config, device)
         out.append(torch.sigmoid(forward_pair(model, b, config)["margin"].float()).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -49,7 +51,11 @@ def evaluate_run(run_dir: str | Path, rows: list[dict], batch_size: int = 8, pro
     """Accuracy of a run on rows whose `chosen` is the gold-better response; writes eval.json."""
     config, tok, model = load_run(run_dir)
     p = predict(config, tok, model, rows, batch_size, progress)
-    res = {"n": len(p), "accuracy": w2s_metrics.accuracy(p),
-           "ece": w2s_metrics.expected_calibration_error(p), "p_chosen": p.tolist()}
+    res = {
+        "n": len(p),
+        "accuracy": w2s_metrics.accuracy(p),
+        "ece": w2s_metrics.expected_calibration_error(p),
+        "p_chosen": p.tolist(),
+    }
     (Path(run_dir) / "eval.json").write_text(json.dumps(res))
     return res

@@ -40,7 +40,9 @@ def dpo_logits(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta: float = 0
 
 def dpo_loss(pi_chosen, pi_rejected, ref_chosen, ref_rejected, target, weight=None, beta: float = 0.1):
     """−log σ(z_DPO) for hard labels; soft labels give the conservative-DPO form."""
-    return weighted_mean(preference_bce(dpo_logits(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta), target), weight)
+    return weighted_mean(
+        preference_bce(dpo_logits(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta), target), weight
+    )
 
 
 def simpo_logits(avg_chosen, avg_rejected, beta: float = 2.0, gamma: float = 1.0):

@@ -53,16 +53,18 @@ def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float
     return float(lo), float(hi)
 
 
-def accuracy_gap_ci(p_a: Sequence[float], p_b: Sequence[float], n_boot: int = 2000, level: float = 0.95,
-                    seed: int = 0) -> dict:
+def accuracy_gap_ci(
+    p_a: Sequence[float], p_b: Sequence[float], n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict:
     """accuracy(b) − accuracy(a) on the same test pairs, with a paired percentile-bootstrap interval
     (pairs resampled with replacement, both models on the same resample). A gap is "clear" when the
     interval excludes 0."""
     return mean_gap_ci(correct(p_a), correct(p_b), n_boot, level, seed)
 
 
-def mean_gap_ci(score_a: Sequence[float], score_b: Sequence[float], n_boot: int = 2000, level: float = 0.95,
-                seed: int = 0) -> dict:
+def mean_gap_ci(
+    score_a: Sequence[float], score_b: Sequence[float], n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict:
     """mean(b) − mean(a) of per-pair scores on the same pairs (correctness, or its share over repeated
     cross-validation), with the paired percentile-bootstrap interval of `accuracy_gap_ci`."""
     a, b = np.asarray(score_a, dtype=float), np.asarray(score_b, dtype=float)
@@ -73,8 +75,14 @@ def mean_gap_ci(score_a: Sequence[float], score_b: Sequence[float], n_boot: int 
     return {"gap": float(b.mean() - a.mean()), "lo": lo, "hi": hi, "level": level}
 
 
-def pgr_ci(p_weak: Sequence[float], p_w2s: Sequence[float], p_ceiling: Sequence[float], n_boot: int = 2000,
-           level: float = 0.95, seed: int = 0) -> dict:
+def pgr_ci(
+    p_weak: Sequence[float],
+    p_w2s: Sequence[float],
+    p_ceiling: Sequence[float],
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """PGR with a paired percentile-bootstrap interval over the test pairs. Resamples in which the
     ceiling does not beat the weak model have no PGR; `defined` is the share that do, and the interval
     is taken over those (None when fewer than half do: then the PGR is not worth reporting)."""
@@ -109,7 +117,9 @@ class KnowledgeAreas:
         }
 
 
-def knowledge_areas(m_strong_gt: Sequence[float], m_weak_gt: Sequence[float], T: float = 0.75) -> KnowledgeAreas:
+def knowledge_areas(
+    m_strong_gt: Sequence[float], m_weak_gt: Sequence[float], T: float = 0.75
+) -> KnowledgeAreas:
     """Split pairs by whether the strong / weak ground-truth models know them: M ≥ T.
 
     `m_*_gt` is that model's probability of the gold answer (e.g. the ceiling's P(chosen))."""
@@ -166,8 +176,15 @@ def calibration_bins(p: Sequence[float], n_bins: int = 10) -> list[dict]:
         lo, hi = edges[i], edges[i + 1]
         m = (conf >= lo) & ((conf < hi) if i < n_bins - 1 else (conf <= hi))
         if m.any():
-            out.append({"lo": float(lo), "hi": float(hi), "n": int(m.sum()),
-                        "confidence": float(conf[m].mean()), "accuracy": float(ok[m].mean())})
+            out.append(
+                {
+                    "lo": float(lo),
+                    "hi": float(hi),
+                    "n": int(m.sum()),
+                    "confidence": float(conf[m].mean()),
+                    "accuracy": float(ok[m].mean()),
+                }
+            )
     return out
 
 
@@ -188,6 +205,12 @@ def entropy_accuracy_bins(label_p: Sequence[float], n_bins: int = 5) -> list[dic
     out = []
     for chunk in np.array_split(order, min(n_bins, max(len(order), 1))):
         if len(chunk):
-            out.append({"entropy_lo": float(h[chunk].min()), "entropy_hi": float(h[chunk].max()),
-                        "n": len(chunk), "accuracy": float(ok[chunk].mean())})
+            out.append(
+                {
+                    "entropy_lo": float(h[chunk].min()),
+                    "entropy_hi": float(h[chunk].max()),
+                    "n": len(chunk),
+                    "accuracy": float(ok[chunk].mean()),
+                }
+            )
     return out

@@ -42,9 +42,13 @@ def add_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
     kw = {}
     n = _num_layers(model.config)
     if spec.last_n_layers and n:
-        kw = {"layers_to_transform": list(range(max(0, n - spec.last_n_layers), n)), "layers_pattern": "layers"}
-    cfg = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
-                     target_modules=spec.target_modules, **kw)
+        kw = {
+            "layers_to_transform": list(range(max(0, n - spec.last_n_layers), n)),
+            "layers_pattern": "layers",
+        }
+    cfg = LoraConfig(
+        r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=spec.target_modules, **kw
+    )
     return get_peft_model(model, cfg)
 
 
@@ -54,7 +58,9 @@ def add_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
 _PREFIX_CACHE: dict[tuple, torch.Tensor] = {}
 
 
-def fill_sorted(key: tuple, seqs: list[list[int]], store, pad_id: int, batch_size: int, progress: bool, device) -> int:
+def fill_sorted(
+    key: tuple, seqs: list[list[int]], store, pad_id: int, batch_size: int, progress: bool, device
+) -> int:
     """Run `store(keys, ids, mask, lengths)` over the sequences not cached under `key` yet, in
     batches of similar length (sorted, so there is little padding). Returns how many were computed."""
     from tqdm.auto import tqdm
@@ -68,13 +74,15 @@ def fill_sorted(key: tuple, seqs: list[list[int]], store, pad_id: int, batch_siz
             todo[k] = s
     order = sorted(todo, key=lambda k: len(todo[k]))
     for i in tqdm(range(0, len(order), batch_size), desc="frozen layers", disable=not progress):
-        keys = order[i: i + batch_size]
+        keys = order[i : i + batch_size]
         ids, mask = pad_batch([todo[k] for k in keys], pad_id)
         store(keys, ids.to(device), mask.to(device), [len(todo[k]) for k in keys])
     return len(order)
 
 
-def row_keys(key: tuple, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[list[tuple], list[int]]:
+def row_keys(
+    key: tuple, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> tuple[list[tuple], list[int]]:
     """Each right-padded row's cache key (its unpadded token ids under `key`) and its length."""
     lengths = attention_mask.sum(-1).tolist()
     return [key + (tuple(ids[:n].tolist()),) for ids, n in zip(input_ids, lengths)], lengths
@@ -94,7 +102,10 @@ class FrozenPrefix:
         if not 0 < n_top < n:
             raise ValueError(f"cannot cache below the top {n_top} of {n} layers")
         self.prefix, self.top = copy.copy(base), copy.copy(base)
-        for view, layers, norm in ((self.prefix, base.layers[: n - n_top], nn.Identity()), (self.top, base.layers[n - n_top:], base.norm)):
+        for view, layers, norm in (
+            (self.prefix, base.layers[: n - n_top], nn.Identity()),
+            (self.top, base.layers[n - n_top :], base.norm),
+        ):
             view._modules = dict(base._modules)
             view._modules["layers"] = nn.ModuleList(layers)
             view._modules["norm"] = norm
@@ -104,7 +115,12 @@ class FrozenPrefix:
         keys, lengths = row_keys(self.key, input_ids, attention_mask)
         missing = [i for i, k in enumerate(keys) if k not in _PREFIX_CACHE]
         if missing:
-            self._store([keys[i] for i in missing], input_ids[missing], attention_mask[missing], [lengths[i] for i in missing])
+            self._store(
+                [keys[i] for i in missing],
+                input_ids[missing],
+                attention_mask[missing],
+                [lengths[i] for i in missing],
+            )
         out = torch.zeros(input_ids.shape + (_PREFIX_CACHE[keys[0]].size(-1),), device=input_ids.device)
         for i, k in enumerate(keys):
             out[i, : lengths[i]] = _PREFIX_CACHE[k].to(out.device)
@@ -113,12 +129,18 @@ class FrozenPrefix:
     def fill(self, seqs: list[list[int]], pad_id: int, batch_size: int = 16, progress: bool = False) -> int:
         """Compute and cache the prefix states of the sequences not cached yet. Returns how many
         sequences were computed."""
-        return fill_sorted(self.key, seqs, self._store, pad_id, batch_size, progress, next(self.prefix.parameters()).device)
+        return fill_sorted(
+            self.key, seqs, self._store, pad_id, batch_size, progress, next(self.prefix.parameters()).device
+        )
 
-    def _store(self, keys: list, input_ids: torch.Tensor, attention_mask: torch.Tensor, lengths: list[int]) -> None:
+    def _store(
+        self, keys: list, input_ids: torch.Tensor, attention_mask: torch.Tensor, lengths: list[int]
+    ) -> None:
         """Run the frozen layers on a right-padded batch and cache each row's states under its key."""
         with torch.no_grad():
-            h = self.prefix(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+            h = self.prefix(
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            ).last_hidden_state
         for j, (k, n) in enumerate(zip(keys, lengths)):
             _PREFIX_CACHE[k] = h[j, :n].detach().cpu().clone()  # a copy, not a view of the padded batch
 
@@ -149,11 +171,19 @@ class RewardModel(nn.Module):
         return self.frozen_prefix is not None or self.pooled_key is not None
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        pooled = self.cached_pooled(input_ids, attention_mask) if self.pooled_key else self.pooled(input_ids, attention_mask)
+        pooled = (
+            self.cached_pooled(input_ids, attention_mask)
+            if self.pooled_key
+            else self.pooled(input_ids, attention_mask)
+        )
         return self.head(pooled.to(self.head.weight.dtype)).squeeze(-1)
 
     def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        body = self.frozen_prefix or (lambda input_ids, attention_mask: self.backbone(input_ids=input_ids, attention_mask=attention_mask))
+        body = self.frozen_prefix or (
+            lambda input_ids, attention_mask: self.backbone(
+                input_ids=input_ids, attention_mask=attention_mask
+            )
+        )
         h = body(input_ids, attention_mask).last_hidden_state
         if self.pooling == "last":  # right padding: the last real token is at sum(mask) − 1
             last = attention_mask.sum(-1) - 1
@@ -167,10 +197,17 @@ class RewardModel(nn.Module):
         keys, lengths = row_keys(self.pooled_key, input_ids, attention_mask)
         missing = [i for i, k in enumerate(keys) if k not in _PREFIX_CACHE]
         if missing:
-            self._store_pooled([keys[i] for i in missing], input_ids[missing], attention_mask[missing], [lengths[i] for i in missing])
+            self._store_pooled(
+                [keys[i] for i in missing],
+                input_ids[missing],
+                attention_mask[missing],
+                [lengths[i] for i in missing],
+            )
         return torch.stack([_PREFIX_CACHE[k] for k in keys]).to(input_ids.device)
 
-    def _store_pooled(self, keys: list, input_ids: torch.Tensor, attention_mask: torch.Tensor, lengths: list[int]) -> None:
+    def _store_pooled(
+        self, keys: list, input_ids: torch.Tensor, attention_mask: torch.Tensor, lengths: list[int]
+    ) -> None:
         """Run the frozen backbone on a right-padded batch (eval mode) and cache each row's features."""
         mode = self.backbone.training
         self.backbone.eval()
@@ -186,7 +223,9 @@ class RewardModel(nn.Module):
             return self.frozen_prefix.fill(seqs, pad_id, batch_size, progress)
         if self.pooled_key is None:
             return 0
-        return fill_sorted(self.pooled_key, seqs, self._store_pooled, pad_id, batch_size, progress, self.head.weight.device)
+        return fill_sorted(
+            self.pooled_key, seqs, self._store_pooled, pad_id, batch_size, progress, self.head.weight.device
+        )
 
 
 def build_model(config: TrainConfig):
@@ -225,7 +264,9 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k in names}
 
 
-def sequence_logps(model: nn.Module, input_ids, attention_mask, response_start) -> tuple[torch.Tensor, torch.Tensor]:
+def sequence_logps(
+    model: nn.Module, input_ids, attention_mask, response_start
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log π(y_t | x, y_<t) over the response tokens, and the response mask.
     Returns (token_logps [B, T−1], mask [B, T−1])."""
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()

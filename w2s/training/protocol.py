@@ -28,6 +28,7 @@ from w2s.vocab import binary_entropy
 
 SPLITS = ("train_gt", "train_w2s", "test_dev")
 
+
 def parse_variants(text: str) -> list[str]:
     """Weak-label students, comma-separated: 'all' (the default), or 'none' (e.g. a run of only the
     exported labels' students, which a later run with them resumes). `Experiment.run` refuses an unknown
@@ -42,8 +43,10 @@ def label_rows(rows: list[dict], p: np.ndarray, T: float, source: str) -> list[d
     """Export-style rows carrying a model's labels; `gold` keeps the truth for the conflict setting."""
     w = majority_weight(p, T)  # Guo & Yang 2024's softmax weight over {chosen, rejected}
     h = binary_entropy(p)
-    return [dict(r, soft_label=float(pi), entropy=float(hi), weight=float(wi), n_votes=1, source=source, gold=1.0)
-            for r, pi, hi, wi in zip(rows, p, h, w)]
+    return [
+        dict(r, soft_label=float(pi), entropy=float(hi), weight=float(wi), n_votes=1, source=source, gold=1.0)
+        for r, pi, hi, wi in zip(rows, p, h, w)
+    ]
 
 
 def store_url(c: ExperimentConfig) -> str:
@@ -66,7 +69,9 @@ def label_exports(c: ExperimentConfig) -> dict[str, list[dict]]:
             raise ValueError(f"two label sources are named {name!r}")
         rows = label_rows(store_url(c), label_set)
         if not rows:
-            raise ValueError(f"label set {label_set!r} has no rows in {store_url(c)}: build it with `w2s labels build`")
+            raise ValueError(
+                f"label set {label_set!r} has no rows in {store_url(c)}: build it with `w2s labels build`"
+            )
         exports[name] = normalise_rows(rows, f"label set {label_set}")
         files[name] = f"label set {label_set}"
     if c.gap_baseline in exports:
@@ -75,8 +80,10 @@ def label_exports(c: ExperimentConfig) -> dict[str, list[dict]]:
             ids = sorted(r["pair_id"] for r in rows)
             if ids != base:
                 only = sorted(set(ids) ^ set(base))
-                raise ValueError(f"{files[name]} and {files[c.gap_baseline]} label different pairs "
-                                 f"({len(only)} in one only, e.g. {only[:3]}): export both for the same pairs")
+                raise ValueError(
+                    f"{files[name]} and {files[c.gap_baseline]} label different pairs "
+                    f"({len(only)} in one only, e.g. {only[:3]}): export both for the same pairs"
+                )
     return exports
 
 
@@ -111,14 +118,24 @@ class Experiment:
     def rm_config(self, name: str, model: str, strong: bool, **kw) -> RewardConfig:
         c = self.cfg
         return RewardConfig(
-            model=model, out=str(self.out / name), lora=c.strong_lora if strong else c.weak_lora,
+            model=model,
+            out=str(self.out / name),
+            lora=c.strong_lora if strong else c.weak_lora,
             pooling=c.strong_pooling if strong else c.weak_pooling,
             learning_rate=c.strong_lr if strong else c.weak_lr,
             head_lr=c.head_lr if strong or c.weak_head_lr is None else c.weak_head_lr,
             epochs=c.epochs if strong or c.weak_epochs is None else c.weak_epochs,
-            batch_size=c.batch_size, max_length=c.max_length, seed=c.seed, torch_threads=c.torch_threads,
-            cache_frozen_prefix=c.cache_frozen_prefix and strong, freeze_backbone=c.weak_frozen and not strong,
-            progress=c.progress, save_steps=25, logging_steps=5, **kw)
+            batch_size=c.batch_size,
+            max_length=c.max_length,
+            seed=c.seed,
+            torch_threads=c.torch_threads,
+            cache_frozen_prefix=c.cache_frozen_prefix and strong,
+            freeze_backbone=c.weak_frozen and not strong,
+            progress=c.progress,
+            save_steps=25,
+            logging_steps=5,
+            **kw,
+        )
 
     def fit(self, name: str, rows: list[dict], model: str, strong: bool, **kw) -> Path:
         run = train(self.rm_config(name, model, strong, **kw), rows=rows)
@@ -149,15 +166,20 @@ class Experiment:
         base = c.gap_baseline if c.gap_baseline in p_test else f"w2s_{c.gap_baseline}"
         if base not in p_test:
             return {}
-        return {f"{name} - {c.gap_baseline}": M.accuracy_gap_ci(p_test[base], p_test[f"w2s_{name}"], seed=c.seed)
-                for name in exports if name != c.gap_baseline}
+        return {
+            f"{name} - {c.gap_baseline}": M.accuracy_gap_ci(p_test[base], p_test[f"w2s_{name}"], seed=c.seed)
+            for name in exports
+            if name != c.gap_baseline
+        }
 
     def run(self) -> dict:
         c = self.cfg
         exports = label_exports(c)  # read and checked before anything trains
         if unknown := [n for n in c.variants if n not in WEAK_LABEL_STUDENTS]:
-            raise ValueError(f"unknown variant {unknown[0]!r}; choose from {', '.join(WEAK_LABEL_STUDENTS)}, "
-                             "'all' or 'none'")
+            raise ValueError(
+                f"unknown variant {unknown[0]!r}; choose from {', '.join(WEAK_LABEL_STUDENTS)}, "
+                "'all' or 'none'"
+            )
         data = self.splits()
         gt, pool, test = data["train_gt"], data["train_w2s"], data["test_dev"]
 
@@ -181,19 +203,34 @@ class Experiment:
         if c.intermediate:  # weak labels half the pool → intermediate; it labels the other half → student
             half = len(pool) // 2
             mid = self.fit("intermediate", weak_labels[:half], c.intermediate, strong=True, use_weights=False)
-            mid_labels = label_rows(pool[half:], self.scores(mid, pool[half:], "w2s_pool2"), c.reweight_T,
-                                    f"intermediate:{c.intermediate}")
+            mid_labels = label_rows(
+                pool[half:],
+                self.scores(mid, pool[half:], "w2s_pool2"),
+                c.reweight_T,
+                f"intermediate:{c.intermediate}",
+            )
             run = self.fit("w2s_bootstrap", mid_labels, c.strong, strong=True, use_weights=False)
             p_test["intermediate"] = self.scores(mid, test, "test")
             p_test["w2s_bootstrap"] = self.scores(run, test, "test")
         deception = None
         if c.conflict:
-            run = self.fit("w2s_conflict", weak_labels, c.strong, strong=True, use_weights=False,
-                           conflict_alpha=c.conflict_alpha)
+            run = self.fit(
+                "w2s_conflict",
+                weak_labels,
+                c.strong,
+                strong=True,
+                use_weights=False,
+                conflict_alpha=c.conflict_alpha,
+            )
             p_test["w2s_conflict"] = self.scores(run, test, "test")
             if "w2s_naive" in p_test:
-                deception = M.deception_score(p_test["ceiling"], p_test["weak"], p_test["w2s_naive"],
-                                              p_test["w2s_conflict"], c.deception_T)
+                deception = M.deception_score(
+                    p_test["ceiling"],
+                    p_test["weak"],
+                    p_test["w2s_naive"],
+                    p_test["w2s_conflict"],
+                    c.deception_T,
+                )
 
         acc = {k: M.accuracy(v) for k, v in p_test.items()}
         results = {
@@ -204,8 +241,11 @@ class Experiment:
             # paired bootstrap over the test pairs: is the ceiling clearly above the weak model, and how
             # sure is each PGR
             "ceiling_minus_weak": M.accuracy_gap_ci(p_test["weak"], p_test["ceiling"], seed=c.seed),
-            "pgr_ci": {k: M.pgr_ci(p_test["weak"], v, p_test["ceiling"], seed=c.seed)
-                       for k, v in p_test.items() if k.startswith("w2s_")},
+            "pgr_ci": {
+                k: M.pgr_ci(p_test["weak"], v, p_test["ceiling"], seed=c.seed)
+                for k, v in p_test.items()
+                if k.startswith("w2s_")
+            },
             # every label-set student against the baseline, paired over the test pairs
             "label_gaps": self.label_gaps(p_test, exports),
             "ece": {k: M.expected_calibration_error(v) for k, v in p_test.items()},

@@ -32,7 +32,7 @@ GAPS = {
 
 
 def label_gaps(results: dict) -> dict[str, dict]:
-    """"a - b" -> the paired gap of the student on label set a over the one on b (`results["label_gaps"]`);
+    """ "a - b" -> the paired gap of the student on label set a over the one on b (`results["label_gaps"]`);
     results written before that table read their one gap, `seam_minus_aligned`, as "seam - aligned"."""
     gaps = dict(results.get("label_gaps") or {})
     if not gaps and results.get("seam_minus_aligned"):
@@ -43,7 +43,11 @@ def label_gaps(results: dict) -> dict[str, dict]:
 def gap_line(key: str, g: dict) -> str:
     """One gap's line: `key` a GAPS key, or a label gap "a - b"."""
     a, sep, b = key.partition(" - ")
-    what = GAPS.get(key) or GAPS.get(key.replace(" - ", "_minus_")) or (f"w2s on {a} labels − w2s on {b} labels (same pairs)" if sep else key)
+    what = (
+        GAPS.get(key)
+        or GAPS.get(key.replace(" - ", "_minus_"))
+        or (f"w2s on {a} labels − w2s on {b} labels (same pairs)" if sep else key)
+    )
     return f"{what}: {g['gap']:+.3f} (paired bootstrap {g['level']:.0%} interval {g['lo']:+.3f} … {g['hi']:+.3f})"
 
 
@@ -71,7 +75,12 @@ def plot_calibration(p_test: dict[str, np.ndarray], path: Path) -> None:
     for name, p in p_test.items():
         bins = M.calibration_bins(p, n_bins=5)
         ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label=name)
-    ax.set(xlabel="confidence max(p, 1−p)", ylabel="accuracy", title="Calibration on the test split", ylim=(0, 1.02))
+    ax.set(
+        xlabel="confidence max(p, 1−p)",
+        ylabel="accuracy",
+        title="Calibration on the test split",
+        ylim=(0, 1.02),
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -87,10 +96,16 @@ def plot_entropy(p_pool: np.ndarray, path: Path) -> None:
     bins = M.entropy_accuracy_bins(p_pool, n_bins=5)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(range(len(bins)), [b["accuracy"] for b in bins])
-    ax.set_xticks(range(len(bins)), [f"{b['entropy_lo']:.2f}–{b['entropy_hi']:.2f}" for b in bins], fontsize=7)
+    ax.set_xticks(
+        range(len(bins)), [f"{b['entropy_lo']:.2f}–{b['entropy_hi']:.2f}" for b in bins], fontsize=7
+    )
     ax.axhline(0.5, color="k", ls="--", lw=1)
-    ax.set(xlabel="weak-label entropy (nats), quintiles", ylabel="weak-label accuracy", ylim=(0, 1),
-           title="Weak labels on train_w2s: entropy vs accuracy")
+    ax.set(
+        xlabel="weak-label entropy (nats), quintiles",
+        ylabel="weak-label accuracy",
+        ylim=(0, 1),
+        title="Weak labels on train_w2s: entropy vs accuracy",
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -104,7 +119,11 @@ def plot_accuracy(acc: dict[str, float], path: Path) -> None:
 
     names = list(acc)
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.bar(range(len(names)), [acc[n] for n in names], color=["tab:gray" if not n.startswith("w2s") else "tab:blue" for n in names])
+    ax.bar(
+        range(len(names)),
+        [acc[n] for n in names],
+        color=["tab:gray" if not n.startswith("w2s") else "tab:blue" for n in names],
+    )
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     ax.axhline(0.5, color="k", ls="--", lw=1)
     ax.set(ylabel="test accuracy", ylim=(0, 1), title="Weak, students and ceiling")
@@ -134,10 +153,12 @@ def write_report(out: Path, results: dict, p_test: dict[str, np.ndarray], p_pool
         "# Weak-to-strong experiment",
         "",
         f"- weak: `{cfg.weak}`; strong: `{cfg.strong}`; data: `{cfg.data}`",
-        (f"- sizes: train_gt {s['train_gt']} "
-         f"(the weak supervisor's share: {s.get('weak_train_gt', s['train_gt'])}), "
-         f"train_w2s {s['train_w2s']}, test {s['test_dev']} pairs; "
-         f"epochs {cfg.epochs}, batch {cfg.batch_size}, max_length {cfg.max_length}, seed {cfg.seed}"),
+        (
+            f"- sizes: train_gt {s['train_gt']} "
+            f"(the weak supervisor's share: {s.get('weak_train_gt', s['train_gt'])}), "
+            f"train_w2s {s['train_w2s']}, test {s['test_dev']} pairs; "
+            f"epochs {cfg.epochs}, batch {cfg.batch_size}, max_length {cfg.max_length}, seed {cfg.seed}"
+        ),
         f"- weak-label accuracy on train_w2s: {results['weak_label_accuracy']:.3f}",
         f"- {gap_line('ceiling_minus_weak', results['ceiling_minus_weak'])}",
         *(f"- {gap_line(key, g)}" for key, g in label_gaps(results).items()),
@@ -150,19 +171,38 @@ def write_report(out: Path, results: dict, p_test: dict[str, np.ndarray], p_pool
     for k in order:
         t = tim.get(k, {})
         pgr_text = pgr_cell(pgr.get(k), results.get("pgr_ci", {}).get(k)) if k.startswith("w2s_") else ""
-        lines.append(f"| {label_of(k)} | {t.get('rows', '')} | {acc[k]:.3f} | {pgr_text} "
-                     f"| {ece[k]:.3f} | {_fmt(t.get('pairs_per_s'), 2) if t else ''} "
-                     f"| {_fmt(t['prefix_pairs_per_s'], 2) if t.get('prefix_pairs_per_s') else ''} "
-                     f"| {_fmt(t.get('seconds'), 0) if t else ''} |")
-    lines += ["", "PGR = (w2s − weak) / (ceiling − weak); undefined unless the ceiling beats the weak model.", ""]
+        lines.append(
+            f"| {label_of(k)} | {t.get('rows', '')} | {acc[k]:.3f} | {pgr_text} "
+            f"| {ece[k]:.3f} | {_fmt(t.get('pairs_per_s'), 2) if t else ''} "
+            f"| {_fmt(t['prefix_pairs_per_s'], 2) if t.get('prefix_pairs_per_s') else ''} "
+            f"| {_fmt(t.get('seconds'), 0) if t else ''} |"
+        )
+    lines += [
+        "",
+        "PGR = (w2s − weak) / (ceiling − weak); undefined unless the ceiling beats the weak model.",
+        "",
+    ]
     d = results.get("deception")
     if d:
-        lines += [f"## Deception (T = {d['T']})", "",
-                  "| area | pairs |", "|---|---|"] + [f"| {a} | {n} |" for a, n in d["areas"].items()] + [
-                  "", f"- conflict tax (right without conflict, wrong with it): {d['tax']} pairs",
-                  f"- deception score DS = share of the tax in S_k∩W_uk: {_fmt(d['ds'])}",
-                  f"- |S_k∩W_uk| / all: {_fmt(d['sk_wuk_share'])}", ""]
-    lines += ["![accuracy](accuracy.png)", "", "![calibration](calibration.png)", "", "![entropy](entropy_accuracy.png)", ""]
+        lines += (
+            [f"## Deception (T = {d['T']})", "", "| area | pairs |", "|---|---|"]
+            + [f"| {a} | {n} |" for a, n in d["areas"].items()]
+            + [
+                "",
+                f"- conflict tax (right without conflict, wrong with it): {d['tax']} pairs",
+                f"- deception score DS = share of the tax in S_k∩W_uk: {_fmt(d['ds'])}",
+                f"- |S_k∩W_uk| / all: {_fmt(d['sk_wuk_share'])}",
+                "",
+            ]
+        )
+    lines += [
+        "![accuracy](accuracy.png)",
+        "",
+        "![calibration](calibration.png)",
+        "",
+        "![entropy](entropy_accuracy.png)",
+        "",
+    ]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -59,12 +59,18 @@ def collate(rows: list[dict], tok, config: TrainConfig, device) -> dict:
     enc_c = [encode_pair_side(tok, r["prompt"], r["chosen"], config.max_length) for r in rows]
     enc_r = [encode_pair_side(tok, r["prompt"], r["rejected"], config.max_length) for r in rows]
     ids, mask = pad_batch([e[0] for e in enc_c] + [e[0] for e in enc_r], tok.pad_token_id)
-    f = lambda k, d=float("nan"): torch.tensor([float(r.get(k, d) if r.get(k) is not None else d) for r in rows])
+    f = lambda k, d=float("nan"): torch.tensor(
+        [float(r.get(k, d) if r.get(k) is not None else d) for r in rows]
+    )
     b = {
-        "input_ids": ids, "attention_mask": mask,
+        "input_ids": ids,
+        "attention_mask": mask,
         "start": torch.tensor([e[1] for e in enc_c] + [e[1] for e in enc_r]),
-        "target": f("soft_label", 1.0), "weight": f("weight", 1.0), "gold": f("gold"),
-        "ref_chosen": f("ref_chosen_logp"), "ref_rejected": f("ref_rejected_logp"),
+        "target": f("soft_label", 1.0),
+        "weight": f("weight", 1.0),
+        "gold": f("gold"),
+        "ref_chosen": f("ref_chosen_logp"),
+        "ref_rejected": f("ref_rejected_logp"),
     }
     return {k: v.to(device) for k, v in b.items()}
 
@@ -84,13 +90,18 @@ def forward_pair(model, batch: dict, config: TrainConfig) -> dict:
         z = L.dpo_logits(logp[:n], logp[n:], batch["ref_chosen"], batch["ref_rejected"], config.beta)
         out.update(margin=z, z=z)
     elif config.objective == "simpo":
-        out.update(margin=config.beta * (avg[:n] - avg[n:]), z=L.simpo_logits(avg[:n], avg[n:], config.beta, config.gamma))
+        out.update(
+            margin=config.beta * (avg[:n] - avg[n:]),
+            z=L.simpo_logits(avg[:n], avg[n:], config.beta, config.gamma),
+        )
     else:  # sft: the length-normalised log-likelihood ratio serves as its preference
         out.update(margin=avg[:n] - avg[n:], z=avg[:n] - avg[n:])
     return out
 
 
-def compute_loss(model, batch: dict, config: TrainConfig, step: int, total_steps: int) -> tuple[torch.Tensor, dict]:
+def compute_loss(
+    model, batch: dict, config: TrainConfig, step: int, total_steps: int
+) -> tuple[torch.Tensor, dict]:
     out = forward_pair(model, batch, config)
     w = batch["weight"]
     stats = {}
@@ -110,12 +121,16 @@ def compute_loss(model, batch: dict, config: TrainConfig, step: int, total_steps
         conflict = L.explicit_conflict_loss(out["margin"], gold, w)
         loss = loss + config.conflict_alpha * conflict
         stats["conflict"] = float(conflict)
-    stats["acc_vs_label"] = float(((out["margin"] > 0).float() == (batch["target"] > 0.5).float()).float().mean())
+    stats["acc_vs_label"] = float(
+        ((out["margin"] > 0).float() == (batch["target"] > 0.5).float()).float().mean()
+    )
     return loss, stats
 
 
 @torch.no_grad()
-def reference_logps(model, tok, config: TrainConfig, rows: list[dict], device, batch_size: int = 8) -> list[dict]:
+def reference_logps(
+    model, tok, config: TrainConfig, rows: list[dict], device, batch_size: int = 8
+) -> list[dict]:
     """DPO's reference log-probs from the model before any update (with LoRA this *is* the base
     model: adapters start at zero), unless the rows already carry them."""
     if all(r.get("ref_chosen_logp") is not None for r in rows):
@@ -123,7 +138,7 @@ def reference_logps(model, tok, config: TrainConfig, rows: list[dict], device, b
     model.eval()
     out = []
     for i in range(0, len(rows), batch_size):
-        chunk = rows[i: i + batch_size]
+        chunk = rows[i : i + batch_size]
         b = collate(chunk, tok, config, device)
         lp, _ = sequence_logps(model, b["input_ids"], b["attention_mask"], b["start"])
         s = lp.sum(-1).tolist()
@@ -132,21 +147,27 @@ def reference_logps(model, tok, config: TrainConfig, rows: list[dict], device, b
     return out
 
 
-def warm_prefix_cache(model, tok, config: TrainConfig, rows: list[dict], progress: bool = False) -> tuple[int, float]:
+def warm_prefix_cache(
+    model, tok, config: TrainConfig, rows: list[dict], progress: bool = False
+) -> tuple[int, float]:
     """With `cache_frozen_prefix` (or `freeze_backbone`), run the frozen layers once over every
     sequence of `rows` (length-sorted batches) before training or scoring. Returns (sequences
     computed, seconds)."""
     if not getattr(model, "caches_frozen", False):  # causal LMs and uncached reward models
         return 0, 0.0
     t = time.time()
-    seqs = [encode_pair_side(tok, r["prompt"], r[side], config.max_length)[0] for r in rows for side in ("chosen", "rejected")]
+    seqs = [
+        encode_pair_side(tok, r["prompt"], r[side], config.max_length)[0]
+        for r in rows
+        for side in ("chosen", "rejected")
+    ]
     return model.fill(seqs, tok.pad_token_id, progress=progress), time.time() - t
 
 
 def _micro_batches(n_rows: int, micro: int, seed: int, epoch: int) -> list[np.ndarray]:
     """This epoch's shuffled micro-batches of global size `micro` (a fixed order per seed and epoch)."""
     perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed * 1000 + epoch)).numpy()
-    return [perm[i: i + micro] for i in range(0, n_rows, micro)]
+    return [perm[i : i + micro] for i in range(0, n_rows, micro)]
 
 
 def _checkpoints(out: Path) -> list[Path]:
@@ -162,7 +183,10 @@ def _save_checkpoint(out: Path, step: int, model, optimizer, scheduler, config: 
     torch.save(trainable_state(model), tmp / "trainable.pt")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}, tmp / "rng.pt")
+    torch.save(
+        {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        tmp / "rng.pt",
+    )
     (tmp / "state.json").write_text(json.dumps({"step": step}))
     shutil.rmtree(d, ignore_errors=True)
     tmp.rename(d)  # a checkpoint appears whole or not at all
@@ -178,8 +202,11 @@ def rows_fingerprint(rows: list[dict]) -> str:
     """sha256 of what training reads from the rows (texts, labels, weights), in order."""
     h = hashlib.sha256()
     for r in rows:
-        h.update(json.dumps([r["prompt"], r["chosen"], r["rejected"], r.get("soft_label"), r.get("weight"),
-                             r.get("gold")]).encode())
+        h.update(
+            json.dumps(
+                [r["prompt"], r["chosen"], r["rejected"], r.get("soft_label"), r.get("weight"), r.get("gold")]
+            ).encode()
+        )
     return h.hexdigest()
 
 
@@ -192,11 +219,15 @@ def check_same_run(out: Path, config: TrainConfig, fingerprint: str) -> None:
         new = config.to_dict()
         diff = sorted(k for k in set(saved) | set(new) if k not in _VOLATILE and saved.get(k) != new.get(k))
         if diff:
-            raise ValueError(f"{out} holds a run with a different config ({', '.join(diff)}); "
-                             "choose another run directory or delete it")
+            raise ValueError(
+                f"{out} holds a run with a different config ({', '.join(diff)}); "
+                "choose another run directory or delete it"
+            )
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
     if summary.get("rows_sha256", fingerprint) != fingerprint:
-        raise ValueError(f"{out} holds a run trained on different rows; choose another run directory or delete it")
+        raise ValueError(
+            f"{out} holds a run trained on different rows; choose another run directory or delete it"
+        )
 
 
 def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None = None) -> Path:
@@ -238,13 +269,18 @@ def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None 
         head = {id(p) for p in model.head.parameters()}
         body = [p for p in params if id(p) not in head]
         optimizer = torch.optim.AdamW(
-            ([{"params": body}] if body else []) + [{"params": list(model.head.parameters()), "lr": config.head_lr}],
-            lr=config.learning_rate, weight_decay=config.weight_decay)
+            ([{"params": body}] if body else [])
+            + [{"params": list(model.head.parameters()), "lr": config.head_lr}],
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+        )
     micro = config.batch_size * accelerator.num_processes
     per_epoch = math.ceil(len(rows) / micro)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / config.grad_accum))
     warm = int(config.warmup_ratio * total_steps)
-    schedule = lambda s: (s + 1) / (warm + 1) if s < warm else max(0.0, (total_steps - s) / max(1, total_steps - warm))
+    schedule = lambda s: (
+        (s + 1) / (warm + 1) if s < warm else max(0.0, (total_steps - s) / max(1, total_steps - warm))
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
     start = 0
@@ -260,12 +296,21 @@ def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None 
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
         if main and (out / "metrics.jsonl").exists():  # drop metrics logged after that checkpoint
-            kept = [line for line in (out / "metrics.jsonl").read_text().splitlines() if json.loads(line)["step"] <= start]
+            kept = [
+                line
+                for line in (out / "metrics.jsonl").read_text().splitlines()
+                if json.loads(line)["step"] <= start
+            ]
             (out / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))
     model, optimizer = accelerator.prepare(model, optimizer)
 
     model.train()
-    bar = tqdm(total=total_steps, initial=start, desc=f"train {config.objective}", disable=not (config.progress and main))
+    bar = tqdm(
+        total=total_steps,
+        initial=start,
+        desc=f"train {config.objective}",
+        disable=not (config.progress and main),
+    )
     t0, pairs, epoch_batches, log_losses = time.time(), 0, {}, []
     for step in range(start, total_steps):
         for k in range(config.grad_accum):
@@ -273,7 +318,7 @@ def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None 
             epoch, pos = divmod(m, per_epoch)
             if epoch not in epoch_batches:
                 epoch_batches = {epoch: _micro_batches(len(rows), micro, config.seed, epoch)}
-            idx = epoch_batches[epoch][pos][accelerator.process_index:: accelerator.num_processes]
+            idx = epoch_batches[epoch][pos][accelerator.process_index :: accelerator.num_processes]
             batch = collate([rows[i] for i in idx], tok, config, accelerator.device)
             loss, stats = compute_loss(model, batch, config, step, total_steps)
             accelerator.backward(loss / config.grad_accum)
@@ -287,8 +332,14 @@ def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None 
         bar.update(1)
         done = step + 1
         if main and (done % config.logging_steps == 0 or done == total_steps):
-            rec = {"step": done, "epoch": round(m / per_epoch, 4), "loss": float(np.mean(log_losses)),
-                   "lr": scheduler.get_last_lr()[0], "pairs_per_s": pairs / max(time.time() - t0, 1e-9), **stats}
+            rec = {
+                "step": done,
+                "epoch": round(m / per_epoch, 4),
+                "loss": float(np.mean(log_losses)),
+                "lr": scheduler.get_last_lr()[0],
+                "pairs_per_s": pairs / max(time.time() - t0, 1e-9),
+                **stats,
+            }
             with (out / "metrics.jsonl").open("a") as fh:
                 fh.write(json.dumps(rec) + "\n")
             bar.set_postfix(loss=f"{rec['loss']:.4f}")
@@ -308,12 +359,22 @@ def train(config: TrainConfig, rows: list[dict] | None = None, data: str | None 
         if hasattr(peft_model, "peft_config"):
             peft_model.save_pretrained(str(md / "adapter"))
         tok.save_pretrained(str(md))
-        summary = {"objective": config.objective, "rows": len(rows), "rows_sha256": fingerprint, "steps": total_steps, "resumed_from": start,
-                   "pairs": pairs, "seconds": seconds, "pairs_per_s": pairs / max(seconds, 1e-9),
-                   # the one-off pass over the frozen layers (cache_frozen_prefix, freeze_backbone), not in pairs_per_s
-                   "prefix_sequences": n_prefix, "prefix_seconds": prefix_s,
-                   "prefix_pairs_per_s": n_prefix / 2 / prefix_s if prefix_s else None,
-                   "peak_rss_mb": peak_rss_mb(), "device": str(accelerator.device)}
+        summary = {
+            "objective": config.objective,
+            "rows": len(rows),
+            "rows_sha256": fingerprint,
+            "steps": total_steps,
+            "resumed_from": start,
+            "pairs": pairs,
+            "seconds": seconds,
+            "pairs_per_s": pairs / max(seconds, 1e-9),
+            # the one-off pass over the frozen layers (cache_frozen_prefix, freeze_backbone), not in pairs_per_s
+            "prefix_sequences": n_prefix,
+            "prefix_seconds": prefix_s,
+            "prefix_pairs_per_s": n_prefix / 2 / prefix_s if prefix_s else None,
+            "peak_rss_mb": peak_rss_mb(),
+            "device": str(accelerator.device),
+        }
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     accelerator.wait_for_everyone()
     return out

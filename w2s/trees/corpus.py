@@ -27,10 +27,34 @@ from w2s.store import Node, Pair, Tree
 from w2s.trees.search import swap_labels
 
 FORMAT = "w2s-tree/1"
-TREE_FIELDS = ("strong_model", "library", "config_hash", "config", "depth", "backtraces", "tokens", "cached_tokens",
-               "seconds")
-NODE_FIELDS = ("position", "principle_id", "principle_name", "relevance", "thought", "p_a", "p_b", "entropy", "info",
-               "role", "model", "template_hash", "tokens", "cached_tokens", "seconds")
+TREE_FIELDS = (
+    "strong_model",
+    "library",
+    "config_hash",
+    "config",
+    "depth",
+    "backtraces",
+    "tokens",
+    "cached_tokens",
+    "seconds",
+)
+NODE_FIELDS = (
+    "position",
+    "principle_id",
+    "principle_name",
+    "relevance",
+    "thought",
+    "p_a",
+    "p_b",
+    "entropy",
+    "info",
+    "role",
+    "model",
+    "template_hash",
+    "tokens",
+    "cached_tokens",
+    "seconds",
+)
 
 
 def content_key(prompt: str, response_a: str, response_b: str) -> str:

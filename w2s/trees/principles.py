@@ -54,12 +54,18 @@ class Library:
     def hash(self) -> str:
         """12 hex digits over what the prompts see (the question and the principles): an edit of any
         principle or of the question is a new library, and trees built with the old text a different config."""
-        blob = json.dumps({"question": self.question, "principles": [asdict(p) for p in self.principles]}, sort_keys=True)
+        blob = json.dumps(
+            {"question": self.question, "principles": [asdict(p) for p in self.principles]}, sort_keys=True
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def available() -> list[str]:
-    return sorted(p.name[: -len(".yaml")] for p in files("prompts").joinpath("principles").iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name[: -len(".yaml")]
+        for p in files("prompts").joinpath("principles").iterdir()
+        if p.name.endswith(".yaml")
+    )
 
 
 def load_library(name: str) -> Library:
@@ -90,11 +96,19 @@ def parse_library(name: str, text: str, where: str) -> Library:
             raise ValueError(f"{where}: principle #{i + 1}: duplicate id '{entry['id']}'")
         seen.add(entry["id"])
         principles.append(
-            LibraryPrinciple(id=f"{name}/{entry['id']}", name=entry["name"].strip(), definition=" ".join(entry["definition"].split()),
-              cue=" ".join(entry["cue"].split()))
+            LibraryPrinciple(
+                id=f"{name}/{entry['id']}",
+                name=entry["name"].strip(),
+                definition=" ".join(entry["definition"].split()),
+                cue=" ".join(entry["cue"].split()),
+            )
         )
-    return Library(name=name, description=data.get("description", ""), question=data["question"].strip(),
-                   principles=tuple(principles))
+    return Library(
+        name=name,
+        description=data.get("description", ""),
+        question=data["question"].strip(),
+        principles=tuple(principles),
+    )
 
 
 def library_match(dataset: str | None) -> tuple[str, bool]:
@@ -117,8 +131,10 @@ def fallback_notice(dataset: str | None) -> str | None:
     if matched:
         return None
     keys = ", ".join(DATASET_LIBRARIES)
-    return (f"dataset {dataset!r} matches no principle library by name (keywords: {keys}); "
-            f"falling back to '{library}' (choose one with --principles)")
+    return (
+        f"dataset {dataset!r} matches no principle library by name (keywords: {keys}); "
+        f"falling back to '{library}' (choose one with --principles)"
+    )
 
 
 def sync(session: Session, library: Library) -> None:
@@ -130,8 +146,15 @@ def sync(session: Session, library: Library) -> None:
         if row is None:
             try:  # in a savepoint: workers starting together on a new store may insert the same principle
                 with session.begin_nested():
-                    session.add(Principle(id=p.id, library=library.name, name=p.name, definition=p.definition,
-                                          cue_question=p.cue))
+                    session.add(
+                        Principle(
+                            id=p.id,
+                            library=library.name,
+                            name=p.name,
+                            definition=p.definition,
+                            cue_question=p.cue,
+                        )
+                    )
                 continue
             except IntegrityError:
                 row = session.get(Principle, p.id)

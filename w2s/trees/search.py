@@ -118,9 +118,16 @@ class TreeConfig:
     def identity(self) -> dict:
         """The hash with what it covers besides the config: the templates' and the library's hashes
         (read from disk: a build reads them once, not per tree)."""
-        blob = {**self.as_dict(), "templates": self.templates(), "library_hash": load_library(self.library).hash()}
-        return {"hash": hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12],
-                "templates": blob["templates"], "library_hash": blob["library_hash"]}
+        blob = {
+            **self.as_dict(),
+            "templates": self.templates(),
+            "library_hash": load_library(self.library).hash(),
+        }
+        return {
+            "hash": hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12],
+            "templates": blob["templates"],
+            "library_hash": blob["library_hash"],
+        }
 
     @classmethod
     def of_tree(cls, tree: Tree) -> TreeConfig:
@@ -232,7 +239,9 @@ class Search:
         return s
 
     @classmethod
-    def resume(cls, pair: Pair, tree: Tree, nodes: Sequence[Node], library: Library, cfg: TreeConfig) -> Search:
+    def resume(
+        cls, pair: Pair, tree: Tree, nodes: Sequence[Node], library: Library, cfg: TreeConfig
+    ) -> Search:
         """A stored tree's search, replayed under `cfg`'s thresholds (see `extension_problem`): its nodes
         with the roles `cfg` gives them (a stored tail exit is a continue node again) up to where `cfg`
         stops, the principles it never tried still queued in the order it would have popped them."""
@@ -242,14 +251,24 @@ class Search:
         tried = {n.principle_id for n in nodes}
         s.queue = [entry for entry in s.queue if entry[2].id not in tried]
         heapq.heapify(s.queue)
-        s.setup = Cost(tree.tokens - sum(n.tokens for n in nodes),
-                       tree.cached_tokens - sum(n.cached_tokens for n in nodes),
-                       tree.seconds - sum(n.seconds for n in nodes))
+        s.setup = Cost(
+            tree.tokens - sum(n.tokens for n in nodes),
+            tree.cached_tokens - sum(n.cached_tokens for n in nodes),
+            tree.seconds - sum(n.seconds for n in nodes),
+        )
         s.extended_from = {"tree_id": tree.id, "config_hash": tree.config_hash}
         for n, orders in zip(nodes, tree.config["orders"]):
-            draft = SearchNode(principle=by_id[n.principle_id], relevance=n.relevance, thought=n.thought, p_a=n.p_a,
-                          role="continue", orders=tuple(orders), tokens=n.tokens, cached_tokens=n.cached_tokens,
-                          seconds=n.seconds)
+            draft = SearchNode(
+                principle=by_id[n.principle_id],
+                relevance=n.relevance,
+                thought=n.thought,
+                p_a=n.p_a,
+                role="continue",
+                orders=tuple(orders),
+                tokens=n.tokens,
+                cached_tokens=n.cached_tokens,
+                seconds=n.seconds,
+            )
             draft.role = node_role(draft.relevance, draft.v, cfg)
             s.add(draft, cfg)
             if s.stop:  # e.g. a lower tau_exit: the stored nodes after this one are not part of this tree
@@ -312,7 +331,9 @@ async def score_relevance(model, pair: Pair, library: Library, cfg: TreeConfig, 
         prompt = render(LISTWISE, **pair_context(pair, False), principles=library.principles)
         row = await score(model, prompt, [str(k + 1) for k in range(n)], cost)
         return [p / max(row) for p in row]
-    prompts = [render("relevance", **pair_context(pair, False), principle=p, thought="") for p in library.principles]
+    prompts = [
+        render("relevance", **pair_context(pair, False), principle=p, thought="") for p in library.principles
+    ]
     rows = await asyncio.gather(*(score(model, prompt, YES_NO, cost) for prompt in prompts))
     return [row[0] for row in rows]
 
@@ -323,7 +344,10 @@ def verdict_prompt(
     """The thought prompt (in the order `swap` gives) answered with a thought written for that order,
     continued up to the verdict ("... the better reply is Reply"): v is read from the next token."""
     return [
-        {"role": "user", "content": render(cfg.thought_template, **pair_context(pair, swap), principle=principle)},
+        {
+            "role": "user",
+            "content": render(cfg.thought_template, **pair_context(pair, swap), principle=principle),
+        },
         {"role": "assistant", "content": render("verdict", thought=thought)},
     ]
 
@@ -352,16 +376,30 @@ async def expand(model, s: Search, p: LibraryPrinciple, cfg: TreeConfig) -> Sear
         post = (await score(model, prompt, YES_NO, cost))[0]
     else:
         post = s.relevance[p.id]
-    text_b = await write_thought(model, s.pair, p, True, cfg, cost) if cfg.thought_both_orders else swap_labels(text)
+    text_b = (
+        await write_thought(model, s.pair, p, True, cfg, cost)
+        if cfg.thought_both_orders
+        else swap_labels(text)
+    )
     first_b = await score(model, verdict_prompt(s.pair, p, text_b, True, cfg), A_B, cost)
-    node = SearchNode(principle=p, relevance=post, thought=text, p_a=average_orders(first_a[0], first_b[0]),
-                 role="continue", orders=(first_a[0], 1.0 - first_b[0]), tokens=cost.tokens,
-                 cached_tokens=cost.cached_tokens, seconds=cost.seconds)
+    node = SearchNode(
+        principle=p,
+        relevance=post,
+        thought=text,
+        p_a=average_orders(first_a[0], first_b[0]),
+        role="continue",
+        orders=(first_a[0], 1.0 - first_b[0]),
+        tokens=cost.tokens,
+        cached_tokens=cost.cached_tokens,
+        seconds=cost.seconds,
+    )
     node.role = node_role(node.relevance, node.v, cfg)
     return node
 
 
-async def search_pair(model, pair: Pair, library: Library, cfg: TreeConfig, resumed: Search | None = None) -> Search:
+async def search_pair(
+    model, pair: Pair, library: Library, cfg: TreeConfig, resumed: Search | None = None
+) -> Search:
     """One pair's whole search (or a stored one's, going on), each model call awaited in turn: the
     relevance pass, then one node at a time until the search stops."""
     s = resumed
@@ -378,8 +416,9 @@ async def search_pair(model, pair: Pair, library: Library, cfg: TreeConfig, resu
 # ---------------------------------------------------------------------------------------------- store
 
 
-def stored_pair_ids(session: Session, strong_model: str, config_hash: str,
-                    among: Sequence[str] | None = None) -> set[str]:
+def stored_pair_ids(
+    session: Session, strong_model: str, config_hash: str, among: Sequence[str] | None = None
+) -> set[str]:
     """Pairs with a tree by this model and config (only those of `among`, when given)."""
     query = select(Tree.pair_id).where(Tree.strong_model == strong_model, Tree.config_hash == config_hash)
     if among is None:
@@ -387,7 +426,9 @@ def stored_pair_ids(session: Session, strong_model: str, config_hash: str,
     return set(select_in(session, query, Tree.pair_id, among))
 
 
-def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig, identity: dict | None = None) -> Tree:
+def save_search(
+    session: Session, search: Search, model: Model, cfg: TreeConfig, identity: dict | None = None
+) -> Tree:
     """Write one finished search as a Tree and its Nodes (in the caller's transaction); `identity` is
     `cfg.identity()` when the caller has it."""
     nodes = search.nodes
@@ -440,14 +481,19 @@ def save_search(session: Session, search: Search, model: Model, cfg: TreeConfig,
     return tree
 
 
-def save_tree(url: str | None, search: Search, model: Model, cfg: TreeConfig, identity: dict | None = None) -> bool:
+def save_tree(
+    url: str | None, search: Search, model: Model, cfg: TreeConfig, identity: dict | None = None
+) -> bool:
     """Store one finished search in its own short transaction; False when the pair's tree was built
     elsewhere meanwhile (found stored, or a lost race on the unique tree key)."""
     identity = identity or cfg.identity()
     try:
         with session_scope(url) as session:
-            stored = select(Tree.id).where(Tree.pair_id == search.pair.id, Tree.strong_model == model.spec,
-                                           Tree.config_hash == identity["hash"])
+            stored = select(Tree.id).where(
+                Tree.pair_id == search.pair.id,
+                Tree.strong_model == model.spec,
+                Tree.config_hash == identity["hash"],
+            )
             if session.exec(stored).first() is not None:
                 return False
             save_search(session, search, model, cfg, identity)
@@ -532,10 +578,18 @@ POLL_SECONDS = 1.5  # how often an idle build asks its source again
 TICK_SECONDS = 1.0  # how often the progress line is refreshed while trees are in flight
 
 
-async def run_build(model: Model, source: PairSource, cfg: TreeConfig, *, url: str | None = None, in_flight: int = 8,
-                    extend_from: str | None = None, max_tokens: int | None = None,
-                    progress: Callable[[BuildReport], None] | None = None,
-                    clock: Callable[[], float] = time.monotonic) -> BuildReport:
+async def run_build(
+    model: Model,
+    source: PairSource,
+    cfg: TreeConfig,
+    *,
+    url: str | None = None,
+    in_flight: int = 8,
+    extend_from: str | None = None,
+    max_tokens: int | None = None,
+    progress: Callable[[BuildReport], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> BuildReport:
     """Search up to `in_flight` pairs at once, each its own task; a finished search is saved at once and
     its slot goes to the next pair. With `max_tokens`, no pair starts once the run has spent that many
     tokens; the ones in flight finish and are saved. The first error cancels the searches in flight
@@ -556,7 +610,9 @@ async def run_build(model: Model, source: PairSource, cfg: TreeConfig, *, url: s
         report.completion_tokens = u.completion_tokens - base.completion_tokens
         report.cached_tokens = u.cached_prompt_tokens - base.cached_prompt_tokens
         report.calls, report.seconds, report.in_flight = u.calls - base.calls, clock() - began, len(running)
-        report.budget_reached = report.budget_reached or (max_tokens is not None and report.tokens >= max_tokens)
+        report.budget_reached = report.budget_reached or (
+            max_tokens is not None and report.tokens >= max_tokens
+        )
         report.note = note or getattr(call, "waiting", lambda: "")()
         if progress is not None:
             progress(report)
@@ -569,10 +625,18 @@ async def run_build(model: Model, source: PairSource, cfg: TreeConfig, *, url: s
                 pairs = {p.id: p for p in session.exec(select(Pair).where(Pair.id.in_(ids)))}
                 missing = [pid for pid in ids if pid not in pairs]
                 if missing:
-                    raise ValueError(f"no stored pair {missing[0]!r} ({len(missing)} of {len(ids)} claimed ids)")
+                    raise ValueError(
+                        f"no stored pair {missing[0]!r} ({len(missing)} of {len(ids)} claimed ids)"
+                    )
                 todo = [pairs[pid] for pid in ids if pid not in have]
-                resumed = {} if extend_from is None else {s.pair.id: s for s in resume_searches(
-                    session, todo, model.spec, extend_from, library, cfg)}
+                resumed = (
+                    {}
+                    if extend_from is None
+                    else {
+                        s.pair.id: s
+                        for s in resume_searches(session, todo, model.spec, extend_from, library, cfg)
+                    }
+                )
             stored = [pid for pid in ids if pid in have]
             if stored:
                 source.done(stored)
@@ -593,7 +657,9 @@ async def run_build(model: Model, source: PairSource, cfg: TreeConfig, *, url: s
                 notify(f"waiting for pairs: {source.status()}")
                 await asyncio.sleep(POLL_SECONDS)
                 continue
-            finished, _ = await asyncio.wait(running, timeout=TICK_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            finished, _ = await asyncio.wait(
+                running, timeout=TICK_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
             for task in finished:
                 pid = running.pop(task)
                 if (e := task.exception()) is not None:
@@ -615,20 +681,44 @@ async def run_build(model: Model, source: PairSource, cfg: TreeConfig, *, url: s
     return report
 
 
-def build_trees(model: Model, pairs: Sequence[str] | PairSource, cfg: TreeConfig | None = None, *,
-                url: str | None = None, in_flight: int = 8, progress: Callable[[BuildReport], None] | None = None,
-                extend_from: str | None = None, max_tokens: int | None = None) -> int:
+def build_trees(
+    model: Model,
+    pairs: Sequence[str] | PairSource,
+    cfg: TreeConfig | None = None,
+    *,
+    url: str | None = None,
+    in_flight: int = 8,
+    progress: Callable[[BuildReport], None] | None = None,
+    extend_from: str | None = None,
+    max_tokens: int | None = None,
+) -> int:
     """Build the missing trees of a list of pair ids or of a `PairSource` (see `run_build`); returns how
     many were built. `extend_from`: a config hash whose trees (same strong model) this config's searches
     go on from, where a pair has one; a tree that cannot be extended (`extension_problem`) is an error
     naming why."""
     source = pairs if hasattr(pairs, "claim") else ListSource(list(pairs))
-    return asyncio.run(run_build(model, source, cfg or TreeConfig(), url=url, in_flight=in_flight,
-                                 extend_from=extend_from, max_tokens=max_tokens, progress=progress)).built
+    return asyncio.run(
+        run_build(
+            model,
+            source,
+            cfg or TreeConfig(),
+            url=url,
+            in_flight=in_flight,
+            extend_from=extend_from,
+            max_tokens=max_tokens,
+            progress=progress,
+        )
+    ).built
 
 
-def resume_searches(session: Session, pairs: Sequence[Pair], strong_model: str, config_hash: str, library: Library,
-                    cfg: TreeConfig) -> list[Search]:
+def resume_searches(
+    session: Session,
+    pairs: Sequence[Pair],
+    strong_model: str,
+    config_hash: str,
+    library: Library,
+    cfg: TreeConfig,
+) -> list[Search]:
     """The searches of the `pairs` that have a tree of `config_hash`, to go on under `cfg`."""
     out = []
     for pair in pairs:
@@ -637,13 +727,17 @@ def resume_searches(session: Session, pairs: Sequence[Pair], strong_model: str, 
             continue
         problem = extension_problem(tree, nodes, cfg)
         if problem:
-            raise ValueError(f"tree {tree.id} (pair {pair.id}, config {config_hash}) cannot be extended to config "
-                             f"{cfg.hash()}: {problem}")
+            raise ValueError(
+                f"tree {tree.id} (pair {pair.id}, config {config_hash}) cannot be extended to config "
+                f"{cfg.hash()}: {problem}"
+            )
         out.append(Search.resume(pair, tree, nodes, library, cfg))
     return out
 
 
-def latest_tree(session: Session, pair_id: str, strong_model: str | None = None, config_hash: str | None = None):
+def latest_tree(
+    session: Session, pair_id: str, strong_model: str | None = None, config_hash: str | None = None
+):
     """The newest tree of a pair (optionally by strong model / config), with its nodes in order: the
     `w2s.trees.selection.TreeSelector` rule for one pair."""
     from w2s.trees.selection import TreeSelector

@@ -73,7 +73,9 @@ class TreeSelector:
                 out[t.pair_id] = t
         return out
 
-    def settle_with_nodes(self, session: Session, pair_ids: Sequence[str]) -> dict[str, tuple[Tree, list[Node]]]:
+    def settle_with_nodes(
+        self, session: Session, pair_ids: Sequence[str]
+    ) -> dict[str, tuple[Tree, list[Node]]]:
         """As `settle`, each tree with its nodes in position order."""
         trees = self.settle(session, pair_ids)
         nodes = nodes_of(session, list(trees.values()))

@@ -45,8 +45,11 @@ class TextMaster(_Logistic):
 def notes_prompt(pair: Pair, nodes: Sequence[Node]) -> str:
     """The conversation followed by the tree's chain nodes as a reviewer's notes (what `rm` reads)."""
     chain = [n for n in nodes if n.role != "pruned_by_search"] or list(nodes)
-    notes = "\n".join(f"- {n.principle_name}: {n.thought} (verdict: Reply {'A' if n.p_a >= 0.5 else 'B'}, "
-                      f"{max(n.p_a, n.p_b):.2f})" for n in chain)
+    notes = "\n".join(
+        f"- {n.principle_name}: {n.thought} (verdict: Reply {'A' if n.p_a >= 0.5 else 'B'}, "
+        f"{max(n.p_a, n.p_b):.2f})"
+        for n in chain
+    )
     return f"{pair.prompt}\n\nA reviewer's notes on Reply A and Reply B:\n{notes}"
 
 

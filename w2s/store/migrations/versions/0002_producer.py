@@ -33,7 +33,12 @@ annotation = sa.table(
 
 def legacy_producer(method: str, annotator: str, meta: dict | None) -> str:
     meta = meta or {}
-    what = {"method": method, "annotator": annotator, "strong": meta.get("strong"), "tree_config": meta.get("tree_config")}
+    what = {
+        "method": method,
+        "annotator": annotator,
+        "strong": meta.get("strong"),
+        "tree_config": meta.get("tree_config"),
+    }
     return "v0-" + hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
 
 
