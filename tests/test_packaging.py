@@ -71,6 +71,21 @@ PACKAGES = {"w2s", "w2s_app", "annotators", "prompts"}
 site-packages collides with any other project's."""
 
 
+def test_the_core_never_imports_the_packages_built_on_it():
+    outer = {"annotators", "w2s_app"}
+    found = []
+    for path in (ROOT / "w2s").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                mods = [node.module]
+            else:
+                continue
+            found += [f"{path.relative_to(ROOT)}: {m}" for m in mods if m.split(".")[0] in outer]
+    assert not found, f"w2s imports a package that builds on it (use an entry point): {found}"
+
+
 def test_the_installed_top_level_packages_are_ours():
     from setuptools import find_namespace_packages
 

@@ -308,11 +308,20 @@ def annotator(method: str, *, weak=None, strong=None, master: str | Path | None 
     """The annotator of a method (`naive`, `seam`, `cot-v1`, `aligned`, `seam-aligned`, ...); the master
     methods read the master run directory `master`, the others the weak and strong models (specs or
     loaded models)."""
-    from annotators.base import get_annotator
-
     if master is not None:
         options["master"] = str(master)
-    return get_annotator(method, weak, strong, **options)
+    return annotator_api().get_annotator(method, weak, strong, **options)
+
+
+def annotator_api():
+    """The annotators' API (`get_annotator`, `annotate_all`), found through the `w2s.annotators` entry
+    point: the annotators build on w2s, so w2s never imports them by name."""
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="w2s.annotators", name="api")
+    if not found:
+        raise RuntimeError("no annotators are installed (entry point w2s.annotators:api): pip install -e .")
+    return next(iter(found)).load()
 
 
 def progress(label: str, total: int, log: Log = print):
@@ -344,10 +353,10 @@ def annotate(
 ) -> int:
     """Label every pair of `pair_ids` that `ann` (an `annotator`) has not labelled yet, one transaction
     per batch; returns the labels added."""
-    from annotators.base import annotate_all
-
     on_batch = progress(label or ann.name, len(pair_ids), log) if log is not None else None
-    return annotate_all(ann, list(pair_ids), url=url, batch_size=batch_size, on_batch=on_batch)
+    return annotator_api().annotate_all(
+        ann, list(pair_ids), url=url, batch_size=batch_size, on_batch=on_batch
+    )
 
 
 def stored_labels(url: str | None, annotators: dict, pair_ids: Sequence[str]) -> dict[str, dict[str, tuple]]:
