@@ -36,19 +36,21 @@ def _imported() -> dict[str, str]:
     """Top-level third-party modules imported by the installed packages -> a file importing it."""
     found = {}
     for folder in ("w2s", "annotators", "w2s_app"):
-        for path in (ROOT / folder).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.Import):
-                    mods = [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    mods = [node.module]
-                else:
-                    continue
-                for m in mods:
-                    top = m.split(".")[0]
-                    if top not in sys.stdlib_module_names and top not in OWN:
-                        found.setdefault(top, str(path.relative_to(ROOT)))
+        for path, module in _imports(ROOT / folder):
+            top = module.split(".")[0]
+            if top not in sys.stdlib_module_names and top not in OWN:
+                found.setdefault(top, str(path.relative_to(ROOT)))
     return found
+
+
+def _imports(folder: Path):
+    """(file, module) for every absolute import in the folder's Python files."""
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                yield from ((path, a.name) for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                yield path, node.module
 
 
 def test_every_import_is_declared_and_every_dependency_imported():
@@ -73,16 +75,7 @@ site-packages collides with any other project's."""
 
 def test_the_core_never_imports_the_packages_built_on_it():
     outer = {"annotators", "w2s_app"}
-    found = []
-    for path in (ROOT / "w2s").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                mods = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                mods = [node.module]
-            else:
-                continue
-            found += [f"{path.relative_to(ROOT)}: {m}" for m in mods if m.split(".")[0] in outer]
+    found = [f"{p.relative_to(ROOT)}: {m}" for p, m in _imports(ROOT / "w2s") if m.split(".")[0] in outer]
     assert not found, f"w2s imports a package that builds on it (use an entry point): {found}"
 
 

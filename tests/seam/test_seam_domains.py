@@ -122,35 +122,27 @@ def test_seam_domains_end_to_end(tmp_path, monkeypatch):
     assert again["masters"] == result["masters"]  # same data, same config: the same masters
 
 
-@pytest.mark.slow
-def test_seam_domains_learns_from_several_train_files(tmp_path, monkeypatch):
-    # leave-one-language-out: the master learns from two files (here two splits of one folder)
+# the master's methods only, with the scripted models of the end-to-end test
+SCRIPTED = (
+    "--strong scripted:dom-strong --weak scripted:dom-weak --methods naive,aligned,seam-aligned".split()
+)
+
+
+@pytest.fixture
+def scripted():
     SCRIPTS["dom-strong"] = Script(relevance={SPEC: 0.9}, verdict={SPEC: (0.9, 0.1)}, judge=(0.8, 0.4))
     SCRIPTS["dom-weak"] = Script(judge=(0.7, 0.4), decision=(0.6, 0.5))
-    one, two = (
-        pair_file(tmp_path / "code-demo" / "one.jsonl", 6, 0),
-        pair_file(tmp_path / "code-demo" / "two.jsonl", 5, 50),
-    )
+
+
+@pytest.mark.slow
+def test_seam_domains_learns_from_several_train_files(tmp_path, monkeypatch, scripted):
+    # leave-one-language-out: the master learns from two files (here two splits of one folder)
+    one = pair_file(tmp_path / "code-demo" / "one.jsonl", 6, 0)
+    two = pair_file(tmp_path / "code-demo" / "two.jsonl", 5, 50)
     test = pair_file(tmp_path / "code-demo" / "test.jsonl", 4, 100)
     out = tmp_path / "out.json"
-    args = [
-        "--train",
-        str(one),
-        "--train",
-        str(two),
-        "--test",
-        str(test),
-        "--strong",
-        "scripted:dom-strong",
-        "--weak",
-        "scripted:dom-weak",
-        "--methods",
-        "naive,aligned,seam-aligned",
-        "--db",
-        str(tmp_path / "b.db"),
-        "--json",
-        str(out),
-    ]
+    files = ["--train", str(one), "--train", str(two), "--test", str(test)]
+    args = [*files, *SCRIPTED, "--db", str(tmp_path / "b.db"), "--json", str(out)]
     run(args, monkeypatch)
     result = json.loads(out.read_text())
     assert result["train"] == [str(one), str(two)]
@@ -162,37 +154,27 @@ def test_seam_domains_learns_from_several_train_files(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_seam_lolo_tests_each_file_on_masters_of_the_others(tmp_path, monkeypatch):
-    SCRIPTS["dom-strong"] = Script(relevance={SPEC: 0.9}, verdict={SPEC: (0.9, 0.1)}, judge=(0.8, 0.4))
-    SCRIPTS["dom-weak"] = Script(judge=(0.7, 0.4), decision=(0.6, 0.5))
+def test_seam_lolo_tests_each_file_on_masters_of_the_others(tmp_path, monkeypatch, scripted):
+    langs = ("x", "y", "z")
     files = [
-        str(pair_file(tmp_path / "code-demo" / f"{lang}.jsonl", 6, 10 * i))
-        for i, lang in enumerate(("x", "y", "z"))
+        str(pair_file(tmp_path / "code-demo" / f"{lang}.jsonl", 6, 10 * i)) for i, lang in enumerate(langs)
     ]
     lolo = BENCH.parent / "seam_lolo.py"
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        [
-            str(lolo),
-            *files,
-            "--out",
-            str(tmp_path / "lolo"),
-            "--",
-            "--strong",
-            "scripted:dom-strong",
-            "--weak",
-            "scripted:dom-weak",
-            "--methods",
-            "naive,aligned,seam-aligned",
-            "--db",
-            str(tmp_path / "b.db"),
-        ],
-    )
+    argv = [
+        str(lolo),
+        *files,
+        "--out",
+        str(tmp_path / "lolo"),
+        "--",
+        *SCRIPTED,
+        "--db",
+        str(tmp_path / "b.db"),
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(lolo), run_name="__main__")
-    folds = {f: json.loads((tmp_path / "lolo" / f"{f}.json").read_text()) for f in ("x", "y", "z")}
+    folds = {f: json.loads((tmp_path / "lolo" / f"{f}.json").read_text()) for f in langs}
     for name, fold in folds.items():
-        assert sorted(Path(t).stem for t in fold["train"]) == sorted({"x", "y", "z"} - {name})
+        assert sorted(Path(t).stem for t in fold["train"]) == sorted(set(langs) - {name})
         assert Path(fold["test"]).stem == name
         assert fold["trees"]["train_with_tree"] == 12 and len(fold["per_pair"]["ids"]) == 6
     pooled = json.loads((tmp_path / "lolo" / "pooled.json").read_text())
