@@ -7,7 +7,8 @@ against one worker per core sharing one SQLite store (`w2s trees build`'s leased
 (what follows `--` goes to every `w2s trees build`).
 
 Both arms build the trees of the same first N pairs of the file, each in a fresh store in a temporary
-folder, under the same tree config; the workers claim one pair at a time. Every process is pinned with
+folder, under the same tree config; every process searches one pair at a time (`--in-flight 1`: more
+in flight would let the first worker lease every pair), claiming one at a time. Every process is pinned with
 `taskset`: the single process to all cores with as many threads, each worker to its own core with one
 thread. It prints the machine, both arms' trees/hour and their ratio. Needs quiet cores: run nothing else.
 """
@@ -67,6 +68,8 @@ def arm(
             ",".join(ids),
             "--chunk-size",
             "1",
+            "--in-flight",
+            "1",
             "-o",
             f"threads={threads}",
             *build_args,
@@ -90,10 +93,11 @@ def main() -> None:
     ap.add_argument("pairs", type=Path, help="a pair file (JSONL, as w2s import reads it)")
     ap.add_argument("-n", type=int, default=8, help="pairs per arm (the file's first N by id)")
     ap.add_argument("--strong", default="llamacpp:qwen2.5-coder-1.5b")
-    ap.add_argument("build_args", nargs=argparse.REMAINDER, help="after --: options for w2s trees build")
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
-    a = ap.parse_args()
-    a.build_args = [x for x in a.build_args if x != "--"]
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    a = ap.parse_args(argv[:cut])
+    a.build_args = argv[cut + 1 :]  # after --: options for every w2s trees build
     all_cpus = f"0-{a.cores - 1}"
     print(machine())
     print(f"{a.n} pairs of {a.pairs}, {a.strong}, w2s trees build {' '.join(a.build_args)}")
