@@ -287,3 +287,14 @@ def test_bench_set_lines_go_through_apply_sets():
     assert cfg == TreeConfig(library="python", max_backtraces=1, post_relevance=True)
     with pytest.raises(SystemExit, match="max_dept"):
         tree_config(["max_dept=2"], "python")
+
+
+def test_typed_options_take_an_optional_fields_type_from_its_annotation():
+    from w2s.backends.llamacpp_backend import LlamaCppConfig
+    from w2s.options import typed_options
+
+    assert (
+        typed_options(LlamaCppConfig, {"threads": "1"}, "llama.cpp").threads == 1
+    )  # `int | None`, default None
+    with pytest.raises(ValueError, match="threads"):
+        typed_options(LlamaCppConfig, {"threads": "one"}, "llama.cpp")

@@ -26,16 +26,14 @@ def typed_options(cls: type[T], options: dict[str, Any], owner: str, base: T | N
     unknown = [name for name in options if name not in known]
     if unknown:
         raise ValueError(f"{owner} has no option {unknown[0]!r}; its options: {', '.join(known)}")
-    options = {k: _coerce(v, known[k], owner) for k, v in options.items()}
+    options = {k: _coerce(cls, v, known[k], owner) for k, v in options.items()}
     return replace(base, **options) if base is not None else cls(**options)
 
 
-def _coerce(value: Any, f: Field, owner: str) -> Any:
+def _coerce(cls: type, value: Any, f: Field, owner: str) -> Any:
     """A command line's text for an option, as the type of its default (int, float or bool); a None
     default takes the type its annotation names (`int | None`)."""
-    kind = type(f.default)
-    if f.default is None and isinstance(f.type, str):  # annotations are strings (from __future__)
-        kind = next((k for k in (bool, int, float) if f.type.startswith(f"{k.__name__} |")), kind)
+    kind = type(f.default) if f.default is not None else _unwrap(field_types(cls)[f.name])[0]
     if not isinstance(value, str) or kind not in (int, float, bool):
         return value
     if kind is bool:
