@@ -25,10 +25,8 @@ from pathlib import Path
 
 from sqlmodel import func, select
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
-
-from w2s.store import Pair, Tree, session_scope  # noqa: E402
+from w2s.machine import machine
+from w2s.store import Pair, Tree, session_scope
 
 W2S = [sys.executable, "-c", "from w2s.cli import main; main()"]
 
