@@ -20,13 +20,11 @@ from dataclasses import asdict, dataclass
 from sqlmodel import Session
 
 from annotators.base import Annotator, AnnotatorOptions, Decision, register_annotator
-from w2s.masters import KINDS, MasterInputs, WeakFeatures, resolve_master, trees_for_master
+from w2s.masters import KINDS, MasterInputs, resolve_master, shared_features, trees_for_master
 from w2s.options import typed_options
 from w2s.reasoning import COT_METHODS, missing_reasoning_error, stored_reasoning
 from w2s.store import session_scope
 from w2s.trees.principles import load_library
-
-_FEATURES: dict[tuple, WeakFeatures] = {}
 
 
 @dataclass(frozen=True)
@@ -53,8 +51,7 @@ class _Aligned(Annotator):
                 f"annotator '{self.name}' needs a master of kind {' or '.join(self.kinds)}; "
                 f"{self.options.master} is of kind {cfg.kind}"
             )
-        key = (cfg.weak, cfg.pooling, cfg.max_length)
-        self.features = _FEATURES.get(key) or _FEATURES.setdefault(key, WeakFeatures(cfg))
+        self.features = shared_features(cfg)
         self.strong = None
         self.weak = None
 

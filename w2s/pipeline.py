@@ -229,8 +229,9 @@ def train_master(
     `features` and `rm`, those with a tree by `strong` of config `tree_config` (default: the config most
     of them have a tree of; the library is the trees' own unless named); for `cot-v1/2/3`, those with
     that CoT's stored reasoning by `strong` (`cot_tokens` of it; default: the most common budget).
-    Masters trained with one `cache` dict share the weak model's features and, on the same pairs, the
-    margin fit. Returns the master (`save_master` writes it). Raises ValueError when no pair qualifies.
+    Every master in the process reads the weak model's features through one cache (`shared_features`);
+    masters trained with one `cache` dict on the same pairs also share the margin fit. Returns the
+    master (`save_master` writes it). Raises ValueError when no pair qualifies.
 
     This is the one place the pipeline calls the master code."""
     from dataclasses import replace
@@ -238,9 +239,9 @@ def train_master(
     from w2s.masters import (
         MasterConfig,
         MasterInputs,
-        WeakFeatures,
         fit_margin,
         reasoning_rows,
+        shared_features,
         training_rows,
     )
     from w2s.masters import train_master as fit
@@ -249,7 +250,7 @@ def train_master(
 
     cache = {} if cache is None else cache
     base = MasterConfig(weak=weak, seed=seed, strong=strong, principle_weights=principle_weights)
-    features = cache.get("features") or cache.setdefault("features", WeakFeatures(base))
+    features = shared_features(base)
     with session_scope(url) as s:
         if kind in COT_METHODS:
             budget, pairs, reasoning = reasoning_rows(s, list(pair_ids), kind, strong, cot_tokens)

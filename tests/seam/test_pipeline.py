@@ -187,6 +187,11 @@ def test_readme_from_python_runs_as_written(tmp_path, monkeypatch, capsys):
     acc = scores["methods"]
     assert gap["gap"] == pytest.approx(acc["seam-aligned"]["accuracy"] - acc["aligned"]["accuracy"])
 
+    # the annotators and the masters trained here read one weak model (one feature cache) per process
+    from w2s.masters import shared_features
+
+    assert seam.features is aligned.features is shared_features(P.load_master(masters[0]).config)
+
     # a master trained again with a cache shares its features and margin, and is the same master
     train = P.split_ids(url, "demo-code", "train")
     cache = {}

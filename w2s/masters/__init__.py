@@ -38,7 +38,7 @@ from w2s.masters.saved import (
     save_master,
     saved_masters,
 )
-from w2s.masters.weak import MarginFit, WeakFeatures, fit_margin
+from w2s.masters.weak import MarginFit, WeakFeatures, fit_margin, shared_features
 
 __all__ = [
     "FEATURES",
@@ -71,6 +71,7 @@ __all__ = [
     "run_id",
     "save_master",
     "saved_masters",
+    "shared_features",
     "train_master",
     "training_inputs",
     "training_rows",

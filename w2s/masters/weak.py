@@ -60,6 +60,18 @@ class WeakFeatures:
         return h[0::2] - h[1::2]
 
 
+_SHARED: dict[tuple, WeakFeatures] = {}
+
+
+def shared_features(cfg: MasterConfig) -> WeakFeatures:
+    """The process's one `WeakFeatures` of the config's weak model, pooling and length: every master
+    trained or applied here then reads each text once (e.g. across the folds of a cross-validation)."""
+    key = (cfg.weak, cfg.pooling, cfg.max_length)
+    if key not in _SHARED:
+        _SHARED[key] = WeakFeatures(cfg)
+    return _SHARED[key]
+
+
 @dataclass
 class MarginFit:
     """The part of a master that reads the pair alone: the weak margin's head and the twin. It depends on
