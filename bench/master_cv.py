@@ -80,7 +80,14 @@ def main() -> None:
     from sklearn.model_selection import StratifiedKFold
     from tqdm import tqdm
 
-    from w2s.masters import MasterConfig, MasterInputs, WeakFeatures, fit_margin, training_rows, tree_features
+    from w2s.masters import (
+        MasterConfig,
+        MasterInputs,
+        fit_margin,
+        shared_features,
+        training_rows,
+        tree_features,
+    )
     from w2s.masters import train_master as train
     from w2s.store import session_scope
     from w2s.training.metrics import mean_gap_ci
@@ -113,7 +120,7 @@ def main() -> None:
     libraries = {h: load_library(next(iter(rows[h].values()))[1].library) for h in configs}
     y = np.array([rows[configs[0]][pid][0].gold == "a" for pid in common], dtype=float)
     base = MasterConfig(weak=args.weak, seed=args.seed)
-    features = WeakFeatures(base)
+    features = shared_features(base)
 
     names = [f"{h}/{pw}" for h in configs for pw in sharings]
     p_gold = {name: np.zeros((args.repeats, len(common))) for name in [*names, "twin"]}

@@ -15,7 +15,7 @@ from w2s.masters.experimental.text import TextMaster
 from w2s.masters.features import FEATURES, MasterInputs, features_x, gold_labels, trust_table
 from w2s.masters.kinds import get_kind
 from w2s.masters.runs import data_hash, read_run, run_id, write_run
-from w2s.masters.weak import MarginFit, WeakFeatures, fit_margin
+from w2s.masters.weak import MarginFit, fit_margin, shared_features
 
 
 @dataclass
@@ -93,8 +93,8 @@ def train_master(
 ) -> Master:
     """Fit the margin head, the twin and the master on gold pairs with what the config's kind reads (their
     trees, or for a cot-* kind their `reasoning`). `features`: the weak model's feature differences
-    (`WeakFeatures(cfg)` by default); `margin`: a `fit_margin` of these same pairs and config, reused
-    instead of fitted again."""
+    (the process's `shared_features(cfg)` by default); `margin`: a `fit_margin` of these same pairs and
+    config, reused instead of fitted again."""
     kind = get_kind(cfg.kind)
     if (kind.reads == "reasoning") != (inputs.reasoning is not None):
         raise ValueError(
@@ -103,7 +103,7 @@ def train_master(
     check_principle_weights(cfg.principle_weights)
     pairs = inputs.pairs
     y = gold_labels(pairs, cfg.folds)  # before the weak model loads
-    features = features or WeakFeatures(cfg)
+    features = features or shared_features(cfg)
     if margin is None:
         margin = fit_margin(pairs, features, cfg)
     elif len(margin.oof) != len(pairs):
