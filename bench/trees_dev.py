@@ -76,8 +76,10 @@ def summarise(url: str, ids: list[str], strong: str, config_hash: str) -> dict:
         nodes = defaultdict(list)
         for n in select_in(s, select(Node).order_by(Node.position), Node.tree_id, [t.id for t in trees]):
             nodes[n.tree_id].append(n)
-    exits = []
+    exits, first_right = [], []
     for t in trees:
+        if nodes[t.id] and abs(nodes[t.id][0].p_a - 0.5) > 1e-9:  # the first principle's verdict, if any
+            first_right.append(("a" if nodes[t.id][0].p_a > 0.5 else "b") == gold[t.pair_id])
         # an exit verdict that survives both orders: the search stopped on it (not the "exits both ways" tail)
         label = decisive_exit_label([(n.role, n.p_a) for n in nodes[t.id]], t.config["tau_exit"])
         if label is not None:
@@ -89,6 +91,7 @@ def summarise(url: str, ids: list[str], strong: str, config_hash: str) -> dict:
         "exit_coverage": len(exits) / k,
         "exit_accuracy": (sum(exits) / len(exits)) if exits else None,
         "exits": len(exits),
+        "first_node_right": (sum(first_right) / len(first_right)) if first_right else None,
         "nodes_per_tree": len(all_nodes) / k,
         "share_v_half": sum(abs(n.p_a - 0.5) < 0.05 for n in all_nodes) / max(1, len(all_nodes)),
         "tokens_per_tree": sum(t.tokens for t in trees) / k,
@@ -114,6 +117,11 @@ def main() -> None:
         metavar="CONFIG_HASH",
         help="go on from this config's trees (a smaller max_backtraces/max_depth) where a pair has one",
     )
+    ap.add_argument(
+        "--no-build",
+        action="store_true",
+        help="build nothing: summarise the trees the database and the file's committed corpus hold",
+    )
     ap.add_argument("--db", default="/tmp/w2s_bench/trees_dev.db")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop starting new trees after this")
     ap.add_argument("--json", default=None, help="write the figures here")
@@ -129,7 +137,7 @@ def main() -> None:
 
     url = P.sqlite_url(args.db)
     print(f"machine: {machine()}\ndatabase: {url}")
-    strong = MeteredModel(load_model(args.strong, args.threads))
+    strong = None if args.no_build else MeteredModel(load_model(args.strong, args.threads))
     deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes is not None else None
     results = {}
     for path in args.pairs:
@@ -138,28 +146,34 @@ def main() -> None:
             print(fallback_notice(dataset))
         cfg = config_from(args, args.principles or library_for_dataset(dataset))
         ids = P.import_pairs(url, path, n=args.n, seed=args.seed)
-        if args.extend_from:  # the trees to go on from: the file's committed corpus
+        if args.extend_from or args.no_build:  # the trees to go on from or to summarise
             P.import_tree_corpus(url, default_corpus(path))
         print(
             f"\n{dataset}/{split}: {len(ids)} pairs, library {cfg.library}, config {cfg.hash()}: {cfg.as_dict()}"
         )
-        built = P.ensure_trees(
-            url, strong, ids, cfg, deadline=deadline, extend_from=args.extend_from, log=None
+        built = (
+            0
+            if strong is None
+            else P.ensure_trees(
+                url, strong, ids, cfg, deadline=deadline, extend_from=args.extend_from, log=None
+            )
         )
         if deadline is not None and time.monotonic() > deadline:
             print("time budget reached")
-        summary = summarise(url, ids, strong.spec, cfg.hash())
+        summary = summarise(url, ids, args.strong, cfg.hash())
         summary.update(built=built, config=cfg.as_dict(), config_hash=cfg.hash())
         results[f"{dataset}/{split}"] = summary
-        acc = "-" if summary["exit_accuracy"] is None else f"{summary['exit_accuracy']:.2f}"
+        acc, first = (
+            "-" if summary[k] is None else f"{summary[k]:.2f}" for k in ("exit_accuracy", "first_node_right")
+        )
         print(
             f"trees {summary['trees']} (built {built}): exit coverage {summary['exit_coverage']:.2f}, exit accuracy "
-            f"{acc} ({summary['exits']} exits), nodes/tree {summary['nodes_per_tree']:.2f}, "
+            f"{acc} ({summary['exits']} exits), first node right {first}, nodes/tree {summary['nodes_per_tree']:.2f}, "
             f"nodes at v=0.5±0.05 {summary['share_v_half']:.2f}, tokens/tree {summary['tokens_per_tree']:.0f} "
             f"(+{summary['cached_per_tree']:.0f} cached), s/tree {summary['seconds_per_tree']:.1f} "
             f"(roofline at {args.roofline} s/100 tokens: {summary['tokens_per_tree'] * args.roofline / 100:.1f})"
         )
-    if strong.steps:
+    if strong is not None and strong.steps:
         print("\nthis process, by step (trees built now):")
         print(
             f"{'step':<15} {'prompts':>7} {'evaluated':>9} {'generated':>9} "

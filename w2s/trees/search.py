@@ -94,7 +94,8 @@ class TreeConfig:
     """Token budget of a thought."""
     thought_template: str = "thought-analyse"
     """The thought prompt (prompts/templates/NAME.jinja): thought-analyse checks each reply against the
-    principle before concluding, so a small model does not just name the reply it saw first."""
+    principle before concluding, so a small model does not just name the reply it saw first; thought-each
+    asks for one short line on each reply, so that a short budget reaches the second one."""
     post_relevance: bool = False
     """Score relevance again after the thought; off reuses the initial r (the second pass cost more than it pruned)."""
     thought_both_orders: bool = True
