@@ -87,7 +87,8 @@ def main() -> None:
     url = sqlite_url(args.db or f"/tmp/w2s_bench/corpus/{dataset}-{split}.db")
     corpus = Path(args.corpus) if args.corpus else default_corpus(args.file)
     print(f"machine: {machine()}\ndatabase: {url}\ntree config {cfg.hash()}: {cfg.as_dict()}")
-    ids = import_sample(args.file, url, args.n, args.seed)[args.start :]
+    # every pair is imported, not just the sample: the corpus write keeps only the trees of stored pairs
+    ids = import_sample(args.file, url, None, args.seed)[args.start : args.n]
     import_corpus(url, corpus)
     if args.merge:
         for part in args.merge:

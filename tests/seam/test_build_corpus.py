@@ -75,10 +75,26 @@ def test_build_corpus_in_order_resumes_and_splits_across_processes(tmp_path, mon
     assert (
         "saved 8 trees" in out and corpus_lines(first) == 8
     )  # the second process's trees joined the first's
+    again = run(
+        [
+            *common,
+            "--n",
+            "2",
+            "--set",
+            "tau_exit=0.9",
+            "--db",
+            str(tmp_path / "short.db"),
+            "--corpus",
+            str(first),
+        ],
+        monkeypatch,
+        capsys,
+    )
+    assert "built 2 trees" in again and corpus_lines(first) == 10  # a short sample keeps the others' trees
     url = sqlite_url(tmp_path / "order.db")  # merged: every pair of the file has its one tree
     with session_scope(url) as s:
         reports = [import_trees(s, path) for path in (first, second)]
-    assert [r.added for r in reports] == [8, 0] and with_tree(url) == set(order)
+    assert [r.added for r in reports] == [10, 0] and with_tree(url) == set(order)
     with pytest.raises(SystemExit):
         run([str(pairs)], monkeypatch, capsys)
     assert "--strong is required (unless --merge)" in capsys.readouterr().err
