@@ -6,6 +6,7 @@ a master saved in the store (its name) or a run directory.
 | aligned       | the master's no-tree twin                 | the pair alone               |
 | seam-aligned  | a `features` master                       | the pair and its tree's features |
 | seam-aligned-rm | an `rm` master                          | the pair with the tree's notes as text |
+| seam-gate     | the tree where it exits, else the twin    | the pair and its tree's exit |
 | cot-aligned   | a `cot-v1`/`cot-v2`/`cot-v3` master        | the pair with that CoT's stored reasoning |
 
 All are stored under `master:<run id>`, so labels of different masters never share a dedup key, and
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass
 from sqlmodel import Session
 
 from annotators.base import Annotator, AnnotatorOptions, Decision, register_annotator
+from w2s.labels.quality import decisive_exit_p_a
 from w2s.masters import KINDS, MasterInputs, resolve_master, shared_features, trees_for_master
 from w2s.options import typed_options
 from w2s.reasoning import COT_METHODS, missing_reasoning_error, stored_reasoning
@@ -88,18 +90,23 @@ class SeamAligned(_Aligned):
     name = "seam-aligned"
     kinds = ("features",)
 
+    def trees(self, pairs, session: Session) -> list:
+        """Each pair's (tree, nodes) by the strong model and config the master was trained on."""
+        cfg = self.master.config
+        found = trees_for_master(session, [p.id for p in pairs], cfg.strong, cfg.tree_config)
+        for pair in pairs:
+            if pair.id not in found:
+                raise LookupError(
+                    f"pair {pair.id} has no tree by {cfg.strong} of config {cfg.tree_config}: "
+                    f"run `w2s trees build --strong {cfg.strong}` (with that config) first"
+                )
+        return [found[p.id] for p in pairs]
+
     def decide(self, pairs, variant, session: Session | None):
         cfg = self.master.config
         library = load_library(cfg.library)  # the master's own: its features follow this library's order
         with session_scope(self.url) if session is None else nullcontext(session) as s:
-            found = trees_for_master(s, [p.id for p in pairs], cfg.strong, cfg.tree_config)
-            for pair in pairs:
-                if pair.id not in found:
-                    raise LookupError(
-                        f"pair {pair.id} has no tree by {cfg.strong} of config {cfg.tree_config}: "
-                        f"run `w2s trees build --strong {cfg.strong}` (with that config) first"
-                    )
-            loaded = [found[p.id] for p in pairs]
+            loaded = self.trees(pairs, s)
             inputs = MasterInputs(pairs, [t for t, _ in loaded], [ns for _, ns in loaded], library)
             x = self.master.kind.x(self.features, inputs)
             ids = [(t.id, [n.id for n in ns]) for t, ns in loaded]
@@ -121,6 +128,37 @@ class SeamAlignedRM(SeamAligned):
 
     name = "seam-aligned-rm"
     kinds = ("rm",)
+
+
+@register_annotator
+class SeamGate(SeamAligned):
+    """Fast and frugal, with nothing fitted on the tree: where the tree's search stopped on a decisive exit
+    (max(v) >= its tau_exit), that verdict is the label; everywhere else the master's twin decides."""
+
+    name = "seam-gate"
+
+    def decide(self, pairs, variant, session: Session | None):
+        cfg = self.master.config
+        with session_scope(self.url) if session is None else nullcontext(session) as s:
+            exits = []
+            for tree, nodes in self.trees(pairs, s):
+                p_a = decisive_exit_p_a([(n.role, n.p_a) for n in nodes], tree.config["tau_exit"])
+                node = next((n for n in nodes if n.role == "exit"), None) if p_a is not None else None
+                exits.append((tree.id, p_a, [node.id] if node else []))
+        twin = self.master.p_a_alone(self.features(pairs))
+        return [
+            Decision(
+                p_a=float(t if p is None else p),
+                tree_id=tree_id,
+                consulted_node_ids=nids,
+                meta={
+                    "master": self.master.run_id,
+                    "tree_config": cfg.tree_config,
+                    "decided_by": "twin" if p is None else "tree",
+                },
+            )
+            for t, (tree_id, p, nids) in zip(twin, exits)
+        ]
 
 
 @register_annotator

@@ -21,7 +21,7 @@ def annotate(
         "--annotator",
         "-a",
         help="seam, naive, strong, cot-v1, cot-v2, cot-v3, consistency; "
-        "aligned, seam-aligned, seam-aligned-rm or cot-aligned (with --master).",
+        "aligned, seam-aligned, seam-gate, seam-aligned-rm or cot-aligned (with --master).",
     ),
     weak: str | None = typer.Option(
         None, "--weak", help="Weak model spec, e.g. transformers:smollm2 (not with --master)."

@@ -16,10 +16,26 @@ SHARED = ROOT / ".." / "shared" / "data"
 COTS = ["cot-v1", "cot-v2", "cot-v3"]
 COT_ALIGNED = {f"{c}-aligned": c for c in COTS}
 """Each CoT decided by an aligned master reading its reasoning (a master of kind cot-vN)."""
-TREE_MASTERS = {"aligned": "features", "seam-aligned": "features", "seam-aligned-rm": "rm"}
-METHODS = ["naive", "strong", *COTS, "seam", "aligned", "seam-aligned", "seam-aligned-rm", *COT_ALIGNED]
+TREE_MASTERS = {
+    "aligned": "features",
+    "seam-aligned": "features",
+    "seam-gate": "features",
+    "seam-aligned-rm": "rm",
+}
+METHODS = [
+    "naive",
+    "strong",
+    *COTS,
+    "seam",
+    "aligned",
+    "seam-aligned",
+    "seam-gate",
+    "seam-aligned-rm",
+    *COT_ALIGNED,
+]
 GAPS = [
     ("seam-aligned", "aligned"),
+    ("seam-gate", "aligned"),
     ("seam-aligned", "strong"),
     ("seam-aligned", "best-cot"),
     ("seam-aligned", "best-cot-aligned"),

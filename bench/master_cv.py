@@ -9,8 +9,9 @@ the same folds. Inside each fold the master is trained by `w2s.masters.train_mas
 it (its own out-of-fold margin, its own `auto` choice) and scores the held-out fold. Printed, and written
 to --json: accuracy and log-loss of each (config, sharing) and of the twin, what `auto` chose, and the
 paired-bootstrap gap of each row against the first row and against the twin, over per-pair shares of
-correct held-out answers across the repeats. The pair file's tree corpus (bench/trees/) is read; no tree
-is built here.
+correct held-out answers across the repeats. Each config also gets a `gate` row: the seam-gate rule (the
+tree's verdict where its search stopped on an exit, the fold's twin elsewhere; nothing fitted on the tree).
+The pair file's tree corpus (bench/trees/) is read; no tree is built here.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def main() -> None:
     from sklearn.model_selection import StratifiedKFold
     from tqdm import tqdm
 
+    from w2s.labels.quality import decisive_exit_p_a
     from w2s.masters import (
         MasterConfig,
         MasterInputs,
@@ -123,7 +125,8 @@ def main() -> None:
     features = shared_features(base)
 
     names = [f"{h}/{pw}" for h in configs for pw in sharings]
-    p_gold = {name: np.zeros((args.repeats, len(common))) for name in [*names, "twin"]}
+    gates = [f"{h}/gate" for h in configs]  # seam-gate: the exit's verdict, else the twin (nothing fitted)
+    p_gold = {name: np.zeros((args.repeats, len(common))) for name in [*names, *gates, "twin"]}
     chosen = {name: Counter() for name in names}
     jobs = tqdm(total=args.repeats * args.folds * len(names), desc="masters", disable=None)
     start = time.monotonic()
@@ -166,6 +169,15 @@ def main() -> None:
                     p_gold[f"{h}/{pw}"][r, held] = gold_side(master.p_a(diffs, x), y[held])
                     jobs.update()
                 p_gold["twin"][r, held] = gold_side(master.p_a_alone(diffs), y[held])
+            for h in configs:
+                exits = [
+                    decisive_exit_p_a([(n.role, n.p_a) for n in ns], t.config["tau_exit"])
+                    for _, t, ns in (rows[h][common[i]] for i in held)
+                ]
+                p_gold[f"{h}/gate"][r, held] = [
+                    twin if e is None else gold_side(e, y[i])
+                    for e, twin, i in zip(exits, p_gold["twin"][r, held], held)
+                ]
         if not sys.stdout.isatty():  # a log file gets a line per repeat instead of the bar
             print(f"repeat {r + 1}/{args.repeats} done after {time.monotonic() - start:.0f} s", flush=True)
     jobs.close()
@@ -178,7 +190,7 @@ def main() -> None:
             "share_correct": (p > 0.5).mean(0).tolist(),
         }
 
-    table = {name: summary(name) for name in [*names, "twin"]}
+    table = {name: summary(name) for name in [*names, *gates, "twin"]}
     result = {
         "machine": machine(),
         "file": args.file,
@@ -194,12 +206,12 @@ def main() -> None:
     first = table[names[0]]["share_correct"]
     print(f"\n{args.folds}-fold CV x{args.repeats} on {len(common)} pairs of {args.file}")
     print(f"{'config/sharing':<28} {'acc':>6} {'log-loss':>9} {'- twin':>22} {'- first row':>22}  auto chose")
-    for name in [*names, "twin"]:
+    for name in [*names, *gates, "twin"]:
         row = {k: v for k, v in table[name].items() if k != "share_correct"}
         if name != "twin":
             row["minus_twin"] = mean_gap_ci(table["twin"]["share_correct"], table[name]["share_correct"])
             row["minus_first"] = mean_gap_ci(first, table[name]["share_correct"])
-            row["chosen"] = dict(chosen[name])
+            row["chosen"] = dict(chosen.get(name, {}))
         result["rows"][name] = row
         print(
             f"{name:<28} {row['accuracy']:>6.3f} {row['log_loss']:>9.3f} {gap_text(row.get('minus_twin')):>22} "

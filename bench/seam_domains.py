@@ -16,7 +16,8 @@ Steps (each resumable: the database keeps every tree and label, so a rerun or a 
 
 Methods: naive (weak zero-shot), strong (strong zero-shot), cot-v1/v2/v3 (strong reasoning, weak
 decides), seam (zero-shot weak master over the tree), aligned (the masters' twin, pair only),
-seam-aligned (the features master with the tree), seam-aligned-rm (the rm master reading the tree) and
+seam-aligned (the features master with the tree), seam-gate (the tree's verdict where its search exits,
+the twin elsewhere: nothing fitted on the tree), seam-aligned-rm (the rm master reading the tree) and
 cot-v1/v2/v3-aligned (the same kind of master reading cot-vN's reasoning instead of the tree; cot-vN is
 then labelled too). Gaps are paired-bootstrap 95% intervals over the test pairs.
 The principle library is chosen by the files' dataset name unless --principles names one.
@@ -35,6 +36,13 @@ import common as C
 
 from w2s import pipeline as P
 from w2s.machine import machine
+
+
+def default_db(trains: list[str], test: str) -> str:
+    """Where a run keeps its store unless --db names one: by its train and test files' (dataset, split)."""
+    train_name = "+".join(f"{d}-{s}" for d, s in map(P.dataset_of, trains))
+    test_ds, test_split = P.dataset_of(test)
+    return f"/tmp/w2s_bench/seam_domains/{train_name}--{test_ds}-{test_split}.db"
 
 
 def main() -> None:
@@ -92,10 +100,7 @@ def main() -> None:
         raise SystemExit("--train-trees names one file's corpus: give one --train with it")
     trains = [P.dataset_of(t) for t in args.train]
     test_ds, test_split = P.dataset_of(args.test)
-    train_name = "+".join(f"{d}-{s}" for d, s in trains)
-    url = P.sqlite_url(
-        db := args.db or f"/tmp/w2s_bench/seam_domains/{train_name}--{test_ds}-{test_split}.db"
-    )
+    url = P.sqlite_url(db := args.db or default_db(args.train, args.test))
     print(f"machine: {machine()}\ndatabase: {url}")
     for ds in {*(d for d, _ in trains), test_ds}:
         if not args.principles and fallback_notice(ds):
@@ -187,6 +192,7 @@ def main() -> None:
     common_ids = scores["pairs"]
     result = {
         "machine": machine(),
+        "database": url,
         "train": args.train,
         "test": args.test,
         "strong": strong.spec,

@@ -5,7 +5,13 @@ import math
 import pytest
 
 from annotators.base import label_of, p_a_from_first, present
-from w2s.labels.quality import corrections, decisive_exit_label, exit_label, wilson_interval
+from w2s.labels.quality import (
+    corrections,
+    decisive_exit_label,
+    decisive_exit_p_a,
+    exit_label,
+    wilson_interval,
+)
 from w2s.labels.variants import CANONICAL, Variant
 from w2s.store import Pair, annotation_key
 from w2s.trees import PRUNED, TreeConfig, info, node_role, swap_labels
@@ -102,3 +108,6 @@ def test_decisive_exit_is_the_one_the_search_stopped_on():
     )  # the tail: the search ran out
     assert exit_label([("continue", 0.7), ("exit", 0.6)]) == "a"  # still the tree's answer
     assert decisive_exit_label([(PRUNED, 0.9)], 0.75) is None
+    assert decisive_exit_p_a([(PRUNED, 0.9), ("exit", 0.2)], 0.75) == 0.2  # what seam-gate labels with
+    assert decisive_exit_p_a([("continue", 0.7), ("exit", 0.6)], 0.75) is None
+    assert decisive_exit_p_a([("continue", 0.7), ("exit", 0.6)], 0.6) == 0.6  # replayed at a lower tau_exit

@@ -1,4 +1,5 @@
-"""The README's two commands: `w2s master train`, then `w2s annotate -a seam-aligned|aligned --master NAME|DIR`."""
+"""The README's two commands: `w2s master train`, then `w2s annotate -a seam-aligned|aligned --master NAME|DIR`
+(and seam-gate, the tree where it exits and the twin elsewhere)."""
 
 import pytest
 from sqlmodel import select
@@ -129,6 +130,16 @@ def test_train_a_master_then_label_with_it(scripted, db_url, tmp_path):
     assert by_name.exit_code == 0 and "4 pairs written" in " ".join(by_name.output.split()), by_name.output
     by_id = runner.invoke(app, ["labels", "build", "-a", f"master:{master_id}", "-n", "by-id"])
     assert by_id.exit_code == 0 and "4 pairs written" in " ".join(by_id.output.split()), by_id.output
+
+    # seam-gate: every tree here exits on P(A) = 0.9, so that verdict is every label (one node consulted)
+    gate = ["annotate", "-a", "seam-gate", "--master", "demo", "--dataset", "code-demo", "--split", "test"]
+    result = runner.invoke(app, gate)
+    assert result.exit_code == 0 and "added 4 annotations" in " ".join(result.output.split()), result.output
+    with session_scope(db_url) as s:
+        rows = list(s.exec(select(Annotation).where(Annotation.method == "seam-gate")))
+    assert len(rows) == 4 and {r.annotator for r in rows} == {f"master:{master_id}"}
+    assert all(r.p_a == pytest.approx(0.9) and r.meta["decided_by"] == "tree" for r in rows)
+    assert all(r.tree_id is not None and len(r.consulted_node_ids) == 1 for r in rows)
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 pairs and folds (scripted strong model, the real SmolLM2 as the master's weak model)."""
 
 import json
+import math
 import runpy
 import sys
 from pathlib import Path
@@ -68,14 +69,17 @@ def test_master_cv_scores_configs_on_the_same_pairs_and_folds(tmp_path, monkeypa
     result = json.loads(out.read_text())
     assert result["n"] == 18 and set(result["pair_ids"]) == set(ids[:18])  # pairs with a tree of every config
     rows = result["rows"]
-    assert set(rows) == {f"{h}/{pw}" for h in (shallow.hash(), deep.hash()) for pw in ("auto", "shared")} | {
-        "twin"
-    }
+    configs = (shallow.hash(), deep.hash())
+    assert set(rows) == {f"{h}/{pw}" for h in configs for pw in ("auto", "shared", "gate")} | {"twin"}
     for name, row in rows.items():
         assert 0 <= row["accuracy"] <= 1 and row["log_loss"] > 0
         if name != "twin":
             assert row["minus_twin"]["lo"] <= row["minus_twin"]["gap"] <= row["minus_twin"]["hi"]
+        if name.endswith(("/auto", "/shared")):
             assert sum(row["chosen"].values()) == 3 * 2  # one master per fold and repeat
+    for h in configs:  # every tree exits on P(A) = 0.9: the gate is that verdict, right on the 9 gold-A pairs
+        assert rows[f"{h}/gate"]["accuracy"] == 0.5
+        assert rows[f"{h}/gate"]["log_loss"] == pytest.approx(-(math.log(0.9) + math.log(0.1)) / 2)
     assert rows[f"{shallow.hash()}/shared"]["chosen"] == {"shared": 6}
     assert set(rows[f"{deep.hash()}/auto"]["chosen"]) <= {"per-principle", "shared", "shrunk", "none"}
     first = rows[f"{shallow.hash()}/auto"]

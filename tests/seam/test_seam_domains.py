@@ -72,6 +72,7 @@ def test_seam_domains_end_to_end(tmp_path, monkeypatch):
         "seam",
         "aligned",
         "seam-aligned",
+        "seam-gate",
         "seam-aligned-rm",
         "cot-v1-aligned",
         "cot-v2-aligned",
@@ -85,6 +86,7 @@ def test_seam_domains_end_to_end(tmp_path, monkeypatch):
         "seam-aligned - strong",
         "seam-aligned - best-cot",
         "seam-aligned - best-cot-aligned",
+        "seam-gate - aligned",
         "seam-aligned-rm - aligned",
         "seam-aligned-rm - best-cot-aligned",
     }
@@ -101,6 +103,9 @@ def test_seam_domains_end_to_end(tmp_path, monkeypatch):
     per_pair = result["per_pair"]  # what bench/pool_runs.py reads: P(gold) per test pair and method
     assert len(per_pair["ids"]) == 4 and set(per_pair["p_gold"]) == set(result["methods"])
     assert sum(p > 0.5 for p in per_pair["p_gold"]["strong"]) / 4 == result["methods"]["strong"]["accuracy"]
+    # every tree exits on P(A) = 0.9, so seam-gate labels every pair with that verdict
+    # (right on the two test pairs whose gold is A)
+    assert sorted(per_pair["p_gold"]["seam-gate"]) == pytest.approx([0.1, 0.1, 0.9, 0.9])
     assert (
         corpus.is_file() and result["tree_config"]["library"] == "correctness"
     )  # chosen by the folder's name
@@ -154,6 +159,26 @@ def test_seam_domains_learns_from_several_train_files(tmp_path, monkeypatch, scr
 
 
 @pytest.mark.slow
+def test_seam_gate_takes_decisive_exits_and_the_twin_elsewhere(tmp_path, monkeypatch):
+    # the node on the one relevant principle says P(A) = 0.65 in both orders: above tau_uniform, so the
+    # search ends on it as the tail exit of a search that ran out, below tau_exit 0.75
+    SCRIPTS["gate-strong"] = Script(relevance={SPEC: 0.9}, verdict={SPEC: (0.65, 0.35)})
+    SCRIPTS["gate-weak"] = Script(judge=(0.7, 0.4))
+    train = pair_file(tmp_path / "code-demo" / "train.jsonl", 10, 0)
+    test = pair_file(tmp_path / "code-demo" / "test.jsonl", 4, 100)
+    out = tmp_path / "out.json"
+    args = ["--train", str(train), "--test", str(test), "--strong", "scripted:gate-strong"]
+    args += ["--weak", "scripted:gate-weak", "--methods", "aligned,seam-gate", "--db", str(tmp_path / "b.db")]
+    run([*args, "--json", str(out)], monkeypatch)
+    p_gold = json.loads(out.read_text())["per_pair"]["p_gold"]
+    assert p_gold["seam-gate"] == p_gold["aligned"]  # no decisive exit: the twin decides every pair
+    run([*args, "--set", "tau_exit=0.6", "--json", str(out)], monkeypatch)
+    p_gold = json.loads(out.read_text())["per_pair"]["p_gold"]
+    assert sorted(p_gold["seam-gate"]) == pytest.approx([0.35, 0.35, 0.65, 0.65])  # the exits decide
+    assert p_gold["seam-gate"] != p_gold["aligned"]
+
+
+@pytest.mark.slow
 def test_seam_lolo_tests_each_file_on_masters_of_the_others(tmp_path, monkeypatch, scripted):
     langs = ("x", "y", "z")
     files = [
@@ -179,6 +204,25 @@ def test_seam_lolo_tests_each_file_on_masters_of_the_others(tmp_path, monkeypatc
         assert fold["trees"]["train_with_tree"] == 12 and len(fold["per_pair"]["ids"]) == 6
     pooled = json.loads((tmp_path / "lolo" / "pooled.json").read_text())
     assert pooled["n"] == 18 and pooled["runs"] == 3 and "seam-aligned - aligned" in pooled["gaps"]
+
+    # bench/exit_gate.py on the folds: every tree exits on its first node with P(A) = 0.9 (in both orders),
+    # right on the half of the alternating-gold pairs whose gold is A; the gate is that verdict everywhere
+    gate = BENCH.parent / "exit_gate.py"
+    runs = [str(tmp_path / "lolo" / f"{f}.json") for f in langs]
+    monkeypatch.setattr(
+        sys, "argv", [str(gate), *runs, "--taus", "0.6,0.75", "--json", str(tmp_path / "g.json")]
+    )
+    runpy.run_path(str(gate), run_name="__main__")
+    tables = json.loads((tmp_path / "g.json").read_text())
+    twin = pooled["methods"]["aligned"]["accuracy"]
+    assert tables["pooled"]["n"] == 18 and tables["pooled"]["twin"] == pytest.approx(twin)
+    for row in tables["pooled"]["taus"].values():
+        assert row["exit_coverage"] == 1.0 and row["exit_accuracy"] == 0.5 and row["gate"] == 0.5
+        assert row["twin_on_exits"] == pytest.approx(twin)
+        assert row["gap"]["gap"] == pytest.approx(0.5 - twin)
+    monkeypatch.setattr(sys, "argv", [str(gate), runs[0], "--taus", "0.8"])
+    with pytest.raises(SystemExit, match="cannot be replayed at"):  # trees built at 0.75 never went past it
+        runpy.run_path(str(gate), run_name="__main__")
 
 
 def test_pool_runs_counts_every_runs_pairs_and_pairs_the_gaps(tmp_path):

@@ -140,11 +140,17 @@ def exit_label(nodes: list[tuple[str, float]]) -> str | None:
     return "a" if p_a > 0.5 else "b" if p_a < 0.5 else "tie"
 
 
-def decisive_exit_label(nodes: list[tuple[str, float]], tau_exit: float) -> str | None:
-    """The exit node's verdict when the search stopped on it (max(v) >= tau_exit: the verdict survived both
+def decisive_exit_p_a(nodes: list[tuple[str, float]], tau_exit: float) -> float | None:
+    """P(A) of the exit node when the search stopped on it (max(v) >= tau_exit: the verdict survived both
     orders), not the "last node exits both ways" tail of a search that ran out; None otherwise."""
     p_a = next((p for role, p in nodes if role == "exit"), None)
-    return exit_label(nodes) if p_a is not None and max(p_a, 1 - p_a) >= tau_exit else None
+    return p_a if p_a is not None and max(p_a, 1 - p_a) >= tau_exit else None
+
+
+def decisive_exit_label(nodes: list[tuple[str, float]], tau_exit: float) -> str | None:
+    """The label of `decisive_exit_p_a` (None when the search did not stop on an exit)."""
+    p_a = decisive_exit_p_a(nodes, tau_exit)
+    return None if p_a is None else exit_label([("exit", p_a)])
 
 
 def tree_stats(session: Session, gold: dict[str, str]) -> list[dict]:
