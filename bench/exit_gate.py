@@ -41,7 +41,7 @@ def gate_run(run: dict, taus: list[float], twin: str) -> dict:
     """Per pair of one run: gold, the twin's and the fitted master's P(gold), and each tau's exit P(A)."""
     from sqlmodel import select
 
-    from w2s.store import Pair, session_scope
+    from w2s.store import Pair, select_in, session_scope
     from w2s.trees import TreeConfig, extension_problem
     from w2s.trees.principles import load_library
     from w2s.trees.selection import nodes_of
@@ -57,7 +57,7 @@ def gate_run(run: dict, taus: list[float], twin: str) -> dict:
     trees = P.trees_of(url, ids, run["strong"], run["tree_config_hash"])
     library = load_library(cfg.library)
     with session_scope(url) as s:
-        pairs = {p.id: p for p in s.exec(select(Pair).where(Pair.id.in_(ids)))}
+        pairs = {p.id: p for p in select_in(s, select(Pair), Pair.id, ids)}
         nodes = dict(zip(trees, nodes_of(s, list(trees.values()))))
     exits = {t: [] for t in taus}
     for pid in ids:
@@ -88,7 +88,7 @@ def gate_table(runs: list[dict], taus: list[float]) -> dict:
         out["master"] = float(correct([p for r in runs for p in r["master"]]).mean())
     for t in taus:
         exits = [v for r in runs for v in r["exits"][t]]
-        gate = [tw if v is None else (v if a else 1.0 - v) for v, a, tw in zip(exits, gold_a, twin)]
+        gate = [tw if v is None else P.gold_side(v, a) for v, a, tw in zip(exits, gold_a, twin)]
         taken = [(v > 0.5) == a for v, a in zip(exits, gold_a) if v is not None]
         twin_there = correct([tw for v, tw in zip(exits, twin) if v is not None])
         out["taus"][t] = {
